@@ -1,0 +1,58 @@
+use deltalake::DeltaTableError;
+
+/// Everything that can go wrong in this crate.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A required environment variable is not set.
+    #[error("environment variable {name} is not set: {hint}")]
+    MissingEnv { name: &'static str, hint: &'static str },
+
+    /// An environment variable is set to something unusable.
+    #[error("environment variable {name}={value:?} is invalid: {reason}")]
+    InvalidEnv { name: &'static str, value: String, reason: String },
+
+    /// A table location that is not a URL deltalake can open.
+    #[error("table URI {uri:?} is invalid: {reason}")]
+    InvalidTableUri { uri: String, reason: String },
+
+    /// Delta Lake (object store, log, commit) failed.
+    #[error("Delta table {uri}: {source}")]
+    Delta {
+        uri: String,
+        #[source]
+        source: DeltaTableError,
+    },
+
+    /// Building an Arrow batch failed (a bug in the caller's schema, never input data).
+    #[error("building Arrow batch: {0}")]
+    Arrow(#[from] deltalake::arrow::error::ArrowError),
+
+    /// The triggering event could not be understood.
+    #[error("invalid event: {0}")]
+    InvalidEvent(String),
+}
+
+/// Result alias for this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Whether retrying the same work later may succeed (a storage hiccup, a lost commit race),
+    /// as opposed to a permanent problem (bad config, bad event) that must go to a DLQ.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Delta { source, .. } => matches!(
+                source,
+                DeltaTableError::ObjectStore { .. }
+                    | DeltaTableError::Io { .. }
+                    | DeltaTableError::VersionAlreadyExists(_)
+                    | DeltaTableError::CommitValidation { .. }
+                    | DeltaTableError::Transaction { .. }
+            ),
+            _ => false,
+        }
+    }
+
+    pub(crate) fn delta(uri: &url::Url, source: DeltaTableError) -> Self {
+        Error::Delta { uri: uri.to_string(), source }
+    }
+}

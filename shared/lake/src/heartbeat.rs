@@ -1,0 +1,188 @@
+//! The heartbeat job: one row per scheduled tick in the `ops/heartbeat` Delta table.
+//!
+//! It exists to prove the whole chain (template → event source → Lambda binary → Delta commit on
+//! S3 → independent reader) and to give operators a "the lake is alive" table. Each tick commits
+//! under the application transaction `heartbeat` with the tick's epoch second as its version, so
+//! a redelivered tick commits nothing; a tick older than the newest recorded one counts as
+//! already recorded.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use deltalake::arrow::array::{ArrayRef, StringArray, TimestampMicrosecondArray};
+use deltalake::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use deltalake::arrow::record_batch::RecordBatch;
+use serde_json::Value;
+
+use crate::{AppTransaction, Appended, Error, Result, TableAppender};
+
+/// Application id under which heartbeat commits are marked.
+pub const APP_ID: &str = "heartbeat";
+/// Partition column of the heartbeat table.
+pub const PARTITION_COLUMN: &str = "tick_date";
+
+/// A scheduled tick, from either event shape AWS delivers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tick {
+    /// When the schedule meant to fire (not when the function ran).
+    pub scheduled_time: DateTime<Utc>,
+    /// What fired it: the rule or schedule ARN when known, else the event source.
+    pub source: String,
+}
+
+impl Tick {
+    /// Reads a tick from an EventBridge rule event (`{"detail-type":"Scheduled Event","time":..}`)
+    /// or from an EventBridge Scheduler input (`{"scheduled_time":..,"schedule_arn":..}`).
+    pub fn from_event(event: &Value) -> Result<Self> {
+        let (time, source) = if let Some(t) = event.get("scheduled_time") {
+            (t, event.get("schedule_arn").and_then(Value::as_str).unwrap_or("aws.scheduler"))
+        } else if let Some(t) = event.get("time") {
+            let source = event
+                .get("resources")
+                .and_then(|r| r.get(0))
+                .and_then(Value::as_str)
+                .or_else(|| event.get("source").and_then(Value::as_str))
+                .unwrap_or("aws.events");
+            (t, source)
+        } else {
+            return Err(Error::InvalidEvent(
+                "expected a scheduled event with `time` or a Scheduler input with `scheduled_time`"
+                    .into(),
+            ));
+        };
+        let time = time
+            .as_str()
+            .ok_or_else(|| Error::InvalidEvent(format!("tick time {time} is not a string")))?;
+        let scheduled_time = DateTime::parse_from_rfc3339(time)
+            .map_err(|e| Error::InvalidEvent(format!("tick time {time:?} is not RFC 3339: {e}")))?
+            .with_timezone(&Utc);
+        Ok(Self { scheduled_time, source: source.to_string() })
+    }
+}
+
+/// Who recorded the tick.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invocation {
+    /// The Lambda request id.
+    pub request_id: String,
+    /// The function's name.
+    pub function_name: String,
+}
+
+/// The heartbeat table's schema.
+pub fn schema() -> Arc<Schema> {
+    let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    Arc::new(Schema::new(vec![
+        Field::new("tick_time", ts.clone(), false),
+        Field::new(PARTITION_COLUMN, DataType::Utf8, false),
+        Field::new("recorded_at", ts, false),
+        Field::new("source", DataType::Utf8, false),
+        Field::new("function_name", DataType::Utf8, false),
+        Field::new("request_id", DataType::Utf8, false),
+    ]))
+}
+
+/// Records `tick` through `appender`, exactly once per tick.
+pub async fn record_tick<A: TableAppender>(
+    appender: &A,
+    tick: &Tick,
+    invocation: &Invocation,
+    now: DateTime<Utc>,
+) -> Result<Appended> {
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(
+            TimestampMicrosecondArray::from(vec![tick.scheduled_time.timestamp_micros()])
+                .with_timezone("UTC"),
+        ),
+        Arc::new(StringArray::from(vec![tick.scheduled_time.format("%Y-%m-%d").to_string()])),
+        Arc::new(TimestampMicrosecondArray::from(vec![now.timestamp_micros()]).with_timezone("UTC")),
+        Arc::new(StringArray::from(vec![tick.source.clone()])),
+        Arc::new(StringArray::from(vec![invocation.function_name.clone()])),
+        Arc::new(StringArray::from(vec![invocation.request_id.clone()])),
+    ];
+    let batch = RecordBatch::try_new(schema(), columns)?;
+    let txn = AppTransaction { app_id: APP_ID.into(), version: tick.scheduled_time.timestamp() };
+    appender.append(batch, Some(txn)).await
+}
+
+/// The function's JSON answer for a recorded tick.
+pub fn response(tick: &Tick, appended: &Appended) -> Value {
+    let tick_time = tick.scheduled_time.to_rfc3339_opts(SecondsFormat::Secs, true);
+    match appended {
+        Appended::Committed { table_version, rows } => serde_json::json!({
+            "status": "committed", "tick": tick_time, "table_version": table_version, "rows": rows,
+        }),
+        Appended::AlreadyCommitted { committed_version } => serde_json::json!({
+            "status": "already_recorded", "tick": tick_time, "committed_tick": committed_version,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{DeltaAppender, MemoryAppender, StorageConfig};
+    use serde_json::json;
+
+    fn inv() -> Invocation {
+        Invocation { request_id: "req-1".into(), function_name: "heartbeat".into() }
+    }
+
+    #[test]
+    fn parses_both_event_shapes() {
+        let rule = json!({"detail-type": "Scheduled Event", "source": "aws.events",
+            "time": "2026-11-25T10:00:00Z", "resources": ["arn:aws:events:us-east-1:1:rule/x"]});
+        let tick = Tick::from_event(&rule).unwrap();
+        assert_eq!(tick.source, "arn:aws:events:us-east-1:1:rule/x");
+        let sched = json!({"scheduled_time": "2026-11-25T10:05:00Z", "schedule_arn": "arn:s"});
+        let tick2 = Tick::from_event(&sched).unwrap();
+        assert_eq!((tick2.scheduled_time - tick.scheduled_time).num_seconds(), 300);
+    }
+
+    #[test]
+    fn rejects_events_without_a_time() {
+        let err = Tick::from_event(&json!({"hello": 1})).unwrap_err();
+        assert!(err.to_string().contains("scheduled_time"), "{err}");
+        let err = Tick::from_event(&json!({"time": "yesterday"})).unwrap_err();
+        assert!(err.to_string().contains("yesterday"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_redelivered_tick_commits_once() {
+        let appender = MemoryAppender::default();
+        let tick = Tick::from_event(&json!({"time": "2026-11-25T10:00:00Z"})).unwrap();
+        let first = record_tick(&appender, &tick, &inv(), Utc::now()).await.unwrap();
+        assert!(matches!(first, Appended::Committed { rows: 1, .. }));
+        let again = record_tick(&appender, &tick, &inv(), Utc::now()).await.unwrap();
+        assert!(matches!(again, Appended::AlreadyCommitted { .. }));
+        assert_eq!(appender.batches().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn writes_a_real_delta_table_on_local_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let uri = format!("file://{}", dir.path().display());
+        let storage = StorageConfig { endpoint_url: None, region: "us-east-1".into() };
+        let appender =
+            DeltaAppender::new(&uri, &storage).unwrap().with_partition_columns(&[PARTITION_COLUMN]);
+        for minute in 0..3 {
+            let t = format!("2026-11-25T10:0{minute}:00Z");
+            let tick = Tick::from_event(&json!({ "time": t })).unwrap();
+            let out = record_tick(&appender, &tick, &inv(), Utc::now()).await.unwrap();
+            assert_eq!(out, Appended::Committed { table_version: minute, rows: 1 });
+        }
+        let tick = Tick::from_event(&json!({"time": "2026-11-25T10:01:00Z"})).unwrap();
+        let out = record_tick(&appender, &tick, &inv(), Utc::now()).await.unwrap();
+        assert!(matches!(out, Appended::AlreadyCommitted { .. }), "{out:?}");
+        assert!(dir.path().join("_delta_log/00000000000000000002.json").exists());
+        assert!(!dir.path().join("_delta_log/00000000000000000003.json").exists());
+        assert!(dir.path().join("tick_date=2026-11-25").is_dir());
+    }
+
+    #[test]
+    fn rejects_unknown_schemes() {
+        let storage = StorageConfig { endpoint_url: None, region: "us-east-1".into() };
+        let err = DeltaAppender::new("gopher://x/y", &storage).unwrap_err();
+        assert!(err.to_string().contains("gopher"), "{err}");
+    }
+}

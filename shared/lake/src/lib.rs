@@ -1,0 +1,19 @@
+//! Delta Lake access for Alkasba Lake.
+//!
+//! * [`StorageConfig`]: how the lake's object store is reached (endpoint, region), read from the
+//!   environment once at start-up.
+//! * [`TableAppender`]: the port every job writes through; [`DeltaAppender`] is the real Delta
+//!   implementation, [`MemoryAppender`] the in-memory fake for unit tests.
+//! * [`heartbeat`]: the scheduled job that proves the chain template → runner → Lambda → Delta.
+
+mod error;
+pub mod heartbeat;
+mod storage;
+mod table;
+
+pub use error::{Error, Result};
+pub use storage::StorageConfig;
+pub use table::{AppTransaction, Appended, DeltaAppender, MemoryAppender, TableAppender};
+
+/// Re-exported so callers build batches with the exact arrow version deltalake uses.
+pub use deltalake::arrow;
