@@ -1,1 +1,168 @@
+//! Helpers shared by the integration tests: LocalStack, stacks, binaries, SDK clients.
+//!
+//! Every test deploys its own stack (so its own bucket and queues) under a unique name and
+//! deletes it at the end, so tests run in parallel without seeing each other's data.
 
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+pub const ENDPOINT: &str = "http://127.0.0.1:4566";
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+/// The directory holding the built binaries (this test's target profile dir).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/<profile>/deps/<test> -> target/<profile>
+    let dir = exe.parent().and_then(Path::parent).expect("target dir").to_path_buf();
+    for bin in ["heartbeat", "probe", "alkasba-runner"] {
+        assert!(dir.join(bin).is_file(), "{} is missing: build the binaries first (cargo build --bins)", dir.join(bin).display());
+    }
+    dir
+}
+
+/// Credentials and region for LocalStack, set once for the whole test process before any
+/// thread reads the environment.
+pub fn local_env() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        for (k, v) in [("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"), ("AWS_REGION", "us-east-1")] {
+            if std::env::var_os(k).is_none() {
+                // SAFETY: called once, first thing in every test, before the test spawns threads
+                // that read the environment (the SDK reads it when a client is built).
+                unsafe { std::env::set_var(k, v) };
+            }
+        }
+    });
+}
+
+/// Starts LocalStack unless a healthy one is running (the script is idempotent and locked).
+pub fn ensure_localstack() -> Result<()> {
+    local_env();
+    static STARTED: OnceLock<Result<(), String>> = OnceLock::new();
+    STARTED
+        .get_or_init(|| {
+            let out = Command::new(repo().join("localstack/start.sh")).output().map_err(|e| e.to_string())?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(format!("localstack/start.sh failed:\n{}", String::from_utf8_lossy(&out.stderr)))
+            }
+        })
+        .clone()
+        .map_err(anyhow::Error::msg)
+}
+
+/// A unique, valid stack name for a test.
+pub fn unique(prefix: &str) -> String {
+    format!("it-{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
+}
+
+pub async fn sdk() -> aws_config::SdkConfig {
+    local_env();
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).endpoint_url(ENDPOINT).load().await
+}
+
+/// A stack deployed for one test; `cleanup` empties its bucket and deletes it.
+pub struct Stack {
+    pub name: String,
+    pub outputs: HashMap<String, String>,
+}
+
+impl Stack {
+    /// Deploys `template` with localstack/provision.sh. `lint` runs cfn-lint first (slow: the
+    /// real template is linted by its own test, fixtures skip it).
+    pub fn deploy(prefix: &str, template: &Path, lint: bool) -> Result<Self> {
+        ensure_localstack()?;
+        let name = unique(prefix);
+        let started = Instant::now();
+        let mut cmd = Command::new(repo().join("localstack/provision.sh"));
+        cmd.arg(&name).arg(template);
+        if !lint {
+            cmd.env("ALKASBA_SKIP_LINT", "1");
+        }
+        let out = cmd.output().context("running localstack/provision.sh")?;
+        if !out.status.success() {
+            bail!("provision {name} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        }
+        let outputs = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_once('\t').map(|(k, v)| (k.to_string(), v.to_string())))
+            .collect();
+        eprintln!("deployed {name} in {:.1}s", started.elapsed().as_secs_f64());
+        Ok(Stack { name, outputs })
+    }
+
+    pub fn output(&self, key: &str) -> &str {
+        self.outputs.get(key).map(String::as_str).unwrap_or_else(|| panic!("stack {} has no output {key}", self.name))
+    }
+
+    /// Empties the stack's buckets and deletes the stack.
+    pub async fn cleanup(self) {
+        let cfg = sdk().await;
+        let s3 = aws_sdk_s3::Client::new(&cfg);
+        let cfn = aws_sdk_cloudformation::Client::new(&cfg);
+        if let Ok(res) = cfn.list_stack_resources().stack_name(&self.name).send().await {
+            for r in res.stack_resource_summaries() {
+                if r.resource_type() == Some("AWS::S3::Bucket") {
+                    if let Some(bucket) = r.physical_resource_id() {
+                        empty_bucket(&s3, bucket).await;
+                    }
+                }
+            }
+        }
+        let _ = cfn.delete_stack().stack_name(&self.name).send().await;
+    }
+}
+
+async fn empty_bucket(s3: &aws_sdk_s3::Client, bucket: &str) {
+    let mut pages = s3.list_objects_v2().bucket(bucket).into_paginator().send();
+    while let Some(Ok(page)) = pages.next().await {
+        for obj in page.contents() {
+            if let Some(key) = obj.key() {
+                let _ = s3.delete_object().bucket(bucket).key(key).send().await;
+            }
+        }
+    }
+}
+
+/// Runs SQL with DuckDB over LocalStack S3 (tools/duckdb/lake_sql.py): the independent reader.
+pub fn duckdb(sql: &str) -> Result<Vec<serde_json::Value>> {
+    local_env();
+    let python = repo().join(".local/venv/bin/python");
+    let out = Command::new(&python)
+        .arg(repo().join("tools/duckdb/lake_sql.py"))
+        .arg(sql)
+        .env("AWS_ENDPOINT_URL", ENDPOINT)
+        .output()
+        .with_context(|| format!("running {} (install with localstack/install.sh)", python.display()))?;
+    if !out.status.success() {
+        bail!("DuckDB query failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+/// Polls `check` until it returns Some, at most `limit`; the condition, not a fixed sleep, is
+/// what the tests wait for.
+pub async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
