@@ -38,11 +38,13 @@ sys.exit(1 if bad else 0)
 PY
 }
 
-# True when something listens on the port (LocalStack or not).
+# True when something listens on the port (LocalStack or not). SO_REUSEADDR as servers set it,
+# so connections lingering in TIME_WAIT after a stop do not count.
 port_in_use() {
   python3 - "$LOCALSTACK_PORT" <<'PY'
 import socket, sys
 s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 try:
     s.bind(("127.0.0.1", int(sys.argv[1])))
 except OSError:

@@ -3,8 +3,14 @@
 # way `sam package` + `sam deploy` would on AWS: lint, package code to an artifacts bucket,
 # deploy with DeployFunctions=false, print the outputs.
 #
-#   localstack/provision.sh [STACK_NAME] [TEMPLATE]     (default: alkasba-lake infra/template.yaml)
+#   localstack/provision.sh [STACK_NAME] [TEMPLATE]   (default: alkasba-lake infra/template.yaml)
+#
+# A stack whose packaged template is unchanged since its last successful deploy is left alone.
+# LocalStack 4.10 (community) validates updates and deletes of a stack without applying its
+# conditions, so a stack whose functions are conditional cannot be reliably updated or deleted;
+# LocalStack keeps no state across restarts here, so the remedy is a restart.
 source "$(dirname "$0")/lib.sh"
+RESTART_HINT="restart LocalStack (localstack/stop.sh && localstack/start.sh) and provision again: LocalStack cannot update or delete stacks with conditional functions"
 
 STACK="${1:-${ALKASBA_STACK:-alkasba-lake}}"
 TEMPLATE="${2:-$REPO/infra/template.yaml}"
@@ -29,21 +35,60 @@ awsl cloudformation package --template-file "$TEMPLATE" --s3-bucket "$ARTIFACTS"
   || die "packaging $TEMPLATE failed"
 
 status="$(awsl cloudformation describe-stacks --stack-name "$STACK" --query 'Stacks[0].StackStatus' --output text 2>/dev/null || true)"
+mkdir -p "$ALKASBA_HOME/stacks"
+stamp="$ALKASBA_HOME/stacks/$STACK.sha256"
+want="$(cat "$packaged" | sha256sum | cut -d' ' -f1)"
+
 case "$status" in
-  REVIEW_IN_PROGRESS|ROLLBACK_COMPLETE|ROLLBACK_FAILED|CREATE_FAILED|DELETE_FAILED)
+  DELETE_IN_PROGRESS|DELETE_FAILED) die "stack $STACK is $status; $RESTART_HINT" ;;
+  REVIEW_IN_PROGRESS|ROLLBACK_COMPLETE|ROLLBACK_FAILED|CREATE_FAILED)
     say "stack $STACK is $status from an earlier failed deploy; deleting it first"
+    [[ "$status" != DELETE_FAILED ]] || die "stack $STACK is DELETE_FAILED; $RESTART_HINT"
     awsl cloudformation delete-stack --stack-name "$STACK"
-    awsl cloudformation wait stack-delete-complete --stack-name "$STACK" ;;
+    awsl cloudformation wait stack-delete-complete --stack-name "$STACK"
+    status="" ;;
 esac
 
-say "deploying stack $STACK"
-if ! awsl cloudformation deploy --template-file "$packaged" --stack-name "$STACK" \
-    --capabilities CAPABILITY_IAM CAPABILITY_NAMED_IAM CAPABILITY_AUTO_EXPAND \
-    --parameter-overrides DeployFunctions=false --no-fail-on-empty-changeset >&2; then
+# create-stack / update-stack rather than `cloudformation deploy`: LocalStack's change-set
+# validation of an update rejects references into resources whose condition is false (the
+# functions), while update-stack applies the conditions first, as AWS does.
+(( $(wc -c < "$packaged") <= 51200 )) || die "packaged template is over 51,200 bytes; upload it and use --template-url"
+args=(--stack-name "$STACK" --template-body "file://$packaged"
+      --capabilities CAPABILITY_IAM CAPABILITY_NAMED_IAM CAPABILITY_AUTO_EXPAND
+      --parameters ParameterKey=DeployFunctions,ParameterValue=false)
+fail_events() {
   awsl cloudformation describe-stack-events --stack-name "$STACK" \
     --query 'StackEvents[?contains(ResourceStatus, `FAILED`)].[LogicalResourceId,ResourceStatusReason]' \
     --output text >&2 || true
   die "deploying stack $STACK failed (events above)"
+}
+print_outputs() {
+  local outs
+  outs="$(awsl cloudformation describe-stacks --stack-name "$STACK" \
+    --query 'Stacks[0].Outputs[].[OutputKey,OutputValue]' --output text)"
+  [[ -n "$outs" && "$outs" != None ]] || die "stack $STACK reports no outputs (a LocalStack update went wrong); run localstack/provision.sh --recreate $STACK"
+  echo "$outs"
+}
+
+if [[ "$status" == *_COMPLETE && "$status" != *ROLLBACK* && "$(cat "$stamp" 2>/dev/null)" == "$want" ]]; then
+  say "stack $STACK is up to date ($status)"
+  print_outputs
+  exit 0
 fi
-awsl cloudformation describe-stacks --stack-name "$STACK" \
-  --query 'Stacks[0].Outputs[].[OutputKey,OutputValue]' --output text
+if [[ -z "$status" || "$status" == None || "$status" == REVIEW_IN_PROGRESS || "$status" == *FAILED || "$status" == ROLLBACK_COMPLETE ]]; then
+  say "creating stack $STACK"
+  awsl cloudformation create-stack "${args[@]}" >/dev/null || die "create-stack $STACK was refused"
+  awsl cloudformation wait stack-create-complete --stack-name "$STACK" || fail_events
+else
+  say "updating stack $STACK (was $status)"
+  if ! err="$(awsl cloudformation update-stack "${args[@]}" 2>&1 >/dev/null)"; then
+    [[ "$err" == *"No updates are to be performed"* ]] || die "update-stack $STACK was refused: $err; $RESTART_HINT"
+    say "no changes"
+  else
+    awsl cloudformation wait stack-update-complete --stack-name "$STACK" || fail_events
+    status="$(awsl cloudformation describe-stacks --stack-name "$STACK" --query 'Stacks[0].StackStatus' --output text)"
+    [[ "$status" == UPDATE_COMPLETE ]] || die "updating stack $STACK ended $status; $RESTART_HINT"
+  fi
+fi
+print_outputs
+echo "$want" > "$stamp"

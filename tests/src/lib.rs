@@ -23,7 +23,7 @@ pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     // target/<profile>/deps/<test> -> target/<profile>
     let dir = exe.parent().and_then(Path::parent).expect("target dir").to_path_buf();
-    for bin in ["heartbeat", "probe", "alkasba-runner"] {
+    for bin in ["heartbeat", "probe", "alkasba-runner", "alkasba-sim"] {
         assert!(dir.join(bin).is_file(), "{} is missing: build the binaries first (cargo build --bins)", dir.join(bin).display());
     }
     dir
@@ -105,17 +105,27 @@ impl Stack {
         self.outputs.get(key).map(String::as_str).unwrap_or_else(|| panic!("stack {} has no output {key}", self.name))
     }
 
-    /// Empties the stack's buckets and deletes the stack.
+    /// Deletes what the stack created for the test (buckets emptied first, queues, topics),
+    /// then asks CloudFormation to delete the stack. LocalStack 4.10 leaves the stack record in
+    /// DELETE_IN_PROGRESS (its delete validation ignores the functions' condition), so the
+    /// resources are removed directly; the record goes with the LocalStack process.
     pub async fn cleanup(self) {
         let cfg = sdk().await;
         let s3 = aws_sdk_s3::Client::new(&cfg);
+        let sqs = aws_sdk_sqs::Client::new(&cfg);
         let cfn = aws_sdk_cloudformation::Client::new(&cfg);
         if let Ok(res) = cfn.list_stack_resources().stack_name(&self.name).send().await {
             for r in res.stack_resource_summaries() {
-                if r.resource_type() == Some("AWS::S3::Bucket") {
-                    if let Some(bucket) = r.physical_resource_id() {
-                        empty_bucket(&s3, bucket).await;
+                let Some(id) = r.physical_resource_id() else { continue };
+                match r.resource_type() {
+                    Some("AWS::S3::Bucket") => {
+                        empty_bucket(&s3, id).await;
+                        let _ = s3.delete_bucket().bucket(id).send().await;
                     }
+                    Some("AWS::SQS::Queue") => {
+                        let _ = sqs.delete_queue().queue_url(id).send().await;
+                    }
+                    _ => {}
                 }
             }
         }

@@ -1,0 +1,13 @@
+# Shared by the top-level scripts. Source it.
+set -euo pipefail
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/alkasba-lake/target}"
+BIN="$CARGO_TARGET_DIR/debug"
+T0=$SECONDS
+step() { printf '\n\033[1;32m==> %s\033[0m (%ss)\n' "$*" "$((SECONDS - T0))" >&2; }
+fail() { printf '\033[1;31merror:\033[0m %s\n' "$*" >&2; exit 1; }
+need() { command -v "$1" >/dev/null || fail "$1 is not installed ($2)"; }
+need cargo "install Rust 1.95 with rustup"
+need python3 "install Python 3.11"
+need curl "apt-get install curl"

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Set-up command 2: runs every test (unit, simulator over HTTP, integration against LocalStack
+# with the real binaries). Starts LocalStack if needed and stops it again if it started it.
+source "$(dirname "$0")/lib.sh"
+
+step "installing LocalStack and the test tools (pinned)"
+localstack/install.sh
+
+step "building (first build: ~10 min on 2 cores)"
+cargo build --workspace --bins --tests
+
+step "starting LocalStack (reused when already healthy)"
+started=0
+if ! localstack/status.sh >/dev/null 2>&1; then
+  localstack/start.sh
+  started=1
+  trap 'localstack/stop.sh' EXIT
+fi
+
+step "linting the SAM templates"
+.local/venv/bin/cfn-lint infra/template.yaml tests/fixtures/runner.yaml
+
+step "running the tests"
+if command -v cargo-nextest >/dev/null; then
+  cargo nextest run --workspace --no-fail-fast "$@"
+else
+  cargo test --workspace --no-fail-fast "$@"
+fi
