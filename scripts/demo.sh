@@ -25,20 +25,22 @@ out() { awk -F'\t' -v k="$1" '$1 == k {print $2}' "$LOGS/outputs.tsv"; }
 secret() { awsl secretsmanager get-secret-value --secret-id "$1" --query SecretString --output text | python3 -c "import json,sys; print(json.load(sys.stdin)['$2'])"; }
 
 step "5/6 starting the Alkasba Store simulator on 127.0.0.1:$SIM_PORT with the provisioned credentials"
-# Secrets go from Secrets Manager to the simulator's environment only: never to disk or argv.
-export ALKASBA_SIM_CONSUMER_KEY="$(secret "$STACK/store/credentials" consumer_key)"
-export ALKASBA_SIM_CONSUMER_SECRET="$(secret "$STACK/store/credentials" consumer_secret)"
-export ALKASBA_SIM_FEED_API_KEY="$(secret "$STACK/feeds/competitor-prices" api_key)"
-export ALKASBA_SIM_FX_TOKEN="$(secret "$STACK/feeds/exchange-rates" token)"
-export ALKASBA_SIM_WEBHOOK_SECRET="$(secret "$STACK/store/webhook-secret" secret)"
-"$BIN/alkasba-sim" --listen "127.0.0.1:$SIM_PORT" --orders "$SIM_ORDERS" > "$LOGS/simulator.log" 2>&1 &
+# Secrets go from Secrets Manager into shell variables (not exported) and from there only into
+# the environment of the processes that need them: never to disk, argv or other children.
+ck="$(secret "$STACK/store/credentials" consumer_key)"
+cs="$(secret "$STACK/store/credentials" consumer_secret)"
+ALKASBA_SIM_CONSUMER_KEY="$ck" ALKASBA_SIM_CONSUMER_SECRET="$cs" \
+ALKASBA_SIM_FEED_API_KEY="$(secret "$STACK/feeds/competitor-prices" api_key)" \
+ALKASBA_SIM_FX_TOKEN="$(secret "$STACK/feeds/exchange-rates" token)" \
+ALKASBA_SIM_WEBHOOK_SECRET="$(secret "$STACK/store/webhook-secret" secret)" \
+  "$BIN/alkasba-sim" --listen "127.0.0.1:$SIM_PORT" --orders "$SIM_ORDERS" > "$LOGS/simulator.log" 2>&1 &
 SIM_PID=$!
 trap 'kill $SIM_PID 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$SIM_PORT/_sim/health" >/dev/null && break; kill -0 $SIM_PID 2>/dev/null || { cat "$LOGS/simulator.log" >&2; fail "the simulator exited (port $SIM_PORT in use? set ALKASBA_SIM_PORT)"; }; sleep 0.1; done
-store_total="$(python3 - "$SIM_PORT" <<'PY'
+store_total="$(STORE_KEY="$ck" STORE_SECRET="$cs" python3 - "$SIM_PORT" <<'PY'
 import base64, os, sys, urllib.request
 req = urllib.request.Request(f"http://127.0.0.1:{sys.argv[1]}/wp-json/wc/v3/orders?per_page=1")
-cred = f"{os.environ['ALKASBA_SIM_CONSUMER_KEY']}:{os.environ['ALKASBA_SIM_CONSUMER_SECRET']}"
+cred = f"{os.environ['STORE_KEY']}:{os.environ['STORE_SECRET']}"
 req.add_header("Authorization", "Basic " + base64.b64encode(cred.encode()).decode())
 with urllib.request.urlopen(req) as r:
     print(r.headers["X-WP-Total"])

@@ -69,7 +69,7 @@ impl StackContext {
             Value::Number(n) => Ok(n.to_string()),
             Value::Bool(b) => Ok(b.to_string()),
             Value::Object(m) if m.len() == 1 => {
-                let (k, arg) = m.iter().next().expect("len checked");
+                let Some((k, arg)) = m.iter().next() else { return Err(self.err(v, "empty intrinsic")) };
                 match k.as_str() {
                     "Ref" => self.reference(arg.as_str().ok_or_else(|| self.err(v, "Ref takes a name"))?),
                     "Fn::GetAtt" => {
