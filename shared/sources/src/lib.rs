@@ -1,0 +1,28 @@
+//! Declarative REST sources.
+//!
+//! A source is one TOML file in `config/sources/`: base URL, authentication (by reference to a
+//! secret, never the secret itself), retry and rate limits, and its streams, each with a path,
+//! where the records are, a primary key, an optional incremental cursor, its personal-data
+//! fields and its paginator. A new REST API needs only a new file.
+//!
+//! ```toml
+//! [source]
+//! name = "alkasba_store"
+//! base_url = "http://127.0.0.1:8787"
+//! auth = { type = "basic", secret = "secretsmanager:${stack}/store/credentials", username_key = "consumer_key", password_key = "consumer_secret" }
+//!
+//! [[stream]]
+//! name = "orders"
+//! path = "/wp-json/wc/v3/orders"
+//! primary_key = ["/id"]
+//! cursor = { field = "/date_modified_gmt", param = "modified_after", lookback_secs = 60 }
+//! paginator = { type = "page_number", size = 100, total_pages_header = "X-WP-TotalPages" }
+//! ```
+
+mod config;
+mod error;
+mod paginate;
+
+pub use config::{Auth, Cursor, Paginator, RateLimit, RetryPolicy, SecretRef, SecretStore, Source, SourceFile, Stream, load_dir, load_file, parse};
+pub use error::{Error, Result};
+pub use paginate::{Next, Page, first_url, next_page, remaining_pages};

@@ -1,0 +1,324 @@
+//! From one page to the next, for the four paginator styles.
+
+use serde_json::Value;
+use url::Url;
+
+use crate::config::{Auth, Paginator, Source, Stream};
+use crate::{Error, Result};
+
+/// A fetched page, as pagination needs it.
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// The URL it was fetched from.
+    pub url: Url,
+    /// Response headers, names in lower case.
+    pub headers: Vec<(String, String)>,
+    /// The parsed body.
+    pub body: Value,
+}
+
+/// What comes after a page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    /// This was the last page.
+    Done,
+    /// Fetch this next.
+    Url(Url),
+}
+
+impl Page {
+    fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
+    }
+
+    fn err(&self, stream: &Stream, problem: impl Into<String>) -> Error {
+        Error::Page { stream: stream.name.clone(), url: self.url.to_string(), problem: problem.into() }
+    }
+
+    /// The page's records.
+    pub fn records<'a>(&'a self, stream: &Stream) -> Result<&'a Vec<Value>> {
+        let v = if stream.records.is_empty() { Some(&self.body) } else { self.body.pointer(&stream.records) };
+        v.and_then(Value::as_array).ok_or_else(|| {
+            let at = if stream.records.is_empty() { "the page body" } else { stream.records.as_str() };
+            self.err(stream, format!("{at} is not an array of records"))
+        })
+    }
+
+    fn param(&self, name: &str) -> Option<String> {
+        self.url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+    }
+}
+
+fn with_param(url: &Url, key: &str, value: &str) -> Url {
+    let kept: Vec<(String, String)> = url.query_pairs().filter(|(k, _)| k != key).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    let mut out = url.clone();
+    {
+        let mut q = out.query_pairs_mut();
+        q.clear();
+        for (k, v) in &kept {
+            q.append_pair(k, v);
+        }
+        q.append_pair(key, value);
+    }
+    out
+}
+
+/// The first page's URL; with a watermark, an incremental read from it.
+pub fn first_url(source: &Source, stream: &Stream, watermark: Option<&str>) -> Url {
+    let mut url = source.base_url.clone();
+    let base_path = url.path().trim_end_matches('/').to_string();
+    url.set_path(&format!("{base_path}{}", stream.path));
+    {
+        let mut q = url.query_pairs_mut();
+        for (k, v) in &stream.params {
+            q.append_pair(k, v);
+        }
+        if let (Some(c), Some(w)) = (&stream.cursor, watermark) {
+            q.append_pair(&c.param, w);
+            for (k, v) in &c.params {
+                q.append_pair(k, v);
+            }
+        }
+        match &stream.paginator {
+            Paginator::PageNumber { page_param, size_param, size, .. } => {
+                q.append_pair(page_param, "1");
+                q.append_pair(size_param, &size.to_string());
+            }
+            Paginator::OffsetLimit { offset_param, limit_param, limit, .. } => {
+                q.append_pair(offset_param, "0");
+                q.append_pair(limit_param, &limit.to_string());
+            }
+            Paginator::BodyCursor { size_param: Some(p), size: Some(n), .. } | Paginator::LinkHeader { size_param: Some(p), size: Some(n) } => {
+                q.append_pair(p, &n.to_string());
+            }
+            _ => {}
+        }
+    }
+    if url.query() == Some("") {
+        url.set_query(None);
+    }
+    url
+}
+
+/// The page after `page`, or `Done`.
+pub fn next_page(stream: &Stream, page: &Page) -> Result<Next> {
+    let n = page.records(stream)?.len();
+    match &stream.paginator {
+        Paginator::PageNumber { page_param, size, total_pages_header, .. } => {
+            let current: u64 = page.param(page_param).and_then(|p| p.parse().ok()).unwrap_or(1);
+            if n == 0 {
+                return Ok(Next::Done);
+            }
+            if let Some(h) = total_pages_header {
+                let total: u64 = page
+                    .header(h)
+                    .ok_or_else(|| page.err(stream, format!("header {h} is missing")))?
+                    .trim()
+                    .parse()
+                    .map_err(|_| page.err(stream, format!("header {h} is not a number")))?;
+                if current >= total {
+                    return Ok(Next::Done);
+                }
+            } else if n < *size as usize {
+                return Ok(Next::Done);
+            }
+            Ok(Next::Url(with_param(&page.url, page_param, &(current + 1).to_string())))
+        }
+        Paginator::OffsetLimit { offset_param, limit, total_pointer, .. } => {
+            let offset: u64 = page.param(offset_param).and_then(|p| p.parse().ok()).unwrap_or(0);
+            if n == 0 {
+                return Ok(Next::Done);
+            }
+            let next = offset + n as u64;
+            if let Some(p) = total_pointer {
+                let total = page.body.pointer(p).and_then(Value::as_u64).ok_or_else(|| page.err(stream, format!("{p} is not a record count")))?;
+                if next >= total {
+                    return Ok(Next::Done);
+                }
+            } else if n < *limit as usize {
+                return Ok(Next::Done);
+            }
+            Ok(Next::Url(with_param(&page.url, offset_param, &next.to_string())))
+        }
+        Paginator::BodyCursor { next_pointer, cursor_param, .. } => match page.body.pointer(next_pointer) {
+            None | Some(Value::Null) => Ok(Next::Done),
+            Some(Value::String(s)) if s.is_empty() => Ok(Next::Done),
+            Some(Value::String(s)) => Ok(Next::Url(with_param(&page.url, cursor_param, s))),
+            Some(other) => Err(page.err(stream, format!("{next_pointer} is {other}, not a cursor string"))),
+        },
+        Paginator::LinkHeader { .. } => match page.header("link").and_then(next_link) {
+            None => Ok(Next::Done),
+            Some(target) => page.url.join(&target).map(Next::Url).map_err(|e| page.err(stream, format!("Link next {target:?}: {e}"))),
+        },
+    }
+}
+
+/// Every page after the first, when the first page says how many there are (page numbers with a
+/// total-pages header): a planner can enqueue them all at once.
+pub fn remaining_pages(stream: &Stream, first: &Page) -> Result<Option<Vec<Url>>> {
+    let Paginator::PageNumber { page_param, total_pages_header: Some(h), .. } = &stream.paginator else {
+        return Ok(None);
+    };
+    let total: u64 = first
+        .header(h)
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| first.err(stream, format!("header {h} is missing or not a number")))?;
+    Ok(Some((2..=total).map(|p| with_param(&first.url, page_param, &p.to_string())).collect()))
+}
+
+/// The `rel="next"` target of an RFC 8288 Link header. Hand-written: the grammar needed here
+/// (comma-separated `<uri>; param=value` entries, `rel` possibly listing several relations) is a
+/// dozen lines, smaller than a dependency.
+fn next_link(header: &str) -> Option<String> {
+    let mut rest = header;
+    while let Some(start) = rest.find('<') {
+        let end = start + rest[start..].find('>')?;
+        let target = &rest[start + 1..end];
+        let params_end = rest[end..].find('<').map(|i| end + i).unwrap_or(rest.len());
+        let params = &rest[end + 1..params_end];
+        let is_next = params.split(';').any(|p| {
+            let p = p.trim();
+            p.strip_prefix("rel=")
+                .map(|v| v.trim_matches('"').split_whitespace().any(|r| r.eq_ignore_ascii_case("next")))
+                .unwrap_or(false)
+        });
+        if is_next {
+            return Some(target.to_string());
+        }
+        rest = &rest[params_end..];
+    }
+    None
+}
+
+impl Auth {
+    /// The request header for this auth, from the secret's JSON (as stored in Secrets Manager or
+    /// SSM). `None` for `Auth::None`.
+    pub fn header(&self, secret: &Value) -> std::result::Result<Option<(String, String)>, String> {
+        let get = |k: &str| {
+            secret.get(k).and_then(Value::as_str).map(str::to_string).ok_or_else(|| format!("the secret has no string key {k:?}"))
+        };
+        Ok(match self {
+            Auth::None => None,
+            Auth::Basic { username_key, password_key, .. } => {
+                use base64::Engine;
+                let user = get(username_key)?;
+                let pass = get(password_key)?;
+                let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+                Some(("authorization".into(), format!("Basic {token}")))
+            }
+            Auth::ApiKey { key, header, .. } => Some((header.to_ascii_lowercase(), get(key)?)),
+            Auth::Bearer { key, .. } => Some(("authorization".into(), format!("Bearer {}", get(key)?))),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse;
+    use serde_json::json;
+
+    fn stream(paginator: &str) -> (Source, Stream) {
+        let text = format!(
+            r#"
+[source]
+name = "s"
+base_url = "http://h:1/api/"
+auth = {{ type = "none" }}
+[[stream]]
+name = "x"
+path = "/items"
+records = "/data"
+primary_key = ["/id"]
+cursor = {{ field = "/m", param = "since", params = {{ gmt = "true" }} }}
+paginator = {paginator}
+"#
+        );
+        let f = parse("t.toml", &text).unwrap();
+        (f.source, f.streams[0].clone())
+    }
+
+    fn page(url: Url, headers: &[(&str, &str)], body: Value) -> Page {
+        Page { url, headers: headers.iter().map(|(k, v)| (k.to_lowercase(), v.to_string())).collect(), body }
+    }
+
+    #[test]
+    fn page_numbers_follow_the_total_pages_header() {
+        let (src, st) = stream(r#"{ type = "page_number", size = 2, total_pages_header = "X-WP-TotalPages" }"#);
+        let first = first_url(&src, &st, Some("2026-01-01T00:00:00"));
+        assert_eq!(first.as_str(), "http://h:1/api/items?since=2026-01-01T00%3A00%3A00&gmt=true&page=1&per_page=2");
+        let p1 = page(first.clone(), &[("X-WP-TotalPages", "3")], json!({"data": [{"id": 1}, {"id": 2}]}));
+        let Next::Url(u2) = next_page(&st, &p1).unwrap() else { panic!() };
+        assert!(u2.as_str().ends_with("page=2"), "{u2}");
+        assert_eq!(remaining_pages(&st, &p1).unwrap().unwrap().len(), 2);
+        let p3 = page(with_param(&first, "page", "3"), &[("X-WP-TotalPages", "3")], json!({"data": [{"id": 5}]}));
+        assert_eq!(next_page(&st, &p3).unwrap(), Next::Done);
+        let missing = page(first, &[], json!({"data": [{"id": 1}]}));
+        assert!(next_page(&st, &missing).unwrap_err().to_string().contains("X-WP-TotalPages"));
+    }
+
+    #[test]
+    fn offsets_stop_at_the_total_or_a_short_page() {
+        let (src, st) = stream(r#"{ type = "offset_limit", limit = 2, total_pointer = "/total" }"#);
+        let u = first_url(&src, &st, None);
+        assert_eq!(u.as_str(), "http://h:1/api/items?offset=0&limit=2");
+        let p = page(u.clone(), &[], json!({"total": 3, "data": [{"id": 1}, {"id": 2}]}));
+        assert_eq!(next_page(&st, &p).unwrap(), Next::Url(Url::parse("http://h:1/api/items?limit=2&offset=2").unwrap()));
+        let last = page(with_param(&u, "offset", "2"), &[], json!({"total": 3, "data": [{"id": 3}]}));
+        assert_eq!(next_page(&st, &last).unwrap(), Next::Done);
+        let (_, st2) = stream(r#"{ type = "offset_limit", limit = 2 }"#);
+        let short = page(u, &[], json!({"data": [{"id": 1}]}));
+        assert_eq!(next_page(&st2, &short).unwrap(), Next::Done);
+    }
+
+    #[test]
+    fn body_cursors_and_link_headers() {
+        let (src, st) = stream(r#"{ type = "body_cursor", next_pointer = "/next", cursor_param = "cursor", size_param = "limit", size = 50 }"#);
+        let u = first_url(&src, &st, None);
+        let p = page(u.clone(), &[], json!({"data": [{"id": 1}], "next": "abc"}));
+        assert!(matches!(next_page(&st, &p).unwrap(), Next::Url(n) if n.as_str().ends_with("cursor=abc")));
+        let end = page(u.clone(), &[], json!({"data": [], "next": null}));
+        assert_eq!(next_page(&st, &end).unwrap(), Next::Done);
+        let bad = page(u, &[], json!({"data": [], "next": 7}));
+        assert!(next_page(&st, &bad).is_err());
+
+        let (src, st) = stream(r#"{ type = "link_header" }"#);
+        let u = first_url(&src, &st, None);
+        let link = r#"<http://h:1/api/items?page=1>; rel="prev", <http://h:1/api/items?page=3>; rel="next last""#;
+        let p = page(u.clone(), &[("Link", link)], json!({"data": [{"id": 1}]}));
+        assert_eq!(next_page(&st, &p).unwrap(), Next::Url(Url::parse("http://h:1/api/items?page=3").unwrap()));
+        let relative = page(u.clone(), &[("Link", "</api/items?page=9>; rel=next")], json!({"data": []}));
+        assert_eq!(next_page(&st, &relative).unwrap(), Next::Url(Url::parse("http://h:1/api/items?page=9").unwrap()));
+        let none = page(u, &[("Link", r#"<x>; rel="prev""#)], json!({"data": []}));
+        assert_eq!(next_page(&st, &none).unwrap(), Next::Done);
+    }
+
+    #[test]
+    fn a_page_without_records_is_an_error_naming_the_pointer() {
+        let (src, st) = stream(r#"{ type = "link_header" }"#);
+        let p = page(first_url(&src, &st, None), &[], json!({"items": []}));
+        let e = next_page(&st, &p).unwrap_err();
+        assert!(e.is_retryable());
+        assert!(e.to_string().contains("/data"), "{e}");
+    }
+
+    #[test]
+    fn auth_headers_come_from_the_secret() {
+        let basic = Auth::Basic { secret: "secretsmanager:x".parse_ref(), username_key: "u".into(), password_key: "p".into() };
+        let (k, v) = basic.header(&json!({"u": "Aladdin", "p": "open sesame"})).unwrap().unwrap();
+        assert_eq!((k.as_str(), v.as_str()), ("authorization", "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="));
+        assert!(basic.header(&json!({"u": "a"})).unwrap_err().contains("\"p\""));
+        let bearer = Auth::Bearer { secret: "ssm:/t".parse_ref(), key: "token".into() };
+        assert_eq!(bearer.header(&json!({"token": "t1"})).unwrap().unwrap().1, "Bearer t1");
+    }
+
+    trait ParseRef {
+        fn parse_ref(&self) -> crate::SecretRef;
+    }
+    impl ParseRef for str {
+        fn parse_ref(&self) -> crate::SecretRef {
+            serde_json::from_value(json!(self)).unwrap()
+        }
+    }
+}
