@@ -20,9 +20,24 @@ async fn start_runner(stack: &Stack, speedup: f64) -> Runner {
     Runner::start(cfg).await.expect("runner starts")
 }
 
-fn queue_urls(runner: &Runner) -> (String, String) {
+/// A fixture stack, a runner on it, its reports, the work queue and DLQ, and an SQS client.
+struct Setup {
+    stack: Stack,
+    runner: Runner,
+    rx: broadcast::Receiver<Report>,
+    queue: String,
+    dlq: String,
+    sqs: aws_sdk_sqs::Client,
+}
+
+async fn setup(prefix: &str, speedup: f64) -> Setup {
+    let stack = Stack::deploy(prefix, &fixture(), false).unwrap();
+    let runner = start_runner(&stack, speedup).await;
+    let rx = runner.subscribe();
     let s = runner.stack();
-    (s.resources["WorkQueue"].physical_id.clone(), s.resources["WorkDLQ"].physical_id.clone())
+    let (queue, dlq) = (s.resources["WorkQueue"].physical_id.clone(), s.resources["WorkDLQ"].physical_id.clone());
+    let sqs = aws_sdk_sqs::Client::new(&sdk().await);
+    Setup { stack, runner, rx, queue, dlq, sqs }
 }
 
 async fn send(sqs: &aws_sdk_sqs::Client, queue: &str, body: &str) -> String {
@@ -67,11 +82,7 @@ fn drain(rx: &mut broadcast::Receiver<Report>, into: &mut Vec<Report>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqs_batch_failures_are_redelivered_then_dead_lettered_and_good_messages_deleted() {
-    let stack = Stack::deploy("sqs", &fixture(), false).unwrap();
-    let runner = start_runner(&stack, 1.0).await;
-    let mut rx = runner.subscribe();
-    let (queue, dlq) = queue_urls(&runner);
-    let sqs = aws_sdk_sqs::Client::new(&sdk().await);
+    let Setup { stack, runner, mut rx, queue, dlq, sqs } = setup("sqs", 1.0).await;
 
     let mut good = Vec::new();
     for i in 0..4 {
@@ -111,11 +122,7 @@ async fn sqs_batch_failures_are_redelivered_then_dead_lettered_and_good_messages
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overrunning_the_timeout_or_memory_stops_the_instance_and_the_message_returns() {
-    let stack = Stack::deploy("limits", &fixture(), false).unwrap();
-    let runner = start_runner(&stack, 1.0).await;
-    let mut rx = runner.subscribe();
-    let (queue, dlq) = queue_urls(&runner);
-    let sqs = aws_sdk_sqs::Client::new(&sdk().await);
+    let Setup { stack, runner, mut rx, queue, dlq, sqs } = setup("limits", 1.0).await;
 
     // One at a time, so each is alone in its batch.
     let slow = send(&sqs, &queue, "sleep:20000").await; // timeout is 2 s

@@ -335,6 +335,23 @@ fn feed_limit(p: &HashMap<String, String>, default: usize, max: usize) -> Result
     Ok(l)
 }
 
+/// What every feed request does first: check the credential in constant time, roll the fault
+/// dice, parse `date` and `limit`.
+async fn feed_gate(
+    st: &AppState,
+    presented: &str,
+    expected: &str,
+    what: &str,
+    p: &HashMap<String, String>,
+    (default_limit, max_limit): (usize, usize),
+) -> Result<(Fault, NaiveDate, usize), Response> {
+    if !ct_eq(presented, expected) {
+        return Err((StatusCode::UNAUTHORIZED, axum::Json(json!({"error": format!("missing or invalid {what}")}))).into_response());
+    }
+    let fault = gate(st, true).await?;
+    Ok((fault, feed_day(p)?, feed_limit(p, default_limit, max_limit)?))
+}
+
 fn json_page(body: &Value, fault: Fault) -> Response {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
     let bytes = match fault {
@@ -349,13 +366,9 @@ fn json_page(body: &Value, fault: Fault) -> Response {
 /// pages by an opaque cursor in the body (`next_cursor`, null on the last page).
 async fn competitor_prices(State(st): State<Arc<AppState>>, Query(p): Query<HashMap<String, String>>, headers: HeaderMap) -> Response {
     let key = headers.get("x-api-key").and_then(|v| v.to_str().ok()).unwrap_or_default();
-    if !ct_eq(key, &st.credentials.feed_api_key) {
-        return (StatusCode::UNAUTHORIZED, axum::Json(json!({"error": "missing or invalid X-Api-Key"}))).into_response();
-    }
-    let fault = match gate(&st, true).await { Ok(f) => f, Err(r) => return r };
-    let (day, limit) = match (feed_day(&p), feed_limit(&p, 100, 500)) {
-        (Ok(d), Ok(l)) => (d, l),
-        (Err(r), _) | (_, Err(r)) => return r,
+    let (fault, day, limit) = match feed_gate(&st, key, &st.credentials.feed_api_key, "X-Api-Key", &p, (100, 500)).await {
+        Ok(v) => v,
+        Err(r) => return r,
     };
     let offset = match p.get("cursor") {
         None => 0,
@@ -377,13 +390,9 @@ async fn competitor_prices(State(st): State<Arc<AppState>>, Query(p): Query<Hash
 /// `GET /feeds/fx/rates?date=YYYY-MM-DD[&offset=..][&limit=..]` with a bearer token.
 async fn fx_rates(State(st): State<Arc<AppState>>, Query(p): Query<HashMap<String, String>>, headers: HeaderMap) -> Response {
     let token = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).unwrap_or_default();
-    if !ct_eq(token, &st.credentials.fx_token) {
-        return (StatusCode::UNAUTHORIZED, axum::Json(json!({"error": "missing or invalid bearer token"}))).into_response();
-    }
-    let fault = match gate(&st, true).await { Ok(f) => f, Err(r) => return r };
-    let (day, limit) = match (feed_day(&p), feed_limit(&p, 5, 50)) {
-        (Ok(d), Ok(l)) => (d, l),
-        (Err(r), _) | (_, Err(r)) => return r,
+    let (fault, day, limit) = match feed_gate(&st, token, &st.credentials.fx_token, "bearer token", &p, (5, 50)).await {
+        Ok(v) => v,
+        Err(r) => return r,
     };
     let offset = match p.get("offset").map(|o| o.parse::<usize>()) {
         None => 0,
