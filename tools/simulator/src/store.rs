@@ -432,6 +432,13 @@ impl Store {
         })
     }
 
+    /// Records in `r`'s modification index that `id` changed at `at`.
+    fn touch(&mut self, r: Resource, id: u32, at: i64) {
+        if let Some(x) = self.idx.get_mut(&r) {
+            x.touch(id, at);
+        }
+    }
+
     /// Applies `n` live changes (new orders, status moves, stock and price changes, profile
     /// edits), each stamped with the store clock, which advances at least one second per change
     /// and never runs behind `now` when given.
@@ -463,7 +470,7 @@ impl Store {
                 };
                 o.modified = at;
                 let id = o.id;
-                self.idx.get_mut(&Resource::Orders).map(|x| x.touch(id, at));
+                self.touch(Resource::Orders, id, at);
                 changes.push(Change { topic: "order.updated", id });
             } else if u < 0.95 && !self.products.is_empty() {
                 let i = data::line_items(self.shape.seed, &self.orders[r.random_range(0..self.orders.len())], &self.pcdf)[0].0;
@@ -475,12 +482,12 @@ impl Store {
                 }
                 p.modified = at;
                 let id = p.id;
-                self.idx.get_mut(&Resource::Products).map(|x| x.touch(id, at));
+                self.touch(Resource::Products, id, at);
                 changes.push(Change { topic: "product.updated", id });
             } else if !self.customers.is_empty() {
                 let id = r.random_range(1..=self.customers.len() as u32);
                 self.customers[id as usize - 1].modified = at;
-                self.idx.get_mut(&Resource::Customers).map(|x| x.touch(id, at));
+                self.touch(Resource::Customers, id, at);
                 changes.push(Change { topic: "customer.updated", id });
             }
         }
@@ -492,9 +499,7 @@ impl Store {
         self.clock = self.clock.max(at);
         let id = self.customers.len() as u32 + 1;
         self.customers.push(CustomerRec { id, created: at, modified: at });
-        if let Some(x) = self.idx.get_mut(&Resource::Customers) {
-            x.touch(id, at);
-        }
+        self.touch(Resource::Customers, id, at);
         id
     }
 
@@ -504,9 +509,7 @@ impl Store {
         if let Some(o) = self.orders.get_mut(id as usize - 1) {
             o.status = status;
             o.modified = self.clock;
-            if let Some(x) = self.idx.get_mut(&Resource::Orders) {
-                x.touch(id, self.clock);
-            }
+            self.touch(Resource::Orders, id, self.clock);
         }
     }
 
@@ -518,9 +521,7 @@ impl Store {
         p.stock = stock;
         p.modified = clock;
         let id = p.id;
-        if let Some(x) = self.idx.get_mut(&Resource::Products) {
-            x.touch(id, clock);
-        }
+        self.touch(Resource::Products, id, clock);
         id
     }
 
@@ -547,7 +548,7 @@ impl Store {
             coupon: false,
         };
         self.orders.push(order);
-        self.idx.get_mut(&Resource::Orders).map(|x| x.touch(id, at));
+        self.touch(Resource::Orders, id, at);
         Change { topic: "order.created", id }
     }
 
