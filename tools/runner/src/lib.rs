@@ -21,7 +21,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
+use aws_config::environment::EnvironmentVariableCredentialsProvider;
+use aws_config::meta::credentials::CredentialsProviderChain;
 use aws_config::meta::region::RegionProviderChain;
+use aws_config::profile::ProfileFileCredentialsProvider;
 use tokio::sync::{broadcast, watch};
 
 pub use error::{Error, Result};
@@ -93,12 +96,20 @@ pub struct Runner {
 }
 
 /// Loads the AWS configuration the runner and the functions share, failing clearly when no
-/// credentials or region can be found.
+/// credentials or region can be found. With a local endpoint (LocalStack) region and
+/// credentials come from the environment or the profile only: the default chains would fall
+/// through to EC2 instance metadata, a network request that has no business here.
 pub async fn aws_config(endpoint: Option<&str>) -> Result<aws_config::SdkConfig> {
-    let region = RegionProviderChain::default_provider().or_else("us-east-1");
-    let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(region);
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
     if let Some(e) = endpoint {
-        loader = loader.endpoint_url(e);
+        let region = std::env::var("AWS_REGION")
+            .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
+            .unwrap_or_else(|_| "us-east-1".into());
+        let credentials = CredentialsProviderChain::first_try("Environment", EnvironmentVariableCredentialsProvider::new())
+            .or_else("Profile", ProfileFileCredentialsProvider::builder().build());
+        loader = loader.endpoint_url(e).region(aws_config::Region::new(region)).credentials_provider(credentials);
+    } else {
+        loader = loader.region(RegionProviderChain::default_provider().or_else("us-east-1"));
     }
     let config = loader.load().await;
     let provider = config.credentials_provider().ok_or_else(|| {
@@ -275,9 +286,14 @@ impl Runner {
         &self.context
     }
 
-    /// Invokes a function directly (as `aws lambda invoke` would), outside any event source.
+    /// Invokes a function (by logical id or binary name) directly, as `aws lambda invoke` would,
+    /// outside any event source.
     pub async fn invoke(&self, function: &str, event: &serde_json::Value) -> Result<Invocation> {
-        let pool = self.pools.get(function).ok_or_else(|| Error::Config(format!("function {function:?} is not running")))?;
+        let pool = self
+            .pools
+            .get(function)
+            .or_else(|| self.pools.values().find(|p| p.config().binary.file_name().is_some_and(|b| b == function)))
+            .ok_or_else(|| Error::Config(format!("function {function:?} is not running")))?;
         Ok(pool.invoke(event).await)
     }
 

@@ -130,10 +130,7 @@ async fn main() -> anyhow::Result<()> {
             let mut cfg = config(&common)?;
             cfg.functions = vec![function.clone()];
             let runner = Runner::start(cfg).await?;
-            let name = runner.stack().resources.keys().find(|k| **k == function).cloned().unwrap_or(function.clone());
-            let template = Template::load(&common.template)?;
-            let logical = template.function(&name).map(|f| f.logical_id.clone()).unwrap_or(name);
-            let inv = runner.invoke(&logical, &event).await?;
+            let inv = runner.invoke(&function, &event).await?;
             runner.shutdown().await;
             println!("{}", serde_json::to_string_pretty(&serde_json::json!({
                 "request_id": inv.request_id, "outcome": inv.outcome.label(),
