@@ -23,6 +23,10 @@ pub enum Error {
         source: DeltaTableError,
     },
 
+    /// A read query failed.
+    #[error("query on {uri}: {reason}")]
+    Query { uri: String, reason: String },
+
     /// Building an Arrow batch failed (a bug in the caller's schema, never input data).
     #[error("building Arrow batch: {0}")]
     Arrow(#[from] deltalake::arrow::error::ArrowError),

@@ -4,10 +4,12 @@
 //!   environment once at start-up.
 //! * [`TableAppender`]: the port every job writes through; [`DeltaAppender`] is the real Delta
 //!   implementation, [`MemoryAppender`] the in-memory fake for unit tests.
+//! * [`read`]: reading tables back through DataFusion (pruned scans).
 //! * [`heartbeat`]: the scheduled job that proves the chain template → runner → Lambda → Delta.
 
 mod error;
 pub mod heartbeat;
+pub mod read;
 mod storage;
 mod table;
 

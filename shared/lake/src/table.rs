@@ -42,6 +42,11 @@ pub trait TableAppender: Send + Sync {
 
 static REGISTER_HANDLERS: Once = Once::new();
 
+/// Registers the S3 handlers with deltalake, once per process.
+pub(crate) fn register_handlers() {
+    REGISTER_HANDLERS.call_once(|| deltalake::aws::register_handlers(None));
+}
+
 /// Appends to a real Delta table (S3, or a local path in tests). The table is created by the
 /// first append, with the batch's schema and the configured partition columns.
 #[derive(Debug, Clone)]
@@ -54,7 +59,7 @@ pub struct DeltaAppender {
 impl DeltaAppender {
     /// An appender for the table at `table_uri` (`s3://bucket/prefix` or `file:///path`).
     pub fn new(table_uri: &str, storage: &StorageConfig) -> Result<Self> {
-        REGISTER_HANDLERS.call_once(|| deltalake::aws::register_handlers(None));
+        register_handlers();
         let url = Url::parse(table_uri).map_err(|e| Error::InvalidTableUri {
             uri: table_uri.to_string(),
             reason: e.to_string(),
@@ -80,6 +85,12 @@ impl DeltaAppender {
     }
 
     async fn open(&self) -> Result<DeltaTable> {
+        if self.url.scheme() == "file" {
+            // A local table's directory must exist before deltalake opens it.
+            if let Ok(path) = self.url.to_file_path() {
+                std::fs::create_dir_all(&path).map_err(|e| Error::InvalidTableUri { uri: self.url.to_string(), reason: e.to_string() })?;
+            }
+        }
         DeltaTable::try_from_url_with_storage_options(self.url.clone(), self.options.clone())
             .await
             .map_err(|e| Error::delta(&self.url, e))

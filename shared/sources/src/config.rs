@@ -174,6 +174,108 @@ pub struct Stream {
     /// before anything is written.
     #[serde(default)]
     pub sensitive: Vec<String>,
+    /// Expected fields: JSON pointer → type and rules. Top-level fields (`/total`) become typed
+    /// bronze columns; nested pointers (`/billing/email`, `/line_items/*/quantity`, `*` meaning
+    /// every element of an array) are checked only. Fields not listed still land in bronze, as
+    /// text, and new ones are added to the table's schema.
+    #[serde(default)]
+    pub schema: BTreeMap<String, FieldSpec>,
+    /// Record-level rules (`[[stream.rule]]`).
+    #[serde(default, rename = "rule")]
+    pub rules: Vec<Rule>,
+    /// Keyed tokens (HMAC-SHA256) of personal fields, so analysts can count and join people
+    /// without the plaintext: bronze column name → JSON pointer of the field.
+    #[serde(default)]
+    pub tokens: BTreeMap<String, String>,
+    /// JSON pointer of the person a record belongs to (an email): their own key encrypts the
+    /// record's personal data, so destroying it erases them (crypto-shredding). Without it, or
+    /// when the field is empty, the record's primary key stands for the person.
+    #[serde(default)]
+    pub subject: Option<String>,
+}
+
+/// The expected type and rules of one field.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldSpec {
+    /// Its type (and the bronze column type of a top-level field).
+    #[serde(rename = "type")]
+    pub ty: FieldType,
+    /// A record without it (or with null) is invalid.
+    #[serde(default)]
+    pub required: bool,
+    /// Smallest allowed value (numbers, and decimals given as strings).
+    #[serde(default)]
+    pub min: Option<f64>,
+    /// Largest allowed value.
+    #[serde(default)]
+    pub max: Option<f64>,
+    /// The only allowed values (strings).
+    #[serde(default, rename = "enum")]
+    pub allowed: Option<Vec<String>>,
+    /// A format strings must have.
+    #[serde(default)]
+    pub format: Option<Format>,
+    /// Digits after the decimal point of a `decimal` column.
+    #[serde(default = "two")]
+    pub scale: u8,
+}
+
+fn two() -> u8 {
+    2
+}
+
+/// Field types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldType {
+    /// UTF-8 text.
+    String,
+    /// A whole number (64-bit).
+    Integer,
+    /// A floating-point number.
+    Number,
+    /// An exact decimal, given as a number or a string like `"12.50"` (money).
+    Decimal,
+    /// true or false.
+    Boolean,
+    /// An ISO 8601 date-time; without an offset it is UTC.
+    Timestamp,
+    /// Any JSON value, kept as JSON text.
+    Json,
+}
+
+/// String formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    /// An email address (RFC 5322 addr-spec).
+    Email,
+    /// A phone number in international form (`+212 ...`).
+    Phone,
+    /// An ISO 4217 currency code.
+    Currency,
+}
+
+/// A record-level rule.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Rule {
+    /// `total` equals the sum of `terms` within `tolerance` (for example an order total and its
+    /// line totals, taxes and shipping). Pointers may use `*` for every array element.
+    SumEquals {
+        /// Pointer of the total.
+        total: String,
+        /// Pointers of the terms.
+        terms: Vec<String>,
+        /// Largest accepted difference (rounding).
+        #[serde(default = "cent")]
+        tolerance: f64,
+    },
+}
+
+fn cent() -> f64 {
+    0.01
 }
 
 /// Incremental reads by a record field.
@@ -192,6 +294,12 @@ pub struct Cursor {
     /// Extra parameters sent with incremental requests (for example `dates_are_gmt = "true"`).
     #[serde(default)]
     pub params: BTreeMap<String, String>,
+    /// Parameters that make the first record of a page the most recently changed one (for
+    /// example `orderby = "modified"`, `order = "desc"`): the planner reads it when a run starts
+    /// and the run's watermark is that record's cursor field. Without them the watermark is the
+    /// largest cursor value the run saw.
+    #[serde(default)]
+    pub latest_params: BTreeMap<String, String>,
 }
 
 /// The four pagination styles.
@@ -262,6 +370,16 @@ fn valid_name(s: &str) -> bool {
     chars.next().is_some_and(|c| c.is_ascii_lowercase())
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
         && s.len() <= 48
+}
+
+/// Whether `p` names a top-level field (`/total`), which becomes a bronze column.
+pub fn top_level(p: &str) -> Option<&str> {
+    p.strip_prefix('/').filter(|f| !f.is_empty() && !f.contains('/') && *f != "*")
+}
+
+fn column_ok(c: &str) -> bool {
+    let mut chars = c.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase()) && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
 fn pointer(file: &str, key: String, p: &str, allow_empty: bool) -> Result<()> {
@@ -346,9 +464,56 @@ fn validate(file: &str, f: &SourceFile) -> Result<()> {
         }
         for p in &st.sensitive {
             pointer(file, at("sensitive"), p, false)?;
+            if top_level(p).is_none() {
+                return Err(cerr(file, at("sensitive"), format!("{p} must be a top-level field (a whole object such as /billing is encrypted as one)")));
+            }
             if st.primary_key.contains(p) {
                 return Err(cerr(file, at("sensitive"), format!("{p} is also the primary key; a key must not be personal data")));
             }
+        }
+        for (p, spec) in &st.schema {
+            pointer(file, at(&format!("schema.\"{p}\"")), p, false)?;
+            if let Some(f) = top_level(p) {
+                if !column_ok(f) {
+                    return Err(cerr(file, at(&format!("schema.\"{p}\"")), "a top-level field becomes a column: [a-z][a-z0-9_]*"));
+                }
+            }
+            if let (Some(lo), Some(hi)) = (spec.min, spec.max) {
+                if lo > hi {
+                    return Err(cerr(file, at(&format!("schema.\"{p}\"")), format!("min {lo} is above max {hi}")));
+                }
+            }
+            if spec.format.is_some() && spec.ty != FieldType::String {
+                return Err(cerr(file, at(&format!("schema.\"{p}\".format")), "formats apply to type = \"string\" only"));
+            }
+            if spec.scale > 18 {
+                return Err(cerr(file, at(&format!("schema.\"{p}\".scale")), "must be at most 18"));
+            }
+        }
+        for (i, rule) in st.rules.iter().enumerate() {
+            let Rule::SumEquals { total, terms, tolerance } = rule;
+            pointer(file, at(&format!("rule[{i}].total")), total, false)?;
+            if terms.is_empty() {
+                return Err(cerr(file, at(&format!("rule[{i}].terms")), "needs at least one term"));
+            }
+            for t in terms {
+                pointer(file, at(&format!("rule[{i}].terms")), t, false)?;
+            }
+            if !(*tolerance >= 0.0) {
+                return Err(cerr(file, at(&format!("rule[{i}].tolerance")), "must be zero or more"));
+            }
+        }
+        for (col, p) in &st.tokens {
+            if !column_ok(col) || col.starts_with('_') {
+                return Err(cerr(file, at(&format!("tokens.{col}")), "a token column name must match [a-z][a-z0-9_]*"));
+            }
+            pointer(file, at(&format!("tokens.{col}")), p, false)?;
+            if st.schema.keys().any(|k| top_level(k) == Some(col.as_str())) {
+                return Err(cerr(file, at(&format!("tokens.{col}")), "is also a schema field's column"));
+            }
+        }
+        if let Some(p) = &st.subject {
+            pointer(file, at("subject"), p, false)?;
         }
         if let Some(c) = &st.cursor {
             pointer(file, at("cursor.field"), &c.field, false)?;

@@ -23,6 +23,6 @@ mod config;
 mod error;
 mod paginate;
 
-pub use config::{Auth, Cursor, Paginator, RateLimit, RetryPolicy, SecretRef, SecretStore, Source, SourceFile, Stream, load_dir, load_file, parse};
+pub use config::{Auth, Cursor, FieldSpec, FieldType, Format, Paginator, RateLimit, RetryPolicy, Rule, SecretRef, SecretStore, Source, SourceFile, Stream, load_dir, load_file, parse, top_level};
 pub use error::{Error, Result};
-pub use paginate::{Next, Page, first_url, next_page, remaining_pages};
+pub use paginate::{Next, Page, first_url, next_page, page_url, remaining_pages, total_pages, with_param};

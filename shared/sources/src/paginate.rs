@@ -50,7 +50,8 @@ impl Page {
     }
 }
 
-fn with_param(url: &Url, key: &str, value: &str) -> Url {
+/// `url` with query parameter `key` set to `value` (replacing any previous value).
+pub fn with_param(url: &Url, key: &str, value: &str) -> Url {
     let kept: Vec<(String, String)> = url.query_pairs().filter(|(k, _)| k != key).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
     let mut out = url.clone();
     {
@@ -154,6 +155,22 @@ pub fn next_page(stream: &Stream, page: &Page) -> Result<Next> {
     }
 }
 
+/// The URL of page `n` of a page-numbered stream, from any of its page URLs.
+pub fn page_url(stream: &Stream, any_page: &Url, n: u64) -> Option<Url> {
+    match &stream.paginator {
+        Paginator::PageNumber { page_param, .. } => Some(with_param(any_page, page_param, &n.to_string())),
+        _ => None,
+    }
+}
+
+/// The total page count a page reports (page numbers with a total-pages header).
+pub fn total_pages(stream: &Stream, page: &Page) -> Option<u64> {
+    match &stream.paginator {
+        Paginator::PageNumber { total_pages_header: Some(h), .. } => page.header(h).and_then(|v| v.trim().parse().ok()),
+        _ => None,
+    }
+}
+
 /// Every page after the first, when the first page says how many there are (page numbers with a
 /// total-pages header): a planner can enqueue them all at once.
 pub fn remaining_pages(stream: &Stream, first: &Page) -> Result<Option<Vec<Url>>> {
@@ -192,6 +209,14 @@ fn next_link(header: &str) -> Option<String> {
 }
 
 impl Auth {
+    /// The secret this auth reads, if any.
+    pub fn secret(&self) -> Option<&crate::SecretRef> {
+        match self {
+            Auth::None => None,
+            Auth::Basic { secret, .. } | Auth::ApiKey { secret, .. } | Auth::Bearer { secret, .. } => Some(secret),
+        }
+    }
+
     /// The request header for this auth, from the secret's JSON (as stored in Secrets Manager or
     /// SSM). `None` for `Auth::None`.
     pub fn header(&self, secret: &Value) -> std::result::Result<Option<(String, String)>, String> {

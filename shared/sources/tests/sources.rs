@@ -27,7 +27,9 @@ fn errors_name_the_file_the_key_and_the_problem() {
         (good.replace("key = \"token\"", "key = \"token\", token = \"hunter2\""), "unknown field `token`"),
         (good.replace("secretsmanager:${stack}/feeds/exchange-rates", "hunter2"), "never goes in a config file"),
         (good.replace("name = \"rates\"", "name = \"Rates!\""), "stream[0] (Rates!).name"),
-        (good.replace("primary_key = [\"/currency\"]", "primary_key = [\"currency\"]"), "is not a JSON pointer"),
+        (good.replace("primary_key = [\"/date\", \"/currency\"]", "primary_key = [\"currency\"]"), "is not a JSON pointer"),
+        (good.replace("format = \"currency\"", "format = \"currency\", min = 3, max = 1"), "min 3 is above max 1"),
+        (good.replace("type = \"number\"", "type = \"float\""), "unknown variant `float`"),
         (good.replace("limit = 5", "limit = 0"), "paginator.limit"),
         (good.replace("http://127.0.0.1:8787", "ftp://x"), "source.base_url"),
     ];

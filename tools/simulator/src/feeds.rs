@@ -56,7 +56,7 @@ pub fn exchange_rates(seed: u64, day: NaiveDate) -> Vec<Value> {
                     ((base * (1.0 + 0.01 * noise)) * 1_000_000.0).round() / 1_000_000.0
                 }
             };
-            json!({"currency": code, "mad_per_unit": rate})
+            json!({"date": day.to_string(), "currency": code, "mad_per_unit": rate})
         })
         .collect()
 }

@@ -1,0 +1,76 @@
+//! The loaded sources: definitions, HTTP clients with their credentials, prepared streams.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use alkasba_sources::{Source, SourceFile, load_dir, parse};
+use url::Url;
+
+use crate::http::HttpSource;
+use crate::ports::SecretSource;
+use crate::record::Prepared;
+use crate::{Error, Result};
+
+mod shipped {
+    include!(concat!(env!("OUT_DIR"), "/shipped_sources.rs"));
+}
+
+/// The shipped source files, parsed.
+pub fn shipped_sources() -> Result<Vec<SourceFile>> {
+    shipped::SHIPPED.iter().map(|(name, text)| parse(&format!("config/sources/{name}"), text).map_err(Error::from)).collect()
+}
+
+/// One source, ready to fetch.
+#[derive(Debug)]
+pub struct SourceEntry {
+    pub source: Source,
+    pub http: HttpSource,
+    pub streams: BTreeMap<String, Prepared>,
+}
+
+/// Every source.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    pub sources: BTreeMap<String, SourceEntry>,
+}
+
+impl Catalog {
+    /// Loads sources from `dir` (or the shipped ones), applies base-URL overrides and reads each
+    /// source's credentials.
+    pub async fn load<S: SecretSource>(dir: Option<&Path>, base_urls: &HashMap<String, Url>, secrets: &S) -> Result<Self> {
+        let files = match dir {
+            Some(d) => load_dir(d)?,
+            None => shipped_sources()?,
+        };
+        for name in base_urls.keys() {
+            if !files.iter().any(|f| &f.source.name == name) {
+                return Err(Error::Config(format!("SOURCE_BASE_URLS names {name:?}, which is not a source")));
+            }
+        }
+        let mut sources = BTreeMap::new();
+        for f in files {
+            let mut source = f.source.clone();
+            if let Some(u) = base_urls.get(&source.name) {
+                source.base_url = u.clone();
+            }
+            let header = match source.auth.secret() {
+                None => None,
+                Some(r) => {
+                    let secret = secrets.get(r).await?;
+                    source.auth.header(&secret).map_err(|e| Error::Config(format!("source {}: secret {}: {e}", source.name, r.name)))?
+                }
+            };
+            let http = HttpSource::new(&source, header)?;
+            let streams = f.streams.iter().map(|s| (s.name.clone(), Prepared::new(&source.name, s))).collect();
+            sources.insert(source.name.clone(), SourceEntry { source, http, streams });
+        }
+        Ok(Self { sources })
+    }
+
+    /// A stream by source and name.
+    pub fn stream(&self, source: &str, stream: &str) -> Result<(&SourceEntry, &Prepared)> {
+        let e = self.sources.get(source).ok_or_else(|| Error::Task(format!("unknown source {source:?}")))?;
+        let p = e.streams.get(stream).ok_or_else(|| Error::Task(format!("source {source:?} has no stream {stream:?}")))?;
+        Ok((e, p))
+    }
+}

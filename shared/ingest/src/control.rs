@@ -1,0 +1,150 @@
+//! Run plans and task progress markers: small JSON objects under `_control/ingest/`, and sealed
+//! error objects under `errors/`. A run is complete when every planned task has a marker for its
+//! last page; listing one prefix answers that, where the Delta log would need a replay per task.
+
+use std::sync::Arc;
+
+use deltalake::logstore::object_store::{ObjectStore, ObjectStoreExt, PutPayload, memory::InMemory, path::Path};
+use futures::TryStreamExt;
+use serde::{Deserialize, Serialize};
+use serde::de::DeserializeOwned;
+use url::Url;
+
+use crate::{Error, Result};
+
+/// What the planner decided for a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunPlan {
+    pub run_id: String,
+    pub source: String,
+    pub stream: String,
+    pub opened_at: String,
+    /// The request's cursor value (watermark minus lookback), if incremental.
+    pub watermark_from: Option<String>,
+    /// The store's newest cursor value when the run started: the next watermark.
+    pub watermark_to: Option<String>,
+    /// Range tasks: (task, last planned page). Empty for a chain.
+    pub tasks: Vec<(u32, u64)>,
+    /// A cursor chain (one task, pages discovered one by one).
+    pub chain: bool,
+}
+
+/// One commit of a task.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskProgress {
+    pub task: u32,
+    pub first_page: u64,
+    pub last_page: u64,
+    /// The last page of the whole stream was reached.
+    pub end: bool,
+    pub fetched: u64,
+    pub valid: u64,
+    pub quarantined: u64,
+    pub duplicates: u64,
+    /// Pages that needed more than one request.
+    pub retried_pages: u64,
+    /// Pages handed to the dead-letter queue.
+    pub dead_pages: Vec<u64>,
+    /// Largest cursor value seen.
+    pub max_cursor: Option<String>,
+}
+
+/// The control store.
+#[derive(Debug, Clone)]
+pub struct Control {
+    store: Arc<dyn ObjectStore>,
+    root: String,
+}
+
+impl Control {
+    /// Control objects in the lake's bucket.
+    pub fn for_lake(lake: &crate::lake::Lake) -> Result<Self> {
+        let root: &Url = lake.root();
+        let builder = deltalake::DeltaTableBuilder::from_url(root.clone())
+            .map_err(|e| Error::Config(format!("control store {root}: {e}")))?
+            .with_storage_options(lake.storage().storage_options());
+        let log_store = builder.build_storage().map_err(|e| Error::Config(format!("control store {root}: {e}")))?;
+        Ok(Self { store: log_store.object_store(None), root: root.to_string() })
+    }
+
+    /// An in-memory store (unit tests, the benchmark floor).
+    pub fn memory() -> Self {
+        Self { store: Arc::new(InMemory::new()), root: "memory://".into() }
+    }
+
+    fn err(&self, path: &Path, e: impl std::fmt::Display) -> Error {
+        Error::Control { path: format!("{}/{path}", self.root.trim_end_matches('/')), reason: e.to_string() }
+    }
+
+    async fn put_json<T: Serialize>(&self, path: Path, v: &T) -> Result<()> {
+        let body = serde_json::to_vec(v).map_err(|e| self.err(&path, e))?;
+        self.store.put(&path, PutPayload::from(body)).await.map_err(|e| self.err(&path, e))?;
+        Ok(())
+    }
+
+    async fn get_json<T: DeserializeOwned>(&self, path: Path) -> Result<Option<T>> {
+        match self.store.get(&path).await {
+            Ok(r) => {
+                let bytes = r.bytes().await.map_err(|e| self.err(&path, e))?;
+                serde_json::from_slice(&bytes).map(Some).map_err(|e| self.err(&path, e))
+            }
+            Err(deltalake::logstore::object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.err(&path, e)),
+        }
+    }
+
+    fn run_dir(source: &str, stream: &str, run: &str) -> String {
+        format!("_control/ingest/runs/{source}/{stream}/{run}")
+    }
+
+    pub async fn write_plan(&self, plan: &RunPlan) -> Result<()> {
+        self.put_json(Path::from(format!("{}/plan.json", Self::run_dir(&plan.source, &plan.stream, &plan.run_id))), plan).await
+    }
+
+    pub async fn plan(&self, source: &str, stream: &str, run: &str) -> Result<Option<RunPlan>> {
+        self.get_json(Path::from(format!("{}/plan.json", Self::run_dir(source, stream, run)))).await
+    }
+
+    /// Run ids of a stream, oldest first (run ids sort by time).
+    pub async fn runs(&self, source: &str, stream: &str) -> Result<Vec<String>> {
+        let prefix = Path::from(format!("_control/ingest/runs/{source}/{stream}"));
+        let listing = self.store.list_with_delimiter(Some(&prefix)).await.map_err(|e| self.err(&prefix, e))?;
+        let mut runs: Vec<String> = listing.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_string)).collect();
+        runs.sort();
+        Ok(runs)
+    }
+
+    pub async fn write_progress(&self, source: &str, stream: &str, run: &str, p: &TaskProgress) -> Result<()> {
+        let path = Path::from(format!("{}/tasks/{:06}-{:010}.json", Self::run_dir(source, stream, run), p.task, p.last_page));
+        self.put_json(path, p).await
+    }
+
+    /// Every progress marker of a run.
+    pub async fn progress(&self, source: &str, stream: &str, run: &str) -> Result<Vec<TaskProgress>> {
+        let prefix = Path::from(format!("{}/tasks", Self::run_dir(source, stream, run)));
+        let metas: Vec<_> = self.store.list(Some(&prefix)).try_collect().await.map_err(|e| self.err(&prefix, e))?;
+        let mut out = Vec::with_capacity(metas.len());
+        for m in metas {
+            if let Some(p) = self.get_json(m.location).await? {
+                out.push(p);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Stores a sealed error object; returns its full location.
+    pub async fn put_error(&self, key: &str, sealed: Vec<u8>) -> Result<String> {
+        let path = Path::from(format!("errors/{key}"));
+        self.store.put(&path, PutPayload::from(sealed)).await.map_err(|e| self.err(&path, e))?;
+        Ok(format!("{}/{path}", self.root.trim_end_matches('/')))
+    }
+
+    /// Reads an error object back (for the decrypt CLI).
+    pub async fn get_error(&self, key: &str) -> Result<Vec<u8>> {
+        let path = Path::from(format!("errors/{key}"));
+        let r = self.store.get(&path).await.map_err(|e| self.err(&path, e))?;
+        Ok(r.bytes().await.map_err(|e| self.err(&path, e))?.to_vec())
+    }
+}

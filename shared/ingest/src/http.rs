@@ -1,0 +1,203 @@
+//! Fetching pages: authentication, client-side rate limit, retries with exponential backoff and
+//! full jitter, `Retry-After`, and a deadline.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use alkasba_sources::{Page, Source, Stream, next_page};
+use backon::{BackoffBuilder, ExponentialBuilder};
+use bytes::Bytes;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use tokio::time::Instant;
+use url::Url;
+
+use crate::{Error, Result};
+
+/// A page and what it took to get it.
+#[derive(Debug)]
+pub struct Fetched {
+    pub page: Page,
+    /// Requests made, the successful one included.
+    pub attempts: u32,
+}
+
+/// Why a page could not be fetched.
+#[derive(Debug)]
+pub struct FetchFailure {
+    pub url: Url,
+    /// The last problem.
+    pub reason: String,
+    /// The last HTTP status, if any answer came.
+    pub status: Option<u16>,
+    /// The last response body, if any (kept, sealed, for the dead-letter record).
+    pub body: Option<Bytes>,
+    pub attempts: u32,
+    /// The deadline came first: the page is not poison, just not done.
+    pub out_of_time: bool,
+}
+
+/// One source's HTTP side.
+pub struct HttpSource {
+    client: reqwest::Client,
+    auth: Option<(HeaderName, HeaderValue)>,
+    limiter: Option<Arc<DefaultDirectRateLimiter>>,
+    source: Source,
+}
+
+impl std::fmt::Debug for HttpSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpSource").field("source", &self.source.name).finish_non_exhaustive()
+    }
+}
+
+enum Attempt {
+    Done(Page),
+    Retry { reason: String, status: Option<u16>, body: Option<Bytes>, after: Option<Duration> },
+    Fatal { reason: String, status: Option<u16>, body: Option<Bytes> },
+}
+
+impl HttpSource {
+    /// `auth_header` comes from the source's secret (see `Auth::header`).
+    pub fn new(source: &Source, auth_header: Option<(String, String)>) -> Result<Self> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_millis(source.retry.timeout_ms))
+            .connect_timeout(Duration::from_secs(5))
+            .pool_max_idle_per_host(16)
+            .user_agent(concat!("alkasba-lake/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
+        let auth = match auth_header {
+            None => None,
+            Some((k, v)) => {
+                let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| Error::Config(format!("source {}: auth header name {k:?} is invalid", source.name)))?;
+                let mut value = HeaderValue::from_str(&v).map_err(|_| Error::Config(format!("source {}: the secret does not make a valid header value", source.name)))?;
+                value.set_sensitive(true);
+                Some((name, value))
+            }
+        };
+        let limiter = source.rate_limit.as_ref().map(|r| {
+            let per_sec = NonZeroU32::new(r.requests_per_second).unwrap_or(NonZeroU32::MIN);
+            let burst = NonZeroU32::new(r.burst).unwrap_or(NonZeroU32::MIN);
+            Arc::new(RateLimiter::direct(Quota::per_second(per_sec).allow_burst(burst)))
+        });
+        Ok(Self { client, auth, limiter, source: source.clone() })
+    }
+
+    /// The source's base URL.
+    pub fn source(&self) -> &Source {
+        &self.source
+    }
+
+    async fn attempt(&self, stream: &Stream, url: &Url, check_next: bool) -> Attempt {
+        if let Some(l) = &self.limiter {
+            l.until_ready().await;
+        }
+        let mut req = self.client.get(url.clone());
+        if let Some((k, v)) = &self.auth {
+            req = req.header(k.clone(), v.clone());
+        }
+        let resp = match req.send().await {
+            Ok(r) => r,
+            Err(e) => return Attempt::Retry { reason: net_reason(&e), status: None, body: None, after: None },
+        };
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = match resp.bytes().await {
+            Ok(b) => b,
+            Err(e) => return Attempt::Retry { reason: format!("reading the body: {}", net_reason(&e)), status: Some(status.as_u16()), body: None, after: None },
+        };
+        if status.is_success() {
+            let parsed: serde_json::Value = match serde_json::from_slice(&body) {
+                Ok(v) => v,
+                Err(e) => return Attempt::Retry { reason: format!("malformed JSON ({e})"), status: Some(status.as_u16()), body: Some(body), after: None },
+            };
+            let page = Page { url: url.clone(), headers: header_list(&headers), body: parsed };
+            // A page whose records or pagination cannot be read is as broken as a 500.
+            if let Err(e) = page.records(stream) {
+                return Attempt::Retry { reason: e.to_string(), status: Some(status.as_u16()), body: Some(body), after: None };
+            }
+            if check_next {
+                if let Err(e) = next_page(stream, &page) {
+                    return Attempt::Retry { reason: e.to_string(), status: Some(status.as_u16()), body: Some(body), after: None };
+                }
+            }
+            return Attempt::Done(page);
+        }
+        let code = status.as_u16();
+        let reason = format!("HTTP {code}");
+        if code == 429 || code == 408 || status.is_server_error() {
+            let after = retry_after(&headers);
+            Attempt::Retry { reason, status: Some(code), body: Some(body), after }
+        } else {
+            Attempt::Fatal { reason, status: Some(code), body: Some(body) }
+        }
+    }
+
+    /// Fetches `url` with the source's retry policy, giving up before `deadline`.
+    pub async fn fetch(&self, stream: &Stream, url: &Url, deadline: Instant) -> std::result::Result<Fetched, FetchFailure> {
+        let policy = &self.source.retry;
+        let mut delays = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(policy.initial_backoff_ms))
+            .with_max_delay(Duration::from_millis(policy.max_backoff_ms))
+            .with_max_times(policy.max_attempts.saturating_sub(1) as usize)
+            .with_jitter()
+            .build();
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let fail = |reason: String, status, body, out_of_time| FetchFailure { url: url.clone(), reason, status, body, attempts, out_of_time };
+            if Instant::now() + Duration::from_millis(policy.timeout_ms.min(2_000)) > deadline {
+                return Err(fail("no time left before the deadline".into(), None, None, true));
+            }
+            match self.attempt(stream, url, true).await {
+                Attempt::Done(page) => return Ok(Fetched { page, attempts }),
+                Attempt::Fatal { reason, status, body } => return Err(fail(reason, status, body, false)),
+                Attempt::Retry { reason, status, body, after } => {
+                    let Some(backoff) = delays.next() else {
+                        return Err(fail(format!("{reason}, after {attempts} attempts"), status, body, false));
+                    };
+                    // Retry-After wins over our own backoff, capped by the policy's ceiling.
+                    let wait = after.map(|a| a.min(Duration::from_millis(policy.max_backoff_ms))).unwrap_or(backoff);
+                    if Instant::now() + wait >= deadline {
+                        return Err(fail(format!("{reason}; the next retry would pass the deadline"), status, body, true));
+                    }
+                    tracing::debug!(url = %url, %reason, attempt = attempts, wait_ms = wait.as_millis() as u64, "retrying");
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+}
+
+fn net_reason(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timed out".into()
+    } else if e.is_connect() {
+        "could not connect".into()
+    } else {
+        // Without the URL: it is logged separately, and error chains can be long.
+        let mut s = String::from("request failed");
+        let mut src = std::error::Error::source(e);
+        while let Some(inner) = src {
+            s.push_str(&format!(": {inner}"));
+            src = inner.source();
+        }
+        s
+    }
+}
+
+fn header_list(h: &HeaderMap) -> Vec<(String, String)> {
+    h.iter().filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string()))).collect()
+}
+
+fn retry_after(h: &HeaderMap) -> Option<Duration> {
+    let v = h.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(v).ok()?;
+    let secs = (at.timestamp() - chrono::Utc::now().timestamp()).max(0) as u64;
+    Some(Duration::from_secs(secs))
+}

@@ -1,0 +1,192 @@
+//! The lake's layout and its exactly-once writes.
+//!
+//! ```text
+//! s3://<lake>/bronze/<source>/<stream>/   one Delta table per stream, partitioned by _ingest_date
+//! s3://<lake>/quarantine/ingest/          invalid records of every stream, same partitioning
+//! s3://<lake>/ops/ingestion_runs/         one row per completed run: counts and watermark
+//! s3://<lake>/security/keyring/           wrapped person keys (see alkasba-pii)
+//! s3://<lake>/errors/<source>/<stream>/   sealed raw responses of dead-lettered pages
+//! s3://<lake>/_control/ingest/            run plans and task progress markers
+//! ```
+
+use std::collections::HashMap;
+
+use alkasba_lake::arrow::record_batch::RecordBatch;
+use alkasba_lake::{StorageConfig, read};
+use deltalake::DeltaTable;
+use deltalake::DeltaTableError;
+use deltalake::kernel::Transaction;
+use deltalake::kernel::transaction::{CommitProperties, TransactionError};
+use deltalake::operations::write::SchemaMode;
+use deltalake::protocol::SaveMode;
+use url::Url;
+
+use crate::{Error, Result};
+
+/// Table properties of every ingestion table: application transaction ids are kept 14 days
+/// (longer than any SQS message lives), so the set of markers does not grow forever.
+const TABLE_PROPERTIES: [(&str, &str); 2] = [("delta.setTransactionRetentionDuration", "interval 14 days"), ("delta.logRetentionDuration", "interval 30 days")];
+
+/// Where everything lives.
+#[derive(Debug, Clone)]
+pub struct Lake {
+    root: Url,
+    storage: StorageConfig,
+}
+
+/// What a commit attempt did.
+#[derive(Debug)]
+pub enum Written {
+    /// Committed as this table version.
+    Committed(i64),
+    /// Another writer committed first: re-read the table and try again.
+    Conflict,
+}
+
+fn join(root: &Url, path: &str) -> Result<Url> {
+    let base = root.as_str().trim_end_matches('/');
+    Url::parse(&format!("{base}/{path}")).map_err(|e| Error::Config(format!("table URL {base}/{path}: {e}")))
+}
+
+impl Lake {
+    /// The lake at `root` (`s3://bucket` or `s3://bucket/prefix`, `file:///dir` in tests).
+    pub fn new(root: &str, storage: StorageConfig) -> Result<Self> {
+        let root = Url::parse(root.trim_end_matches('/')).map_err(|e| Error::Config(format!("LAKE_ROOT {root:?}: {e}")))?;
+        if !matches!(root.scheme(), "s3" | "s3a" | "file") {
+            return Err(Error::Config(format!("LAKE_ROOT {root}: scheme must be s3 or file")));
+        }
+        Ok(Self { root, storage })
+    }
+
+    pub fn root(&self) -> &Url {
+        &self.root
+    }
+
+    pub fn storage(&self) -> &StorageConfig {
+        &self.storage
+    }
+
+    pub fn bronze(&self, source: &str, stream: &str) -> Result<Url> {
+        join(&self.root, &format!("bronze/{source}/{stream}"))
+    }
+
+    pub fn quarantine(&self) -> Result<Url> {
+        join(&self.root, "quarantine/ingest")
+    }
+
+    pub fn runs(&self) -> Result<Url> {
+        join(&self.root, "ops/ingestion_runs")
+    }
+
+    pub fn keyring(&self) -> Result<Url> {
+        join(&self.root, "security/keyring")
+    }
+
+    /// Opens a table handle; `version()` is `None` when the table does not exist yet.
+    pub async fn open(&self, uri: &Url) -> Result<DeltaTable> {
+        alkasba_lake::DeltaAppender::new(uri.as_str(), &self.storage)?;
+        if uri.scheme() == "file" {
+            // A local table's directory must exist before deltalake opens it (S3 has no
+            // directories).
+            if let Ok(path) = uri.to_file_path() {
+                std::fs::create_dir_all(&path).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+            }
+        }
+        let mut opts: HashMap<String, String> = self.storage.storage_options();
+        opts.insert("timeout".into(), "120s".into());
+        DeltaTable::try_from_url_with_storage_options(uri.clone(), opts).await.map_err(|e| delta(uri, e))
+    }
+
+    /// The committed version of application transaction `app_id` (0 when none).
+    pub async fn txn_version(&self, table: &DeltaTable, app_id: &str) -> Result<i64> {
+        if table.version().is_none() {
+            return Ok(0);
+        }
+        let uri = table.table_url().clone();
+        let snapshot = table.snapshot().map_err(|e| delta(&uri, e))?;
+        let v = snapshot.transaction_version(table.log_store().as_ref(), app_id).await.map_err(|e| delta(&uri, e))?;
+        Ok(v.unwrap_or(0))
+    }
+
+    /// Appends `batch` as one commit carrying `txn`, failing fast (no automatic retry) if
+    /// another writer committed since `table` was read: the caller re-reads, re-checks its
+    /// markers and duplicates, and tries again. Creates the table on first write.
+    pub async fn try_append(&self, table: DeltaTable, batch: RecordBatch, txn: Option<(String, i64)>, partitions: &[&str]) -> Result<Written> {
+        let uri = table.table_url().clone();
+        let creating = table.version().is_none();
+        let mut props = CommitProperties::default().with_max_retries(0);
+        if let Some((app, v)) = txn {
+            props = props.with_application_transaction(Transaction::new(app, v));
+        }
+        let mut w = table.write(vec![batch]).with_save_mode(SaveMode::Append).with_schema_mode(SchemaMode::Merge).with_commit_properties(props);
+        if !partitions.is_empty() {
+            w = w.with_partition_columns(partitions.iter().map(|p| p.to_string()));
+        }
+        if creating {
+            w = w.with_configuration(TABLE_PROPERTIES.iter().map(|(k, v)| (k.to_string(), Some(v.to_string()))));
+        }
+        match w.await {
+            Ok(t) => Ok(Written::Committed(t.version().unwrap_or_default() as i64)),
+            Err(e) if is_conflict(&e) => Ok(Written::Conflict),
+            Err(e) => Err(delta(&uri, e)),
+        }
+    }
+
+    /// Appends `batch` once under `txn` (skipped if that marker is committed), retrying lost
+    /// commit races. `true` when this call committed it.
+    pub async fn append_once(&self, uri: &Url, batch: RecordBatch, txn: (String, i64), partitions: &[&str]) -> Result<bool> {
+        for _ in 0..20 {
+            let table = self.open(uri).await?;
+            if self.txn_version(&table, &txn.0).await? >= txn.1 {
+                return Ok(false);
+            }
+            if let Written::Committed(_) = self.try_append(table, batch.clone(), Some(txn.clone()), partitions).await? {
+                return Ok(true);
+            }
+        }
+        Err(Error::Lake(alkasba_lake::Error::InvalidEvent(format!("{uri}: lost 20 commit races in a row"))))
+    }
+
+    /// Appends `batch` (no marker), retrying lost commit races (for example two writers creating
+    /// the table at once).
+    pub async fn append(&self, uri: &Url, batch: RecordBatch, partitions: &[&str]) -> Result<()> {
+        for _ in 0..20 {
+            let table = self.open(uri).await?;
+            if let Written::Committed(_) = self.try_append(table, batch.clone(), None, partitions).await? {
+                return Ok(());
+            }
+        }
+        Err(Error::Lake(alkasba_lake::Error::InvalidEvent(format!("{uri}: lost 20 commit races in a row"))))
+    }
+
+    /// Rows of `uri` matching `filter`; empty when the table does not exist.
+    pub async fn scan(&self, uri: &Url, filter: Option<deltalake::datafusion::prelude::Expr>, columns: &[&str]) -> Result<Vec<RecordBatch>> {
+        match read::open_table(uri, &self.storage).await? {
+            None => Ok(Vec::new()),
+            Some(t) => Ok(read::scan(&t, filter, columns).await?),
+        }
+    }
+
+    /// Rows of an already opened table.
+    pub async fn scan_table(&self, table: &DeltaTable, filter: Option<deltalake::datafusion::prelude::Expr>, columns: &[&str]) -> Result<Vec<RecordBatch>> {
+        if table.version().is_none() {
+            return Ok(Vec::new());
+        }
+        Ok(read::scan(table, filter, columns).await?)
+    }
+}
+
+fn is_conflict(e: &DeltaTableError) -> bool {
+    match e {
+        DeltaTableError::VersionAlreadyExists(_) | DeltaTableError::CommitValidation { .. } => true,
+        DeltaTableError::Transaction { source } => matches!(
+            source,
+            TransactionError::VersionAlreadyExists(_) | TransactionError::MaxCommitAttempts(_) | TransactionError::CommitConflict(_)
+        ),
+        _ => false,
+    }
+}
+
+fn delta(uri: &Url, e: DeltaTableError) -> Error {
+    Error::Lake(alkasba_lake::Error::Delta { uri: uri.to_string(), source: e })
+}

@@ -1,0 +1,27 @@
+//! Ingestion: from declarative REST sources to validated, PII-sealed, exactly-once bronze Delta
+//! tables.
+//!
+//! * [`planner`]: opens a run per stream (watermark, the store's newest change, pages) and
+//!   enqueues [`task::FetchTask`]s.
+//! * [`fetcher`]: runs a task: fetches pages ([`http`]), validates ([`validate`]), seals personal
+//!   fields ([`record`], `alkasba-pii`), commits groups of pages to quarantine and bronze once
+//!   ([`lake`]), records progress ([`control`]) and completes runs ([`runs`]).
+//! * [`ports`]: queues and secret stores behind small traits, with AWS and in-memory versions.
+//! * [`settings`]: every option's name, default and documentation.
+
+pub mod catalog;
+pub mod control;
+mod error;
+pub mod fetcher;
+pub mod http;
+pub mod lake;
+pub mod planner;
+pub mod ports;
+pub mod record;
+pub mod runs;
+pub mod settings;
+pub mod task;
+pub mod validate;
+
+pub use error::{Error, Result};
+pub use fetcher::{Ingest, TaskReport, Tuning};

@@ -1,0 +1,162 @@
+//! Opening runs: read the watermark, ask the store for its newest change, plan the pages.
+
+use std::collections::HashMap;
+
+use alkasba_sources::{Paginator, first_url, remaining_pages, with_param};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::time::Instant;
+
+use crate::control::RunPlan;
+use crate::fetcher::Ingest;
+use crate::ports::TaskQueue;
+use crate::record::Prepared;
+use crate::runs::{self, StreamState};
+use crate::task::{FetchTask, Pages};
+use crate::validate::timestamp_micros;
+use crate::{Error, Result};
+
+/// What the planner did for one stream.
+#[derive(Debug, Clone, Serialize)]
+pub struct Planned {
+    pub stream: String,
+    pub run_id: Option<String>,
+    pub tasks: usize,
+    pub pages: u64,
+    pub note: String,
+}
+
+/// `watermark` minus `secs`, in the watermark's own format.
+pub fn minus_secs(watermark: &str, secs: u64) -> Option<String> {
+    let micros = timestamp_micros(watermark)? - secs as i64 * 1_000_000;
+    let t = DateTime::from_timestamp_micros(micros)?;
+    Some(if watermark.ends_with('Z') { t.format("%Y-%m-%dT%H:%M:%SZ").to_string() } else { t.format("%Y-%m-%dT%H:%M:%S").to_string() })
+}
+
+/// A run id that sorts by time.
+pub fn new_run_id(now: DateTime<Utc>) -> String {
+    format!("{}-{}", now.format("%Y%m%dT%H%M%SZ"), &uuid::Uuid::new_v4().simple().to_string()[..8])
+}
+
+impl<Q: TaskQueue, K: alkasba_pii::KeyService> Ingest<Q, K> {
+    /// Plans a run for every stream (or only `only`, `source.stream` names). A failing stream
+    /// does not stop the others; its error is in the result.
+    pub async fn plan(&self, only: Option<&[String]>, now: DateTime<Utc>) -> Result<Vec<std::result::Result<Planned, (String, Error)>>> {
+        let states = runs::states(&self.lake).await?;
+        let mut out = Vec::new();
+        for entry in self.catalog.sources.values() {
+            for prep in entry.streams.values() {
+                if only.is_some_and(|o| !o.iter().any(|s| *s == prep.id)) {
+                    continue;
+                }
+                let state = states.get(&(entry.source.name.clone(), prep.stream.name.clone())).cloned().unwrap_or_default();
+                let span = tracing::info_span!("plan", stream = %prep.id);
+                let r = tracing::Instrument::instrument(self.plan_stream(&entry.source.name, prep, &state, now), span).await;
+                match &r {
+                    Ok(p) => tracing::info!(stream = %p.stream, run_id = ?p.run_id, tasks = p.tasks, pages = p.pages, note = %p.note, "planned"),
+                    Err(e) => tracing::error!(stream = %prep.id, error = %e, "planning failed"),
+                }
+                out.push(r.map_err(|e| (prep.id.clone(), e)));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn plan_stream(&self, source: &str, prep: &Prepared, state: &StreamState, now: DateTime<Utc>) -> Result<Planned> {
+        let (entry, _) = self.catalog.stream(source, &prep.stream.name)?;
+        let stream = &prep.stream;
+        let skip = |note: String| Planned { stream: prep.id.clone(), run_id: None, tasks: 0, pages: 0, note };
+        // An unfinished run: complete it if its pages are all in, else leave it alone until it
+        // is older than max_run_age (a stuck run is then superseded: the next run starts from
+        // the same watermark, so nothing is lost).
+        if let Some(last) = self.control.runs(source, &stream.name).await?.last() {
+            if !state.completed.contains(last) {
+                if let Some(plan) = self.control.plan(source, &stream.name, last).await? {
+                    let done = runs::try_complete(&self.lake, &self.control, &plan, now).await?.is_some();
+                    let opened = DateTime::parse_from_rfc3339(&plan.opened_at).map(|t| t.with_timezone(&Utc)).unwrap_or(now);
+                    if done {
+                        // Its watermark is now committed; plan the next run from it.
+                        return Box::pin(self.plan_stream(source, prep, &runs::states(&self.lake).await?.remove(&(source.to_string(), stream.name.clone())).unwrap_or_default(), now)).await;
+                    }
+                    if (now - opened).to_std().unwrap_or_default() < self.settings.max_run_age {
+                        return Ok(skip(format!("run {last} is still in progress")));
+                    }
+                    tracing::warn!(run_id = %last, "superseding a run that did not complete in time");
+                }
+            }
+        }
+        let deadline = Instant::now() + std::time::Duration::from_secs(60);
+        let from = match (&stream.cursor, &state.watermark) {
+            (Some(c), Some(w)) => Some(minus_secs(w, c.lookback_secs).ok_or_else(|| Error::Config(format!("{}: watermark {w:?} is not a timestamp", prep.id)))?),
+            _ => None,
+        };
+        // The store's newest change, read before any page: the watermark this run commits.
+        let mut watermark_to = None;
+        if let Some(c) = stream.cursor.as_ref().filter(|c| !c.latest_params.is_empty()) {
+            let mut url = first_url(&entry.source, stream, None);
+            for (k, v) in c.latest_params.iter().chain(c.params.iter()) {
+                url = with_param(&url, k, v);
+            }
+            let page = entry.http.fetch(stream, &url, deadline).await.map_err(|f| Error::Task(format!("{}: newest record: {} ({})", prep.id, f.reason, f.url)))?.page;
+            watermark_to = page.records(stream)?.first().and_then(|r| prep.cursor(r)).map(str::to_string);
+            if let (Some(to), Some(w)) = (&watermark_to, &state.watermark) {
+                if to <= w {
+                    return Ok(skip(format!("no change since {w}")));
+                }
+            }
+            if watermark_to.is_none() {
+                return Ok(skip("the stream is empty".into()));
+            }
+        }
+        let run_id = new_run_id(now);
+        let first = first_url(&entry.source, stream, from.as_deref());
+        let mut tasks = Vec::new();
+        let mut pages = 0;
+        let chain = !matches!(&stream.paginator, Paginator::PageNumber { total_pages_header: Some(_), .. });
+        if chain {
+            tasks.push(FetchTask { run_id: run_id.clone(), source: source.into(), stream: stream.name.clone(), task: 0, url: first, pages: Pages::Chain { step: 1 } });
+        } else {
+            let page = entry.http.fetch(stream, &first, deadline).await.map_err(|f| Error::Task(format!("{}: first page: {} ({})", prep.id, f.reason, f.url)))?.page;
+            let total = if page.records(stream)?.is_empty() { 0 } else { remaining_pages(stream, &page)?.map(|r| r.len() as u64 + 1).unwrap_or(1) };
+            pages = total;
+            let per = self.settings.pages_per_task.max(1);
+            let mut start = 1;
+            let mut n = 0;
+            while start <= total {
+                let last = (start + per - 1).min(total);
+                tasks.push(FetchTask { run_id: run_id.clone(), source: source.into(), stream: stream.name.clone(), task: n, url: first.clone(), pages: Pages::Range { first: start, last, follow: last == total } });
+                start = last + 1;
+                n += 1;
+            }
+        }
+        let plan = RunPlan {
+            run_id: run_id.clone(),
+            source: source.into(),
+            stream: stream.name.clone(),
+            opened_at: now.to_rfc3339(),
+            watermark_from: from,
+            watermark_to,
+            tasks: tasks.iter().filter_map(|t| match t.pages { Pages::Range { last, .. } => Some((t.task, last)), Pages::Chain { .. } => None }).collect(),
+            chain,
+        };
+        // The plan is written before any task exists, so a fetcher always finds it.
+        self.control.write_plan(&plan).await?;
+        if tasks.is_empty() {
+            runs::try_complete(&self.lake, &self.control, &plan, now).await?;
+            return Ok(Planned { stream: prep.id.clone(), run_id: Some(run_id), tasks: 0, pages: 0, note: "no records to read".into() });
+        }
+        self.queue.send_tasks(&tasks).await?;
+        Ok(Planned { stream: prep.id.clone(), run_id: Some(run_id), tasks: tasks.len(), pages, note: if chain { "cursor chain".into() } else { "pages planned".into() } })
+    }
+}
+
+/// Parses `name=url,name=url` (the `SOURCE_BASE_URLS` setting).
+pub fn parse_base_urls(s: &str) -> Result<HashMap<String, url::Url>> {
+    let mut out = HashMap::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (name, u) = part.split_once('=').ok_or_else(|| Error::Config(format!("SOURCE_BASE_URLS: {part:?} is not name=url")))?;
+        let url = url::Url::parse(u).map_err(|e| Error::Config(format!("SOURCE_BASE_URLS: {name}: {e}")))?;
+        out.insert(name.to_string(), url);
+    }
+    Ok(out)
+}

@@ -1,0 +1,147 @@
+//! Ports to the queues and the secret stores, with AWS and in-memory implementations.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Mutex;
+
+use alkasba_sources::{SecretRef, SecretStore};
+use serde_json::Value;
+
+use crate::task::{DeadLetter, FetchTask};
+use crate::{Error, Result};
+
+/// Where tasks and dead letters go.
+pub trait TaskQueue: Send + Sync {
+    /// Enqueues fetch tasks.
+    fn send_tasks(&self, tasks: &[FetchTask]) -> impl Future<Output = Result<()>> + Send;
+    /// Leaves a message on the dead-letter queue.
+    fn send_dead(&self, letter: &DeadLetter) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// SQS: the fetch-task queue and its dead-letter queue.
+#[derive(Debug, Clone)]
+pub struct SqsQueue {
+    client: aws_sdk_sqs::Client,
+    tasks_url: String,
+    dead_url: String,
+}
+
+impl SqsQueue {
+    pub fn new(client: aws_sdk_sqs::Client, tasks_url: impl Into<String>, dead_url: impl Into<String>) -> Self {
+        Self { client, tasks_url: tasks_url.into(), dead_url: dead_url.into() }
+    }
+}
+
+impl TaskQueue for SqsQueue {
+    async fn send_tasks(&self, tasks: &[FetchTask]) -> Result<()> {
+        for chunk in tasks.chunks(10) {
+            let mut entries = Vec::with_capacity(chunk.len());
+            for (i, t) in chunk.iter().enumerate() {
+                let body = serde_json::to_string(t).map_err(|e| Error::Task(e.to_string()))?;
+                entries.push(
+                    aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(body)
+                        .build()
+                        .map_err(|e| Error::Task(e.to_string()))?,
+                );
+            }
+            let out = self.client.send_message_batch().queue_url(&self.tasks_url).set_entries(Some(entries)).send().await.map_err(|e| Error::aws("SQS", "SendMessageBatch", e))?;
+            if !out.failed().is_empty() {
+                let why: Vec<String> = out.failed().iter().map(|f| format!("{}: {}", f.code(), f.message().unwrap_or_default())).collect();
+                return Err(Error::Aws { service: "SQS", operation: "SendMessageBatch", reason: why.join("; "), retryable: true });
+            }
+        }
+        Ok(())
+    }
+
+    async fn send_dead(&self, letter: &DeadLetter) -> Result<()> {
+        let body = serde_json::to_string(letter).map_err(|e| Error::Task(e.to_string()))?;
+        self.client.send_message().queue_url(&self.dead_url).message_body(body).send().await.map_err(|e| Error::aws("SQS", "SendMessage", e))?;
+        Ok(())
+    }
+}
+
+/// Keeps tasks and letters in memory (unit tests; the backfill command runs its own tasks).
+#[derive(Debug, Default)]
+pub struct MemoryQueue {
+    pub tasks: Mutex<Vec<FetchTask>>,
+    pub dead: Mutex<Vec<DeadLetter>>,
+}
+
+impl MemoryQueue {
+    /// Takes every queued task.
+    pub fn take_tasks(&self) -> Vec<FetchTask> {
+        self.tasks.lock().map(|mut t| std::mem::take(&mut *t)).unwrap_or_default()
+    }
+}
+
+impl TaskQueue for MemoryQueue {
+    async fn send_tasks(&self, tasks: &[FetchTask]) -> Result<()> {
+        self.tasks.lock().map_err(|_| Error::Task("queue poisoned".into()))?.extend_from_slice(tasks);
+        Ok(())
+    }
+    async fn send_dead(&self, letter: &DeadLetter) -> Result<()> {
+        self.dead.lock().map_err(|_| Error::Task("queue poisoned".into()))?.push(letter.clone());
+        Ok(())
+    }
+}
+
+/// Reads secrets by reference.
+pub trait SecretSource: Send + Sync {
+    /// The secret's JSON.
+    fn get(&self, r: &SecretRef) -> impl Future<Output = Result<Value>> + Send;
+}
+
+/// Secrets Manager and SSM Parameter Store (SecureString), `${stack}` resolved.
+#[derive(Debug, Clone)]
+pub struct AwsSecrets {
+    sm: aws_sdk_secretsmanager::Client,
+    ssm: aws_sdk_ssm::Client,
+    stack: String,
+}
+
+impl AwsSecrets {
+    pub fn new(config: &aws_config::SdkConfig, stack: impl Into<String>) -> Self {
+        Self { sm: aws_sdk_secretsmanager::Client::new(config), ssm: aws_sdk_ssm::Client::new(config), stack: stack.into() }
+    }
+
+    /// A secret's raw string.
+    pub async fn get_string(&self, r: &SecretRef) -> Result<String> {
+        let name = r.resolved_name(&self.stack);
+        let fail = |reason: String, retryable| Error::Aws { service: "secrets", operation: "get", reason: format!("{name}: {reason}"), retryable };
+        match r.store {
+            SecretStore::SecretsManager => {
+                let out = self.sm.get_secret_value().secret_id(&name).send().await.map_err(|e| {
+                    let retryable = !matches!(&e, aws_sdk_secretsmanager::error::SdkError::ServiceError(_));
+                    fail(format!("{:?}", e.into_service_error()), retryable)
+                })?;
+                out.secret_string().map(str::to_string).ok_or_else(|| fail("has no string value".into(), false))
+            }
+            SecretStore::Ssm => {
+                let out = self.ssm.get_parameter().name(&name).with_decryption(true).send().await.map_err(|e| {
+                    let retryable = !matches!(&e, aws_sdk_ssm::error::SdkError::ServiceError(_));
+                    fail(format!("{:?}", e.into_service_error()), retryable)
+                })?;
+                out.parameter().and_then(|p| p.value()).map(str::to_string).ok_or_else(|| fail("has no value".into(), false))
+            }
+        }
+    }
+}
+
+impl SecretSource for AwsSecrets {
+    async fn get(&self, r: &SecretRef) -> Result<Value> {
+        let s = self.get_string(r).await?;
+        serde_json::from_str(&s).map_err(|_| Error::Config(format!("secret {} is not a JSON object", r.resolved_name(&self.stack))))
+    }
+}
+
+/// Secrets from a map (unit tests), keyed by the unresolved name.
+#[derive(Debug, Default)]
+pub struct StaticSecrets(pub HashMap<String, Value>);
+
+impl SecretSource for StaticSecrets {
+    async fn get(&self, r: &SecretRef) -> Result<Value> {
+        self.0.get(&r.name).cloned().ok_or_else(|| Error::Config(format!("secret {} is not set", r.name)))
+    }
+}

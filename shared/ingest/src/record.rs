@@ -1,0 +1,343 @@
+//! From JSON records to bronze and quarantine rows: keys, versions, tokens, sealed personal
+//! fields, typed columns; then to Arrow batches.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::Arc;
+
+use alkasba_lake::arrow::array::{ArrayRef, BooleanBuilder, Decimal128Builder, Float64Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
+use alkasba_lake::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use alkasba_lake::arrow::record_batch::RecordBatch;
+use alkasba_pii::{KeyService, Sealer, Tokenizer};
+use alkasba_sources::{FieldType, Stream, top_level};
+use serde_json::Value;
+
+use crate::validate::{decimal, timestamp_micros, validate};
+use crate::{Error, Result};
+
+/// Bronze metadata columns (every other column comes from the records).
+pub const KEY: &str = "_key";
+pub const VERSION: &str = "_version";
+pub const RUN_ID: &str = "_run_id";
+pub const PAGE: &str = "_page";
+pub const INGESTED_AT: &str = "_ingested_at";
+/// Bronze and quarantine tables are partitioned by ingestion date.
+pub const INGEST_DATE: &str = "_ingest_date";
+
+/// A typed column of a stream.
+#[derive(Debug, Clone)]
+struct Column {
+    name: String,
+    ty: FieldType,
+    scale: u8,
+    sealed: bool,
+}
+
+/// A stream ready to turn records into rows.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// `<source>.<stream>`.
+    pub id: String,
+    pub stream: Stream,
+    columns: Vec<Column>,
+    sensitive: HashSet<String>,
+    /// The single integer primary-key column, for pruned dedupe lookups.
+    pub int_key_column: Option<String>,
+}
+
+/// One cell of a typed column.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Null,
+    Str(String),
+    Int(i64),
+    Float(f64),
+    Dec(i128),
+    Bool(bool),
+    Ts(i64),
+}
+
+/// A valid record, ready for bronze.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub key: String,
+    pub version: String,
+    pub page: u64,
+    cells: Vec<Cell>,
+    tokens: Vec<Option<String>>,
+    extra: BTreeMap<String, String>,
+}
+
+/// An invalid record, for quarantine.
+#[derive(Debug, Clone)]
+pub struct QuarantineRow {
+    pub key: Option<String>,
+    pub page: u64,
+    pub reasons: Vec<String>,
+    /// The record as JSON, personal fields sealed.
+    pub record: String,
+}
+
+/// Where a record came from.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin<'a> {
+    pub run_id: &'a str,
+    pub page: u64,
+    pub url: &'a str,
+}
+
+fn column_name(field: &str) -> String {
+    let mut s: String = field.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
+    if !s.starts_with(|c: char| c.is_ascii_lowercase()) {
+        s = format!("f_{s}");
+    }
+    s
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+impl Prepared {
+    pub fn new(source: &str, stream: &Stream) -> Self {
+        let sensitive: HashSet<String> = stream.sensitive.iter().filter_map(|p| top_level(p)).map(str::to_string).collect();
+        let columns: Vec<Column> = stream
+            .schema
+            .iter()
+            .filter_map(|(p, spec)| top_level(p).map(|f| (f, spec)))
+            .map(|(f, spec)| Column { name: f.to_string(), ty: spec.ty, scale: spec.scale, sealed: sensitive.contains(f) })
+            .collect();
+        let int_key_column = match stream.primary_key.as_slice() {
+            [p] => top_level(p).filter(|f| columns.iter().any(|c| c.name == *f && c.ty == FieldType::Integer && !c.sealed)).map(str::to_string),
+            _ => None,
+        };
+        Self { id: format!("{source}.{}", stream.name), stream: stream.clone(), columns, sensitive, int_key_column }
+    }
+
+    /// The record's primary key as text (`|` between parts), if complete.
+    pub fn key(&self, record: &Value) -> Option<String> {
+        let mut parts = Vec::with_capacity(self.stream.primary_key.len());
+        for p in &self.stream.primary_key {
+            match record.pointer(p) {
+                None | Some(Value::Null) => return None,
+                Some(v) => parts.push(text(v)),
+            }
+        }
+        Some(parts.join("|"))
+    }
+
+    /// The record's cursor value, if the stream has a cursor.
+    pub fn cursor<'a>(&self, record: &'a Value) -> Option<&'a str> {
+        self.stream.cursor.as_ref().and_then(|c| record.pointer(&c.field)).and_then(Value::as_str)
+    }
+
+    fn subject(&self, record: &Value, key: Option<&str>, tokens: &Tokenizer) -> String {
+        let person = self.stream.subject.as_ref().and_then(|p| record.pointer(p)).and_then(Value::as_str).filter(|s| !s.trim().is_empty());
+        match person {
+            Some(p) => tokens.token(p),
+            None => format!("record:{}:{}", self.id, key.unwrap_or("-")),
+        }
+    }
+
+    /// Seals the personal top-level fields of `record` in place.
+    async fn seal<K: KeyService>(&self, record: &mut Value, subject: &str, sealer: &mut Sealer<K>) -> Result<()> {
+        if self.sensitive.is_empty() {
+            return Ok(());
+        }
+        let Some(obj) = record.as_object_mut() else { return Ok(()) };
+        for f in &self.sensitive {
+            if let Some(v) = obj.get_mut(f) {
+                let plain = match &*v {
+                    Value::Null => continue,
+                    Value::String(s) if s.is_empty() => continue,
+                    Value::String(s) => s.as_bytes().to_vec(),
+                    other => other.to_string().into_bytes(),
+                };
+                *v = Value::String(sealer.seal(subject, f, &plain).await.map_err(Error::Pii)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// Validates, tokenizes and seals one record. `Ok(Err(..))` is an invalid record.
+    pub async fn process<K: KeyService>(&self, mut record: Value, origin: Origin<'_>, tokens: &Tokenizer, sealer: &mut Sealer<K>) -> Result<std::result::Result<Row, QuarantineRow>> {
+        let reasons = validate(&self.stream, &record);
+        let key = self.key(&record);
+        let subject = self.subject(&record, key.as_deref(), tokens);
+        let token_values: Vec<Option<String>> = self
+            .stream
+            .tokens
+            .values()
+            .map(|p| record.pointer(p).and_then(Value::as_str).filter(|s| !s.trim().is_empty()).map(|s| tokens.token(s)))
+            .collect();
+        let version = match self.cursor(&record) {
+            Some(c) => c.to_string(),
+            // Without a cursor a record's version is its content: a keyed hash, since the
+            // content holds personal data.
+            None => format!("h:{}", tokens.token(&record.to_string())),
+        };
+        self.seal(&mut record, &subject, sealer).await?;
+        match (key, reasons.is_empty()) {
+            (Some(key), true) => {
+                let obj = record.as_object().cloned().unwrap_or_default();
+                let mut cells = Vec::with_capacity(self.columns.len());
+                for c in &self.columns {
+                    cells.push(cell(c, obj.get(&c.name)));
+                }
+                let declared: HashSet<&str> = self.columns.iter().map(|c| c.name.as_str()).collect();
+                let extra = obj
+                    .iter()
+                    .filter(|(k, v)| !declared.contains(k.as_str()) && !v.is_null())
+                    .map(|(k, v)| (column_name(k), text(v)))
+                    .collect();
+                Ok(Ok(Row { key, version, page: origin.page, cells, tokens: token_values, extra }))
+            }
+            (key, _) => Ok(Err(QuarantineRow { key, page: origin.page, reasons, record: record.to_string() })),
+        }
+    }
+
+    fn column_type(c: &Column) -> DataType {
+        if c.sealed {
+            return DataType::Utf8;
+        }
+        match c.ty {
+            FieldType::Integer => DataType::Int64,
+            FieldType::Number => DataType::Float64,
+            FieldType::Decimal => DataType::Decimal128(18, c.scale as i8),
+            FieldType::Boolean => DataType::Boolean,
+            FieldType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            FieldType::String | FieldType::Json => DataType::Utf8,
+        }
+    }
+
+    /// The bronze batch of `rows`. Columns: key and version, the typed schema fields, the
+    /// tokens, every other field as text (new ones extend the table's schema), then run, page,
+    /// ingestion time and date.
+    pub fn bronze_batch(&self, rows: &[Row], run_id: &str, now: chrono::DateTime<chrono::Utc>) -> Result<RecordBatch> {
+        let n = rows.len();
+        let mut fields = vec![Field::new(KEY, DataType::Utf8, false), Field::new(VERSION, DataType::Utf8, false)];
+        let mut arrays: Vec<ArrayRef> = vec![
+            Arc::new(string_col(rows.iter().map(|r| Some(r.key.as_str())))),
+            Arc::new(string_col(rows.iter().map(|r| Some(r.version.as_str())))),
+        ];
+        for (i, c) in self.columns.iter().enumerate() {
+            let ty = Self::column_type(c);
+            fields.push(Field::new(&c.name, ty.clone(), true));
+            arrays.push(build(&ty, rows.iter().map(|r| &r.cells[i]), n)?);
+        }
+        for (i, name) in self.stream.tokens.keys().enumerate() {
+            fields.push(Field::new(name, DataType::Utf8, true));
+            arrays.push(Arc::new(string_col(rows.iter().map(|r| r.tokens[i].as_deref()))));
+        }
+        let extras: BTreeSet<&str> = rows.iter().flat_map(|r| r.extra.keys().map(String::as_str)).collect();
+        for name in extras {
+            if fields.iter().any(|f| f.name() == name) {
+                continue;
+            }
+            fields.push(Field::new(name, DataType::Utf8, true));
+            arrays.push(Arc::new(string_col(rows.iter().map(|r| r.extra.get(name).map(String::as_str)))));
+        }
+        meta_columns(&mut fields, &mut arrays, rows.iter().map(|r| r.page), run_id, now, n);
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).map_err(|e| Error::Batch(e.to_string()))
+    }
+}
+
+fn meta_columns(fields: &mut Vec<Field>, arrays: &mut Vec<ArrayRef>, pages: impl Iterator<Item = u64>, run_id: &str, now: chrono::DateTime<chrono::Utc>, n: usize) {
+    let date = now.format("%Y-%m-%d").to_string();
+    fields.push(Field::new(RUN_ID, DataType::Utf8, false));
+    arrays.push(Arc::new(string_col(std::iter::repeat_n(Some(run_id), n))));
+    fields.push(Field::new(PAGE, DataType::Int64, false));
+    let mut p = Int64Builder::with_capacity(n);
+    pages.for_each(|x| p.append_value(x as i64));
+    arrays.push(Arc::new(p.finish()));
+    fields.push(Field::new(INGESTED_AT, DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false));
+    let mut t = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
+    (0..n).for_each(|_| t.append_value(now.timestamp_micros()));
+    arrays.push(Arc::new(t.finish()));
+    fields.push(Field::new(INGEST_DATE, DataType::Utf8, false));
+    arrays.push(Arc::new(string_col(std::iter::repeat_n(Some(date.as_str()), n))));
+}
+
+/// The quarantine batch: one table for every stream.
+pub fn quarantine_batch(stream_id: &str, rows: &[QuarantineRow], run_id: &str, url_of: impl Fn(u64) -> String, now: chrono::DateTime<chrono::Utc>) -> Result<RecordBatch> {
+    let n = rows.len();
+    let mut fields = vec![
+        Field::new("stream", DataType::Utf8, false),
+        Field::new(KEY, DataType::Utf8, true),
+        Field::new("reasons", DataType::Utf8, false),
+        Field::new("record", DataType::Utf8, false),
+        Field::new("source_url", DataType::Utf8, false),
+    ];
+    let urls: Vec<String> = rows.iter().map(|r| url_of(r.page)).collect();
+    let reasons: Vec<String> = rows.iter().map(|r| r.reasons.join("; ")).collect();
+    let mut arrays: Vec<ArrayRef> = vec![
+        Arc::new(string_col(std::iter::repeat_n(Some(stream_id), n))),
+        Arc::new(string_col(rows.iter().map(|r| r.key.as_deref()))),
+        Arc::new(string_col(reasons.iter().map(|s| Some(s.as_str())))),
+        Arc::new(string_col(rows.iter().map(|r| Some(r.record.as_str())))),
+        Arc::new(string_col(urls.iter().map(|s| Some(s.as_str())))),
+    ];
+    meta_columns(&mut fields, &mut arrays, rows.iter().map(|r| r.page), run_id, now, n);
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).map_err(|e| Error::Batch(e.to_string()))
+}
+
+fn string_col<'a>(values: impl Iterator<Item = Option<&'a str>>) -> alkasba_lake::arrow::array::StringArray {
+    let mut b = StringBuilder::new();
+    for v in values {
+        b.append_option(v);
+    }
+    b.finish()
+}
+
+fn cell(c: &Column, v: Option<&Value>) -> Cell {
+    let Some(v) = v.filter(|v| !v.is_null()) else { return Cell::Null };
+    if c.sealed {
+        return Cell::Str(text(v));
+    }
+    match c.ty {
+        FieldType::String | FieldType::Json => Cell::Str(text(v)),
+        FieldType::Integer => v.as_i64().map(Cell::Int).unwrap_or(Cell::Null),
+        FieldType::Number => v.as_f64().map(Cell::Float).unwrap_or(Cell::Null),
+        FieldType::Decimal => decimal(v)
+            .map(|mut d| {
+                d.rescale(c.scale as u32);
+                Cell::Dec(d.mantissa())
+            })
+            .unwrap_or(Cell::Null),
+        FieldType::Boolean => v.as_bool().map(Cell::Bool).unwrap_or(Cell::Null),
+        FieldType::Timestamp => v.as_str().and_then(timestamp_micros).map(Cell::Ts).unwrap_or(Cell::Null),
+    }
+}
+
+fn build<'a>(ty: &DataType, cells: impl Iterator<Item = &'a Cell>, n: usize) -> Result<ArrayRef> {
+    Ok(match ty {
+        DataType::Int64 => {
+            let mut b = Int64Builder::with_capacity(n);
+            cells.for_each(|c| b.append_option(if let Cell::Int(i) = c { Some(*i) } else { None }));
+            Arc::new(b.finish())
+        }
+        DataType::Float64 => {
+            let mut b = Float64Builder::with_capacity(n);
+            cells.for_each(|c| b.append_option(if let Cell::Float(f) = c { Some(*f) } else { None }));
+            Arc::new(b.finish())
+        }
+        DataType::Decimal128(p, s) => {
+            let mut b = Decimal128Builder::with_capacity(n).with_precision_and_scale(*p, *s).map_err(|e| Error::Batch(e.to_string()))?;
+            cells.for_each(|c| b.append_option(if let Cell::Dec(d) = c { Some(*d) } else { None }));
+            Arc::new(b.finish())
+        }
+        DataType::Boolean => {
+            let mut b = BooleanBuilder::with_capacity(n);
+            cells.for_each(|c| b.append_option(if let Cell::Bool(x) = c { Some(*x) } else { None }));
+            Arc::new(b.finish())
+        }
+        DataType::Timestamp(_, _) => {
+            let mut b = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
+            cells.for_each(|c| b.append_option(if let Cell::Ts(x) = c { Some(*x) } else { None }));
+            Arc::new(b.finish())
+        }
+        _ => Arc::new(string_col(cells.map(|c| if let Cell::Str(s) = c { Some(s.as_str()) } else { None }))),
+    })
+}

@@ -1,0 +1,122 @@
+//! Every ingestion option: its environment variable, default and meaning, in one place. Read
+//! once at start-up and validated; a wrong value stops the process with a message naming it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use alkasba_lake::StorageConfig;
+use alkasba_pii::{KmsKeys, Tokenizer};
+use alkasba_sources::{SecretRef, SecretStore};
+
+use crate::catalog::Catalog;
+use crate::control::Control;
+use crate::fetcher::{Ingest, Tuning};
+use crate::lake::Lake;
+use crate::planner::parse_base_urls;
+use crate::ports::{AwsSecrets, SqsQueue};
+use crate::{Error, Result};
+
+/// (variable, default, meaning): the documentation of every option, printed by `--help` texts
+/// and the function READMEs.
+pub const OPTIONS: &[(&str, &str, &str)] = &[
+    ("LAKE_ROOT", "", "Root of the lake: s3://<bucket> (required)."),
+    ("STACK_NAME", "", "The deployment's stack: resolves ${stack} in secret names (required)."),
+    ("FETCH_QUEUE_URL", "", "The fetch-task queue (required)."),
+    ("FETCH_DLQ_URL", "", "Its dead-letter queue, for pages that cannot be fetched (required)."),
+    ("PII_KEY_ID", "", "KMS key for data keys: ARN, id or alias/... (required)."),
+    ("TOKEN_KEY_SECRET", "${stack}/pii/token-key", "Secrets Manager secret holding {\"key\": ...}, the HMAC key of email and phone tokens."),
+    ("SOURCES_DIR", "(the shipped config/sources)", "Directory of source *.toml files."),
+    ("SOURCE_BASE_URLS", "", "Base URL overrides: name=url,name=url."),
+    ("PAGES_PER_TASK", "20", "Pages per planned task."),
+    ("PAGES_PER_COMMIT", "20", "Pages per bronze commit."),
+    ("FETCH_CONCURRENCY", "4", "Pages fetched at once by one fetcher."),
+    ("DEADLINE_MARGIN_SECS", "20", "Stop starting pages this long before the invocation's deadline; the rest goes back to the queue."),
+    ("MAX_RUN_AGE_SECS", "900", "An unfinished run older than this is superseded by the next plan."),
+];
+
+/// The options, typed.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub lake_root: String,
+    pub stack: String,
+    pub fetch_queue_url: String,
+    pub fetch_dlq_url: String,
+    pub pii_key_id: String,
+    pub token_key_secret: String,
+    pub sources_dir: Option<PathBuf>,
+    pub source_base_urls: String,
+    pub tuning: Tuning,
+}
+
+impl Settings {
+    /// Reads the options through `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let get = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
+        let required = |k: &str| get(k).ok_or_else(|| Error::Config(format!("environment variable {k} is not set: {}", doc(k))));
+        let number = |k: &str, default: u64, range: std::ops::RangeInclusive<u64>| -> Result<u64> {
+            match get(k) {
+                None => Ok(default),
+                Some(v) => v
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| range.contains(n))
+                    .ok_or_else(|| Error::Config(format!("{k}={v:?}: expected a whole number in {}..={}", range.start(), range.end()))),
+            }
+        };
+        let stack = required("STACK_NAME")?;
+        let lake_root = required("LAKE_ROOT")?;
+        if !lake_root.starts_with("s3://") && !lake_root.starts_with("file://") {
+            return Err(Error::Config(format!("LAKE_ROOT={lake_root:?}: expected s3://<bucket>")));
+        }
+        let source_base_urls = get("SOURCE_BASE_URLS").unwrap_or_default();
+        parse_base_urls(&source_base_urls)?;
+        Ok(Self {
+            lake_root,
+            fetch_queue_url: required("FETCH_QUEUE_URL")?,
+            fetch_dlq_url: required("FETCH_DLQ_URL")?,
+            pii_key_id: required("PII_KEY_ID")?,
+            token_key_secret: get("TOKEN_KEY_SECRET").unwrap_or_else(|| "${stack}/pii/token-key".into()).replace("${stack}", &stack),
+            sources_dir: get("SOURCES_DIR").map(PathBuf::from),
+            source_base_urls,
+            tuning: Tuning {
+                pages_per_task: number("PAGES_PER_TASK", 20, 1..=1000)?,
+                pages_per_commit: number("PAGES_PER_COMMIT", 20, 1..=500)?,
+                fetch_concurrency: number("FETCH_CONCURRENCY", 4, 1..=64)? as usize,
+                deadline_margin: Duration::from_secs(number("DEADLINE_MARGIN_SECS", 20, 1..=600)?),
+                max_run_age: Duration::from_secs(number("MAX_RUN_AGE_SECS", 900, 60..=86_400)?),
+            },
+            stack,
+        })
+    }
+
+    /// Reads the options from the environment.
+    pub fn from_env() -> Result<Self> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Builds the clients, reads the token key and every source's credentials.
+    pub async fn build(&self, sdk: &aws_config::SdkConfig) -> Result<Ingest<SqsQueue, KmsKeys>> {
+        let storage = StorageConfig::from_env()?;
+        let lake = Lake::new(&self.lake_root, storage)?;
+        let control = Control::for_lake(&lake)?;
+        let secrets = AwsSecrets::new(sdk, &self.stack);
+        let token_ref = SecretRef { store: SecretStore::SecretsManager, name: self.token_key_secret.clone() };
+        let token_json = crate::ports::SecretSource::get(&secrets, &token_ref).await?;
+        let token_key = token_json.get("key").and_then(|v| v.as_str()).ok_or_else(|| Error::Config(format!("secret {} has no string \"key\"", self.token_key_secret)))?;
+        let tokens = Tokenizer::new(token_key).map_err(Error::Pii)?;
+        let catalog = Catalog::load(self.sources_dir.as_deref(), &parse_base_urls(&self.source_base_urls)?, &secrets).await?;
+        let queue = SqsQueue::new(aws_sdk_sqs::Client::new(sdk), &self.fetch_queue_url, &self.fetch_dlq_url);
+        let keys = Arc::new(KmsKeys::new(aws_sdk_kms_client(sdk), &self.pii_key_id));
+        Ok(Ingest { catalog, lake, control, queue, keys, tokens, settings: self.tuning.clone() })
+    }
+}
+
+fn aws_sdk_kms_client(sdk: &aws_config::SdkConfig) -> alkasba_pii::KmsClient {
+    alkasba_pii::KmsClient::new(sdk)
+}
+
+fn doc(k: &str) -> &'static str {
+    OPTIONS.iter().find(|(name, _, _)| *name == k).map(|(_, _, d)| *d).unwrap_or("")
+}

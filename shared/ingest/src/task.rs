@@ -1,0 +1,60 @@
+//! The messages between planner, fetchers and the dead-letter queue.
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+/// Which pages a task covers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Pages {
+    /// Page numbers `first..=last` of a paginator with a known total. `follow`: the run's last
+    /// task, which keeps going while the store reports more pages (records that entered the
+    /// filter during the run push others past the planned end).
+    Range { first: u64, last: u64, follow: bool },
+    /// The `step`-th page of a cursor chain, at `url`; each page names the next.
+    Chain { step: u64 },
+}
+
+/// One unit of fetch work (an SQS message body).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FetchTask {
+    /// The run this task belongs to.
+    pub run_id: String,
+    pub source: String,
+    pub stream: String,
+    /// Task number within the run (its exactly-once marker is per task).
+    pub task: u32,
+    /// Range: the first page's URL (page parameter set per page). Chain: the URL of `step`.
+    pub url: Url,
+    pub pages: Pages,
+}
+
+impl FetchTask {
+    /// The Delta application id marking this task's commits. Its version is the last page
+    /// committed (range) or the last step committed (chain): pages are committed in order, so a
+    /// redelivered or continued task skips everything at or below it.
+    pub fn app_id(&self) -> String {
+        format!("ingest.{}.{}.{}.t{}", self.source, self.stream, self.run_id, self.task)
+    }
+}
+
+/// What the dead-letter queue receives when a page cannot be fetched or a task cannot be run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    /// The task, for a replay.
+    pub task: Option<FetchTask>,
+    /// The raw message when it could not be parsed as a task (never holds personal data: tasks
+    /// carry URLs and numbers only).
+    pub raw_message: Option<String>,
+    /// The page, when one page failed.
+    pub page: Option<u64>,
+    pub url: Option<String>,
+    /// Why.
+    pub reason: String,
+    pub status: Option<u16>,
+    pub attempts: u32,
+    /// The sealed raw response (`s3://.../errors/...`), if there was one.
+    pub error_object: Option<String>,
+    pub at: String,
+}

@@ -1,0 +1,267 @@
+//! Record validation against a stream's schema and rules. Reasons name the field and the rule,
+//! never the value: a reason may be about an email or a phone number.
+
+use std::str::FromStr;
+
+use alkasba_sources::{FieldSpec, FieldType, Format, Rule, Stream};
+use rust_decimal::Decimal;
+use serde_json::Value;
+
+/// Every value at `pointer`, where `*` stands for each element of an array, with the concrete
+/// pointer it was found at; `None` when the path ends early (a missing field or a non-array under
+/// `*`). Parents that are missing or null yield nothing below them.
+pub fn resolve<'a>(record: &'a Value, pointer: &str) -> Vec<(String, Option<&'a Value>)> {
+    let mut out = Vec::new();
+    walk(record, pointer.split('/').skip(1).collect::<Vec<_>>().as_slice(), String::new(), &mut out);
+    out
+}
+
+fn walk<'a>(v: &'a Value, segs: &[&str], at: String, out: &mut Vec<(String, Option<&'a Value>)>) {
+    let Some((head, rest)) = segs.split_first() else {
+        out.push((at, Some(v)));
+        return;
+    };
+    if *head == "*" {
+        if let Value::Array(items) = v {
+            for (i, item) in items.iter().enumerate() {
+                walk(item, rest, format!("{at}/{i}"), out);
+            }
+        }
+        return;
+    }
+    let key = head.replace("~1", "/").replace("~0", "~");
+    let next = format!("{at}/{head}");
+    match v.get(key.as_str()) {
+        Some(Value::Null) | None if !rest.is_empty() => {}
+        Some(Value::Null) | None => out.push((next, None)),
+        Some(child) => walk(child, rest, next, out),
+    }
+}
+
+/// A number given as a JSON number or a decimal string ("12.50").
+pub fn decimal(v: &Value) -> Option<Decimal> {
+    match v {
+        Value::String(s) => Decimal::from_str(s.trim()).ok(),
+        Value::Number(n) => Decimal::from_str(&n.to_string()).or_else(|_| Decimal::from_scientific(&n.to_string())).ok(),
+        _ => None,
+    }
+}
+
+/// Parses an ISO 8601 date-time; without an offset it is UTC. Microseconds since the epoch.
+pub fn timestamp_micros(s: &str) -> Option<i64> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Some(t.timestamp_micros());
+    }
+    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f").ok().map(|t| t.and_utc().timestamp_micros())
+}
+
+/// International phone numbers: `+`, then 8 to 15 digits once spaces, dashes, dots and
+/// parentheses are removed (the E.164 shape). Hand-written: the `phonenumber` crate's per-country
+/// metadata would validate numbering plans we do not need, at megabytes of tables.
+fn is_phone(s: &str) -> bool {
+    let Some(rest) = s.trim().strip_prefix('+') else { return false };
+    let mut digits = 0;
+    for c in rest.chars() {
+        match c {
+            '0'..='9' => digits += 1,
+            ' ' | '-' | '.' | '(' | ')' => {}
+            _ => return false,
+        }
+    }
+    (8..=15).contains(&digits)
+}
+
+fn check_value(at: &str, spec: &FieldSpec, v: &Value, reasons: &mut Vec<String>) {
+    let number = match spec.ty {
+        FieldType::String => {
+            let Some(s) = v.as_str() else {
+                reasons.push(format!("{at}: not a string"));
+                return;
+            };
+            if let Some(allowed) = &spec.allowed {
+                if !allowed.iter().any(|a| a == s) {
+                    reasons.push(format!("{at}: not one of the allowed values"));
+                }
+            }
+            match spec.format {
+                Some(Format::Email) if !email_address::EmailAddress::is_valid(s) => reasons.push(format!("{at}: not an email address")),
+                Some(Format::Phone) if !s.is_empty() && !is_phone(s) => reasons.push(format!("{at}: not an international phone number")),
+                Some(Format::Currency) if iso_currency::Currency::from_code(s).is_none() => reasons.push(format!("{at}: not an ISO 4217 currency code")),
+                _ => {}
+            }
+            None
+        }
+        FieldType::Integer => match v.as_i64() {
+            Some(i) => Some(i as f64),
+            None => {
+                reasons.push(format!("{at}: not an integer"));
+                return;
+            }
+        },
+        FieldType::Number => match v.as_f64() {
+            Some(f) => Some(f),
+            None => {
+                reasons.push(format!("{at}: not a number"));
+                return;
+            }
+        },
+        FieldType::Decimal => match decimal(v) {
+            Some(d) if d.scale() <= spec.scale as u32 || d.round_dp(spec.scale as u32) == d => d.to_string().parse::<f64>().ok(),
+            Some(_) => {
+                reasons.push(format!("{at}: more than {} decimal places", spec.scale));
+                return;
+            }
+            None => {
+                reasons.push(format!("{at}: not a decimal number"));
+                return;
+            }
+        },
+        FieldType::Boolean => {
+            if !v.is_boolean() {
+                reasons.push(format!("{at}: not true or false"));
+            }
+            None
+        }
+        FieldType::Timestamp => {
+            if v.as_str().and_then(timestamp_micros).is_none() {
+                reasons.push(format!("{at}: not an ISO 8601 date-time"));
+            }
+            None
+        }
+        FieldType::Json => None,
+    };
+    if let Some(n) = number {
+        if spec.min.is_some_and(|m| n < m) {
+            reasons.push(format!("{at}: below the minimum {}", spec.min.unwrap_or_default()));
+        }
+        if spec.max.is_some_and(|m| n > m) {
+            reasons.push(format!("{at}: above the maximum {}", spec.max.unwrap_or_default()));
+        }
+    }
+}
+
+/// Checks `record` against `stream`'s schema and rules; empty when valid.
+pub fn validate(stream: &Stream, record: &Value) -> Vec<String> {
+    let mut reasons = Vec::new();
+    if !record.is_object() {
+        reasons.push("record is not a JSON object".to_string());
+        return reasons;
+    }
+    for p in &stream.primary_key {
+        if matches!(record.pointer(p), None | Some(Value::Null)) {
+            reasons.push(format!("{p}: primary key is missing"));
+        }
+    }
+    for (pointer, spec) in &stream.schema {
+        for (at, v) in resolve(record, pointer) {
+            match v {
+                None | Some(Value::Null) => {
+                    if spec.required && !reasons.iter().any(|r| r.starts_with(&format!("{at}: primary key"))) {
+                        reasons.push(format!("{at}: required"));
+                    }
+                }
+                Some(v) => check_value(&at, spec, v, &mut reasons),
+            }
+        }
+    }
+    for rule in &stream.rules {
+        let Rule::SumEquals { total, terms, tolerance } = rule;
+        let Some(t) = record.pointer(total).and_then(decimal) else { continue };
+        let mut sum = Decimal::ZERO;
+        for term in terms {
+            for (_, v) in resolve(record, term) {
+                if let Some(d) = v.and_then(decimal) {
+                    sum += d;
+                }
+            }
+        }
+        let diff = (t - sum).abs();
+        let tol = Decimal::from_str(&tolerance.to_string()).unwrap_or(Decimal::ZERO);
+        if diff > tol {
+            reasons.push(format!("{total}: differs from the sum of {} by {diff}", terms.join(" + ")));
+        }
+    }
+    reasons
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn stream() -> Stream {
+        let f = alkasba_sources::parse(
+            "t.toml",
+            r#"
+[source]
+name = "s"
+base_url = "http://h/"
+auth = { type = "none" }
+[[stream]]
+name = "orders"
+path = "/o"
+primary_key = ["/id"]
+paginator = { type = "link_header" }
+[stream.schema]
+"/id" = { type = "integer", required = true, min = 1 }
+"/currency" = { type = "string", required = true, format = "currency" }
+"/status" = { type = "string", enum = ["paid", "new"] }
+"/total" = { type = "decimal", required = true, min = 0 }
+"/created" = { type = "timestamp" }
+"/lines/*/qty" = { type = "integer", required = true, min = 1 }
+"/billing/email" = { type = "string", format = "email" }
+"/billing/phone" = { type = "string", format = "phone" }
+[[stream.rule]]
+type = "sum_equals"
+total = "/total"
+terms = ["/lines/*/amount", "/shipping"]
+"#,
+        )
+        .unwrap();
+        f.streams[0].clone()
+    }
+
+    fn good() -> Value {
+        json!({"id": 7, "currency": "MAD", "status": "paid", "total": "30.50", "shipping": "0.50", "created": "2026-10-01T10:00:00",
+               "lines": [{"qty": 1, "amount": "10.00"}, {"qty": 2, "amount": "20.00"}],
+               "billing": {"email": "ana@example.ma", "phone": "+212 612345678"}})
+    }
+
+    #[test]
+    fn a_good_record_passes() {
+        assert_eq!(validate(&stream(), &good()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn each_problem_is_named_without_its_value() {
+        let s = stream();
+        let cases: Vec<(Box<dyn Fn(&mut Value)>, &str)> = vec![
+            (Box::new(|r| { r.as_object_mut().unwrap().remove("id"); }), "/id: primary key is missing"),
+            (Box::new(|r| r["currency"] = json!("XYZ")), "/currency: not an ISO 4217 currency code"),
+            (Box::new(|r| r["status"] = json!("lost")), "/status: not one of the allowed values"),
+            (Box::new(|r| r["lines"][1]["qty"] = json!(-2)), "/lines/1/qty: below the minimum 1"),
+            (Box::new(|r| { r["lines"][0].as_object_mut().unwrap().remove("qty"); }), "/lines/0/qty: required"),
+            (Box::new(|r| r["billing"]["email"] = json!("ana_at_example.ma")), "/billing/email: not an email address"),
+            (Box::new(|r| r["billing"]["phone"] = json!("0612")), "/billing/phone: not an international phone number"),
+            (Box::new(|r| r["total"] = json!("40.50")), "/total: differs from the sum of /lines/*/amount + /shipping by 10.00"),
+            (Box::new(|r| r["total"] = json!("abc")), "/total: not a decimal number"),
+            (Box::new(|r| r["created"] = json!("yesterday")), "/created: not an ISO 8601 date-time"),
+            (Box::new(|r| r["id"] = json!("7")), "/id: not an integer"),
+        ];
+        for (change, want) in cases {
+            let mut r = good();
+            change(&mut r);
+            let reasons = validate(&s, &r);
+            assert!(reasons.iter().any(|x| x == want), "want {want:?}, got {reasons:?}");
+            assert!(!reasons.iter().any(|x| x.contains("ana") || x.contains("0612")), "{reasons:?}");
+        }
+    }
+
+    #[test]
+    fn optional_parents_may_be_absent() {
+        let mut r = good();
+        r.as_object_mut().unwrap().remove("billing");
+        assert!(validate(&stream(), &r).is_empty());
+        assert!(!validate(&stream(), &json!([1])).is_empty());
+    }
+}

@@ -1,0 +1,200 @@
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use aws_lc_rs::aead::{Aad, LessSafeKey, NONCE_LEN, Nonce};
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD_NO_PAD as B64;
+use chrono::Utc;
+use zeroize::Zeroizing;
+
+use crate::keyring::KeyringRow;
+use crate::keys::{DataKey, KeyService, aes, nonce};
+use crate::{Error, Result};
+
+const PREFIX: &str = "pii1:";
+
+pub(crate) fn seal_with(key: &LessSafeKey, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
+    let n = nonce(&SystemRandom::new())?;
+    let mut out = Vec::with_capacity(NONCE_LEN + plaintext.len() + 16);
+    out.extend_from_slice(&n);
+    out.extend_from_slice(plaintext);
+    let mut tail = out.split_off(NONCE_LEN);
+    key.seal_in_place_append_tag(Nonce::assume_unique_for_key(n), Aad::from(aad), &mut tail)
+        .map_err(|_| Error::Crypto("AES-256-GCM seal failed".into()))?;
+    out.extend_from_slice(&tail);
+    Ok(out)
+}
+
+pub(crate) fn open_with(key: &LessSafeKey, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>> {
+    if sealed.len() < NONCE_LEN + 16 {
+        return Err(Error::Crypto("ciphertext is truncated".into()));
+    }
+    let (n, ct) = sealed.split_at(NONCE_LEN);
+    let n: [u8; NONCE_LEN] = n.try_into().map_err(|_| Error::Crypto("bad nonce".into()))?;
+    let mut buf = ct.to_vec();
+    let plain = key
+        .open_in_place(Nonce::assume_unique_for_key(n), Aad::from(aad), &mut buf)
+        .map_err(|_| Error::Crypto("AES-256-GCM open failed: wrong key, or the ciphertext was altered".into()))?;
+    Ok(plain.to_vec())
+}
+
+/// Whether a string is a sealed value.
+pub fn is_sealed(s: &str) -> bool {
+    s.starts_with(PREFIX)
+}
+
+fn wrap_aad(key_id: &str, subject: &str) -> Vec<u8> {
+    format!("keyring:{key_id}:{subject}").into_bytes()
+}
+
+fn field_aad(key_id: &str, field: &str) -> Vec<u8> {
+    format!("{key_id}:{field}").into_bytes()
+}
+
+/// Seals personal values during one session (one fetcher invocation): one KMS data key, created
+/// on first use, and one new key per person seen. The new keys must be committed to the keyring
+/// ([`Sealer::take_new_keys`]) before anything sealed under them is committed.
+pub struct Sealer<K> {
+    keys: Arc<K>,
+    rng: SystemRandom,
+    data_key: Option<(DataKey, LessSafeKey)>,
+    persons: HashMap<String, (String, LessSafeKey)>,
+    new_rows: Vec<KeyringRow>,
+}
+
+impl<K: KeyService> Sealer<K> {
+    /// A session drawing its data key from `keys`.
+    pub fn new(keys: Arc<K>) -> Self {
+        Self { keys, rng: SystemRandom::new(), data_key: None, persons: HashMap::new(), new_rows: Vec::new() }
+    }
+
+    async fn data_key(&mut self) -> Result<&(DataKey, LessSafeKey)> {
+        if self.data_key.is_none() {
+            let dk = self.keys.generate_data_key().await?;
+            let cipher = aes(&dk.plaintext)?;
+            self.data_key = Some((dk, cipher));
+        }
+        self.data_key.as_ref().ok_or_else(|| Error::Crypto("data key missing".into()))
+    }
+
+    /// Seals `plaintext` of `field` for the person `subject` (a token): `pii1:<key id>:<base64>`.
+    pub async fn seal(&mut self, subject: &str, field: &str, plaintext: &[u8]) -> Result<String> {
+        if !self.persons.contains_key(subject) {
+            let mut raw = Zeroizing::new([0u8; 32]);
+            self.rng.fill(raw.as_mut()).map_err(|_| Error::Crypto("no system randomness".into()))?;
+            let mut id = [0u8; 16];
+            self.rng.fill(&mut id).map_err(|_| Error::Crypto("no system randomness".into()))?;
+            let key_id: String = id.iter().map(|b| format!("{b:02x}")).collect();
+            let (dk, wrapper) = self.data_key().await?;
+            let wrapped_key = seal_with(wrapper, &wrap_aad(&key_id, subject), raw.as_ref())?;
+            let row = KeyringRow { subject: subject.to_string(), key_id: key_id.clone(), wrapped_key, kms_blob: dk.blob.clone(), created_at: Utc::now() };
+            self.new_rows.push(row);
+            self.persons.insert(subject.to_string(), (key_id, aes(&raw)?));
+        }
+        let (key_id, cipher) = self.persons.get(subject).ok_or_else(|| Error::Crypto("person key missing".into()))?;
+        let sealed = seal_with(cipher, &field_aad(key_id, field), plaintext)?;
+        Ok(format!("{PREFIX}{key_id}:{}", B64.encode(sealed)))
+    }
+
+    /// Keys created since the last call, to append to the keyring.
+    pub fn take_new_keys(&mut self) -> Vec<KeyringRow> {
+        std::mem::take(&mut self.new_rows)
+    }
+
+    /// Seals a whole object (an error response) under the session's data key:
+    /// `len(blob) as u16 BE | KMS blob | nonce | ciphertext`.
+    pub async fn seal_blob(&mut self, context: &str, plaintext: &[u8]) -> Result<Vec<u8>> {
+        let (dk, cipher) = self.data_key().await?;
+        seal_blob(dk, cipher, context, plaintext)
+    }
+}
+
+/// See [`Sealer::seal_blob`].
+pub fn seal_blob(dk: &DataKey, cipher: &LessSafeKey, context: &str, plaintext: &[u8]) -> Result<Vec<u8>> {
+    let len = u16::try_from(dk.blob.len()).map_err(|_| Error::Crypto("KMS blob too long".into()))?;
+    let mut out = len.to_be_bytes().to_vec();
+    out.extend_from_slice(&dk.blob);
+    out.extend(seal_with(cipher, context.as_bytes(), plaintext)?);
+    Ok(out)
+}
+
+/// Opens an object sealed by [`Sealer::seal_blob`] (one KMS `Decrypt`).
+pub async fn open_blob<K: KeyService>(keys: &K, context: &str, sealed: &[u8]) -> Result<Vec<u8>> {
+    let len = sealed.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]]) as usize).ok_or_else(|| Error::Crypto("sealed object is truncated".into()))?;
+    let blob = sealed.get(2..2 + len).ok_or_else(|| Error::Crypto("sealed object is truncated".into()))?;
+    let key = keys.decrypt_data_key(blob).await?;
+    open_with(&aes(&key)?, context.as_bytes(), &sealed[2 + len..])
+}
+
+/// Opens sealed values, given the keyring rows of their keys. Each data key is decrypted by KMS
+/// once.
+pub struct Opener<K> {
+    keys: Arc<K>,
+    rows: HashMap<String, KeyringRow>,
+    data_keys: HashMap<Vec<u8>, LessSafeKey>,
+    persons: HashMap<String, LessSafeKey>,
+}
+
+impl<K: KeyService> Opener<K> {
+    /// An opener over `rows` (from [`crate::read_keyring`]).
+    pub fn new(keys: Arc<K>, rows: Vec<KeyringRow>) -> Self {
+        let rows = rows.into_iter().map(|r| (r.key_id.clone(), r)).collect();
+        Self { keys, rows, data_keys: HashMap::new(), persons: HashMap::new() }
+    }
+
+    /// The plaintext of a sealed value of `field`.
+    pub async fn open(&mut self, field: &str, sealed: &str) -> Result<Vec<u8>> {
+        let rest = sealed.strip_prefix(PREFIX).ok_or_else(|| Error::Crypto(format!("{field}: not a sealed value")))?;
+        let (key_id, b64) = rest.split_once(':').ok_or_else(|| Error::Crypto(format!("{field}: malformed sealed value")))?;
+        if !self.persons.contains_key(key_id) {
+            let row = self.rows.get(key_id).ok_or_else(|| Error::UnknownKey { key_id: key_id.to_string() })?;
+            if !self.data_keys.contains_key(&row.kms_blob) {
+                let dk = self.keys.decrypt_data_key(&row.kms_blob).await?;
+                self.data_keys.insert(row.kms_blob.clone(), aes(&dk)?);
+            }
+            let wrapper = self.data_keys.get(&row.kms_blob).ok_or_else(|| Error::Crypto("data key missing".into()))?;
+            let raw = Zeroizing::new(open_with(wrapper, &wrap_aad(key_id, &row.subject), &row.wrapped_key)?);
+            let raw: [u8; 32] = raw.as_slice().try_into().map_err(|_| Error::Crypto("person key is not 32 bytes".into()))?;
+            self.persons.insert(key_id.to_string(), aes(&raw)?);
+        }
+        let cipher = self.persons.get(key_id).ok_or_else(|| Error::Crypto("person key missing".into()))?;
+        let sealed = B64.decode(b64).map_err(|e| Error::Crypto(format!("{field}: {e}")))?;
+        open_with(cipher, &field_aad(key_id, field), &sealed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::LocalKeys;
+
+    #[tokio::test]
+    async fn seal_then_open_and_erasure_by_key() {
+        let keys = Arc::new(LocalKeys::random().unwrap());
+        let mut s = Sealer::new(keys.clone());
+        let a1 = s.seal("alice", "email", b"alice@example.ma").await.unwrap();
+        let a2 = s.seal("alice", "billing", b"{\"city\":\"Fes\"}").await.unwrap();
+        let b1 = s.seal("bob", "email", b"bob@example.ma").await.unwrap();
+        assert!(is_sealed(&a1) && !a1.contains("alice"));
+        let rows = s.take_new_keys();
+        assert_eq!(rows.len(), 2, "one key per person");
+        assert_eq!(keys.requests(), 1, "one data key for the whole session");
+        let blob = s.seal_blob("errors/x", b"raw page").await.unwrap();
+        assert_eq!(open_blob(keys.as_ref(), "errors/x", &blob).await.unwrap(), b"raw page");
+        assert!(open_blob(keys.as_ref(), "errors/y", &blob).await.is_err(), "context is bound");
+
+        let mut o = Opener::new(keys.clone(), rows.clone());
+        assert_eq!(o.open("email", &a1).await.unwrap(), b"alice@example.ma");
+        assert_eq!(o.open("billing", &a2).await.unwrap(), b"{\"city\":\"Fes\"}");
+        assert!(o.open("name", &a1).await.is_err(), "a value is bound to its field");
+        let tampered = format!("{}A", &b1[..b1.len() - 1]);
+        assert!(o.open("email", &tampered).await.is_err());
+
+        // Crypto-shredding: without alice's keyring row her values are gone, bob's are not.
+        let kept: Vec<_> = rows.into_iter().filter(|r| r.subject != "alice").collect();
+        let mut o = Opener::new(keys, kept);
+        assert!(matches!(o.open("email", &a1).await, Err(Error::UnknownKey { .. })));
+        assert_eq!(o.open("email", &b1).await.unwrap(), b"bob@example.ma");
+    }
+}

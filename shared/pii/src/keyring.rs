@@ -1,0 +1,87 @@
+use std::sync::Arc;
+
+use alkasba_lake::arrow::array::{Array, ArrayRef, AsArray, BinaryArray, StringArray, TimestampMicrosecondArray};
+use alkasba_lake::arrow::datatypes::{DataType, Field, Schema, TimeUnit, TimestampMicrosecondType};
+use alkasba_lake::arrow::record_batch::RecordBatch;
+use alkasba_lake::{StorageConfig, read};
+use chrono::{DateTime, Utc};
+use deltalake::datafusion::prelude::{col, lit};
+use url::Url;
+
+use crate::Result;
+
+/// The keyring has no partitions: it is small, and erasure rewrites it whole.
+pub const KEYRING_PARTITION: Option<&str> = None;
+
+/// One person key, wrapped by a KMS data key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeyringRow {
+    /// The person's token (HMAC of their email), or a record-scoped stand-in.
+    pub subject: String,
+    /// Names the key inside every value sealed with it.
+    pub key_id: String,
+    /// `nonce | AES-256-GCM(data key, person key)`, bound to key id and subject.
+    pub wrapped_key: Vec<u8>,
+    /// The data key, encrypted by KMS.
+    pub kms_blob: Vec<u8>,
+    /// When the key was made.
+    pub created_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for KeyringRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyringRow").field("subject", &self.subject).field("key_id", &self.key_id).finish_non_exhaustive()
+    }
+}
+
+/// The keyring table's schema.
+pub fn keyring_schema() -> Arc<Schema> {
+    Arc::new(Schema::new(vec![
+        Field::new("subject", DataType::Utf8, false),
+        Field::new("key_id", DataType::Utf8, false),
+        Field::new("wrapped_key", DataType::Binary, false),
+        Field::new("kms_blob", DataType::Binary, false),
+        Field::new("created_at", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
+    ]))
+}
+
+/// Rows as one batch for appending.
+pub fn keyring_batch(rows: &[KeyringRow]) -> Result<RecordBatch> {
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.subject.as_str()))),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.key_id.as_str()))),
+        Arc::new(BinaryArray::from_iter_values(rows.iter().map(|r| r.wrapped_key.as_slice()))),
+        Arc::new(BinaryArray::from_iter_values(rows.iter().map(|r| r.kms_blob.as_slice()))),
+        Arc::new(TimestampMicrosecondArray::from_iter_values(rows.iter().map(|r| r.created_at.timestamp_micros())).with_timezone("UTC")),
+    ];
+    Ok(RecordBatch::try_new(keyring_schema(), cols).map_err(alkasba_lake::Error::from)?)
+}
+
+/// The keyring rows of `key_ids` (all rows when `None`); empty when there is no keyring yet.
+pub async fn read_keyring(uri: &Url, storage: &StorageConfig, key_ids: Option<&[String]>) -> Result<Vec<KeyringRow>> {
+    let Some(table) = read::open_table(uri, storage).await? else {
+        return Ok(Vec::new());
+    };
+    let filter = key_ids.map(|ids| col("key_id").in_list(ids.iter().map(|i| lit(i.as_str())).collect(), false));
+    let batches = read::scan(&table, filter, &[]).await?;
+    let mut out = Vec::new();
+    for b in batches {
+        let s = |i: usize| read::strings(b.column(i));
+        let bin = |i: usize| read::binaries(b.column(i));
+        let (subject, key_id, wrapped, blob) = (s(0)?, s(1)?, bin(2)?, bin(3)?);
+        let created = b.column(4).as_primitive::<TimestampMicrosecondType>().clone();
+        for i in 0..b.num_rows() {
+            if subject.is_null(i) {
+                continue;
+            }
+            out.push(KeyringRow {
+                subject: subject.value(i).to_string(),
+                key_id: key_id.value(i).to_string(),
+                wrapped_key: wrapped.value(i).to_vec(),
+                kms_blob: blob.value(i).to_vec(),
+                created_at: DateTime::from_timestamp_micros(created.value(i)).unwrap_or_default(),
+            });
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,149 @@
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use aws_lc_rs::aead::{AES_256_GCM, LessSafeKey, NONCE_LEN, UnboundKey};
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use zeroize::Zeroizing;
+
+use crate::{Error, Result};
+
+/// A 256-bit data key: the plaintext (wiped on drop) and its KMS-encrypted blob.
+pub struct DataKey {
+    /// The key itself; never stored, never logged.
+    pub plaintext: Zeroizing<[u8; 32]>,
+    /// The key encrypted by KMS; stored beside whatever it protects.
+    pub blob: Vec<u8>,
+}
+
+/// The port to a key management service.
+pub trait KeyService: Send + Sync {
+    /// A fresh data key (one KMS `GenerateDataKey`).
+    fn generate_data_key(&self) -> impl Future<Output = Result<DataKey>> + Send;
+    /// The plaintext of a data key's blob (one KMS `Decrypt`).
+    fn decrypt_data_key(&self, blob: &[u8]) -> impl Future<Output = Result<Zeroizing<[u8; 32]>>> + Send;
+    /// KMS requests made so far (for the benchmark's requests-per-1,000-records figure).
+    fn requests(&self) -> u64;
+}
+
+/// AWS KMS (or LocalStack's).
+#[derive(Debug)]
+pub struct KmsKeys {
+    client: aws_sdk_kms::Client,
+    key_id: String,
+    requests: AtomicU64,
+}
+
+impl KmsKeys {
+    /// Keys under `key_id` (an ARN, id or `alias/...`).
+    pub fn new(client: aws_sdk_kms::Client, key_id: impl Into<String>) -> Self {
+        Self { client, key_id: key_id.into(), requests: AtomicU64::new(0) }
+    }
+
+    fn err<E: std::error::Error + 'static, R: std::fmt::Debug>(&self, operation: &'static str, e: aws_sdk_kms::error::SdkError<E, R>) -> Error {
+        use aws_sdk_kms::error::SdkError;
+        let retryable = matches!(e, SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_))
+            || format!("{e:?}").contains("Throttl");
+        let reason = match &e {
+            SdkError::ServiceError(s) => format!("{:?}", s.err()),
+            other => other.to_string(),
+        };
+        Error::Kms { operation, key: self.key_id.clone(), reason, retryable }
+    }
+}
+
+fn key32(operation: &'static str, key: &str, bytes: Option<&[u8]>) -> Result<Zeroizing<[u8; 32]>> {
+    let bytes = bytes.ok_or_else(|| Error::Kms { operation, key: key.into(), reason: "no plaintext in the answer".into(), retryable: false })?;
+    let arr: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| Error::Kms { operation, key: key.into(), reason: format!("plaintext is {} bytes, not 32", bytes.len()), retryable: false })?;
+    Ok(Zeroizing::new(arr))
+}
+
+impl KeyService for KmsKeys {
+    async fn generate_data_key(&self) -> Result<DataKey> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let out = self
+            .client
+            .generate_data_key()
+            .key_id(&self.key_id)
+            .key_spec(aws_sdk_kms::types::DataKeySpec::Aes256)
+            .send()
+            .await
+            .map_err(|e| self.err("GenerateDataKey", e))?;
+        let plaintext = key32("GenerateDataKey", &self.key_id, out.plaintext().map(|b| b.as_ref()))?;
+        let blob = out.ciphertext_blob().map(|b| b.as_ref().to_vec()).unwrap_or_default();
+        Ok(DataKey { plaintext, blob })
+    }
+
+    async fn decrypt_data_key(&self, blob: &[u8]) -> Result<Zeroizing<[u8; 32]>> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let out = self
+            .client
+            .decrypt()
+            .key_id(&self.key_id)
+            .ciphertext_blob(aws_sdk_kms::primitives::Blob::new(blob))
+            .send()
+            .await
+            .map_err(|e| self.err("Decrypt", e))?;
+        key32("Decrypt", &self.key_id, out.plaintext().map(|b| b.as_ref()))
+    }
+
+    fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+}
+
+/// A local stand-in for KMS in unit tests and the in-memory benchmark floor: data keys are
+/// wrapped by a master key held in memory.
+pub struct LocalKeys {
+    master: LessSafeKey,
+    requests: AtomicU64,
+}
+
+impl std::fmt::Debug for LocalKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LocalKeys(..)")
+    }
+}
+
+impl LocalKeys {
+    /// A service with a random master key.
+    pub fn random() -> Result<Self> {
+        let mut master = [0u8; 32];
+        SystemRandom::new().fill(&mut master).map_err(|_| Error::Crypto("no system randomness".into()))?;
+        let key = UnboundKey::new(&AES_256_GCM, &master).map_err(|_| Error::Crypto("bad master key".into()))?;
+        Ok(Self { master: LessSafeKey::new(key), requests: AtomicU64::new(0) })
+    }
+}
+
+impl KeyService for LocalKeys {
+    async fn generate_data_key(&self) -> Result<DataKey> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let mut plaintext = Zeroizing::new([0u8; 32]);
+        let rng = SystemRandom::new();
+        rng.fill(plaintext.as_mut()).map_err(|_| Error::Crypto("no system randomness".into()))?;
+        let blob = crate::envelope::seal_with(&self.master, b"local-kms", plaintext.as_ref())?;
+        Ok(DataKey { plaintext, blob })
+    }
+
+    async fn decrypt_data_key(&self, blob: &[u8]) -> Result<Zeroizing<[u8; 32]>> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let plain = Zeroizing::new(crate::envelope::open_with(&self.master, b"local-kms", blob)?);
+        key32("Decrypt", "local", Some(&plain))
+    }
+
+    fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+}
+
+pub(crate) fn nonce(rng: &SystemRandom) -> Result<[u8; NONCE_LEN]> {
+    let mut n = [0u8; NONCE_LEN];
+    rng.fill(&mut n).map_err(|_| Error::Crypto("no system randomness".into()))?;
+    Ok(n)
+}
+
+pub(crate) fn aes(key: &[u8; 32]) -> Result<LessSafeKey> {
+    UnboundKey::new(&AES_256_GCM, key).map(LessSafeKey::new).map_err(|_| Error::Crypto("bad AES-256 key".into()))
+}
+
