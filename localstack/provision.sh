@@ -37,7 +37,7 @@ awsl cloudformation package --template-file "$TEMPLATE" --s3-bucket "$ARTIFACTS"
 status="$(awsl cloudformation describe-stacks --stack-name "$STACK" --query 'Stacks[0].StackStatus' --output text 2>/dev/null || true)"
 mkdir -p "$ALKASBA_HOME/stacks"
 stamp="$ALKASBA_HOME/stacks/$STACK.sha256"
-want="$(cat "$packaged" | sha256sum | cut -d' ' -f1)"
+want="$( { cat "$packaged"; echo "${ALKASBA_STACK_PARAMETERS:-}"; } | sha256sum | cut -d' ' -f1)"
 
 case "$status" in
   DELETE_IN_PROGRESS|DELETE_FAILED) die "stack $STACK is $status; $RESTART_HINT" ;;
@@ -55,6 +55,11 @@ esac
 args=(--stack-name "$STACK" --template-body "file://$packaged"
       --capabilities CAPABILITY_IAM CAPABILITY_NAMED_IAM CAPABILITY_AUTO_EXPAND
       --parameters ParameterKey=DeployFunctions,ParameterValue=false)
+# Extra parameters: ALKASBA_STACK_PARAMETERS="Key=Value Key2=Value2" (tests shorten timeouts).
+for kv in ${ALKASBA_STACK_PARAMETERS:-}; do
+  [[ "$kv" == *=* ]] || die "ALKASBA_STACK_PARAMETERS: \"$kv\" is not Key=Value"
+  args+=("ParameterKey=${kv%%=*},ParameterValue=${kv#*=}")
+done
 fail_events() {
   awsl cloudformation describe-stack-events --stack-name "$STACK" \
     --query 'StackEvents[?contains(ResourceStatus, `FAILED`)].[LogicalResourceId,ResourceStatusReason]' \

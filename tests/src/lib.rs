@@ -23,7 +23,7 @@ pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     // target/<profile>/deps/<test> -> target/<profile>
     let dir = exe.parent().and_then(Path::parent).expect("target dir").to_path_buf();
-    for bin in ["heartbeat", "probe", "alkasba-runner", "alkasba-sim"] {
+    for bin in ["heartbeat", "planner", "fetcher", "alkasba", "probe", "alkasba-runner", "alkasba-sim"] {
         assert!(dir.join(bin).is_file(), "{} is missing: build the binaries first (cargo build --bins)", dir.join(bin).display());
     }
     dir
@@ -81,6 +81,11 @@ impl Stack {
     /// Deploys `template` with localstack/provision.sh. `lint` runs cfn-lint first (slow: the
     /// real template is linted by its own test, fixtures skip it).
     pub fn deploy(prefix: &str, template: &Path, lint: bool) -> Result<Self> {
+        Self::deploy_with(prefix, template, lint, &[])
+    }
+
+    /// [`Stack::deploy`] with template parameters.
+    pub fn deploy_with(prefix: &str, template: &Path, lint: bool, parameters: &[(&str, &str)]) -> Result<Self> {
         ensure_localstack()?;
         let name = unique(prefix);
         let started = Instant::now();
@@ -89,6 +94,8 @@ impl Stack {
         if !lint {
             cmd.env("ALKASBA_SKIP_LINT", "1");
         }
+        let params: Vec<String> = parameters.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        cmd.env("ALKASBA_STACK_PARAMETERS", params.join(" "));
         let out = cmd.output().context("running localstack/provision.sh")?;
         if !out.status.success() {
             bail!("provision {name} failed:\n{}", String::from_utf8_lossy(&out.stderr));

@@ -20,6 +20,14 @@ pub fn shipped_sources() -> Result<Vec<SourceFile>> {
     shipped::SHIPPED.iter().map(|(name, text)| parse(&format!("config/sources/{name}"), text).map_err(Error::from)).collect()
 }
 
+/// The source files of `dir`, or the shipped ones.
+pub fn source_files(dir: Option<&Path>) -> Result<Vec<SourceFile>> {
+    match dir {
+        Some(d) => Ok(load_dir(d)?),
+        None => shipped_sources(),
+    }
+}
+
 /// One source, ready to fetch.
 #[derive(Debug)]
 pub struct SourceEntry {
@@ -38,10 +46,7 @@ impl Catalog {
     /// Loads sources from `dir` (or the shipped ones), applies base-URL overrides and reads each
     /// source's credentials.
     pub async fn load<S: SecretSource>(dir: Option<&Path>, base_urls: &HashMap<String, Url>, secrets: &S) -> Result<Self> {
-        let files = match dir {
-            Some(d) => load_dir(d)?,
-            None => shipped_sources()?,
-        };
+        let files = source_files(dir)?;
         for name in base_urls.keys() {
             if !files.iter().any(|f| &f.source.name == name) {
                 return Err(Error::Config(format!("SOURCE_BASE_URLS names {name:?}, which is not a source")));

@@ -11,7 +11,6 @@ use chrono::Utc;
 use deltalake::datafusion::prelude::{col, lit};
 use futures::StreamExt;
 use serde::Serialize;
-use serde_json::Value;
 use tokio::time::Instant;
 use url::Url;
 
@@ -20,7 +19,7 @@ use crate::control::{Control, TaskProgress};
 use crate::http::{FetchFailure, Fetched};
 use crate::lake::{Lake, Written};
 use crate::ports::TaskQueue;
-use crate::record::{INGEST_DATE, Origin, Prepared, QuarantineRow, Row, quarantine_batch};
+use crate::record::{INGEST_DATE, Origin, Prepared, Processed, Row, quarantine_batch};
 use crate::task::{DeadLetter, FetchTask, Pages};
 use crate::{Error, Result, runs};
 
@@ -73,6 +72,9 @@ pub struct TaskReport {
     pub continued: bool,
     /// The run is now complete.
     pub run_completed: bool,
+    /// KMS requests the process made while this task ran (one task at a time per fetcher, so
+    /// the task's own; the cost figure of envelope encryption).
+    pub kms_requests: u64,
 }
 
 /// A page's outcome inside a group.
@@ -91,7 +93,7 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
         let committed = self.lake.txn_version(&bronze, &app_id).await? as u64;
         let work_deadline = deadline.checked_sub(self.settings.deadline_margin).unwrap_or(deadline);
         let mut sealer = Sealer::new(self.keys.clone());
-        let mut report = TaskReport::default();
+        let mut report = TaskReport { kms_requests: self.keys.requests(), ..TaskReport::default() };
         let stream = &prep.stream;
 
         match task.pages.clone() {
@@ -236,6 +238,7 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
     }
 
     async fn finish(&self, task: &FetchTask, mut report: TaskReport) -> Result<TaskReport> {
+        report.kms_requests = self.keys.requests().saturating_sub(report.kms_requests);
         if !report.continued {
             if let Some(plan) = self.control.plan(&task.source, &task.stream, &task.run_id).await? {
                 report.run_completed = runs::try_complete(&self.lake, &self.control, &plan, Utc::now()).await?.is_some();
@@ -244,7 +247,7 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
         tracing::info!(run_id = %task.run_id, task = task.task, pages = report.pages_committed, fetched = report.fetched, valid = report.valid,
             quarantined = report.quarantined, duplicates = report.duplicates, retried_pages = report.retried_pages,
             dead_pages = report.dead_pages.len(), commits = report.commits, conflicts = report.commit_conflicts,
-            continued = report.continued, run_completed = report.run_completed, "task done");
+            continued = report.continued, run_completed = report.run_completed, kms_requests = report.kms_requests, "task done");
         Ok(report)
     }
 
@@ -304,11 +307,8 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
         let now = Utc::now();
         let group_last = group.iter().map(|g| match g { PageResult::Ok { page, .. } | PageResult::Dead { page, .. } => *page }).max().unwrap_or(group_first);
         let mut g = TaskReport::default();
-        let mut rows: Vec<Row> = Vec::new();
-        let mut qrows: Vec<QuarantineRow> = Vec::new();
         let mut urls: Vec<(u64, String)> = Vec::new();
-        let mut max_cursor: Option<String> = None;
-        let mut seen: HashSet<(String, String)> = HashSet::new();
+        let mut done = Processed::default();
         for r in group {
             match r {
                 PageResult::Dead { page, failure } => {
@@ -320,36 +320,14 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
                         g.retried_pages += 1;
                     }
                     let url = fetched.page.url.to_string();
-                    let records = match fetched.page.body {
-                        Value::Array(a) => a,
-                        mut body => match body.pointer_mut(&prep.stream.records).map(Value::take) {
-                            Some(Value::Array(a)) => a,
-                            _ => Vec::new(),
-                        },
-                    };
-                    let origin = Origin { run_id: &task.run_id, page, url: &url };
-                    for rec in records {
-                        g.fetched += 1;
-                        if let Some(c) = prep.cursor(&rec) {
-                            if max_cursor.as_deref().is_none_or(|m| c > m) {
-                                max_cursor = Some(c.to_string());
-                            }
-                        }
-                        match prep.process(rec, origin, &self.tokens, sealer).await? {
-                            Ok(row) => {
-                                if seen.insert((row.key.clone(), row.version.clone())) {
-                                    rows.push(row);
-                                } else {
-                                    g.duplicates += 1;
-                                }
-                            }
-                            Err(q) => qrows.push(q),
-                        }
-                    }
+                    prep.process_page(fetched.page.body, Origin { run_id: &task.run_id, page, url: &url }, &self.tokens, sealer, &mut done).await?;
                     urls.push((page, url));
                 }
             }
         }
+        let Processed { rows, quarantined: qrows, fetched, duplicates, max_cursor, .. } = done;
+        g.fetched = fetched;
+        g.duplicates = duplicates;
         // Keys first: nothing sealed under a key may be committed before the key.
         let new_keys = sealer.take_new_keys();
         if !new_keys.is_empty() {
@@ -440,5 +418,50 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
             }
         }
         Ok(out)
+    }
+}
+
+/// What became of one queue message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessageOutcome {
+    /// Done (committed, or dead-lettered with its reason): delete the message.
+    Done,
+    /// A retryable failure: leave the message for SQS to redeliver (partial batch failure).
+    Retry,
+}
+
+impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
+    /// Handles one fetch-task message body: runs it; a retryable failure is left to SQS, a
+    /// permanent one (an unreadable message, an unknown stream) goes to the dead-letter queue
+    /// with its reason at once.
+    pub async fn handle_message(&self, body: &str, deadline: Instant) -> MessageOutcome {
+        let task: FetchTask = match serde_json::from_str(body) {
+            Ok(t) => t,
+            Err(e) => {
+                let reason = format!("not a fetch task: {e}");
+                tracing::error!(%reason, "message dead-lettered");
+                let letter = DeadLetter { task: None, raw_message: Some(body.chars().take(4_000).collect()), page: None, url: None, reason, status: None, attempts: 1, error_object: None, at: Utc::now().to_rfc3339() };
+                return match self.queue.send_dead(&letter).await {
+                    Ok(()) => MessageOutcome::Done,
+                    Err(_) => MessageOutcome::Retry,
+                };
+            }
+        };
+        let span = tracing::info_span!("task", run_id = %task.run_id, stream = %format!("{}.{}", task.source, task.stream), task = task.task);
+        match tracing::Instrument::instrument(self.run_task(&task, deadline), span).await {
+            Ok(_) => MessageOutcome::Done,
+            Err(e) if e.is_retryable() => {
+                tracing::warn!(run_id = %task.run_id, task = task.task, error = %e, "task failed; SQS will redeliver it");
+                MessageOutcome::Retry
+            }
+            Err(e) => {
+                tracing::error!(run_id = %task.run_id, task = task.task, error = %e, "task failed permanently; dead-lettered");
+                let letter = DeadLetter { task: Some(task), raw_message: None, page: None, url: None, reason: e.to_string(), status: None, attempts: 1, error_object: None, at: Utc::now().to_rfc3339() };
+                match self.queue.send_dead(&letter).await {
+                    Ok(()) => MessageOutcome::Done,
+                    Err(_) => MessageOutcome::Retry,
+                }
+            }
+        }
     }
 }

@@ -24,4 +24,4 @@ pub mod task;
 pub mod validate;
 
 pub use error::{Error, Result};
-pub use fetcher::{Ingest, TaskReport, Tuning};
+pub use fetcher::{Ingest, MessageOutcome, TaskReport, Tuning};

@@ -42,6 +42,12 @@ impl<Q: TaskQueue, K: alkasba_pii::KeyService> Ingest<Q, K> {
     /// Plans a run for every stream (or only `only`, `source.stream` names). A failing stream
     /// does not stop the others; its error is in the result.
     pub async fn plan(&self, only: Option<&[String]>, now: DateTime<Utc>) -> Result<Vec<std::result::Result<Planned, (String, Error)>>> {
+        if let Some(only) = only {
+            let known: Vec<&str> = self.catalog.sources.values().flat_map(|e| e.streams.values().map(|p| p.id.as_str())).collect();
+            if let Some(bad) = only.iter().find(|s| !known.contains(&s.as_str())) {
+                return Err(Error::Config(format!("unknown stream {bad:?}; known: {}", known.join(", "))));
+            }
+        }
         let states = runs::states(&self.lake).await?;
         let mut out = Vec::new();
         for entry in self.catalog.sources.values() {
@@ -93,7 +99,7 @@ impl<Q: TaskQueue, K: alkasba_pii::KeyService> Ingest<Q, K> {
         // The store's newest change, read before any page: the watermark this run commits.
         let mut watermark_to = None;
         if let Some(c) = stream.cursor.as_ref().filter(|c| !c.latest_params.is_empty()) {
-            let mut url = first_url(&entry.source, stream, None);
+            let mut url = first_url(&entry.source, stream, None, now.date_naive());
             for (k, v) in c.latest_params.iter().chain(c.params.iter()) {
                 url = with_param(&url, k, v);
             }
@@ -109,7 +115,7 @@ impl<Q: TaskQueue, K: alkasba_pii::KeyService> Ingest<Q, K> {
             }
         }
         let run_id = new_run_id(now);
-        let first = first_url(&entry.source, stream, from.as_deref());
+        let first = first_url(&entry.source, stream, from.as_deref(), now.date_naive());
         let mut tasks = Vec::new();
         let mut pages = 0;
         let chain = !matches!(&stream.paginator, Paginator::PageNumber { total_pages_header: Some(_), .. });

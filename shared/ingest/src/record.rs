@@ -77,6 +77,22 @@ pub struct QuarantineRow {
     pub record: String,
 }
 
+/// The records of a group of pages, processed (see [`Prepared::process_page`]).
+#[derive(Debug, Default)]
+pub struct Processed {
+    /// Valid rows, each key+version once.
+    pub rows: Vec<Row>,
+    /// Invalid records.
+    pub quarantined: Vec<QuarantineRow>,
+    /// Records read.
+    pub fetched: u64,
+    /// Records whose key+version was already in the group.
+    pub duplicates: u64,
+    /// Largest cursor value seen.
+    pub max_cursor: Option<String>,
+    seen: HashSet<(String, String)>,
+}
+
 /// Where a record came from.
 #[derive(Debug, Clone, Copy)]
 pub struct Origin<'a> {
@@ -101,6 +117,40 @@ fn text(v: &Value) -> String {
 }
 
 impl Prepared {
+    /// Every record of one page `body` (the array at the stream's `records` pointer) validated,
+    /// sealed and tokenised into `out`. This is the whole CPU path of ingestion between the HTTP
+    /// body and the Arrow batch; the fetcher and the benchmark's in-memory floor both use it.
+    pub async fn process_page<K: KeyService>(&self, body: Value, origin: Origin<'_>, tokens: &Tokenizer, sealer: &mut Sealer<K>, out: &mut Processed) -> Result<()> {
+        let records = match body {
+            Value::Array(a) => a,
+            mut body => match body.pointer_mut(&self.stream.records).map(Value::take) {
+                Some(Value::Array(a)) => a,
+                // The HTTP layer rejects (and retries) a page without its records array, so
+                // this is a page that really has none.
+                _ => Vec::new(),
+            },
+        };
+        for rec in records {
+            out.fetched += 1;
+            if let Some(c) = self.cursor(&rec) {
+                if out.max_cursor.as_deref().is_none_or(|m| c > m) {
+                    out.max_cursor = Some(c.to_string());
+                }
+            }
+            match self.process(rec, origin, tokens, sealer).await? {
+                Ok(row) => {
+                    if out.seen.insert((row.key.clone(), row.version.clone())) {
+                        out.rows.push(row);
+                    } else {
+                        out.duplicates += 1;
+                    }
+                }
+                Err(q) => out.quarantined.push(q),
+            }
+        }
+        Ok(())
+    }
+
     pub fn new(source: &str, stream: &Stream) -> Self {
         let sensitive: HashSet<String> = stream.sensitive.iter().filter_map(|p| top_level(p)).map(str::to_string).collect();
         let columns: Vec<Column> = stream

@@ -136,9 +136,54 @@ pub async fn try_complete(lake: &Lake, control: &Control, plan: &RunPlan, now: D
     .map_err(|e| Error::Batch(e.to_string()))?;
     let recorded = lake.append_once(&lake.runs()?, batch, (format!("run.{}", plan.run_id), 1), &[]).await?;
     if recorded {
-        tracing::info!(run_id = %plan.run_id, source = %plan.source, stream = %plan.stream, watermark = ?watermark_to,
+        tracing::info!(run_id = %plan.run_id, source = %plan.source, stream = %plan.stream, watermark = watermark_to.as_deref().unwrap_or("-"),
             pages = totals.pages, fetched = totals.fetched, valid = totals.valid, quarantined = totals.quarantined,
             duplicates_skipped = totals.duplicates, pages_retried = totals.retried_pages, "run completed");
     }
     Ok(Some(totals))
+}
+
+/// Where a stream's latest run stands (the `alkasba ingest status` view).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct StreamStatus {
+    /// `source.stream`.
+    pub stream: String,
+    /// The newest committed watermark.
+    pub watermark: Option<String>,
+    /// The newest run the planner opened.
+    pub latest_run: Option<String>,
+    /// That run is recorded as completed.
+    pub completed: bool,
+    /// Pages of that run in bronze so far.
+    pub pages_committed: u64,
+    /// Pages planned (`None` for a cursor chain, whose length is unknown).
+    pub pages_planned: Option<u64>,
+    /// Records of that run fetched so far.
+    pub fetched: u64,
+    /// Pages of that run handed to the dead-letter queue (the run cannot complete).
+    pub dead_pages: usize,
+}
+
+/// The status of every `(source, stream)` in `streams`.
+pub async fn status(lake: &Lake, control: &Control, streams: &[(String, String)]) -> Result<Vec<StreamStatus>> {
+    let states = states(lake).await?;
+    let mut out = Vec::new();
+    for (source, stream) in streams {
+        let state = states.get(&(source.clone(), stream.clone())).cloned().unwrap_or_default();
+        let mut s = StreamStatus { stream: format!("{source}.{stream}"), watermark: state.watermark, ..Default::default() };
+        if let Some(run) = control.runs(source, stream).await?.pop() {
+            s.completed = state.completed.contains(&run);
+            if let Some(plan) = control.plan(source, stream, &run).await? {
+                s.pages_planned = (!plan.chain).then(|| plan.tasks.iter().map(|(_, last)| *last).max().unwrap_or(0));
+            }
+            for p in control.progress(source, stream, &run).await? {
+                s.pages_committed += p.last_page + 1 - p.first_page;
+                s.fetched += p.fetched;
+                s.dead_pages += p.dead_pages.len();
+            }
+            s.latest_run = Some(run);
+        }
+        out.push(s);
+    }
+    Ok(out)
 }

@@ -98,6 +98,17 @@ impl Settings {
 
     /// Builds the clients, reads the token key and every source's credentials.
     pub async fn build(&self, sdk: &aws_config::SdkConfig) -> Result<Ingest<SqsQueue, KmsKeys>> {
+        let queue = self.sqs(sdk);
+        self.build_with(sdk, queue).await
+    }
+
+    /// The SQS queues these settings name.
+    pub fn sqs(&self, sdk: &aws_config::SdkConfig) -> SqsQueue {
+        SqsQueue::new(aws_sdk_sqs::Client::new(sdk), &self.fetch_queue_url, &self.fetch_dlq_url)
+    }
+
+    /// [`Settings::build`] with another task queue (the backfill command runs tasks itself).
+    pub async fn build_with<Q: crate::ports::TaskQueue>(&self, sdk: &aws_config::SdkConfig, queue: Q) -> Result<Ingest<Q, KmsKeys>> {
         let storage = StorageConfig::from_env()?;
         let lake = Lake::new(&self.lake_root, storage)?;
         let control = Control::for_lake(&lake)?;
@@ -107,7 +118,6 @@ impl Settings {
         let token_key = token_json.get("key").and_then(|v| v.as_str()).ok_or_else(|| Error::Config(format!("secret {} has no string \"key\"", self.token_key_secret)))?;
         let tokens = Tokenizer::new(token_key).map_err(Error::Pii)?;
         let catalog = Catalog::load(self.sources_dir.as_deref(), &parse_base_urls(&self.source_base_urls)?, &secrets).await?;
-        let queue = SqsQueue::new(aws_sdk_sqs::Client::new(sdk), &self.fetch_queue_url, &self.fetch_dlq_url);
         let keys = Arc::new(KmsKeys::new(aws_sdk_kms_client(sdk), &self.pii_key_id));
         Ok(Ingest { catalog, lake, control, queue, keys, tokens, settings: self.tuning.clone() })
     }

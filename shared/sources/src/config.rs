@@ -165,7 +165,8 @@ pub struct Stream {
     /// Incremental reads; without it every run reads everything.
     #[serde(default)]
     pub cursor: Option<Cursor>,
-    /// Fixed query parameters.
+    /// Query parameters sent with every request. `${run_date}` in a value is replaced by the
+    /// run's date (UTC, `YYYY-MM-DD`), for daily feeds (`date = "${run_date}"`).
     #[serde(default)]
     pub params: BTreeMap<String, String>,
     /// How to move from page to page.
@@ -403,6 +404,9 @@ pub fn parse(file: &str, text: &str) -> Result<SourceFile> {
     Ok(parsed)
 }
 
+/// The placeholder of a stream parameter that takes the run's date.
+pub const RUN_DATE: &str = "${run_date}";
+
 fn validate(file: &str, f: &SourceFile) -> Result<()> {
     let s = &f.source;
     if !valid_name(&s.name) {
@@ -456,6 +460,11 @@ fn validate(file: &str, f: &SourceFile) -> Result<()> {
             return Err(cerr(file, at("path"), "does not make a URL with base_url"));
         }
         pointer(file, at("records"), &st.records, true)?;
+        for (k, v) in &st.params {
+            if v.replace(RUN_DATE, "").contains("${") {
+                return Err(cerr(file, at(&format!("params.{k}")), format!("{v:?}: the only placeholder is {RUN_DATE}")));
+            }
+        }
         if st.primary_key.is_empty() {
             return Err(cerr(file, at("primary_key"), "needs at least one field"));
         }

@@ -65,15 +65,16 @@ pub fn with_param(url: &Url, key: &str, value: &str) -> Url {
     out
 }
 
-/// The first page's URL; with a watermark, an incremental read from it.
-pub fn first_url(source: &Source, stream: &Stream, watermark: Option<&str>) -> Url {
+/// The first page's URL for a run on `run_date`; with a watermark, an incremental read from it.
+pub fn first_url(source: &Source, stream: &Stream, watermark: Option<&str>, run_date: chrono::NaiveDate) -> Url {
+    let date = run_date.format("%Y-%m-%d").to_string();
     let mut url = source.base_url.clone();
     let base_path = url.path().trim_end_matches('/').to_string();
     url.set_path(&format!("{base_path}{}", stream.path));
     {
         let mut q = url.query_pairs_mut();
         for (k, v) in &stream.params {
-            q.append_pair(k, v);
+            q.append_pair(k, &v.replace(crate::config::RUN_DATE, &date));
         }
         if let (Some(c), Some(w)) = (&stream.cursor, watermark) {
             q.append_pair(&c.param, w);
@@ -244,6 +245,10 @@ mod tests {
     use crate::parse;
     use serde_json::json;
 
+    fn day() -> chrono::NaiveDate {
+        chrono::NaiveDate::from_ymd_opt(2026, 11, 2).unwrap()
+    }
+
     fn stream(paginator: &str) -> (Source, Stream) {
         let text = format!(
             r#"
@@ -271,7 +276,7 @@ paginator = {paginator}
     #[test]
     fn page_numbers_follow_the_total_pages_header() {
         let (src, st) = stream(r#"{ type = "page_number", size = 2, total_pages_header = "X-WP-TotalPages" }"#);
-        let first = first_url(&src, &st, Some("2026-01-01T00:00:00"));
+        let first = first_url(&src, &st, Some("2026-01-01T00:00:00"), day());
         assert_eq!(first.as_str(), "http://h:1/api/items?since=2026-01-01T00%3A00%3A00&gmt=true&page=1&per_page=2");
         let p1 = page(first.clone(), &[("X-WP-TotalPages", "3")], json!({"data": [{"id": 1}, {"id": 2}]}));
         let Next::Url(u2) = next_page(&st, &p1).unwrap() else { panic!() };
@@ -286,7 +291,7 @@ paginator = {paginator}
     #[test]
     fn offsets_stop_at_the_total_or_a_short_page() {
         let (src, st) = stream(r#"{ type = "offset_limit", limit = 2, total_pointer = "/total" }"#);
-        let u = first_url(&src, &st, None);
+        let u = first_url(&src, &st, None, day());
         assert_eq!(u.as_str(), "http://h:1/api/items?offset=0&limit=2");
         let p = page(u.clone(), &[], json!({"total": 3, "data": [{"id": 1}, {"id": 2}]}));
         assert_eq!(next_page(&st, &p).unwrap(), Next::Url(Url::parse("http://h:1/api/items?limit=2&offset=2").unwrap()));
@@ -300,7 +305,7 @@ paginator = {paginator}
     #[test]
     fn body_cursors_and_link_headers() {
         let (src, st) = stream(r#"{ type = "body_cursor", next_pointer = "/next", cursor_param = "cursor", size_param = "limit", size = 50 }"#);
-        let u = first_url(&src, &st, None);
+        let u = first_url(&src, &st, None, day());
         let p = page(u.clone(), &[], json!({"data": [{"id": 1}], "next": "abc"}));
         assert!(matches!(next_page(&st, &p).unwrap(), Next::Url(n) if n.as_str().ends_with("cursor=abc")));
         let end = page(u.clone(), &[], json!({"data": [], "next": null}));
@@ -309,7 +314,7 @@ paginator = {paginator}
         assert!(next_page(&st, &bad).is_err());
 
         let (src, st) = stream(r#"{ type = "link_header" }"#);
-        let u = first_url(&src, &st, None);
+        let u = first_url(&src, &st, None, day());
         let link = r#"<http://h:1/api/items?page=1>; rel="prev", <http://h:1/api/items?page=3>; rel="next last""#;
         let p = page(u.clone(), &[("Link", link)], json!({"data": [{"id": 1}]}));
         assert_eq!(next_page(&st, &p).unwrap(), Next::Url(Url::parse("http://h:1/api/items?page=3").unwrap()));
@@ -322,7 +327,7 @@ paginator = {paginator}
     #[test]
     fn a_page_without_records_is_an_error_naming_the_pointer() {
         let (src, st) = stream(r#"{ type = "link_header" }"#);
-        let p = page(first_url(&src, &st, None), &[], json!({"items": []}));
+        let p = page(first_url(&src, &st, None, day()), &[], json!({"items": []}));
         let e = next_page(&st, &p).unwrap_err();
         assert!(e.is_retryable());
         assert!(e.to_string().contains("/data"), "{e}");

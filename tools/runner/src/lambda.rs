@@ -69,8 +69,12 @@ pub struct Invocation {
     pub duration: Duration,
     /// The instance was started for this invocation.
     pub cold_start: bool,
-    /// Peak resident memory of the instance seen during the invocation, in MiB.
+    /// Peak resident memory of the instance since it started (the kernel's high-water mark,
+    /// `VmHWM`), in MiB: what Lambda reports as "Max Memory Used".
     pub peak_rss_mb: u64,
+    /// On a cold start: from process start until the runtime asked for its first event (Lambda's
+    /// "Init Duration").
+    pub init_duration: Option<Duration>,
 }
 
 /// Everything needed to start instances of one function.
@@ -122,6 +126,8 @@ struct Instance {
     server: tokio::task::JoinHandle<()>,
     initialised: bool,
     init_error: Option<oneshot::Receiver<String>>,
+    spawned: Instant,
+    init_duration: Option<Duration>,
 }
 
 impl Drop for Instance {
@@ -142,7 +148,8 @@ fn kill_group(pid: u32) {
 /// and no crate is needed for it.
 fn rss_mb(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    // The high-water mark, not the current size: a short spike between samples still counts.
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024)
 }
@@ -259,6 +266,7 @@ impl Instance {
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(true);
+        let spawned = Instant::now();
         let mut child = cmd.spawn().map_err(|e| ferr(format!("cannot start {}: {e}", cfg.binary.display())))?;
         let pid = child.id().ok_or_else(|| ferr("process exited at once".into()))?;
         let label = format!("{}#{index}", cfg.name);
@@ -268,7 +276,7 @@ impl Instance {
         if let Some(err) = child.stderr.take() {
             tokio::spawn(forward_lines(err, label, cfg.log_file.clone(), cfg.echo_logs));
         }
-        Ok(Self { child, pid, invocations: tx, state, server, initialised: false, init_error: Some(init_rx) })
+        Ok(Self { child, pid, invocations: tx, state, server, initialised: false, init_error: Some(init_rx), spawned, init_duration: None })
     }
 
     /// Runs one invocation. Returns the outcome and whether the instance is still usable.
@@ -299,7 +307,10 @@ impl Instance {
                 }
             };
             tokio::select! {
-                _ = picked_rx => { self.initialised = true; }
+                _ = picked_rx => {
+                    self.initialised = true;
+                    self.init_duration = Some(self.spawned.elapsed());
+                }
                 Some(msg) = init_err => return (Outcome::InitError(format!("init error: {msg}")), false, peak),
                 status = self.child.wait() => {
                     return (Outcome::InitError(format!("exited during init: {}", describe_exit(status))), false, peak);
@@ -436,6 +447,7 @@ impl FunctionPool {
                 duration: Duration::ZERO,
                 cold_start: false,
                 peak_rss_mb: 0,
+                init_duration: None,
             };
         };
         // Prefer a warm instance.
@@ -457,17 +469,19 @@ impl FunctionPool {
                         duration: begun.elapsed(),
                         cold_start,
                         peak_rss_mb: 0,
+                        init_duration: None,
                     };
                 }
             },
         };
         let body = Bytes::from(serde_json::to_vec(event).unwrap_or_default());
         let (outcome, reusable, peak_rss_mb) = instance.invoke(&self.cfg, &request_id, body).await;
+        let init_duration = instance.init_duration.take();
         if !reusable {
             tracing::warn!(function = %self.cfg.name, request_id, outcome = outcome.label(), "instance stopped");
         }
         self.idle.lock().await.push((index, reusable.then_some(instance)));
-        Invocation { request_id, outcome, duration: begun.elapsed(), cold_start, peak_rss_mb }
+        Invocation { request_id, outcome, duration: begun.elapsed(), cold_start, peak_rss_mb, init_duration }
     }
 
     /// Stops every idle instance.

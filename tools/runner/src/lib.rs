@@ -259,10 +259,21 @@ impl Runner {
             env.insert("AWS_ENDPOINT_URL".into(), e.clone());
         }
         env.extend(cfg.extra_env.clone());
+        let timeout = match &spec.timeout_ref {
+            None => spec.timeout,
+            Some(v) => {
+                let bad = |reason: String| Error::Function { function: spec.logical_id.clone(), reason: format!("Timeout: {reason}") };
+                let secs: f64 = self.context.resolve(v).map_err(|e| bad(e.to_string()))?.parse().map_err(|_| bad("does not resolve to a number".into()))?;
+                if !(1.0..=900.0).contains(&secs) {
+                    return Err(bad(format!("{secs} is outside 1..=900 seconds")));
+                }
+                std::time::Duration::from_secs_f64(secs)
+            }
+        };
         Ok(FunctionConfig {
             name: spec.logical_id.clone(),
             binary,
-            timeout: spec.timeout,
+            timeout,
             memory_mb: spec.memory_mb,
             env,
             log_file: cfg.log_dir.as_ref().map(|d| d.join(format!("{}.log", spec.logical_id))),

@@ -45,7 +45,8 @@ pub(crate) fn publish(reports: &broadcast::Sender<Report>, report: Report) {
     match &inv.outcome {
         Outcome::Success(_) => tracing::info!(
             function = %report.function, event = %report.event, request_id = %inv.request_id,
-            ms = inv.duration.as_millis() as u64, cold = inv.cold_start, rss_mb = inv.peak_rss_mb, "invoked"),
+            ms = inv.duration.as_millis() as u64, cold = inv.cold_start, init_ms = inv.init_duration.map(|d| d.as_millis() as u64),
+            rss_mb = inv.peak_rss_mb, "invoked"),
         other => tracing::warn!(
             function = %report.function, event = %report.event, request_id = %inv.request_id,
             outcome = ?other, "invocation failed"),

@@ -16,8 +16,11 @@ pub struct FunctionSpec {
     pub logical_id: String,
     /// Name of the binary that implements it (`Metadata.BuildProperties.Binary`).
     pub binary: String,
-    /// The invocation time limit.
+    /// The invocation time limit (when `Timeout` is a literal).
     pub timeout: Duration,
+    /// `Timeout` as an intrinsic (`!Ref FetcherTimeoutSeconds`), resolved against the deployed
+    /// stack when the function starts.
+    pub timeout_ref: Option<Value>,
     /// The memory limit in MiB.
     pub memory_mb: u64,
     /// Environment variables, still holding intrinsic functions (`Ref`, `Fn::Sub`, ...).
@@ -138,7 +141,8 @@ fn function_spec(id: &str, resource: &Value, globals: &Value) -> Result<Function
             ))
         })?
         .to_string();
-    let timeout = number(get("Timeout"), 3.0, &format!("{id}.Timeout"))?;
+    let timeout_ref = get("Timeout").filter(|v| v.is_object()).cloned();
+    let timeout = if timeout_ref.is_some() { 3.0 } else { number(get("Timeout"), 3.0, &format!("{id}.Timeout"))? };
     if !(1.0..=900.0).contains(&timeout) {
         return Err(template_err(format!("function {id}: Timeout {timeout} is outside 1..=900 seconds")));
     }
@@ -166,6 +170,7 @@ fn function_spec(id: &str, resource: &Value, globals: &Value) -> Result<Function
         logical_id: id.to_string(),
         binary,
         timeout: Duration::from_secs_f64(timeout),
+        timeout_ref,
         memory_mb,
         environment,
         events,

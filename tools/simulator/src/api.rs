@@ -267,6 +267,8 @@ async fn list(State(st): State<Arc<AppState>>, Path(resource): Path<String>, Que
         Ok(q) => q,
         Err(r) => return r,
     };
+    let poisoned = st.faults.read().unwrap_or_else(|e| e.into_inner()).poison_pages.contains(&q.page);
+    let fault = if poisoned { Fault::Malformed } else { fault };
     if resource == Resource::Orders && st.mutations_per_request > 0 {
         // A live store: orders change while clients page through them.
         st.store_mut().mutate(st.mutations_per_request, None);

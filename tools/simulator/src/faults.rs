@@ -29,6 +29,9 @@ pub struct Faults {
     pub truncate_rate: f64,
     /// List pages whose body is not JSON at all.
     pub malformed_rate: f64,
+    /// Store list pages (by page number) that always answer a non-JSON body: poison pages that no
+    /// retry fixes.
+    pub poison_pages: Vec<usize>,
 }
 
 impl Faults {

@@ -1,0 +1,38 @@
+//! `planner` Lambda: wiring only. The logic is `alkasba_ingest::planner`.
+//!
+//! Event: a schedule tick (any JSON), optionally `{"streams": ["alkasba_store.orders", ...]}` to
+//! plan only those streams.
+
+use alkasba_ingest::settings::Settings;
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use serde_json::{Value, json};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    alkasba_telemetry::init();
+    let settings = Settings::from_env()?;
+    let sdk = aws_config::load_from_env().await;
+    let ingest = settings.build(&sdk).await?;
+    tracing::info!(sources = ingest.catalog.sources.len(), "planner ready");
+    let ingest = &ingest;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        let only: Option<Vec<String>> = match event.payload.get("streams") {
+            None | Some(Value::Null) => None,
+            Some(s) => Some(serde_json::from_value(s.clone()).map_err(|e| Error::from(format!("event field \"streams\" must be a list of \"source.stream\" names: {e}")))?),
+        };
+        let results = ingest.plan(only.as_deref(), chrono::Utc::now()).await?;
+        let mut planned = Vec::new();
+        let mut failed = Vec::new();
+        for r in results {
+            match r {
+                Ok(p) => planned.push(serde_json::to_value(p)?),
+                Err((stream, e)) => failed.push(json!({"stream": stream, "error": e.to_string()})),
+            }
+        }
+        if !failed.is_empty() && planned.is_empty() {
+            return Err(Error::from(format!("every stream failed to plan: {failed:?}")));
+        }
+        Ok::<Value, Error>(json!({"planned": planned, "failed": failed}))
+    }))
+    .await
+}

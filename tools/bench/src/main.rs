@@ -1,0 +1,328 @@
+//! `alkasba-bench`: benchmark commands. They print their figures (and a Markdown row for
+//! `docs/benchmarks.md`); they assert nothing about time.
+//!
+//! ```text
+//! alkasba-bench ingest --stack alkasba-bench [--orders 100000] [--fetchers 4]
+//! ```
+//!
+//! `ingest` measures, on this machine with the simulator and LocalStack beside it:
+//! * end to end: the planner and fetcher binaries under the runner (SQS, S3, KMS on
+//!   LocalStack), from the planner's invocation to the run's completion in the ledger;
+//! * the in-memory floor: the same pages, already in memory, parsed → validated → sealed →
+//!   Arrow → Parquet (in memory), on every core, through the same `process_page` code;
+//! * KMS requests per 1,000 records (the fetchers' own count, from their "task done" logs);
+//! * each fetcher's peak RSS (`VmHWM`) per task of `pages_per_task` × 100 records;
+//! * fetcher cold start: process start until it asks the runtime API for its first event.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use alkasba_ingest::control::Control;
+use alkasba_ingest::lake::Lake;
+use alkasba_ingest::record::{Origin, Prepared, Processed, quarantine_batch};
+use alkasba_lake::StorageConfig;
+use alkasba_lake::arrow::array::{Array, Int64Array, TimestampMicrosecondArray};
+use alkasba_lake::arrow::record_batch::RecordBatch;
+use alkasba_pii::{KeyService, LocalKeys, Sealer, Tokenizer, keyring_batch};
+use alkasba_runner::{Outcome, Runner, RunnerConfig};
+use alkasba_sim::{SimConfig, serve};
+use alkasba_sources::{SourceFile, first_url, with_param};
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use deltalake::datafusion::prelude::{col, lit};
+use deltalake::parquet::arrow::ArrowWriter;
+use deltalake::parquet::basic::Compression;
+use deltalake::parquet::file::properties::WriterProperties;
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+#[derive(Parser)]
+#[command(name = "alkasba-bench", about = "Benchmarks; record their output in docs/benchmarks.md")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Ingestion end to end (simulator → planner → SQS → fetchers → bronze on LocalStack) and
+    /// its in-memory floor.
+    Ingest(IngestArgs),
+}
+
+#[derive(Args)]
+struct IngestArgs {
+    /// A stack deployed with localstack/provision.sh.
+    #[arg(long, env = "ALKASBA_STACK", default_value = "alkasba-bench")]
+    stack: String,
+    /// Orders in the simulated store (the stream measured).
+    #[arg(long, default_value_t = 100_000)]
+    orders: u32,
+    /// Fetcher instances (the template's MaximumConcurrency caps it).
+    #[arg(long, default_value_t = 4)]
+    fetchers: usize,
+    /// Pages (of 100 orders) per fetch task: 100 makes each invocation a 10,000-record batch.
+    #[arg(long, default_value_t = 100)]
+    pages_per_task: u64,
+    /// Pages per bronze commit.
+    #[arg(long, default_value_t = 20)]
+    pages_per_commit: u64,
+    /// Pages one fetcher requests at once.
+    #[arg(long, default_value_t = 4)]
+    fetch_concurrency: usize,
+    /// The store's request rate limit for this run (the shipped source file allows 50/s, a
+    /// polite production setting that would cap ingestion at 5,000 records/s per fetcher).
+    #[arg(long, default_value_t = 2_000)]
+    store_rps: u32,
+    /// The SAM template the stack was deployed from.
+    #[arg(long, default_value = "infra/template.yaml")]
+    template: PathBuf,
+    /// LocalStack.
+    #[arg(long, env = "AWS_ENDPOINT_URL", default_value = "http://127.0.0.1:4566")]
+    endpoint: String,
+    /// Logs of the functions, and the benchmark's source files.
+    #[arg(long, default_value = ".local/bench")]
+    work_dir: PathBuf,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    alkasba_telemetry::init();
+    match Cli::parse().command {
+        Command::Ingest(a) => ingest(a).await,
+    }
+}
+
+async fn stack_outputs(sdk: &aws_config::SdkConfig, stack: &str) -> Result<HashMap<String, String>> {
+    let cfn = aws_sdk_cloudformation::Client::new(sdk);
+    let out = cfn.describe_stacks().stack_name(stack).send().await.with_context(|| format!("stack {stack} (deploy it: localstack/provision.sh {stack})"))?;
+    let s = out.stacks().first().with_context(|| format!("stack {stack} not found"))?;
+    Ok(s.outputs().iter().filter_map(|o| Some((o.output_key()?.to_string(), o.output_value()?.to_string()))).collect())
+}
+
+async fn secret_json(sdk: &aws_config::SdkConfig, name: &str) -> Result<Value> {
+    let sm = aws_sdk_secretsmanager::Client::new(sdk);
+    let v = sm.get_secret_value().secret_id(name).send().await.with_context(|| format!("secret {name}"))?;
+    serde_json::from_str(v.secret_string().unwrap_or_default()).with_context(|| format!("secret {name} is not JSON"))
+}
+
+fn field(v: &Value, k: &str) -> Result<String> {
+    v[k].as_str().map(str::to_string).with_context(|| format!("secret field {k} missing"))
+}
+
+/// The shipped source files with the store's rate limit set to `rps`, written to `dir`.
+fn bench_sources(dir: &Path, rps: u32) -> Result<Vec<SourceFile>> {
+    std::fs::create_dir_all(dir)?;
+    let shipped = Path::new("config/sources");
+    for entry in std::fs::read_dir(shipped).with_context(|| format!("{} (run from the repository root)", shipped.display()))? {
+        let path = entry?.path();
+        let mut text = std::fs::read_to_string(&path)?;
+        if path.file_name().is_some_and(|n| n == "alkasba_store.toml") {
+            text = text.lines().map(|l| if l.starts_with("rate_limit =") { format!("rate_limit = {{ requests_per_second = {rps}, burst = {} }}", (rps / 10).max(1)) } else { l.to_string() }).collect::<Vec<_>>().join("\n");
+        }
+        std::fs::write(dir.join(path.file_name().context("file name")?), text)?;
+    }
+    let files = alkasba_sources::load_dir(dir)?;
+    let store = files.iter().find(|f| f.source.name == "alkasba_store").context("no alkasba_store source")?;
+    if store.source.rate_limit.as_ref().map(|r| r.requests_per_second) != Some(rps) {
+        bail!("could not set the store's rate limit in {}", dir.display());
+    }
+    Ok(files)
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|c| c.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|s| s.trim().to_string())).unwrap_or_default();
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let mem = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| m.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|k| k.parse::<u64>().ok())).unwrap_or(0) / 1024 / 1024;
+    format!("{cores} cores ({cpu}), {mem} GiB")
+}
+
+/// The run's ledger row: completed_at (µs since the epoch), fetched, valid, quarantined.
+async fn ledger_row(lake: &Lake, run_id: &str) -> Result<Option<(i64, i64, i64, i64)>> {
+    let batches = lake.scan(&lake.runs()?, Some(col("run_id").eq(lit(run_id))), &["completed_at", "fetched", "valid", "quarantined"]).await?;
+    let Some(b) = batches.iter().find(|b| b.num_rows() > 0) else { return Ok(None) };
+    let ts = b.column(0).as_any().downcast_ref::<TimestampMicrosecondArray>().context("completed_at type")?;
+    let int = |i: usize| b.column(i).as_any().downcast_ref::<Int64Array>().map(|a| a.value(0)).context("count type");
+    Ok(Some((ts.value(0), int(1)?, int(2)?, int(3)?)))
+}
+
+async fn ingest(a: IngestArgs) -> Result<()> {
+    let sdk = alkasba_runner::aws_config(Some(&a.endpoint)).await?;
+    let outputs = stack_outputs(&sdk, &a.stack).await?;
+    let store_secret = secret_json(&sdk, &format!("{}/store/credentials", a.stack)).await?;
+    let token_key = field(&secret_json(&sdk, &format!("{}/pii/token-key", a.stack)).await?, "key")?;
+    let mut sim = SimConfig::small(42, a.orders);
+    sim.shape.customers = (a.orders / 5).max(10);
+    sim.invalid_rate = 0.01;
+    sim.credentials.consumer_key = field(&store_secret, "consumer_key")?;
+    sim.credentials.consumer_secret = field(&store_secret, "consumer_secret")?;
+    let (user, pass) = (sim.credentials.consumer_key.clone(), sim.credentials.consumer_secret.clone());
+    let (addr, _state, _server) = serve(sim, "127.0.0.1:0".parse()?).await?;
+    let base = format!("http://{addr}");
+    let sources_dir = std::path::absolute(a.work_dir.join("sources"))?;
+    let files = bench_sources(&sources_dir, a.store_rps)?;
+    let log_dir = a.work_dir.join("logs");
+    let _ = std::fs::remove_dir_all(&log_dir);
+    std::fs::create_dir_all(&log_dir)?;
+    let lake_root = outputs.get("LakeRoot").context("stack output LakeRoot")?;
+    let lake = Lake::new(lake_root, StorageConfig { endpoint_url: Some(a.endpoint.clone()), region: "us-east-1".into() })?;
+    eprintln!("machine: {}; store: {} orders at {base}; lake: {lake_root}", machine(), a.orders);
+
+    // ------------------------------------------------------------------ end to end
+    let bin_dir = std::env::current_exe()?.parent().map(Path::to_path_buf).context("bin dir")?;
+    let mut cfg = RunnerConfig::new(&a.template, &a.stack, &bin_dir);
+    cfg.endpoint = Some(a.endpoint.clone());
+    cfg.functions = vec!["planner".into(), "fetcher".into()];
+    cfg.concurrency = a.fetchers;
+    cfg.log_dir = Some(log_dir.clone());
+    for (k, v) in [
+        ("SOURCE_BASE_URLS", format!("alkasba_store={base},competitor_prices={base},exchange_rates={base}")),
+        ("SOURCES_DIR", sources_dir.display().to_string()),
+        ("PAGES_PER_TASK", a.pages_per_task.to_string()),
+        ("PAGES_PER_COMMIT", a.pages_per_commit.to_string()),
+        ("FETCH_CONCURRENCY", a.fetch_concurrency.to_string()),
+    ] {
+        cfg.extra_env.insert(k.into(), v);
+    }
+    let runner = Runner::start(cfg).await?;
+    let mut reports = runner.subscribe();
+    let started_at = chrono::Utc::now();
+    let inv = runner.invoke("PlannerFunction", &json!({"streams": ["alkasba_store.orders"]})).await?;
+    let Outcome::Success(planned) = &inv.outcome else { bail!("the planner failed: {:?}", inv.outcome) };
+    let run_id = planned["planned"][0]["run_id"].as_str().with_context(|| format!("no run planned: {planned}"))?.to_string();
+    let pages = planned["planned"][0]["pages"].as_u64().unwrap_or(0);
+    eprintln!("run {run_id}: {pages} pages planned ({} tasks)", planned["planned"][0]["tasks"]);
+    let control = Control::for_lake(&lake)?;
+    let stream = [("alkasba_store".to_string(), "orders".to_string())];
+    let poll = Instant::now();
+    let (completed_at, fetched, valid, quarantined) = loop {
+        // The ledger row is the completion signal (its completed_at is the end time; polling
+        // only notices it).
+        if let Some(row) = ledger_row(&lake, &run_id).await? {
+            break row;
+        }
+        let st = alkasba_ingest::runs::status(&lake, &control, &stream).await?;
+        if st[0].dead_pages > 0 {
+            bail!("{} pages went to the dead-letter queue", st[0].dead_pages);
+        }
+        if poll.elapsed() > Duration::from_secs(1800) {
+            bail!("the run did not complete within 30 minutes");
+        }
+        eprint!("\r  {}/{pages} pages, {} records ", st[0].pages_committed, st[0].fetched);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    eprintln!();
+    let e2e_secs = (completed_at - started_at.timestamp_micros()) as f64 / 1e6;
+    let e2e_rate = fetched as f64 / e2e_secs;
+    runner.shutdown().await;
+
+    let (mut rss, mut inits, mut tasks) = (Vec::new(), Vec::new(), 0);
+    while let Ok(r) = reports.try_recv() {
+        if r.function == "FetcherFunction" && r.invocation.outcome.is_success() {
+            tasks += 1;
+            rss.push(r.invocation.peak_rss_mb);
+            inits.extend(r.invocation.init_duration);
+        }
+    }
+    let mut kms = 0u64;
+    let mut task_records = Vec::new();
+    let log = std::fs::read_to_string(log_dir.join("FetcherFunction.log")).unwrap_or_default();
+    for line in log.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()) {
+        if line["message"] == "task done" && line["run_id"] == run_id.as_str() {
+            kms += line["kms_requests"].as_u64().unwrap_or(0);
+            task_records.push(line["fetched"].as_u64().unwrap_or(0));
+        }
+    }
+    inits.sort();
+    let init_ms = |d: Option<&Duration>| d.map(|d| d.as_secs_f64() * 1000.0).unwrap_or(f64::NAN);
+    let kms_per_1000 = kms as f64 * 1000.0 / fetched.max(1) as f64;
+    let max_rss = rss.iter().copied().max().unwrap_or(0);
+    let max_task = task_records.iter().copied().max().unwrap_or(0);
+
+    // ------------------------------------------------------------------ in-memory floor
+    let store = files.iter().find(|f| f.source.name == "alkasba_store").context("store source")?;
+    let orders = store.streams.iter().find(|s| s.name == "orders").context("orders stream")?;
+    let mut source = store.source.clone();
+    source.base_url = url::Url::parse(&base)?;
+    let first = first_url(&source, orders, None, started_at.date_naive());
+    let http = reqwest::Client::new();
+    eprintln!("floor: fetching the {pages} pages again into memory (not timed)");
+    let mut raw: Vec<(u64, String, bytes::Bytes)> = futures::stream::iter(1..=pages)
+        .map(|p| {
+            let url = with_param(&first, "page", &p.to_string());
+            let req = http.get(url.clone()).basic_auth(&user, Some(&pass));
+            async move {
+                let body = req.send().await?.error_for_status()?.bytes().await?;
+                Ok::<_, reqwest::Error>((p, url.to_string(), body))
+            }
+        })
+        .buffer_unordered(8)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<std::result::Result<_, _>>()?;
+    raw.sort_by_key(|(p, _, _)| *p);
+    let prep = Arc::new(Prepared::new("alkasba_store", orders));
+    let tokens = Arc::new(Tokenizer::new(&token_key)?);
+    let keys = Arc::new(LocalKeys::random()?);
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let groups: Vec<Vec<(u64, String, bytes::Bytes)>> = raw.chunks(a.pages_per_commit.max(1) as usize).map(<[_]>::to_vec).collect();
+    let t = Instant::now();
+    let results = futures::stream::iter(groups.into_iter().map(|group| {
+        let (prep, tokens, keys) = (prep.clone(), tokens.clone(), keys.clone());
+        tokio::spawn(async move { floor_group(&prep, &tokens, keys, group).await })
+    }))
+    .buffer_unordered(threads)
+    .collect::<Vec<_>>()
+    .await;
+    let floor_secs = t.elapsed().as_secs_f64();
+    let (mut floor_records, mut parquet_bytes) = (0u64, 0usize);
+    for r in results {
+        let (n, b) = r??;
+        floor_records += n;
+        parquet_bytes += b;
+    }
+    let floor_rate = floor_records as f64 / floor_secs;
+
+    println!("end to end      {fetched} records ({valid} valid, {quarantined} quarantined) in {e2e_secs:.2} s = {e2e_rate:.0} records/s");
+    println!("                {} fetchers, {} pages/task, {} pages/commit, {} pages in flight per fetcher, store limit {} req/s", a.fetchers, a.pages_per_task, a.pages_per_commit, a.fetch_concurrency, a.store_rps);
+    println!("in-memory floor {floor_records} records in {floor_secs:.2} s on {threads} threads = {floor_rate:.0} records/s ({:.1} MB of Parquet); end to end is {:.0}% of it", parquet_bytes as f64 / 1e6, 100.0 * e2e_rate / floor_rate);
+    println!("KMS requests    {kms} for {fetched} records = {kms_per_1000:.2} per 1,000 records");
+    println!("fetcher RSS     peak {max_rss} MB over {tasks} invocations (largest batch {max_task} records)");
+    println!("cold start      {} cold starts: median {:.1} ms, max {:.1} ms (process start → first /next)", inits.len(), init_ms(inits.get(inits.len() / 2)), init_ms(inits.last()));
+    println!();
+    println!("| {} | {} | {e2e_rate:.0} | {floor_rate:.0} | {:.0}% | {kms_per_1000:.2} | {max_rss} MB ({max_task} rec) | {:.1} / {:.1} ms |", started_at.format("%Y-%m-%d"), a.orders, 100.0 * e2e_rate / floor_rate, init_ms(inits.get(inits.len() / 2)), init_ms(inits.last()));
+    Ok(())
+}
+
+/// One commit's worth of pages through the fetcher's CPU path, written as Parquet in memory.
+/// Returns (records, Parquet bytes).
+async fn floor_group<K: KeyService>(prep: &Prepared, tokens: &Tokenizer, keys: Arc<K>, group: Vec<(u64, String, bytes::Bytes)>) -> Result<(u64, usize)> {
+    let run_id = "floor";
+    let mut sealer = Sealer::new(keys);
+    let mut done = Processed::default();
+    let mut urls = Vec::new();
+    for (page, url, body) in &group {
+        let body: Value = serde_json::from_slice(body).with_context(|| format!("page {page} is not JSON"))?;
+        prep.process_page(body, Origin { run_id, page: *page, url }, tokens, &mut sealer, &mut done).await?;
+        urls.push((*page, url.clone()));
+    }
+    let now = chrono::Utc::now();
+    let mut bytes = parquet(&keyring_batch(&sealer.take_new_keys())?)?;
+    if !done.quarantined.is_empty() {
+        let url_of = |p: u64| urls.iter().find(|(q, _)| *q == p).map(|(_, u)| u.clone()).unwrap_or_default();
+        bytes += parquet(&quarantine_batch(&prep.id, &done.quarantined, run_id, url_of, now)?)?;
+    }
+    bytes += parquet(&prep.bronze_batch(&done.rows, run_id, now)?)?;
+    Ok((done.fetched, bytes))
+}
+
+/// The batch as a Snappy Parquet file in memory (delta-rs's default compression).
+fn parquet(batch: &RecordBatch) -> Result<usize> {
+    let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
+    let mut w = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(props))?;
+    w.write(batch)?;
+    Ok(w.into_inner()?.len())
+}
