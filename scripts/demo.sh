@@ -6,7 +6,10 @@ source "$REPO/localstack/lib.sh"   # endpoint, credentials for LocalStack, awsl
 STACK="${ALKASBA_STACK:-alkasba-lake}"
 SIM_PORT="${ALKASBA_SIM_PORT:-8787}"
 SIM_ORDERS="${ALKASBA_SIM_ORDERS:-20000}"
-TICKS="${ALKASBA_DEMO_TICKS:-3}"
+# Like a real store: 1% of records invalid (they go to quarantine), 5% of requests failing with
+# a 5xx and 1% throttled (the fetchers retry them).
+SIM_INVALID="${ALKASBA_SIM_INVALID_RATE:-0.01}"
+SIM_FAULTS="${ALKASBA_SIM_FAULTS:-{\"error_rate\":0.05,\"throttle_rate\":0.01\}}"
 LOGS="$ALKASBA_HOME/logs/demo"
 mkdir -p "$LOGS"
 
@@ -20,11 +23,11 @@ step "3/6 starting LocalStack"
 localstack/start.sh
 
 step "4/6 deploying infra/template.yaml as stack $STACK"
-localstack/provision.sh "$STACK" > "$LOGS/outputs.tsv"
+ALKASBA_STACK_PARAMETERS="StoreBaseUrl=http://127.0.0.1:$SIM_PORT" localstack/provision.sh "$STACK" > "$LOGS/outputs.tsv"
 out() { awk -F'\t' -v k="$1" '$1 == k {print $2}' "$LOGS/outputs.tsv"; }
 secret() { awsl secretsmanager get-secret-value --secret-id "$1" --query SecretString --output text | python3 -c "import json,sys; print(json.load(sys.stdin)['$2'])"; }
 
-step "5/6 starting the Alkasba Store simulator on 127.0.0.1:$SIM_PORT with the provisioned credentials"
+step "5/6 starting the Alkasba Store simulator on 127.0.0.1:$SIM_PORT with the provisioned credentials ($SIM_INVALID invalid records, faults $SIM_FAULTS)"
 # Secrets go from Secrets Manager into shell variables (not exported) and from there only into
 # the environment of the processes that need them: never to disk, argv or other children.
 ck="$(secret "$STACK/store/credentials" consumer_key)"
@@ -33,7 +36,8 @@ ALKASBA_SIM_CONSUMER_KEY="$ck" ALKASBA_SIM_CONSUMER_SECRET="$cs" \
 ALKASBA_SIM_FEED_API_KEY="$(secret "$STACK/feeds/competitor-prices" api_key)" \
 ALKASBA_SIM_FX_TOKEN="$(secret "$STACK/feeds/exchange-rates" token)" \
 ALKASBA_SIM_WEBHOOK_SECRET="$(secret "$STACK/store/webhook-secret" secret)" \
-  "$BIN/alkasba-sim" --listen "127.0.0.1:$SIM_PORT" --orders "$SIM_ORDERS" > "$LOGS/simulator.log" 2>&1 &
+  "$BIN/alkasba-sim" --listen "127.0.0.1:$SIM_PORT" --orders "$SIM_ORDERS" \
+    --invalid-rate "$SIM_INVALID" --faults "$SIM_FAULTS" > "$LOGS/simulator.log" 2>&1 &
 SIM_PID=$!
 trap 'kill $SIM_PID 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$SIM_PORT/_sim/health" >/dev/null && break; kill -0 $SIM_PID 2>/dev/null || { cat "$LOGS/simulator.log" >&2; fail "the simulator exited (port $SIM_PORT in use? set ALKASBA_SIM_PORT)"; }; sleep 0.1; done
@@ -47,14 +51,40 @@ with urllib.request.urlopen(req) as r:
 PY
 )"
 
-step "6/6 running the functions through the local runner: $TICKS heartbeat ticks (schedule sped up 300x)"
-RUST_LOG=warn "$BIN/alkasba-runner" run --stack "$STACK" --function heartbeat --speedup 300 --fire-on-start \
-  --max-invocations "$TICKS" --duration 120s --log-dir "$LOGS" --quiet | tee "$LOGS/runner.txt"
-grep -q "ok *$TICKS\$" "$LOGS/runner.txt" || fail "not every heartbeat succeeded (see $LOGS/HeartbeatFunction.log)"
+step "6/6 ingesting: runner -> planner (schedule fired at start) -> SQS -> 4 fetchers -> bronze Delta on S3"
+# The runner plays the schedule and the SQS mapping and runs the real binaries; `alkasba ingest
+# status --wait` returns when every stream's run is recorded as complete in the ledger.
+rm -f "$LOGS"/*.log
+"$BIN/alkasba-runner" run --stack "$STACK" --function planner --function fetcher --function heartbeat \
+  --concurrency 4 --fire-on-start --log-dir "$LOGS" --quiet > "$LOGS/runner.txt" 2>&1 &
+RUNNER_PID=$!
+trap 'kill -INT $RUNNER_PID 2>/dev/null || true; kill $SIM_PID 2>/dev/null || true' EXIT
+export AWS_ENDPOINT_URL="$ENDPOINT"
+# The schedule fires the planner once at start; wait for that invocation to end (the runner
+# reports it), so every stream's run is open before waiting on them.
+for _ in $(seq 1 240); do
+  grep -q 'PlannerFunction.*invocation failed\|invocation failed.*PlannerFunction' "$LOGS/runner.txt" && { cat "$LOGS/PlannerFunction.log" >&2; fail "the planner failed"; }
+  grep -q 'invoked.*PlannerFunction\|PlannerFunction.*invoked' "$LOGS/runner.txt" && break
+  kill -0 $RUNNER_PID 2>/dev/null || { cat "$LOGS/runner.txt" >&2; fail "the runner exited"; }
+  sleep 0.5
+done
+"$BIN/alkasba" ingest status --stack "$STACK" --wait 15m | tee "$LOGS/status.txt" \
+  || fail "ingestion did not complete (logs: $LOGS/FetcherFunction.log)"
+kill -INT $RUNNER_PID; wait $RUNNER_PID || true
 
-TABLE="$(out HeartbeatTableUri)"
-read_back="$(AWS_ENDPOINT_URL="$ENDPOINT" "$VENV/bin/python" tools/duckdb/lake_sql.py \
-  "SELECT count(*) AS rows, count(DISTINCT tick_time) AS ticks, max(tick_time) AS latest FROM delta_scan('$TABLE')")"
+ROOT="$(out LakeRoot)"
+sql() { "$VENV/bin/python" tools/duckdb/lake_sql.py "$1"; }
+count() { sql "SELECT count(*) AS n FROM delta_scan('$ROOT/$1')" | python3 -c "import json,sys; print(json.load(sys.stdin)[0]['n'])"; }
+orders="$(count bronze/alkasba_store/orders)"
+customers="$(count bronze/alkasba_store/customers)"
+products="$(count bronze/alkasba_store/products)"
+refunds="$(count bronze/alkasba_store/refunds)"
+prices="$(count bronze/competitor_prices/prices)"
+rates="$(count bronze/exchange_rates/rates)"
+quarantined="$(count quarantine/ingest)"
+keys="$(count security/keyring)"
+retried="$(sql "SELECT sum(pages_retried) AS n FROM delta_scan('$ROOT/ops/ingestion_runs')" | python3 -c "import json,sys; print(json.load(sys.stdin)[0]['n'])")"
+sample="$(sql "SELECT email_token, substr(billing, 1, 40) AS billing_sealed FROM delta_scan('$ROOT/bronze/alkasba_store/customers') LIMIT 1")"
 
 cat <<SUMMARY
 
@@ -62,14 +92,16 @@ cat <<SUMMARY
  took              $((SECONDS - T0)) s
  LocalStack        $ENDPOINT (log: $LS_LOG; stop with localstack/stop.sh)
  stack             $STACK: bucket $(out LakeBucketName)
-                   fetch queue $(out FetchTasksQueueUrl)
-                   alerts topic $(out AlertsTopicArn)
  store simulator   http://127.0.0.1:$SIM_PORT, seed 42: $store_total orders behind HTTP Basic auth
-                   with the credentials generated in Secrets Manager
- heartbeat         $TICKS scheduled ticks: runner -> real heartbeat Lambda binary -> Delta commits on S3
- Delta table       $TABLE
- DuckDB read-back  $read_back
-                   (each tick is committed exactly once: a repeated or older tick is skipped)
+                   with the credentials generated in Secrets Manager; faults $SIM_FAULTS
+ ingestion         $(grep -c '"task done"' "$LOGS/FetcherFunction.log") fetch tasks, $retried pages retried after 5xx/429; runs per stream:
+$(sed 's/^/                   /' "$LOGS/status.txt")
+ bronze (DuckDB)   orders $orders, customers $customers, products $products, refunds $refunds,
+                   competitor prices $prices, exchange rates $rates
+ quarantine        $quarantined invalid records with their reasons (quarantine/ingest)
+ personal data     sealed per person ($keys keys in security/keyring); tokens for joins, e.g.
+                   $sample
+                   decrypt (needs kms:Decrypt): $BIN/alkasba pii decrypt --stack $STACK --table $ROOT/bronze/alkasba_store/customers --limit 1
  logs              $LOGS
 ================================================================
 SUMMARY

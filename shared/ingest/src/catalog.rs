@@ -52,18 +52,24 @@ impl Catalog {
                 return Err(Error::Config(format!("SOURCE_BASE_URLS names {name:?}, which is not a source")));
             }
         }
+        // Every source's secret at once: start-up (a fetcher's cold start) waits for one round
+        // trip, not one per source.
+        let secrets_read = futures::future::try_join_all(files.iter().map(|f| async move {
+            match f.source.auth.secret() {
+                None => Ok(None),
+                Some(r) => secrets.get(r).await.map(Some),
+            }
+        }))
+        .await?;
         let mut sources = BTreeMap::new();
-        for f in files {
+        for (f, secret) in files.into_iter().zip(secrets_read) {
             let mut source = f.source.clone();
             if let Some(u) = base_urls.get(&source.name) {
                 source.base_url = u.clone();
             }
-            let header = match source.auth.secret() {
-                None => None,
-                Some(r) => {
-                    let secret = secrets.get(r).await?;
-                    source.auth.header(&secret).map_err(|e| Error::Config(format!("source {}: secret {}: {e}", source.name, r.name)))?
-                }
+            let header = match (source.auth.secret(), secret) {
+                (Some(r), Some(secret)) => source.auth.header(&secret).map_err(|e| Error::Config(format!("source {}: secret {}: {e}", source.name, r.name)))?,
+                _ => None,
             };
             let http = HttpSource::new(&source, header)?;
             let streams = f.streams.iter().map(|s| (s.name.clone(), Prepared::new(&source.name, s))).collect();

@@ -148,9 +148,35 @@ async fn ledger_row(lake: &Lake, run_id: &str) -> Result<Option<(i64, i64, i64, 
     Ok(Some((ts.value(0), int(1)?, int(2)?, int(3)?)))
 }
 
+/// Empties the stack's lake bucket and fetch queue: every run measures a first load.
+async fn reset(sdk: &aws_config::SdkConfig, outputs: &HashMap<String, String>) -> Result<()> {
+    let bucket = outputs.get("LakeBucketName").context("stack output LakeBucketName")?;
+    let s3 = aws_sdk_s3::Client::new(sdk);
+    let mut pages = s3.list_objects_v2().bucket(bucket).into_paginator().send();
+    let mut n = 0;
+    while let Some(page) = pages.next().await {
+        let page = page.with_context(|| format!("listing s3://{bucket}"))?;
+        let ids: Vec<_> = page.contents().iter().filter_map(|o| o.key()).filter_map(|k| aws_sdk_s3::types::ObjectIdentifier::builder().key(k).build().ok()).collect();
+        if ids.is_empty() {
+            continue;
+        }
+        n += ids.len();
+        let delete = aws_sdk_s3::types::Delete::builder().set_objects(Some(ids)).build()?;
+        s3.delete_objects().bucket(bucket).delete(delete).send().await.with_context(|| format!("emptying s3://{bucket}"))?;
+    }
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    for q in ["FetchTasksQueueUrl", "FetchTasksDlqUrl"] {
+        let url = outputs.get(q).with_context(|| format!("stack output {q}"))?;
+        sqs.purge_queue().queue_url(url).send().await.with_context(|| format!("purging {url}"))?;
+    }
+    eprintln!("reset: deleted {n} objects from s3://{bucket}, purged the fetch queues");
+    Ok(())
+}
+
 async fn ingest(a: IngestArgs) -> Result<()> {
     let sdk = alkasba_runner::aws_config(Some(&a.endpoint)).await?;
     let outputs = stack_outputs(&sdk, &a.stack).await?;
+    reset(&sdk, &outputs).await?;
     let store_secret = secret_json(&sdk, &format!("{}/store/credentials", a.stack)).await?;
     let token_key = field(&secret_json(&sdk, &format!("{}/pii/token-key", a.stack)).await?, "key")?;
     let mut sim = SimConfig::small(42, a.orders);

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Benchmark: ingestion end to end (simulator → planner → SQS → fetchers → bronze Delta on
+# LocalStack S3), its in-memory floor, KMS requests per 1,000 records, fetcher peak RSS and cold
+# start. Release build; LocalStack started if needed; a dedicated stack.
+#   scripts/bench-ingest.sh [ORDERS] [-- extra alkasba-bench ingest flags]
+# Prints the figures and a Markdown row for docs/benchmarks.md.
+source "$(dirname "$0")/lib.sh"
+ORDERS="${1:-100000}"
+shift || true
+[[ "${1:-}" == "--" ]] && shift
+STACK="${ALKASBA_BENCH_STACK:-alkasba-bench}"
+
+step "building release binaries (planner, fetcher, alkasba-bench)"
+cargo build --release -p planner -p fetcher -p alkasba-bench --quiet
+
+step "LocalStack and stack $STACK"
+localstack/install.sh
+localstack/status.sh >/dev/null 2>&1 || localstack/start.sh
+ALKASBA_SKIP_LINT=1 localstack/provision.sh "$STACK" >/dev/null
+source localstack/lib.sh
+
+step "benchmark: $ORDERS orders"
+"$CARGO_TARGET_DIR/release/alkasba-bench" ingest --stack "$STACK" --orders "$ORDERS" --endpoint "$ENDPOINT" "$@"
