@@ -24,8 +24,14 @@ use url::Url;
 use crate::{Error, Result};
 
 /// Table properties of every ingestion table: application transaction ids are kept 14 days
-/// (longer than any SQS message lives), so the set of markers does not grow forever.
-const TABLE_PROPERTIES: [(&str, &str); 2] = [("delta.setTransactionRetentionDuration", "interval 14 days"), ("delta.logRetentionDuration", "interval 30 days")];
+/// (longer than any SQS message lives), so the set of markers does not grow forever; the change
+/// data feed is on so the batch layer reads only what was appended since its last run (appends
+/// write no extra files for it).
+const TABLE_PROPERTIES: [(&str, &str); 3] = [
+    ("delta.setTransactionRetentionDuration", "interval 14 days"),
+    ("delta.logRetentionDuration", "interval 30 days"),
+    ("delta.enableChangeDataFeed", "true"),
+];
 
 /// Where everything lives.
 #[derive(Debug, Clone)]

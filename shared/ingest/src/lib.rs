@@ -21,6 +21,8 @@ pub mod record;
 pub mod runs;
 pub mod settings;
 pub mod task;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod validate;
 
 pub use error::{Error, Result};

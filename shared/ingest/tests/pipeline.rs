@@ -4,68 +4,15 @@
 //! be quarantined, personal data must never be stored in clear, and a second (incremental) run
 //! must add exactly the changes.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashSet;
 
-use alkasba_ingest::catalog::Catalog;
-use alkasba_ingest::control::Control;
-use alkasba_ingest::lake::Lake;
-use alkasba_ingest::ports::{MemoryQueue, StaticSecrets};
-use alkasba_ingest::{Ingest, Tuning};
-use alkasba_lake::StorageConfig;
+use alkasba_ingest::ports::MemoryQueue;
+use alkasba_ingest::{Ingest, Tuning, testkit};
 use alkasba_lake::arrow::array::Array;
 use alkasba_lake::read::strings;
-use alkasba_pii::{LocalKeys, Opener, Tokenizer, read_keyring};
-use alkasba_sim::{SimConfig, serve};
-use serde_json::{Value, json};
-use tokio::time::Instant;
-
-async fn setup(cfg: SimConfig, dir: &std::path::Path, tuning: Tuning) -> (Ingest<MemoryQueue, LocalKeys>, String) {
-    let creds = cfg.credentials.clone();
-    let (addr, _state, _) = serve(cfg, "127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let base = format!("http://{addr}");
-    let secrets = StaticSecrets(HashMap::from([
-        ("${stack}/store/credentials".to_string(), json!({"consumer_key": creds.consumer_key, "consumer_secret": creds.consumer_secret})),
-        ("${stack}/feeds/competitor-prices".to_string(), json!({"api_key": creds.feed_api_key})),
-        ("${stack}/feeds/exchange-rates".to_string(), json!({"token": creds.fx_token})),
-    ]));
-    let urls = ["alkasba_store", "competitor_prices", "exchange_rates"].iter().map(|s| (s.to_string(), base.parse().unwrap())).collect();
-    let catalog = Catalog::load(None, &urls, &secrets).await.unwrap();
-    let storage = StorageConfig { endpoint_url: None, region: "us-east-1".into() };
-    let lake = Lake::new(&format!("file://{}", dir.display()), storage).unwrap();
-    let control = Control::for_lake(&lake).unwrap();
-    let ingest = Ingest {
-        catalog,
-        lake,
-        control,
-        queue: MemoryQueue::default(),
-        keys: Arc::new(LocalKeys::random().unwrap()),
-        tokens: Tokenizer::new("a test token key of at least 32 bytes").unwrap(),
-        settings: tuning,
-    };
-    (ingest, base)
-}
-
-/// Plans `streams`, then runs queued tasks (`workers` at once) until the queue is empty.
-async fn run(ingest: &Ingest<MemoryQueue, LocalKeys>, streams: &[&str]) -> Vec<alkasba_ingest::TaskReport> {
-    let only: Vec<String> = streams.iter().map(|s| s.to_string()).collect();
-    for r in ingest.plan(Some(&only), chrono::Utc::now()).await.unwrap() {
-        r.unwrap();
-    }
-    let mut reports = Vec::new();
-    loop {
-        let tasks = ingest.queue.take_tasks();
-        if tasks.is_empty() {
-            return reports;
-        }
-        let deadline = Instant::now() + Duration::from_secs(600);
-        let results = futures::future::join_all(tasks.iter().map(|t| ingest.run_task(t, deadline))).await;
-        for r in results {
-            reports.push(r.unwrap());
-        }
-    }
-}
+use alkasba_pii::{LocalKeys, Opener, read_keyring};
+use alkasba_sim::SimConfig;
+use serde_json::Value;
 
 async fn rows(ingest: &Ingest<MemoryQueue, LocalKeys>, source: &str, stream: &str, cols: &[&str]) -> Vec<Vec<Option<String>>> {
     let uri = ingest.lake.bronze(source, stream).unwrap();
@@ -98,14 +45,15 @@ async fn bronze_equals_the_truth_and_personal_data_is_sealed() {
     let mut cfg = SimConfig::small(7, 3_000);
     cfg.invalid_rate = 0.03;
     let tuning = Tuning { pages_per_task: 6, pages_per_commit: 3, ..Tuning::default() };
-    let (ingest, base) = setup(cfg, dir.path(), tuning).await;
+    let local = testkit::local(cfg, dir.path(), tuning).await;
+    let (ingest, base) = (&local.ingest, local.base.clone());
 
-    let reports = run(&ingest, &["alkasba_store.orders", "alkasba_store.customers"]).await;
+    let reports = local.run(&["alkasba_store.orders", "alkasba_store.customers"]).await;
     assert!(reports.iter().any(|r| r.run_completed));
 
     for resource in ["orders", "customers"] {
         let (valid, invalid) = truth(&base, resource).await;
-        let got = rows(&ingest, "alkasba_store", resource, &["_key", "_version"]).await;
+        let got = rows(ingest, "alkasba_store", resource, &["_key", "_version"]).await;
         let pairs: Vec<(String, String)> = got.iter().map(|r| (r[0].clone().unwrap(), r[1].clone().unwrap())).collect();
         let set: HashSet<(String, String)> = pairs.iter().cloned().collect();
         assert_eq!(pairs.len(), set.len(), "{resource}: no duplicate key+version in bronze");
@@ -127,7 +75,7 @@ async fn bronze_equals_the_truth_and_personal_data_is_sealed() {
     }
 
     // Personal data: sealed in bronze, readable with the keyring; tokens join people.
-    let c = rows(&ingest, "alkasba_store", "customers", &["_key", "email", "email_token", "billing"]).await;
+    let c = rows(ingest, "alkasba_store", "customers", &["_key", "email", "email_token", "billing"]).await;
     assert!(c.iter().all(|r| r[1].as_deref().unwrap().starts_with("pii1:") && r[3].as_deref().unwrap().starts_with("pii1:")));
     let keyring = read_keyring(&ingest.lake.keyring().unwrap(), ingest.lake.storage(), None).await.unwrap();
     let mut opener = Opener::new(ingest.keys.clone(), keyring);
@@ -138,9 +86,9 @@ async fn bronze_equals_the_truth_and_personal_data_is_sealed() {
 
     // Incremental: the store changes; the next run adds exactly the new versions.
     reqwest::Client::new().post(format!("{base}/_sim/mutate?n=60")).send().await.unwrap();
-    run(&ingest, &["alkasba_store.orders"]).await;
+    local.run(&["alkasba_store.orders"]).await;
     let (valid, _) = truth(&base, "orders").await;
-    let got = rows(&ingest, "alkasba_store", "orders", &["_key", "_version"]).await;
+    let got = rows(ingest, "alkasba_store", "orders", &["_key", "_version"]).await;
     let pairs: Vec<(String, String)> = got.iter().map(|r| (r[0].clone().unwrap(), r[1].clone().unwrap())).collect();
     let set: HashSet<(String, String)> = pairs.iter().cloned().collect();
     assert_eq!(pairs.len(), set.len(), "no duplicates after the incremental run (lookback overlap skipped)");

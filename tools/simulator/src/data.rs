@@ -121,6 +121,13 @@ pub struct ProductRec {
     pub modified: i64,
 }
 
+impl ProductRec {
+    /// What a customer pays now (MAD cents): the sale price when on sale.
+    pub fn selling_price(&self) -> i64 {
+        self.sale_mad.unwrap_or(self.price_mad)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct CustomerRec {
     pub id: u32,
@@ -329,7 +336,7 @@ pub fn generate(shape: &Shape) -> Generated {
     for o in &orders {
         let partial = o.status == ST_COMPLETED && unit(seed, o.id as u64, 0xEF) < 0.03;
         if o.status == ST_REFUNDED || partial {
-            let totals = order_totals(seed, o, &products, &pcdf);
+            let totals = order_totals(seed, o, |p| products[p].selling_price(), &pcdf);
             let amount = if partial { (totals.total / 3).max(100) } else { totals.total };
             refunds.push(RefundRec {
                 id: refunds.len() as u32 + 1,
@@ -368,13 +375,14 @@ pub fn mad_per_unit(seed: u64, c: Currency, day: NaiveDate) -> f64 {
 }
 
 /// Computes an order's lines and totals.
-pub fn order_totals(seed: u64, o: &OrderRec, products: &[ProductRec], pcdf: &[f64]) -> Totals {
+/// `price(p)` is product `p`'s selling price (MAD cents) when the order was placed: an order's
+/// amounts never change when a product's price changes later.
+pub fn order_totals(seed: u64, o: &OrderRec, price: impl Fn(usize) -> i64, pcdf: &[f64]) -> Totals {
     let day = DateTime::from_timestamp(o.created, 0).unwrap_or_default().date_naive();
     let rate = mad_per_unit(seed, o.currency(), day);
     let mut lines = Vec::new();
     for (p, qty) in line_items(seed, o, pcdf) {
-        let prod = &products[p];
-        let mad = prod.sale_mad.unwrap_or(prod.price_mad);
+        let mad = price(p);
         let unit = if o.currency() == Currency::Mad { mad } else { (mad as f64 / rate).round() as i64 };
         let subtotal = unit * qty;
         let total = if o.coupon { subtotal - (subtotal + 5) / 10 } else { subtotal };
@@ -454,7 +462,7 @@ mod tests {
         assert!(g.orders.windows(2).all(|w| w[0].created <= w[1].created && w[0].id < w[1].id));
         let pcdf = product_cdf(200);
         for o in g.orders.iter().take(500) {
-            let t = order_totals(1, o, &g.products, &pcdf);
+            let t = order_totals(1, o, |p| g.products[p].selling_price(), &pcdf);
             let lines: i64 = t.lines.iter().map(|l| l.4).sum();
             assert_eq!(t.total, lines + t.shipping + t.tax);
             assert!(t.lines.iter().all(|l| l.1 > 0 && l.3 >= l.4));

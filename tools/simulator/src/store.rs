@@ -100,6 +100,9 @@ pub struct Store {
     pub orders: Vec<OrderRec>,
     pub refunds: Vec<RefundRec>,
     refunds_by_order: HashMap<u32, Vec<u32>>,
+    /// Per product index, its earlier selling prices: (changed at, price before the change), in
+    /// time order. Orders placed before a change keep the price they were placed at.
+    price_history: HashMap<usize, Vec<(i64, i64)>>,
     idx: HashMap<Resource, ModIndex>,
     /// The store's clock (epoch seconds): never goes back; every change is stamped with it.
     pub clock: i64,
@@ -140,6 +143,7 @@ impl Store {
             orders: g.orders,
             refunds: g.refunds,
             refunds_by_order,
+            price_history: HashMap::new(),
             idx,
             clock,
             mutations: 0,
@@ -332,7 +336,11 @@ impl Store {
     }
 
     pub fn totals(&self, o: &OrderRec) -> Totals {
-        data::order_totals(self.shape.seed, o, &self.products, &self.pcdf)
+        let price = |p: usize| {
+            let later = self.price_history.get(&p).and_then(|h| h.iter().find(|(at, _)| *at > o.created));
+            later.map(|(_, before)| *before).unwrap_or_else(|| self.products[p].selling_price())
+        };
+        data::order_totals(self.shape.seed, o, price, &self.pcdf)
     }
 
     fn render_order(&self, id: u32) -> Value {
@@ -478,7 +486,9 @@ impl Store {
                 if r.random_bool(0.7) {
                     p.stock = (p.stock - r.random_range(1..4)).max(0);
                 } else {
+                    let before = p.selling_price();
                     p.price_mad = (p.price_mad * r.random_range(95..=105) / 100 / 100) * 100 + 99;
+                    self.price_history.entry(i).or_default().push((at, before));
                 }
                 p.modified = at;
                 let id = p.id;

@@ -1,0 +1,63 @@
+/// Everything that can go wrong in the batch layer.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Wrong or missing configuration: permanent until someone fixes it.
+    #[error("configuration: {0}")]
+    Config(String),
+
+    /// Reading or writing a Delta table failed.
+    #[error("{uri}: {source}")]
+    Delta { uri: String, source: deltalake::DeltaTableError },
+
+    /// A query (a transform's or a mart's SQL) failed.
+    #[error("{what}: {reason}")]
+    Query { what: String, reason: String },
+
+    /// A table's content cannot be turned into silver rows (a bug or an unexpected shape).
+    #[error("{what}: {reason}")]
+    Data { what: String, reason: String },
+
+    /// Another writer committed first too many times in a row.
+    #[error("{uri}: lost {attempts} commit races in a row")]
+    Contended { uri: String, attempts: u32 },
+
+    /// The lake crates failed.
+    #[error(transparent)]
+    Lake(#[from] alkasba_lake::Error),
+
+    /// The ingestion crate's lake layout failed.
+    #[error(transparent)]
+    Ingest(#[from] alkasba_ingest::Error),
+}
+
+/// Result alias for this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Whether running the job again later may succeed (a scheduled job is simply retried by the
+    /// next tick; an invocation that failed this way reports an error so Lambda retries it).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Config(_) | Error::Data { .. } => false,
+            Error::Query { .. } => false,
+            Error::Delta { source, .. } => matches!(
+                source,
+                deltalake::DeltaTableError::ObjectStore { .. }
+                    | deltalake::DeltaTableError::Io { .. }
+                    | deltalake::DeltaTableError::VersionAlreadyExists(_)
+                    | deltalake::DeltaTableError::Transaction { .. }
+            ),
+            Error::Contended { .. } => true,
+            Error::Lake(e) => e.is_retryable(),
+            Error::Ingest(e) => e.is_retryable(),
+        }
+    }
+
+    pub(crate) fn delta(uri: &url::Url, source: deltalake::DeltaTableError) -> Self {
+        Error::Delta { uri: uri.to_string(), source }
+    }
+
+    pub(crate) fn query(what: impl std::fmt::Display, e: impl std::fmt::Display) -> Self {
+        Error::Query { what: what.to_string(), reason: e.to_string() }
+    }
+}

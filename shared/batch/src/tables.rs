@@ -1,0 +1,262 @@
+//! Delta plumbing shared by the transform, the marts and maintenance: sessions, progress
+//! markers, change reads, upserts (MERGE) and partition replacement, each commit carrying the
+//! markers of what it absorbed so a re-run or a concurrent run never applies anything twice.
+
+use std::sync::Arc;
+
+use alkasba_ingest::lake::Lake;
+use alkasba_lake::arrow::array::{ArrayRef, RecordBatch};
+use alkasba_lake::arrow::compute::cast;
+use alkasba_lake::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use deltalake::DeltaTable;
+use deltalake::DeltaTableError;
+use deltalake::datafusion::datasource::MemTable;
+use deltalake::datafusion::execution::config::SessionConfig;
+use deltalake::datafusion::physical_plan::collect;
+use deltalake::datafusion::prelude::{SessionContext, lit};
+use deltalake::kernel::Transaction;
+use deltalake::kernel::transaction::{CommitProperties, TransactionError};
+use deltalake::operations::write::SchemaMode;
+use deltalake::protocol::SaveMode;
+use url::Url;
+
+use crate::{Error, Result};
+
+/// Column every change read carries: `insert`, `update_preimage`, `update_postimage`, `delete`.
+pub const CHANGE_TYPE: &str = "_change_type";
+
+/// Properties of every silver table: the change data feed is what the marts read incrementally.
+const SILVER_PROPERTIES: [(&str, &str); 3] = [("delta.enableChangeDataFeed", "true"), ("delta.logRetentionDuration", "interval 30 days"), ("delta.deletedFileRetentionDuration", "interval 7 days")];
+/// Properties of every gold table.
+const GOLD_PROPERTIES: [(&str, &str); 2] = [("delta.logRetentionDuration", "interval 30 days"), ("delta.deletedFileRetentionDuration", "interval 7 days")];
+
+/// Commit attempts before giving up on a contended table (another writer keeps winning).
+const ATTEMPTS: u32 = 10;
+
+/// A DataFusion session for our SQL: plain UTF-8 strings (what Delta, Athena and Trino call
+/// `string`), identifiers as written.
+pub fn session() -> SessionContext {
+    let mut cfg = SessionConfig::new().with_information_schema(false);
+    cfg.options_mut().sql_parser.map_string_types_to_utf8view = false;
+    cfg.options_mut().execution.parquet.schema_force_view_types = false;
+    cfg.options_mut().sql_parser.enable_ident_normalization = false;
+    SessionContext::new_with_config(cfg)
+}
+
+/// Opens `uri`, `None` when no table exists there yet.
+pub async fn open(lake: &Lake, uri: &Url) -> Result<Option<DeltaTable>> {
+    Ok(alkasba_lake::read::open_table(uri, lake.storage()).await?)
+}
+
+/// The marker value `app_id` has in `table` (0 when the table or the marker does not exist).
+/// By convention a marker holds the next source version to read, so 0 means "nothing yet".
+pub async fn marker(lake: &Lake, table: Option<&DeltaTable>, app_id: &str) -> Result<i64> {
+    match table {
+        None => Ok(0),
+        Some(t) => Ok(lake.txn_version(t, app_id).await?),
+    }
+}
+
+/// Registers `table`'s current snapshot as `name` in `ctx`.
+pub async fn register(ctx: &SessionContext, name: &str, table: &DeltaTable) -> Result<()> {
+    let uri = table.table_url().clone();
+    table.update_datafusion_session(&ctx.state()).map_err(|e| Error::delta(&uri, e))?;
+    let provider = table.table_provider().await.map_err(|e| Error::query(&uri, e))?;
+    ctx.register_table(name, provider).map_err(|e| Error::query(format!("registering {uri}"), e))?;
+    Ok(())
+}
+
+/// Registers `batches` (with `schema`) as `name`.
+pub fn register_batches(ctx: &SessionContext, name: &str, schema: SchemaRef, batches: Vec<RecordBatch>) -> Result<()> {
+    let mem = MemTable::try_new(schema, vec![batches]).map_err(|e| Error::query(format!("table {name}"), e))?;
+    ctx.register_table(name, Arc::new(mem)).map_err(|e| Error::query(format!("table {name}"), e))?;
+    Ok(())
+}
+
+/// The rows of `table` changed in versions `from..=to`, with a [`CHANGE_TYPE`] column. From
+/// version 0 this is the whole snapshot (every row an insert: cheaper than replaying the log).
+/// Reads the change data feed otherwise: appends are inserts (bronze needs no CDF files), MERGE
+/// commits carry their own change files (silver has the feed enabled), and commits that do not
+/// change data (compaction) yield nothing.
+pub async fn changes(table: &DeltaTable, from: i64, to: i64) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    let uri = table.table_url().clone();
+    let ctx = session();
+    if from == 0 {
+        let provider = {
+            table.update_datafusion_session(&ctx.state()).map_err(|e| Error::delta(&uri, e))?;
+            table.table_provider().await.map_err(|e| Error::query(&uri, e))?
+        };
+        let df = ctx.read_table(provider).map_err(|e| Error::query(&uri, e))?.with_column(CHANGE_TYPE, lit("insert")).map_err(|e| Error::query(&uri, e))?;
+        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let batches = df.collect().await.map_err(|e| Error::query(&uri, e))?;
+        return Ok(plain(schema, batches));
+    }
+    let plan = table.clone().scan_cdf().with_starting_version(from as u64).with_ending_version(to as u64).build(&ctx.state(), None).await.map_err(|e| Error::delta(&uri, e))?;
+    let schema = plan.schema();
+    let batches = collect(plan, ctx.task_ctx()).await.map_err(|e| Error::query(format!("{uri} changes {from}..={to}"), e))?;
+    // The commit columns are not needed downstream.
+    let keep: Vec<usize> = schema.fields().iter().enumerate().filter(|(_, f)| !matches!(f.name().as_str(), "_commit_version" | "_commit_timestamp")).map(|(i, _)| i).collect();
+    let projected: SchemaRef = Arc::new(schema.project(&keep).map_err(|e| Error::query(&uri, e))?);
+    let batches = batches.iter().map(|b| b.project(&keep)).collect::<std::result::Result<Vec<_>, _>>().map_err(|e| Error::query(&uri, e))?;
+    Ok(plain(projected, batches))
+}
+
+/// `batches` with every string-like column as plain `Utf8` (DataFusion reads Parquet strings
+/// as views; Delta tables, Athena and Trino want plain strings), and every field nullable
+/// except `not_null` ones.
+pub fn plain(schema: SchemaRef, batches: Vec<RecordBatch>) -> (SchemaRef, Vec<RecordBatch>) {
+    let target = |t: &DataType| match t {
+        DataType::Utf8View | DataType::LargeUtf8 => DataType::Utf8,
+        DataType::BinaryView | DataType::LargeBinary => DataType::Binary,
+        DataType::Dictionary(_, v) if matches!(v.as_ref(), DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8) => DataType::Utf8,
+        other => other.clone(),
+    };
+    let fields: Vec<Field> = schema.fields().iter().map(|f| Field::new(f.name(), target(f.data_type()), true)).collect();
+    let out_schema: SchemaRef = Arc::new(Schema::new(fields));
+    let out = batches
+        .into_iter()
+        .filter_map(|b| {
+            let cols: Vec<ArrayRef> = b
+                .columns()
+                .iter()
+                .zip(out_schema.fields())
+                .map(|(c, f)| if c.data_type() == f.data_type() { Ok(c.clone()) } else { cast(c, f.data_type()) })
+                .collect::<std::result::Result<_, _>>()
+                .ok()?;
+            RecordBatch::try_new(out_schema.clone(), cols).ok()
+        })
+        .collect();
+    (out_schema, out)
+}
+
+/// Runs `sql` in `ctx` and collects plain batches.
+pub async fn query(ctx: &SessionContext, what: &str, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    let df = ctx.sql(sql).await.map_err(|e| Error::query(what, e))?;
+    let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+    let batches = df.collect().await.map_err(|e| Error::query(what, e))?;
+    Ok(plain(schema, batches))
+}
+
+fn commit_props(txns: &[(String, i64)]) -> CommitProperties {
+    CommitProperties::default().with_max_retries(0).with_application_transactions(txns.iter().map(|(a, v)| Transaction::new(a, *v)).collect())
+}
+
+fn is_conflict(e: &DeltaTableError) -> bool {
+    match e {
+        DeltaTableError::VersionAlreadyExists(_) | DeltaTableError::CommitValidation { .. } => true,
+        DeltaTableError::Transaction { source } => matches!(source, TransactionError::VersionAlreadyExists(_) | TransactionError::MaxCommitAttempts(_) | TransactionError::CommitConflict(_)),
+        _ => false,
+    }
+}
+
+/// A writable handle on `uri` (created on first write).
+async fn writable(lake: &Lake, uri: &Url) -> Result<DeltaTable> {
+    lake.open(uri).await.map_err(Error::from)
+}
+
+/// What an upsert did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Upserted {
+    /// Committed as this version.
+    Committed { version: i64, rows: usize },
+    /// A concurrent run had already absorbed this work (its marker is committed).
+    AlreadyDone,
+}
+
+/// How to upsert rows into a silver table.
+#[derive(Debug, Clone, Copy)]
+pub struct UpsertSpec<'a> {
+    /// Primary-key columns.
+    pub keys: &'a [&'a str],
+    /// The column whose larger value wins: a row only replaces an older one.
+    pub seq: &'a str,
+    /// The partition column (part of the match, so MERGE reads only the partitions touched).
+    pub partition: Option<&'a str>,
+}
+
+/// Upserts `batches` (already one row per key) into the table at `uri` with MERGE: a newer row
+/// (larger `seq`) replaces the stored one, an older or equal one changes nothing (late and
+/// out-of-order versions), a new key is inserted. The commit carries `marker` (app id, next
+/// source version); if that marker is already at or beyond its value, nothing is written.
+pub async fn upsert(lake: &Lake, uri: &Url, schema: SchemaRef, batches: Vec<RecordBatch>, spec: UpsertSpec<'_>, marker: (String, i64)) -> Result<Upserted> {
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    for _ in 0..ATTEMPTS {
+        let table = writable(lake, uri).await?;
+        if self::marker(lake, table.version().is_some().then_some(&table), &marker.0).await? >= marker.1 {
+            return Ok(Upserted::AlreadyDone);
+        }
+        let props = commit_props(std::slice::from_ref(&marker));
+        let result = if table.version().is_none() || rows == 0 {
+            // A new table (its rows are already one per key), or only a marker to move.
+            let mut w = table.write(batches.clone()).with_save_mode(SaveMode::Append).with_schema_mode(SchemaMode::Merge).with_commit_properties(props);
+            if let Some(p) = spec.partition {
+                w = w.with_partition_columns([p.to_string()]);
+            }
+            w = w.with_configuration(SILVER_PROPERTIES.iter().map(|(k, v)| (k.to_string(), Some(v.to_string()))));
+            w.await.map(|t| t.version().unwrap_or_default() as i64)
+        } else {
+            let ctx = session();
+            let source = ctx.read_batches(batches.clone()).map_err(|e| Error::query(uri, e))?;
+            let mut on: Vec<String> = spec.keys.iter().map(|k| format!("t.{k} = s.{k}")).collect();
+            if let Some(p) = spec.partition {
+                on.push(format!("t.{p} = s.{p}"));
+            }
+            let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+            let merged = table
+                .merge(source, on.join(" AND "))
+                .with_source_alias("s")
+                .with_target_alias("t")
+                .with_merge_schema(true)
+                .with_commit_properties(props)
+                .when_matched_update(|u| columns.iter().fold(u.predicate(format!("s.{seq} > t.{seq}", seq = spec.seq)), |u, c| u.update(c.as_str(), format!("s.{c}"))))
+                .and_then(|m| m.when_not_matched_insert(|i| columns.iter().fold(i, |i, c| i.set(c.as_str(), format!("s.{c}")))))
+                .map_err(|e| Error::delta(uri, e))?;
+            merged.await.map(|(t, _)| t.version().unwrap_or_default() as i64)
+        };
+        match result {
+            Ok(version) => return Ok(Upserted::Committed { version, rows }),
+            Err(e) if is_conflict(&e) => continue,
+            Err(e) => return Err(Error::delta(uri, e)),
+        }
+    }
+    Err(Error::Contended { uri: uri.to_string(), attempts: ATTEMPTS })
+}
+
+/// Replaces the rows of the table at `uri` that match `predicate` (all rows when `None`) with
+/// `batches`, in one commit carrying `markers`. Readers see the old rows or the new ones, never
+/// a mix. Skipped when every marker is already committed.
+pub async fn replace(lake: &Lake, uri: &Url, batches: Vec<RecordBatch>, predicate: Option<&str>, partition: Option<&str>, markers: &[(String, i64)]) -> Result<Upserted> {
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    for _ in 0..ATTEMPTS {
+        let table = writable(lake, uri).await?;
+        let mut done = true;
+        for (app, v) in markers {
+            if self::marker(lake, table.version().is_some().then_some(&table), app).await? < *v {
+                done = false;
+            }
+        }
+        if done && !markers.is_empty() {
+            return Ok(Upserted::AlreadyDone);
+        }
+        let creating = table.version().is_none();
+        let mut w = table.write(batches.clone()).with_save_mode(SaveMode::Overwrite).with_commit_properties(commit_props(markers));
+        match predicate {
+            Some(p) if !creating => w = w.with_replace_where(p.to_string()),
+            _ => w = w.with_schema_mode(SchemaMode::Overwrite),
+        }
+        if let Some(p) = partition {
+            w = w.with_partition_columns([p.to_string()]);
+        }
+        if creating {
+            w = w.with_configuration(GOLD_PROPERTIES.iter().map(|(k, v)| (k.to_string(), Some(v.to_string()))));
+        }
+        match w.await {
+            Ok(t) => {
+                return Ok(Upserted::Committed { version: t.version().unwrap_or_default() as i64, rows });
+            }
+            Err(e) if is_conflict(&e) => continue,
+            Err(e) => return Err(Error::delta(uri, e)),
+        }
+    }
+    Err(Error::Contended { uri: uri.to_string(), attempts: ATTEMPTS })
+}

@@ -1,0 +1,167 @@
+//! The batch layer end to end on one machine: the simulator over HTTP, ingestion into a local
+//! Delta lake, then transform (bronze → silver) and aggregate (silver → gold). Gold must equal
+//! what the simulator's ground truth implies (revenue per day and currency, per day and product,
+//! after deduplication, updates and refunds), amounts in MAD must be the order-date rate within
+//! rounding, the second run must read only what changed, and a re-run must commit nothing.
+
+use std::collections::{BTreeMap, HashMap};
+
+use alkasba_batch::{gold, silver};
+use alkasba_ingest::lake::Lake;
+use alkasba_ingest::{Tuning, testkit};
+use alkasba_lake::arrow::array::{Array, RecordBatch};
+use alkasba_lake::arrow::compute::cast;
+use alkasba_lake::arrow::datatypes::DataType;
+use alkasba_sim::SimConfig;
+use chrono::{NaiveDate, TimeZone, Utc};
+use serde_json::Value;
+
+/// Rows of `table` as maps of column → text (decimals as `12.34`, dates as `2026-10-01`).
+async fn rows(lake: &Lake, layer: &str, table: &str) -> Vec<HashMap<String, Option<String>>> {
+    let uri = gold::uri(lake, layer, table).unwrap();
+    let batches: Vec<RecordBatch> = lake.scan(&uri, None, &[]).await.unwrap();
+    let mut out = Vec::new();
+    for b in &batches {
+        let cols: Vec<_> = b.columns().iter().map(|c| cast(c, &DataType::Utf8).unwrap()).collect();
+        for i in 0..b.num_rows() {
+            out.push(
+                b.schema()
+                    .fields()
+                    .iter()
+                    .zip(&cols)
+                    .map(|(f, c)| {
+                        let s = c.as_any().downcast_ref::<alkasba_lake::arrow::array::StringArray>().unwrap();
+                        (f.name().clone(), (!s.is_null(i)).then(|| s.value(i).to_string()))
+                    })
+                    .collect(),
+            );
+        }
+    }
+    out
+}
+
+fn get(r: &HashMap<String, Option<String>>, k: &str) -> String {
+    r.get(k).cloned().flatten().unwrap_or_else(|| panic!("no {k} in {r:?}"))
+}
+
+fn money(v: &Value) -> String {
+    v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())
+}
+
+/// Gold daily_sales and daily_product_sales equal the simulator's daily truth, exactly.
+async fn assert_gold_equals_truth(lake: &Lake, base: &str) {
+    let truth: Value = reqwest::get(format!("{base}/_sim/truth/daily")).await.unwrap().json().await.unwrap();
+    let want: BTreeMap<(String, String), (String, String, String, String, String)> = truth["by_day_currency"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| ((money(&r["date"]), money(&r["currency"])), (r["orders"].to_string(), r["paid_orders"].to_string(), money(&r["gross"]), money(&r["refunds"]), money(&r["net"]))))
+        .collect();
+    let got: BTreeMap<(String, String), (String, String, String, String, String)> = rows(lake, "gold", "daily_sales")
+        .await
+        .iter()
+        .map(|r| ((get(r, "date"), get(r, "currency")), (get(r, "orders"), get(r, "paid_orders"), get(r, "gross"), get(r, "refunds"), get(r, "net"))))
+        .collect();
+    let diff: Vec<_> = want.iter().filter(|(k, v)| got.get(*k) != Some(v)).take(5).map(|(k, v)| (k, v, got.get(k))).collect();
+    assert!(diff.is_empty(), "daily_sales differs from the truth (want, got): {diff:?}");
+    assert_eq!(got.len(), want.len(), "daily_sales has extra rows");
+
+    let want: BTreeMap<(String, String, String), (String, String)> = truth["by_day_product_currency"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| ((money(&r["date"]), r["product_id"].to_string(), money(&r["currency"])), (r["units"].to_string(), money(&r["revenue"]))))
+        .collect();
+    let got: BTreeMap<(String, String, String), (String, String)> =
+        rows(lake, "gold", "daily_product_sales").await.iter().map(|r| ((get(r, "date"), get(r, "product_id"), get(r, "currency")), (get(r, "units"), get(r, "revenue")))).collect();
+    let diff: Vec<_> = want.iter().filter(|(k, v)| got.get(*k) != Some(v)).take(5).map(|(k, v)| (k, v, got.get(k))).collect();
+    assert!(diff.is_empty(), "daily_product_sales differs from the truth (want, got): {diff:?}");
+    assert_eq!(got.len(), want.len(), "daily_product_sales has extra rows");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn silver_and_gold_equal_the_truth_incrementally_and_idempotently() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = SimConfig::small(21, 2_500);
+    cfg.shape.days = 20;
+    cfg.invalid_rate = 0.02;
+    let fx_token = cfg.credentials.fx_token.clone();
+    let end = cfg.shape.end;
+    let local = testkit::local(cfg, dir.path(), Tuning { pages_per_task: 10, pages_per_commit: 5, ..Tuning::default() }).await;
+    let lake = local.ingest.lake.clone();
+    let store = ["alkasba_store.products", "alkasba_store.customers", "alkasba_store.orders", "alkasba_store.refunds", "competitor_prices.prices"];
+    local.run(&store).await;
+    // The exchange rates of every day of the store's history (a daily feed, run per date).
+    let mut day = end - chrono::Days::new(21);
+    while day <= end + chrono::Days::new(1) {
+        local.run_at(&["exchange_rates.rates"], Utc.from_utc_datetime(&day.and_hms_opt(12, 0, 0).unwrap())).await;
+        day = day.succ_opt().unwrap();
+    }
+
+    let steps = silver::transform(&lake, None, silver::TransformOptions::default(), || true).await.unwrap();
+    assert!(steps.iter().all(|s| s.version.is_some()), "{steps:#?}");
+    let marts = gold::aggregate(&lake, None, || true).await.unwrap();
+    assert!(marts.iter().all(|m| m.mode == "full" && m.version.is_some()), "{marts:#?}");
+    assert_gold_equals_truth(&lake, &local.base).await;
+
+    // Silver: one row per order, every order converted at its own day's rate.
+    let orders = rows(&lake, "silver", "orders").await;
+    let truth: Value = reqwest::get(format!("{}/_sim/truth/orders", local.base)).await.unwrap().json().await.unwrap();
+    assert_eq!(orders.len(), truth["valid"].as_array().unwrap().len());
+    let http = reqwest::Client::new();
+    let mut rates: HashMap<(String, String), f64> = HashMap::new();
+    for o in orders.iter().take(300) {
+        let (date, currency) = (get(o, "order_date"), get(o, "currency"));
+        let rate = if currency == "MAD" {
+            1.0
+        } else if let Some(r) = rates.get(&(date.clone(), currency.clone())) {
+            *r
+        } else {
+            let feed: Value = http.get(format!("{}/feeds/fx/rates?date={date}&limit=50", local.base)).bearer_auth(&fx_token).send().await.unwrap().json().await.unwrap();
+            let r = feed["rates"].as_array().unwrap().iter().find(|r| r["currency"] == currency.as_str()).unwrap()["mad_per_unit"].as_f64().unwrap();
+            rates.insert((date.clone(), currency.clone()), r);
+            r
+        };
+        let total: f64 = get(o, "total").parse().unwrap();
+        let mad: f64 = get(o, "total_mad").parse().unwrap();
+        assert!((total * rate - mad).abs() <= 0.0051, "order {}: {total} {currency} at {rate} is {mad} MAD", get(o, "order_id"));
+        assert!(!o.values().flatten().any(|v| v.contains('@')), "no email in silver orders");
+    }
+    // Customers appear by token; their personal fields stay sealed.
+    let customers = rows(&lake, "silver", "customers").await;
+    assert!(customers.iter().all(|c| get(c, "email_sealed").starts_with("pii1:") && get(c, "customer_token").len() > 20));
+
+    // The store changes: new orders, status moves (cancellations, refunds), price and stock
+    // changes. The next runs read only the new bronze versions and recompute only touched dates.
+    let lines_before = rows(&lake, "silver", "order_lines").await.len();
+    http.post(format!("{}/_sim/mutate?n=100", local.base)).send().await.unwrap();
+    local.run(&store[..4]).await;
+    let steps = silver::transform(&lake, None, silver::TransformOptions::default(), || true).await.unwrap();
+    let orders_step = steps.iter().find(|s| s.table == "orders").unwrap();
+    assert!(orders_step.from.unwrap() > 0 && orders_step.read > 0 && orders_step.read < 1_000, "incremental: {orders_step:?}");
+    assert!(rows(&lake, "silver", "order_lines").await.len() > lines_before);
+    let marts = gold::aggregate(&lake, None, || true).await.unwrap();
+    let daily = marts.iter().find(|m| m.mart == "daily_sales").unwrap();
+    // Only the days the changes touched (status moves reach back to older orders' days).
+    let all_days = rows(&lake, "gold", "daily_sales").await.iter().map(|r| get(r, "date")).collect::<std::collections::HashSet<_>>().len();
+    assert!(daily.mode == "incremental" && daily.dates >= 1 && daily.dates < all_days, "{daily:?} of {all_days} days");
+    assert_gold_equals_truth(&lake, &local.base).await;
+    assert_eq!(rows(&lake, "silver", "orders").await.len(), reqwest::get(format!("{}/_sim/truth/orders", local.base)).await.unwrap().json::<Value>().await.unwrap()["valid"].as_array().unwrap().len());
+
+    // Running again changes nothing: no commit anywhere.
+    let steps = silver::transform(&lake, None, silver::TransformOptions::default(), || true).await.unwrap();
+    assert!(steps.iter().all(|s| s.version.is_none()), "{steps:#?}");
+    let marts = gold::aggregate(&lake, None, || true).await.unwrap();
+    assert!(marts.iter().all(|m| m.version.is_none() && m.mode == "skipped"), "{marts:#?}");
+
+    // The other marts are there and consistent with daily_sales.
+    let growth = rows(&lake, "gold", "revenue_growth").await;
+    let daily_sum: f64 = rows(&lake, "gold", "daily_sales").await.iter().map(|r| get(r, "gross_mad").parse::<f64>().unwrap()).sum();
+    let growth_sum: f64 = growth.iter().map(|r| get(r, "revenue_mad").parse::<f64>().unwrap()).sum();
+    assert!((daily_sum - growth_sum).abs() < 0.01, "{daily_sum} vs {growth_sum}");
+    for m in ["monthly_revenue", "customer_activity", "customer_cohorts", "top_products", "stock_cover", "competitor_price_index"] {
+        assert!(!rows(&lake, "gold", m).await.is_empty(), "{m} is empty");
+    }
+    let first = NaiveDate::parse_from_str(&get(&growth[0], "date"), "%Y-%m-%d").unwrap();
+    assert!(first <= end + chrono::Days::new(2));
+}
