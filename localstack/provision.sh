@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Deploys a SAM template (default: infra/template.yaml) to LocalStack's CloudFormation, the same
 # way `sam package` + `sam deploy` would on AWS: lint, package code to an artifacts bucket,
-# deploy with DeployFunctions=false, print the outputs.
+# deploy with DeployFunctions=false (and DeployAnalytics=false), print the outputs.
 #
 #   localstack/provision.sh [STACK_NAME] [TEMPLATE]   (default: alkasba-lake infra/template.yaml)
 #
@@ -55,6 +55,8 @@ esac
 args=(--stack-name "$STACK" --template-body "file://$packaged"
       --capabilities CAPABILITY_IAM CAPABILITY_NAMED_IAM CAPABILITY_AUTO_EXPAND
       --parameters ParameterKey=DeployFunctions,ParameterValue=false)
+# Glue and Athena do not run on LocalStack here: their resources are AWS-only.
+grep -q '^  DeployAnalytics:' "$packaged" && args+=(ParameterKey=DeployAnalytics,ParameterValue=false)
 # Extra parameters: ALKASBA_STACK_PARAMETERS="Key=Value Key2=Value2" (tests shorten timeouts).
 for kv in ${ALKASBA_STACK_PARAMETERS:-}; do
   [[ "$kv" == *=* ]] || die "ALKASBA_STACK_PARAMETERS: \"$kv\" is not Key=Value"

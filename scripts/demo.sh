@@ -13,21 +13,21 @@ SIM_FAULTS="${ALKASBA_SIM_FAULTS:-{\"error_rate\":0.05,\"throttle_rate\":0.01\}}
 LOGS="$ALKASBA_HOME/logs/demo"
 mkdir -p "$LOGS"
 
-step "1/6 installing LocalStack and the test tools (pinned, into $VENV)"
+step "1/7 installing LocalStack and the test tools (pinned, into $VENV)"
 localstack/install.sh
 
-step "2/6 building the functions, the runner and the simulator (first build: ~10 min on 2 cores)"
+step "2/7 building the functions, the runner and the simulator (first build: ~10 min on 2 cores)"
 cargo build --bins --quiet
 
-step "3/6 starting LocalStack"
+step "3/7 starting LocalStack"
 localstack/start.sh
 
-step "4/6 deploying infra/template.yaml as stack $STACK"
+step "4/7 deploying infra/template.yaml as stack $STACK"
 ALKASBA_STACK_PARAMETERS="StoreBaseUrl=http://127.0.0.1:$SIM_PORT" localstack/provision.sh "$STACK" > "$LOGS/outputs.tsv"
 out() { awk -F'\t' -v k="$1" '$1 == k {print $2}' "$LOGS/outputs.tsv"; }
 secret() { awsl secretsmanager get-secret-value --secret-id "$1" --query SecretString --output text | python3 -c "import json,sys; print(json.load(sys.stdin)['$2'])"; }
 
-step "5/6 starting the Alkasba Store simulator on 127.0.0.1:$SIM_PORT with the provisioned credentials ($SIM_INVALID invalid records, faults $SIM_FAULTS)"
+step "5/7 starting the Alkasba Store simulator on 127.0.0.1:$SIM_PORT with the provisioned credentials ($SIM_INVALID invalid records, faults $SIM_FAULTS)"
 # Secrets go from Secrets Manager into shell variables (not exported) and from there only into
 # the environment of the processes that need them: never to disk, argv or other children.
 ck="$(secret "$STACK/store/credentials" consumer_key)"
@@ -51,7 +51,7 @@ with urllib.request.urlopen(req) as r:
 PY
 )"
 
-step "6/6 ingesting: runner -> planner (schedule fired at start) -> SQS -> 4 fetchers -> bronze Delta on S3"
+step "6/7 ingesting: runner -> planner (schedule fired at start) -> SQS -> 4 fetchers -> bronze Delta on S3"
 # The runner plays the schedule and the SQS mapping and runs the real binaries; `alkasba ingest
 # status --wait` returns when every stream's run is recorded as complete in the ledger.
 rm -f "$LOGS"/*.log
@@ -72,6 +72,12 @@ done
   || fail "ingestion did not complete (logs: $LOGS/FetcherFunction.log)"
 kill -INT $RUNNER_PID; wait $RUNNER_PID || true
 
+step "7/7 batch: transform (bronze -> silver) and aggregate (silver -> gold marts), the real binaries through the runner"
+for fn in transform aggregate; do
+  echo '{}' | "$BIN/alkasba-runner" invoke --stack "$STACK" "$fn" --log-dir "$LOGS" > "$LOGS/$fn.json" 2> "$LOGS/$fn.err" \
+    || { cat "$LOGS/$fn.err" "$LOGS/$fn.json" >&2; fail "the $fn function failed (logs: $LOGS)"; }
+done
+
 ROOT="$(out LakeRoot)"
 sql() { "$VENV/bin/python" tools/duckdb/lake_sql.py "$1"; }
 # A table that was never written (no invalid record yet: no quarantine table) counts 0.
@@ -88,6 +94,11 @@ rates="$(count bronze/exchange_rates/rates)"
 quarantined="$(count quarantine/ingest)"
 keys="$(count security/keyring)"
 retried="$(sql "SELECT sum(pages_retried) AS n FROM delta_scan('$ROOT/ops/ingestion_runs')" | python3 -c "import json,sys; print(json.load(sys.stdin)[0]['n'])")"
+gold_days="$(sql "SELECT count(DISTINCT date) AS n FROM delta_scan('$ROOT/gold/daily_sales')" | python3 -c "import json,sys; print(json.load(sys.stdin)[0]['n'])")"
+gold_revenue="$(sql "SELECT CAST(sum(gross_mad) AS VARCHAR) AS n FROM delta_scan('$ROOT/gold/daily_sales')" | python3 -c "import json,sys; print(json.load(sys.stdin)[0]['n'])")"
+top="$(sql "SELECT product_name || ' (' || CAST(revenue_mad AS VARCHAR) || ' MAD)' AS n FROM delta_scan('$ROOT/gold/top_products') ORDER BY month DESC, rank LIMIT 1" | python3 -c "import json,sys; r=json.load(sys.stdin); print(r[0]['n'] if r else '-')")"
+silver_orders="$(count silver/orders)"
+silver_lines="$(count silver/order_lines)"
 sample="$(sql "SELECT email_token, substr(billing, 1, 40) AS billing_sealed FROM delta_scan('$ROOT/bronze/alkasba_store/customers') LIMIT 1")"
 
 cat <<SUMMARY
@@ -106,6 +117,9 @@ $(sed 's/^/                   /' "$LOGS/status.txt")
  personal data     sealed per person ($keys keys in security/keyring); tokens for joins, e.g.
                    $sample
                    decrypt (needs kms:Decrypt): $BIN/alkasba pii decrypt --stack $STACK --table $ROOT/bronze/alkasba_store/customers --limit 1
+ silver (DuckDB)   orders $silver_orders (latest version each), order lines $silver_lines
+ gold (DuckDB)     $gold_days days of sales, $gold_revenue MAD gross revenue; top product this month: $top
+                   nine marts under $ROOT/gold/ (query them: docs/athena-trino.md)
  logs              $LOGS
 ================================================================
 SUMMARY

@@ -183,3 +183,27 @@ where
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// The simulator credentials matching the secrets `stack` generated.
+pub async fn sim_credentials(stack: &str) -> alkasba_sim::Credentials {
+    let sm = aws_sdk_secretsmanager::Client::new(&sdk().await);
+    let get = |name: String| {
+        let sm = sm.clone();
+        async move {
+            let v = sm.get_secret_value().secret_id(&name).send().await.unwrap();
+            serde_json::from_str::<serde_json::Value>(v.secret_string().unwrap()).unwrap()
+        }
+    };
+    let store = get(format!("{stack}/store/credentials")).await;
+    let mut c = alkasba_sim::Credentials::random();
+    c.consumer_key = store["consumer_key"].as_str().unwrap().into();
+    c.consumer_secret = store["consumer_secret"].as_str().unwrap().into();
+    c.feed_api_key = get(format!("{stack}/feeds/competitor-prices")).await["api_key"].as_str().unwrap().into();
+    c.fx_token = get(format!("{stack}/feeds/exchange-rates")).await["token"].as_str().unwrap().into();
+    c
+}
+
+/// The stack's lake.
+pub fn lake(stack: &Stack) -> alkasba_ingest::lake::Lake {
+    alkasba_ingest::lake::Lake::new(stack.output("LakeRoot"), alkasba_lake::StorageConfig { endpoint_url: Some(ENDPOINT.into()), region: "us-east-1".into() }).unwrap()
+}

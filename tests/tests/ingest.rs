@@ -16,36 +16,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use alkasba_ingest::lake::Lake;
-use alkasba_it::{Stack, bin_dir, duckdb, eventually, repo, sdk};
-use alkasba_lake::StorageConfig;
+use alkasba_it::{Stack, bin_dir, duckdb, eventually, lake, repo, sdk, sim_credentials};
 use alkasba_lake::arrow::array::Array;
 use alkasba_lake::read::strings;
 use alkasba_runner::{Outcome, Runner, RunnerConfig};
 use alkasba_sim::store::Resource;
 use alkasba_sim::{Faults, SimConfig, serve};
 use serde_json::{Value, json};
-
-async fn sim_credentials(stack: &str) -> alkasba_sim::Credentials {
-    let sm = aws_sdk_secretsmanager::Client::new(&sdk().await);
-    let get = |name: String| {
-        let sm = sm.clone();
-        async move {
-            let v = sm.get_secret_value().secret_id(&name).send().await.unwrap();
-            serde_json::from_str::<Value>(v.secret_string().unwrap()).unwrap()
-        }
-    };
-    let store = get(format!("{stack}/store/credentials")).await;
-    let mut c = alkasba_sim::Credentials::random();
-    c.consumer_key = store["consumer_key"].as_str().unwrap().into();
-    c.consumer_secret = store["consumer_secret"].as_str().unwrap().into();
-    c.feed_api_key = get(format!("{stack}/feeds/competitor-prices")).await["api_key"].as_str().unwrap().into();
-    c.fx_token = get(format!("{stack}/feeds/exchange-rates")).await["token"].as_str().unwrap().into();
-    c
-}
-
-fn lake(stack: &Stack) -> Lake {
-    Lake::new(stack.output("LakeRoot"), StorageConfig { endpoint_url: Some(alkasba_it::ENDPOINT.into()), region: "us-east-1".into() }).unwrap()
-}
 
 async fn start_runner(stack: &Stack, base: &str, extra: &[(&str, &str)]) -> Runner {
     let template = repo().join("infra/template.yaml");

@@ -14,6 +14,7 @@
 
 mod error;
 pub mod gold;
+pub mod settings;
 pub mod silver;
 pub mod tables;
 

@@ -5,6 +5,8 @@
 //! alkasba ingest status --stack alkasba-lake [--wait 10m]
 //! alkasba pii decrypt --stack alkasba-lake --table s3://.../bronze/alkasba_store/customers [--keys 1,2] [--limit 20]
 //! alkasba pii open-error --stack alkasba-lake --object s3://.../errors/...sealed
+//! alkasba batch transform --stack alkasba-lake [--tables orders,order_lines]
+//! alkasba batch aggregate --stack alkasba-lake [--marts daily_sales]
 //! ```
 //!
 //! Settings come from flags, then the environment (the same variables as the functions, see
@@ -43,6 +45,66 @@ enum Command {
     /// Personal data (needs kms:Decrypt on the PII key).
     #[command(subcommand)]
     Pii(Pii),
+    /// The batch layer, run here through the same code as the transform and aggregate functions.
+    #[command(subcommand)]
+    Batch(Batch),
+}
+
+#[derive(Subcommand)]
+enum Batch {
+    /// Bronze → silver: reads only the bronze versions committed since each silver table's
+    /// marker, until every table is up to date.
+    Transform {
+        /// Silver tables (default: all, in dependency order).
+        #[arg(long, value_delimiter = ',')]
+        tables: Vec<String>,
+    },
+    /// Silver → gold: rebuilds the marts whose inputs moved (date-keyed marts: only the dates
+    /// touched).
+    Aggregate {
+        /// Marts (default: all, in dependency order).
+        #[arg(long, value_delimiter = ',')]
+        marts: Vec<String>,
+    },
+}
+
+/// The lake: `LAKE_ROOT`, else the stack's `LakeRoot` output.
+async fn batch_lake(sdk: &aws_config::SdkConfig, stack: Option<&str>) -> Result<alkasba_ingest::lake::Lake> {
+    let root = match std::env::var("LAKE_ROOT").ok().filter(|r| !r.trim().is_empty()) {
+        Some(r) => r,
+        None => {
+            let stack = stack.context("set --stack (or LAKE_ROOT) to name the lake")?;
+            stack_outputs(sdk, stack).await?.get("LakeRoot").cloned().with_context(|| format!("stack {stack} has no LakeRoot output"))?
+        }
+    };
+    Ok(alkasba_ingest::lake::Lake::new(&root, StorageConfig::from_env()?)?)
+}
+
+async fn batch(sdk: &aws_config::SdkConfig, stack: Option<&str>, command: Batch) -> Result<()> {
+    let lake = batch_lake(sdk, stack).await?;
+    let started = Instant::now();
+    let only = |v: Vec<String>| (!v.is_empty()).then_some(v);
+    match command {
+        Batch::Transform { tables } => {
+            let settings = alkasba_batch::settings::Settings::from_lookup(|k| if k == "LAKE_ROOT" { Some(lake.root().to_string()) } else { std::env::var(k).ok() })?;
+            let steps = alkasba_batch::silver::transform(&lake, only(tables).as_deref(), settings.transform, || true).await?;
+            for s in &steps {
+                let range = match (s.from, s.to) {
+                    (Some(a), Some(b)) => format!("bronze {a}..={b}"),
+                    _ => "-".into(),
+                };
+                println!("{:<18} {:<16} read {:>9}  merged {:>9}  version {:>5}  {}", s.table, range, s.read, s.merged, s.version.map(|v| v.to_string()).unwrap_or("-".into()), s.note);
+            }
+        }
+        Batch::Aggregate { marts } => {
+            let steps = alkasba_batch::gold::aggregate(&lake, only(marts).as_deref(), || true).await?;
+            for s in &steps {
+                println!("{:<24} {:<12} dates {:>5}  rows {:>9}  version {:>5}  {}", s.mart, s.mode, s.dates, s.rows, s.version.map(|v| v.to_string()).unwrap_or("-".into()), s.note);
+            }
+        }
+    }
+    println!("done in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
 }
 
 #[derive(Subcommand)]
@@ -332,5 +394,6 @@ async fn main() -> Result<()> {
         Command::Ingest(Ingest::Status { wait, json }) => status(&sdk, stack, wait, json).await,
         Command::Pii(Pii::Decrypt { table, keys, limit }) => decrypt(&sdk, stack, &table, keys, limit).await,
         Command::Pii(Pii::OpenError { object }) => open_error(&sdk, stack, &object).await,
+        Command::Batch(b) => batch(&sdk, stack, b).await,
     }
 }

@@ -1,0 +1,104 @@
+//! Every batch-job option: its environment variable, default and meaning, in one place. Read once
+//! at start-up and validated; a wrong value stops the process with a message naming it.
+
+use std::time::Duration;
+
+use alkasba_ingest::lake::Lake;
+use alkasba_lake::StorageConfig;
+
+use crate::silver::TransformOptions;
+use crate::{Error, Result};
+
+/// (variable, default, meaning): the documentation of every option (function READMEs, CLI help).
+pub const OPTIONS: &[(&str, &str, &str)] = &[
+    ("LAKE_ROOT", "", "Root of the lake: s3://<bucket> (required)."),
+    ("MAX_BRONZE_VERSIONS", "500", "Bronze versions a transform step reads at once (bounds memory; the next step resumes)."),
+    ("DEADLINE_MARGIN_SECS", "60", "Stop starting steps this long before the invocation's deadline; the next run resumes where the last commit left off."),
+];
+
+/// The options, typed.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `s3://<bucket>` (or `file:///dir` locally).
+    pub lake_root: String,
+    /// Transform step size.
+    pub transform: TransformOptions,
+    /// Time kept free before a Lambda deadline.
+    pub deadline_margin: Duration,
+}
+
+fn doc(k: &str) -> &'static str {
+    OPTIONS.iter().find(|(n, _, _)| *n == k).map(|(_, _, d)| *d).unwrap_or("")
+}
+
+impl Settings {
+    /// Reads the options through `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let get = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
+        let number = |k: &str, default: u64, range: std::ops::RangeInclusive<u64>| -> Result<u64> {
+            match get(k) {
+                None => Ok(default),
+                Some(v) => v.trim().parse::<u64>().ok().filter(|n| range.contains(n)).ok_or_else(|| Error::Config(format!("{k}={v:?}: expected a whole number in {}..={}", range.start(), range.end()))),
+            }
+        };
+        let lake_root = get("LAKE_ROOT").ok_or_else(|| Error::Config(format!("environment variable LAKE_ROOT is not set: {}", doc("LAKE_ROOT"))))?;
+        if !lake_root.starts_with("s3://") && !lake_root.starts_with("file://") {
+            return Err(Error::Config(format!("LAKE_ROOT={lake_root:?}: expected s3://<bucket>")));
+        }
+        Ok(Self {
+            lake_root,
+            transform: TransformOptions { max_versions: number("MAX_BRONZE_VERSIONS", 500, 1..=100_000)? as i64 },
+            deadline_margin: Duration::from_secs(number("DEADLINE_MARGIN_SECS", 60, 0..=840)?),
+        })
+    }
+
+    /// Reads the options from the process environment.
+    pub fn from_env() -> Result<Self> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// The lake these settings name, reached with `storage`.
+    pub fn lake(&self, storage: StorageConfig) -> Result<Lake> {
+        Ok(Lake::new(&self.lake_root, storage)?)
+    }
+}
+
+/// Names in an event field (`{"tables": [...]}`): `None` when absent, an error naming the field
+/// when it is not a list of strings.
+pub fn names(event: &serde_json::Value, field: &str) -> Result<Option<Vec<String>>> {
+    match event.get(field) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(v) => serde_json::from_value(v.clone()).map(Some).map_err(|e| Error::Config(format!("event field {field:?} must be a list of names: {e}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults_and_errors_name_the_variable() {
+        let s = Settings::from_lookup(lookup(&[("LAKE_ROOT", "s3://lake")])).unwrap();
+        assert_eq!(s.transform.max_versions, 500);
+        assert_eq!(s.deadline_margin, Duration::from_secs(60));
+        let e = Settings::from_lookup(lookup(&[])).unwrap_err().to_string();
+        assert!(e.contains("LAKE_ROOT"), "{e}");
+        let e = Settings::from_lookup(lookup(&[("LAKE_ROOT", "http://x")])).unwrap_err().to_string();
+        assert!(e.contains("s3://"), "{e}");
+        let e = Settings::from_lookup(lookup(&[("LAKE_ROOT", "s3://lake"), ("MAX_BRONZE_VERSIONS", "0")])).unwrap_err().to_string();
+        assert!(e.contains("MAX_BRONZE_VERSIONS"), "{e}");
+    }
+
+    #[test]
+    fn event_names_are_a_list() {
+        assert_eq!(names(&serde_json::json!({}), "tables").unwrap(), None);
+        assert_eq!(names(&serde_json::json!({"tables": ["orders"]}), "tables").unwrap(), Some(vec!["orders".to_string()]));
+        assert!(names(&serde_json::json!({"tables": "orders"}), "tables").unwrap_err().to_string().contains("tables"));
+    }
+}
