@@ -6,6 +6,8 @@
 //!   day. The `transform` function and `alkasba batch transform`.
 //! * [`gold`]: silver → gold BI marts in SQL on DataFusion, incremental by touched dates,
 //!   idempotent. The `aggregate` function and `alkasba batch aggregate`.
+//! * [`maintain`]: compaction (z-order where it pays), checkpoints, vacuum and log clean-up,
+//!   table by table under a lease. The `maintain` function and `alkasba batch maintain`.
 //! * [`tables`]: the Delta plumbing both share (markers, change reads, MERGE, replaceWhere).
 //!
 //! Every commit carries Delta application-transaction markers naming the input versions it
@@ -14,6 +16,7 @@
 
 mod error;
 pub mod gold;
+pub mod maintain;
 pub mod settings;
 pub mod silver;
 pub mod tables;

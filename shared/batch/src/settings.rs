@@ -6,6 +6,7 @@ use std::time::Duration;
 use alkasba_ingest::lake::Lake;
 use alkasba_lake::StorageConfig;
 
+use crate::maintain::MaintainOptions;
 use crate::silver::TransformOptions;
 use crate::{Error, Result};
 
@@ -14,6 +15,8 @@ pub const OPTIONS: &[(&str, &str, &str)] = &[
     ("LAKE_ROOT", "", "Root of the lake: s3://<bucket> (required)."),
     ("MAX_BRONZE_VERSIONS", "500", "Bronze versions a transform step reads at once (bounds memory; the next step resumes)."),
     ("DEADLINE_MARGIN_SECS", "60", "Stop starting steps this long before the invocation's deadline; the next run resumes where the last commit left off."),
+    ("TARGET_FILE_SIZE_MB", "128", "Maintenance: compaction target file size."),
+    ("VACUUM_RETENTION_HOURS", "(each table's deletedFileRetentionDuration, 7 days)", "Maintenance: files removed from a table longer ago than this are deleted; time travel works within it. At least 168."),
 ];
 
 /// The options, typed.
@@ -25,6 +28,8 @@ pub struct Settings {
     pub transform: TransformOptions,
     /// Time kept free before a Lambda deadline.
     pub deadline_margin: Duration,
+    /// Maintenance settings.
+    pub maintain: MaintainOptions,
 }
 
 fn doc(k: &str) -> &'static str {
@@ -49,6 +54,14 @@ impl Settings {
             lake_root,
             transform: TransformOptions { max_versions: number("MAX_BRONZE_VERSIONS", 500, 1..=100_000)? as i64 },
             deadline_margin: Duration::from_secs(number("DEADLINE_MARGIN_SECS", 60, 0..=840)?),
+            maintain: MaintainOptions {
+                target_size: number("TARGET_FILE_SIZE_MB", 128, 1..=1024)? * 1024 * 1024,
+                retention: match get("VACUUM_RETENTION_HOURS") {
+                    None => None,
+                    Some(_) => Some(chrono::Duration::hours(number("VACUUM_RETENTION_HOURS", 168, 168..=100_000)? as i64)),
+                },
+                ..MaintainOptions::default()
+            },
         })
     }
 
@@ -93,6 +106,9 @@ mod tests {
         assert!(e.contains("s3://"), "{e}");
         let e = Settings::from_lookup(lookup(&[("LAKE_ROOT", "s3://lake"), ("MAX_BRONZE_VERSIONS", "0")])).unwrap_err().to_string();
         assert!(e.contains("MAX_BRONZE_VERSIONS"), "{e}");
+        let e = Settings::from_lookup(lookup(&[("LAKE_ROOT", "s3://lake"), ("VACUUM_RETENTION_HOURS", "1")])).unwrap_err().to_string();
+        assert!(e.contains("VACUUM_RETENTION_HOURS") && e.contains("168"), "{e}");
+        assert_eq!(s.maintain.target_size, 128 * 1024 * 1024);
     }
 
     #[test]

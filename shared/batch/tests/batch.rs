@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use alkasba_batch::maintain::{self, MaintainOptions};
 use alkasba_batch::{gold, silver};
 use alkasba_ingest::lake::Lake;
 use alkasba_ingest::{Tuning, testkit};
@@ -153,6 +154,40 @@ async fn silver_and_gold_equal_the_truth_incrementally_and_idempotently() {
     assert!(steps.iter().all(|s| s.version.is_none()), "{steps:#?}");
     let marts = gold::aggregate(&lake, None, || true).await.unwrap();
     assert!(marts.iter().all(|m| m.version.is_none() && m.mode == "skipped"), "{marts:#?}");
+
+    // Maintenance: fewer files, the same answers, time travel within the retention.
+    let sorted = |mut v: Vec<HashMap<String, Option<String>>>| {
+        v.sort_by_key(|r| format!("{:?}", r.iter().collect::<BTreeMap<_, _>>()));
+        v
+    };
+    let daily_before = sorted(rows(&lake, "gold", "daily_sales").await);
+    let lines_before = sorted(rows(&lake, "silver", "order_lines").await);
+    let orders_uri = gold::uri(&lake, "silver", "orders").unwrap();
+    let v0 = alkasba_lake::read::open_table(&orders_uri, lake.storage()).await.unwrap().unwrap().version().unwrap();
+    let reports = maintain::maintain(&lake, None, &MaintainOptions::default(), || true).await.unwrap();
+    for r in &reports {
+        assert!(r.files_after <= r.files_before.max(1), "{r:?}");
+    }
+    // At most two files per partition everywhere, and many fewer files overall.
+    assert!(reports.iter().all(|r| r.files_after <= 2 * r.partitions.max(1)), "{reports:#?}");
+    let (before, after): (usize, usize) = reports.iter().fold((0, 0), |(b, a), r| (b + r.files_before, a + r.files_after));
+    assert!(after * 2 < before, "{before} files before maintenance, {after} after");
+    assert!(reports.iter().any(|r| r.table.starts_with("bronze/") && r.files_compacted > 0), "{reports:#?}");
+    // A second run finds nothing to rewrite.
+    let again = maintain::maintain(&lake, None, &MaintainOptions::default(), || true).await.unwrap();
+    assert!(again.iter().all(|r| r.files_compacted == 0), "{again:#?}");
+    assert_eq!(sorted(rows(&lake, "gold", "daily_sales").await), daily_before, "maintenance changed a query result");
+    assert_eq!(sorted(rows(&lake, "silver", "order_lines").await), lines_before, "maintenance changed a query result");
+    let mut old = alkasba_lake::read::open_table(&orders_uri, lake.storage()).await.unwrap().unwrap();
+    old.load_version(v0).await.unwrap();
+    let n: usize = alkasba_lake::read::scan(&old, None, &["order_id"]).await.unwrap().iter().map(RecordBatch::num_rows).sum();
+    assert_eq!(n, rows(&lake, "silver", "orders").await.len(), "time travel to the version before compaction");
+    // A table whose lease another run holds is left alone.
+    let lease = dir.path().join("silver/orders/_maintain.lease");
+    std::fs::write(&lease, serde_json::json!({"owner": "other", "expires_at": (Utc::now() + chrono::Duration::minutes(10)).to_rfc3339()}).to_string()).unwrap();
+    let r = maintain::maintain(&lake, Some(&["silver/orders".to_string()]), &MaintainOptions::default(), || true).await.unwrap();
+    assert!(r[0].note.contains("lease") && r[0].files_before == 0, "{r:?}");
+    assert!(lease.exists(), "another run's lease is not removed");
 
     // The other marts are there and consistent with daily_sales.
     let growth = rows(&lake, "gold", "revenue_growth").await;

@@ -7,6 +7,7 @@
 //! alkasba pii open-error --stack alkasba-lake --object s3://.../errors/...sealed
 //! alkasba batch transform --stack alkasba-lake [--tables orders,order_lines]
 //! alkasba batch aggregate --stack alkasba-lake [--marts daily_sales]
+//! alkasba batch maintain --stack alkasba-lake [--tables silver/,gold/]
 //! ```
 //!
 //! Settings come from flags, then the environment (the same variables as the functions, see
@@ -66,6 +67,13 @@ enum Batch {
         #[arg(long, value_delimiter = ',')]
         marts: Vec<String>,
     },
+    /// Compaction (z-order where it pays), checkpoint, vacuum and log clean-up of every table
+    /// (or those whose path starts with one of `--tables`), each under its lease.
+    Maintain {
+        /// Table path prefixes (`silver/`, `gold/daily_sales`; default: every table).
+        #[arg(long, value_delimiter = ',')]
+        tables: Vec<String>,
+    },
 }
 
 /// The lake: `LAKE_ROOT`, else the stack's `LakeRoot` output.
@@ -84,9 +92,9 @@ async fn batch(sdk: &aws_config::SdkConfig, stack: Option<&str>, command: Batch)
     let lake = batch_lake(sdk, stack).await?;
     let started = Instant::now();
     let only = |v: Vec<String>| (!v.is_empty()).then_some(v);
+    let settings = alkasba_batch::settings::Settings::from_lookup(|k| if k == "LAKE_ROOT" { Some(lake.root().to_string()) } else { std::env::var(k).ok() })?;
     match command {
         Batch::Transform { tables } => {
-            let settings = alkasba_batch::settings::Settings::from_lookup(|k| if k == "LAKE_ROOT" { Some(lake.root().to_string()) } else { std::env::var(k).ok() })?;
             let steps = alkasba_batch::silver::transform(&lake, only(tables).as_deref(), settings.transform, || true).await?;
             for s in &steps {
                 let range = match (s.from, s.to) {
@@ -100,6 +108,12 @@ async fn batch(sdk: &aws_config::SdkConfig, stack: Option<&str>, command: Batch)
             let steps = alkasba_batch::gold::aggregate(&lake, only(marts).as_deref(), || true).await?;
             for s in &steps {
                 println!("{:<24} {:<12} dates {:>5}  rows {:>9}  version {:>5}  {}", s.mart, s.mode, s.dates, s.rows, s.version.map(|v| v.to_string()).unwrap_or("-".into()), s.note);
+            }
+        }
+        Batch::Maintain { tables } => {
+            let reports = alkasba_batch::maintain::maintain(&lake, only(tables).as_deref(), &settings.maintain, || true).await?;
+            for r in &reports {
+                println!("{:<36} files {:>6} -> {:<6} ({} partitions)  compacted {:>6}  vacuumed {:>6}  logs removed {:>4}  {}", r.table, r.files_before, r.files_after, r.partitions, r.files_compacted, r.vacuumed, r.logs_removed, r.note);
             }
         }
     }

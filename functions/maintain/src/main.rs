@@ -1,0 +1,31 @@
+//! `maintain` Lambda: wiring only. The logic is `alkasba_batch::maintain`.
+//!
+//! Event: a schedule tick (any JSON), optionally `{"tables": ["silver/", "gold/daily_sales"]}` to
+//! maintain only the tables whose path starts with one of those.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use alkasba_batch::maintain;
+use alkasba_batch::settings::{Settings, names};
+use alkasba_lake::StorageConfig;
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use serde_json::{Value, json};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    alkasba_telemetry::init();
+    let settings = Settings::from_env()?;
+    let lake = settings.lake(StorageConfig::from_env()?)?;
+    tracing::info!(lake = %lake.root(), "maintain ready");
+    let (lake, settings) = (&lake, &settings);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        let only = names(&event.payload, "tables")?;
+        let deadline = UNIX_EPOCH + Duration::from_millis(event.context.deadline);
+        let keep_going = || deadline.duration_since(SystemTime::now()).unwrap_or_default() > settings.deadline_margin;
+        let mut opts = settings.maintain.clone();
+        opts.owner = event.context.request_id.clone();
+        let tables = maintain::maintain(lake, only.as_deref(), &opts, keep_going).await?;
+        Ok::<Value, Error>(json!({ "tables": tables }))
+    }))
+    .await
+}

@@ -1,0 +1,226 @@
+//! Table maintenance: compaction to a target file size (z-ordered on the usual filters where it
+//! pays), a checkpoint, vacuum with a safe retention and expired-log clean-up, table by table.
+//!
+//! * Resumable: each table is one chunk, committed on its own; a run stops starting tables near
+//!   its deadline and the next run goes on (a table already compact costs one log read).
+//! * Never destructive concurrently with itself: a table is maintained only under its lease, an
+//!   object `_maintain.lease` in the table's root created with a conditional put (If-None-Match)
+//!   and taken over only when expired (If-Match on its ETag). Readers and the other jobs ignore
+//!   it (Delta ignores files starting with `_` outside the log, and vacuum never deletes them).
+//! * Safe for readers and writers: compaction commits only rewrite files (no data change), so
+//!   appends and MERGEs running at the same time keep their commits (a conflicting MERGE retries);
+//!   vacuum never deletes a file younger than the table's `deletedFileRetentionDuration` (7
+//!   days by default), so time travel within it keeps working.
+
+use std::collections::BTreeMap;
+use std::num::NonZeroU64;
+use std::time::Duration;
+
+use alkasba_ingest::lake::Lake;
+use deltalake::DeltaTable;
+use deltalake::operations::optimize::OptimizeType;
+use deltalake::{FilterLiteral, FilterOp, FilterValue};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
+use serde::Serialize;
+use url::Url;
+
+use crate::{Error, Result, gold, silver, tables};
+
+/// A table to maintain and the columns to z-order it by (empty: compaction only).
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// `<layer>/<name>` under the lake root.
+    pub path: String,
+    pub zorder: Vec<String>,
+}
+
+/// Every table of the lake: bronze streams, quarantine, operations tables, silver and gold.
+pub fn targets() -> Vec<Target> {
+    let t = |path: String, z: &[&str]| Target { path, zorder: z.iter().map(|c| c.to_string()).collect() };
+    let mut out = Vec::new();
+    let mut streams: Vec<(&str, &str)> = silver::SILVER.iter().map(|s| (s.source, s.stream)).collect();
+    streams.dedup();
+    for (source, stream) in streams {
+        out.push(t(format!("bronze/{source}/{stream}"), &[]));
+    }
+    for p in ["quarantine/ingest", "ops/ingestion_runs", "ops/heartbeat", "security/keyring"] {
+        out.push(t(p.into(), &[]));
+    }
+    for s in silver::SILVER {
+        let z: &[&str] = match s.name {
+            "orders" => &["customer_token"],
+            "order_lines" => &["product_id"],
+            "competitor_prices" => &["sku"],
+            _ => &[],
+        };
+        out.push(t(format!("silver/{}", s.name), z));
+    }
+    for m in gold::MARTS {
+        let z: &[&str] = if m.name == "daily_product_sales" { &["product_id"] } else { &[] };
+        out.push(t(format!("gold/{}", m.name), z));
+    }
+    out
+}
+
+/// Maintenance settings.
+#[derive(Debug, Clone)]
+pub struct MaintainOptions {
+    /// Compaction target file size in bytes.
+    pub target_size: u64,
+    /// Vacuum retention; `None` uses each table's `deletedFileRetentionDuration` (7 days by
+    /// default). Shorter than the table's own setting is refused by the vacuum itself.
+    pub retention: Option<chrono::Duration>,
+    /// How long a lease holds before another run may take it over (longer than one table's
+    /// maintenance can take: a Lambda lives at most 15 minutes).
+    pub lease: Duration,
+    /// Who holds leases (a request id).
+    pub owner: String,
+}
+
+impl Default for MaintainOptions {
+    fn default() -> Self {
+        Self { target_size: 128 * 1024 * 1024, retention: None, lease: Duration::from_secs(20 * 60), owner: format!("maintain-{}", std::process::id()) }
+    }
+}
+
+/// What maintaining one table did.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct TableReport {
+    pub table: String,
+    pub files_before: usize,
+    pub files_after: usize,
+    /// Partitions (1 for an unpartitioned table).
+    pub partitions: usize,
+    pub files_compacted: u64,
+    pub files_written: u64,
+    pub checkpoint_version: Option<i64>,
+    pub vacuumed: usize,
+    pub logs_removed: usize,
+    pub note: String,
+}
+
+fn count_files(table: &DeltaTable) -> Result<usize> {
+    Ok(table.get_file_uris().map_err(|e| Error::delta(table.table_url(), e))?.count())
+}
+
+/// Live files per partition value of the table's (single) partition column; one entry keyed ""
+/// for an unpartitioned table.
+fn files_per_partition(table: &DeltaTable) -> Result<(Option<String>, BTreeMap<String, usize>)> {
+    let uri = table.table_url().clone();
+    let column = table.snapshot().map_err(|e| Error::delta(&uri, e))?.metadata().partition_columns().first().cloned();
+    let mut out = BTreeMap::new();
+    for file in table.get_file_uris().map_err(|e| Error::delta(&uri, e))? {
+        let value = column.as_ref().and_then(|c| file.split('/').find_map(|seg| seg.strip_prefix(&format!("{c}=")).map(str::to_string))).unwrap_or_default();
+        *out.entry(value).or_default() += 1;
+    }
+    Ok((column, out))
+}
+
+const LEASE: &str = "_maintain.lease";
+
+/// Takes the table's lease: `Ok(Some(version))` when this run holds it.
+async fn acquire(store: &dyn ObjectStore, owner: &str, ttl: Duration) -> Result<Option<UpdateVersion>> {
+    let path = object_store::path::Path::from(LEASE);
+    let now = chrono::Utc::now();
+    let body = |owner: &str| PutPayload::from(serde_json::json!({"owner": owner, "expires_at": (now + chrono::Duration::from_std(ttl).unwrap_or_default()).to_rfc3339()}).to_string());
+    let err = |e: object_store::Error| Error::Query { what: format!("lease {LEASE}"), reason: e.to_string() };
+    match store.put_opts(&path, body(owner), PutOptions { mode: PutMode::Create, ..Default::default() }).await {
+        Ok(r) => return Ok(Some(UpdateVersion { e_tag: r.e_tag, version: r.version })),
+        Err(object_store::Error::AlreadyExists { .. }) => {}
+        Err(e) => return Err(err(e)),
+    }
+    let held = store.get(&path).await.map_err(err)?;
+    let version = UpdateVersion { e_tag: held.meta.e_tag.clone(), version: held.meta.version.clone() };
+    let text = held.bytes().await.map_err(err)?;
+    let expires = serde_json::from_slice::<serde_json::Value>(&text).ok().and_then(|v| v["expires_at"].as_str().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()));
+    if expires.is_some_and(|e| e > now) {
+        return Ok(None);
+    }
+    // Expired (or unreadable): take it over, unless someone else just did.
+    match store.put_opts(&path, body(owner), PutOptions { mode: PutMode::Update(version), ..Default::default() }).await {
+        Ok(r) => Ok(Some(UpdateVersion { e_tag: r.e_tag, version: r.version })),
+        Err(object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. }) => Ok(None),
+        Err(e) => Err(err(e)),
+    }
+}
+
+/// Maintains one table under its lease.
+pub async fn table(lake: &Lake, target: &Target, opts: &MaintainOptions) -> Result<TableReport> {
+    let mut report = TableReport { table: target.path.clone(), ..Default::default() };
+    let uri: Url = Url::parse(&format!("{}/{}", lake.root().as_str().trim_end_matches('/'), target.path)).map_err(|e| Error::Config(format!("{}: {e}", target.path)))?;
+    let Some(table) = tables::open(lake, &uri).await? else {
+        report.note = "no table yet".into();
+        return Ok(report);
+    };
+    let store = table.log_store().object_store(None);
+    if acquire(store.as_ref(), &opts.owner, opts.lease).await?.is_none() {
+        report.note = "another maintenance run holds the lease".into();
+        return Ok(report);
+    }
+    let result = maintain_held(table, target, opts, &mut report).await;
+    // Released even after a failure; an unreleased lease expires on its own.
+    if let Err(e) = store.delete(&object_store::path::Path::from(LEASE)).await {
+        tracing::warn!(table = %target.path, error = %e, "could not release the lease; it expires on its own");
+    }
+    result.map(|()| report)
+}
+
+async fn maintain_held(table: DeltaTable, target: &Target, opts: &MaintainOptions, report: &mut TableReport) -> Result<()> {
+    let uri = table.table_url().clone();
+    report.files_before = count_files(&table)?;
+    // Only partitions holding more than one file are rewritten: z-ordering rewrites whatever it
+    // is given, so an already compact partition would be rewritten on every run.
+    let (column, per) = files_per_partition(&table)?;
+    let crowded: Vec<&str> = per.iter().filter(|(_, n)| **n > 1).map(|(v, _)| v.as_str()).collect();
+    let table = if crowded.is_empty() {
+        report.note = "already compact".into();
+        table
+    } else {
+        let kind = if target.zorder.is_empty() { OptimizeType::Compact } else { OptimizeType::ZOrder(target.zorder.clone()) };
+        let target_size = NonZeroU64::new(opts.target_size.max(1024 * 1024)).unwrap_or(NonZeroU64::MIN);
+        let filters: Vec<FilterLiteral<'_>> = match &column {
+            Some(c) => vec![(c.as_str(), FilterOp::In, FilterValue::Set(crowded.clone()))],
+            None => Vec::new(),
+        };
+        let (table, metrics) =
+            table.optimize().with_type(kind).with_target_size(target_size).with_filters(&filters).with_max_concurrent_tasks(2).await.map_err(|e| Error::delta(&uri, e))?;
+        report.files_compacted = metrics.num_files_removed;
+        report.files_written = metrics.num_files_added;
+        table
+    };
+    deltalake::checkpoints::create_checkpoint(&table, None).await.map_err(|e| Error::delta(&uri, e))?;
+    report.checkpoint_version = table.version().map(|v| v as i64);
+    let mut vacuum = table.vacuum();
+    if let Some(r) = opts.retention {
+        vacuum = vacuum.with_retention_period(r);
+    }
+    let (table, vm) = vacuum.await.map_err(|e| Error::delta(&uri, e))?;
+    report.vacuumed = vm.files_deleted.len();
+    report.logs_removed = deltalake::checkpoints::cleanup_metadata(&table, None).await.map_err(|e| Error::delta(&uri, e))?;
+    report.files_after = count_files(&table)?;
+    report.partitions = files_per_partition(&table)?.1.len();
+    Ok(())
+}
+
+/// Maintains every table (or those whose path starts with one of `only`), one at a time,
+/// stopping before the deadline (`keep_going`); the next run goes on.
+pub async fn maintain(lake: &Lake, only: Option<&[String]>, opts: &MaintainOptions, keep_going: impl Fn() -> bool) -> Result<Vec<TableReport>> {
+    let all = targets();
+    if let Some(only) = only {
+        if let Some(bad) = only.iter().find(|o| !all.iter().any(|t| t.path.starts_with(o.as_str()))) {
+            return Err(Error::Config(format!("no table matches {bad:?}; tables: {}", all.iter().map(|t| t.path.as_str()).collect::<Vec<_>>().join(", "))));
+        }
+    }
+    let mut out = Vec::new();
+    for t in all.iter().filter(|t| only.is_none_or(|o| o.iter().any(|p| t.path.starts_with(p.as_str())))) {
+        if !keep_going() {
+            tracing::warn!(table = %t.path, "stopping before the deadline; the next run goes on");
+            break;
+        }
+        let span = tracing::info_span!("maintain", table = %t.path);
+        let r = tracing::Instrument::instrument(table(lake, t, opts), span).await?;
+        tracing::info!(table = %r.table, files_before = r.files_before, files_after = r.files_after, compacted = r.files_compacted, vacuumed = r.vacuumed, logs_removed = r.logs_removed, note = %r.note, "maintained");
+        out.push(r);
+    }
+    Ok(out)
+}
