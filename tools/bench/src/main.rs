@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! alkasba-bench ingest --stack alkasba-bench [--orders 100000] [--fetchers 4]
+//! alkasba-bench batch [--orders 1000000]
 //! ```
 //!
 //! `ingest` measures, on this machine with the simulator and LocalStack beside it:
@@ -13,6 +14,8 @@
 //! * KMS requests per 1,000 records (the fetchers' own count, from their "task done" logs);
 //! * each fetcher's peak RSS (`VmHWM`) per task of `pages_per_task` × 100 records;
 //! * fetcher cold start: process start until it asks the runtime API for its first event.
+
+mod batch;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -50,6 +53,9 @@ enum Command {
     /// Ingestion end to end (simulator → planner → SQS → fetchers → bronze on LocalStack) and
     /// its in-memory floor.
     Ingest(IngestArgs),
+    /// The batch layer: transform, full gold build against DuckDB, incremental update against a
+    /// full rebuild, and maintenance (file counts, a typical query before and after).
+    Batch(batch::BatchArgs),
 }
 
 #[derive(Args)]
@@ -92,6 +98,7 @@ async fn main() -> Result<()> {
     alkasba_telemetry::init();
     match Cli::parse().command {
         Command::Ingest(a) => ingest(a).await,
+        Command::Batch(a) => batch::run(a).await,
     }
 }
 
@@ -132,7 +139,7 @@ fn bench_sources(dir: &Path, rps: u32) -> Result<Vec<SourceFile>> {
     Ok(files)
 }
 
-fn machine() -> String {
+pub(crate) fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|c| c.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|s| s.trim().to_string())).unwrap_or_default();
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let mem = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| m.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|k| k.parse::<u64>().ok())).unwrap_or(0) / 1024 / 1024;
