@@ -260,3 +260,69 @@ pub async fn replace(lake: &Lake, uri: &Url, batches: Vec<RecordBatch>, predicat
     }
     Err(Error::Contended { uri: uri.to_string(), attempts: ATTEMPTS })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alkasba_lake::StorageConfig;
+    use alkasba_lake::arrow::array::{Int64Array, StringArray};
+
+    fn batch(rows: &[(i64, i64, &str)]) -> (SchemaRef, Vec<RecordBatch>) {
+        let schema: SchemaRef = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true), Field::new("seq", DataType::Int64, true), Field::new("v", DataType::Utf8, true)]));
+        let b = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from(rows.iter().map(|r| r.0).collect::<Vec<_>>())),
+                Arc::new(Int64Array::from(rows.iter().map(|r| r.1).collect::<Vec<_>>())),
+                Arc::new(StringArray::from(rows.iter().map(|r| r.2).collect::<Vec<_>>())),
+            ],
+        )
+        .unwrap();
+        (schema, vec![b])
+    }
+
+    async fn values(lake: &Lake, uri: &Url) -> Vec<(i64, String)> {
+        let t = open(lake, uri).await.unwrap().unwrap();
+        let mut out = Vec::new();
+        for b in alkasba_lake::read::scan(&t, None, &["id", "v"]).await.unwrap() {
+            let ids = cast(b.column(0), &DataType::Int64).unwrap();
+            let vs = alkasba_lake::read::strings(b.column(1)).unwrap();
+            let ids = ids.as_any().downcast_ref::<Int64Array>().unwrap();
+            out.extend((0..b.num_rows()).map(|i| (ids.value(i), vs.value(i).to_string())));
+        }
+        out.sort();
+        out
+    }
+
+    #[tokio::test]
+    async fn newer_versions_win_older_and_late_ones_change_nothing_and_markers_skip_repeats() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::new(&format!("file://{}", dir.path().display()), StorageConfig { endpoint_url: None, region: "us-east-1".into() }).unwrap();
+        let uri = Url::parse(&format!("file://{}/silver/t", dir.path().display())).unwrap();
+        let spec = UpsertSpec { keys: &["id"], seq: "seq", partition: None };
+        let (s, b) = batch(&[(1, 10, "a"), (2, 10, "b")]);
+        assert!(matches!(upsert(&lake, &uri, s, b, spec, ("m".into(), 1)).await.unwrap(), Upserted::Committed { .. }));
+        // A late, older version of 1, a newer version of 2, a new key 3.
+        let (s, b) = batch(&[(1, 5, "old"), (2, 20, "b2"), (3, 1, "c")]);
+        assert!(matches!(upsert(&lake, &uri, s.clone(), b.clone(), spec, ("m".into(), 2)).await.unwrap(), Upserted::Committed { .. }));
+        assert_eq!(values(&lake, &uri).await, vec![(1, "a".into()), (2, "b2".into()), (3, "c".into())]);
+        // The same work again (a redelivery): its marker is committed, nothing is written.
+        assert_eq!(upsert(&lake, &uri, s, b, spec, ("m".into(), 2)).await.unwrap(), Upserted::AlreadyDone);
+        let t = open(&lake, &uri).await.unwrap().unwrap();
+        assert_eq!(t.version(), Some(1));
+        assert_eq!(marker(&lake, Some(&t), "m").await.unwrap(), 2);
+    }
+
+    #[tokio::test]
+    async fn replace_swaps_only_the_matching_rows_and_skips_absorbed_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::new(&format!("file://{}", dir.path().display()), StorageConfig { endpoint_url: None, region: "us-east-1".into() }).unwrap();
+        let uri = Url::parse(&format!("file://{}/gold/g", dir.path().display())).unwrap();
+        let (_, b) = batch(&[(1, 1, "a"), (2, 1, "b")]);
+        replace(&lake, &uri, b, None, None, &[("in".into(), 3)]).await.unwrap();
+        let (_, b) = batch(&[(2, 2, "b2")]);
+        assert!(matches!(replace(&lake, &uri, b.clone(), Some("id IN (2)"), None, &[("in".into(), 4)]).await.unwrap(), Upserted::Committed { .. }));
+        assert_eq!(values(&lake, &uri).await, vec![(1, "a".into()), (2, "b2".into())]);
+        assert_eq!(replace(&lake, &uri, b, Some("id IN (2)"), None, &[("in".into(), 4)]).await.unwrap(), Upserted::AlreadyDone);
+    }
+}
