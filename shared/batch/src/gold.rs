@@ -293,9 +293,9 @@ pub async fn build(lake: &Lake, mart: &Mart) -> Result<MartStep> {
     } else {
         step.mode = "full".into();
     }
-    let (_, batches) = tables::query(&ctx, &format!("mart {}", mart.name), mart.sql).await?;
+    let (schema, batches) = tables::query(&ctx, &format!("mart {}", mart.name), mart.sql).await?;
     step.rows = batches.iter().map(RecordBatch::num_rows).sum();
-    match tables::replace(lake, &target_uri, batches, predicate.as_deref(), None, &markers).await? {
+    match tables::replace(lake, &target_uri, schema, batches, predicate.as_deref(), None, &markers).await? {
         Upserted::Committed { version, .. } => step.version = Some(version),
         Upserted::AlreadyDone => step.note = "a concurrent run already built it".into(),
     }

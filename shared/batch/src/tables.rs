@@ -180,6 +180,8 @@ pub struct UpsertSpec<'a> {
 /// source version); if that marker is already at or beyond its value, nothing is written.
 pub async fn upsert(lake: &Lake, uri: &Url, schema: SchemaRef, batches: Vec<RecordBatch>, spec: UpsertSpec<'_>, marker: (String, i64)) -> Result<Upserted> {
     let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    // A write needs at least one batch, even an empty one, to know the schema.
+    let batches = if batches.is_empty() { vec![RecordBatch::new_empty(schema.clone())] } else { batches };
     for _ in 0..ATTEMPTS {
         let table = writable(lake, uri).await?;
         if self::marker(lake, table.version().is_some().then_some(&table), &marker.0).await? >= marker.1 {
@@ -225,8 +227,9 @@ pub async fn upsert(lake: &Lake, uri: &Url, schema: SchemaRef, batches: Vec<Reco
 /// Replaces the rows of the table at `uri` that match `predicate` (all rows when `None`) with
 /// `batches`, in one commit carrying `markers`. Readers see the old rows or the new ones, never
 /// a mix. Skipped when every marker is already committed.
-pub async fn replace(lake: &Lake, uri: &Url, batches: Vec<RecordBatch>, predicate: Option<&str>, partition: Option<&str>, markers: &[(String, i64)]) -> Result<Upserted> {
+pub async fn replace(lake: &Lake, uri: &Url, schema: SchemaRef, batches: Vec<RecordBatch>, predicate: Option<&str>, partition: Option<&str>, markers: &[(String, i64)]) -> Result<Upserted> {
     let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    let batches = if batches.is_empty() { vec![RecordBatch::new_empty(schema)] } else { batches };
     for _ in 0..ATTEMPTS {
         let table = writable(lake, uri).await?;
         let mut done = true;
@@ -239,11 +242,13 @@ pub async fn replace(lake: &Lake, uri: &Url, batches: Vec<RecordBatch>, predicat
             return Ok(Upserted::AlreadyDone);
         }
         let creating = table.version().is_none();
-        let mut w = table.write(batches.clone()).with_save_mode(SaveMode::Overwrite).with_commit_properties(commit_props(markers));
-        match predicate {
-            Some(p) if !creating => w = w.with_replace_where(p.to_string()),
-            _ => w = w.with_schema_mode(SchemaMode::Overwrite),
-        }
+        let mut w = table.write(batches.clone()).with_commit_properties(commit_props(markers));
+        w = match predicate {
+            // Nothing to replace: only the markers move (an empty append).
+            Some(_) if !creating && rows == 0 => w.with_save_mode(SaveMode::Append),
+            Some(p) if !creating => w.with_save_mode(SaveMode::Overwrite).with_replace_where(p.to_string()),
+            _ => w.with_save_mode(SaveMode::Overwrite).with_schema_mode(SchemaMode::Overwrite),
+        };
         if let Some(p) = partition {
             w = w.with_partition_columns([p.to_string()]);
         }
@@ -311,6 +316,12 @@ mod tests {
         let t = open(&lake, &uri).await.unwrap().unwrap();
         assert_eq!(t.version(), Some(1));
         assert_eq!(marker(&lake, Some(&t), "m").await.unwrap(), 2);
+        // A step that read no rows (e.g. only compaction commits) still moves its marker.
+        let (s, _) = batch(&[]);
+        assert!(matches!(upsert(&lake, &uri, s, Vec::new(), spec, ("m".into(), 7)).await.unwrap(), Upserted::Committed { rows: 0, .. }));
+        let t = open(&lake, &uri).await.unwrap().unwrap();
+        assert_eq!(marker(&lake, Some(&t), "m").await.unwrap(), 7);
+        assert_eq!(values(&lake, &uri).await.len(), 3);
     }
 
     #[tokio::test]
@@ -318,11 +329,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let lake = Lake::new(&format!("file://{}", dir.path().display()), StorageConfig { endpoint_url: None, region: "us-east-1".into() }).unwrap();
         let uri = Url::parse(&format!("file://{}/gold/g", dir.path().display())).unwrap();
-        let (_, b) = batch(&[(1, 1, "a"), (2, 1, "b")]);
-        replace(&lake, &uri, b, None, None, &[("in".into(), 3)]).await.unwrap();
+        let (s, b) = batch(&[(1, 1, "a"), (2, 1, "b")]);
+        replace(&lake, &uri, s.clone(), b, None, None, &[("in".into(), 3)]).await.unwrap();
         let (_, b) = batch(&[(2, 2, "b2")]);
-        assert!(matches!(replace(&lake, &uri, b.clone(), Some("id IN (2)"), None, &[("in".into(), 4)]).await.unwrap(), Upserted::Committed { .. }));
+        assert!(matches!(replace(&lake, &uri, s.clone(), b.clone(), Some("id IN (2)"), None, &[("in".into(), 4)]).await.unwrap(), Upserted::Committed { .. }));
         assert_eq!(values(&lake, &uri).await, vec![(1, "a".into()), (2, "b2".into())]);
-        assert_eq!(replace(&lake, &uri, b, Some("id IN (2)"), None, &[("in".into(), 4)]).await.unwrap(), Upserted::AlreadyDone);
+        assert_eq!(replace(&lake, &uri, s.clone(), b, Some("id IN (2)"), None, &[("in".into(), 4)]).await.unwrap(), Upserted::AlreadyDone);
+        // Nothing touched (an input moved without changing a date): only the markers move.
+        assert!(matches!(replace(&lake, &uri, s, Vec::new(), Some("false"), None, &[("in".into(), 5)]).await.unwrap(), Upserted::Committed { rows: 0, .. }));
+        assert_eq!(values(&lake, &uri).await, vec![(1, "a".into()), (2, "b2".into())]);
     }
 }
