@@ -10,6 +10,7 @@ use alkasba_lake::StorageConfig;
 use alkasba_pii::{LocalKeys, Tokenizer};
 use alkasba_sim::{AppState, SimConfig, serve};
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use serde_json::json;
 use tokio::time::Instant;
 
@@ -69,8 +70,10 @@ impl Local {
             if tasks.is_empty() {
                 return reports;
             }
-            let deadline = Instant::now() + Duration::from_secs(600);
-            let results = futures::future::join_all(tasks.iter().map(|t| self.ingest.run_task(t, deadline))).await;
+            // Four tasks at a time, like the template's four fetchers: more only fight over
+            // the same tables' commits.
+            let deadline = Instant::now() + Duration::from_secs(3600);
+            let results: Vec<_> = futures::stream::iter(tasks.iter().map(|t| self.ingest.run_task(t, deadline))).buffer_unordered(4).collect().await;
             for r in results {
                 reports.push(r.expect("a task ran"));
             }
