@@ -3,8 +3,6 @@
 //! Event: a schedule tick (any JSON), optionally `{"marts": ["daily_sales", ...]}` to build only
 //! those marts.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
 use alkasba_batch::gold;
 use alkasba_batch::settings::{Settings, names};
 use alkasba_lake::StorageConfig;
@@ -20,8 +18,7 @@ async fn main() -> Result<(), Error> {
     let (lake, settings) = (&lake, &settings);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let only = names(&event.payload, "marts")?;
-        let deadline = UNIX_EPOCH + Duration::from_millis(event.context.deadline);
-        let keep_going = || deadline.duration_since(SystemTime::now()).unwrap_or_default() > settings.deadline_margin;
+        let keep_going = settings.keep_going(event.context.deadline);
         let marts = gold::aggregate(lake, only.as_deref(), keep_going).await?;
         Ok::<Value, Error>(json!({ "marts": marts }))
     }))

@@ -3,8 +3,6 @@
 //! Event: a schedule tick (any JSON), optionally `{"tables": ["silver/", "gold/daily_sales"]}` to
 //! maintain only the tables whose path starts with one of those.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
 use alkasba_batch::maintain;
 use alkasba_batch::settings::{Settings, names};
 use alkasba_lake::StorageConfig;
@@ -20,8 +18,7 @@ async fn main() -> Result<(), Error> {
     let (lake, settings) = (&lake, &settings);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let only = names(&event.payload, "tables")?;
-        let deadline = UNIX_EPOCH + Duration::from_millis(event.context.deadline);
-        let keep_going = || deadline.duration_since(SystemTime::now()).unwrap_or_default() > settings.deadline_margin;
+        let keep_going = settings.keep_going(event.context.deadline);
         let mut opts = settings.maintain.clone();
         opts.owner = event.context.request_id.clone();
         let tables = maintain::maintain(lake, only.as_deref(), &opts, keep_going).await?;

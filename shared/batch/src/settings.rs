@@ -70,6 +70,13 @@ impl Settings {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
 
+    /// Whether a job invoked with this Lambda `deadline` (ms since the epoch) may start another
+    /// step: true while more than `DEADLINE_MARGIN_SECS` remain.
+    pub fn keep_going(&self, deadline_ms: u64) -> impl Fn() -> bool + '_ {
+        let deadline = std::time::UNIX_EPOCH + Duration::from_millis(deadline_ms);
+        move || deadline.duration_since(std::time::SystemTime::now()).unwrap_or_default() > self.deadline_margin
+    }
+
     /// The lake these settings name, reached with `storage`.
     pub fn lake(&self, storage: StorageConfig) -> Result<Lake> {
         Ok(Lake::new(&self.lake_root, storage)?)
