@@ -254,11 +254,26 @@ async fn a_poison_page_ends_in_the_dlq_with_its_reason_and_sealed_response() {
     let runs = plan(&runner, &["alkasba_store.products"]).await;
     let sqs = aws_sdk_sqs::Client::new(&sdk().await);
     let dlq = stack.output("FetchTasksDlqUrl").to_string();
-    let letter: Value = eventually(Duration::from_secs(180), "a dead letter", || async {
-        let got = sqs.receive_message().queue_url(&dlq).max_number_of_messages(1).wait_time_seconds(1).send().await.ok()?;
-        got.messages().first().and_then(|m| serde_json::from_str(m.body()?).ok())
+    // On a time-out, say what the runner did (this test once timed out with the fetcher never
+    // invoked, right after a LocalStack start, and never again: keep the evidence if it recurs).
+    let mut reports = runner.subscribe();
+    let waited = tokio::time::timeout(Duration::from_secs(180), async {
+        loop {
+            if let Ok(got) = sqs.receive_message().queue_url(&dlq).max_number_of_messages(1).wait_time_seconds(1).send().await {
+                if let Some(v) = got.messages().first().and_then(|m| serde_json::from_str::<Value>(m.body()?).ok()) {
+                    return v;
+                }
+            }
+        }
     })
     .await;
+    let Ok(letter) = waited else {
+        let mut seen = Vec::new();
+        while let Ok(r) = reports.try_recv() {
+            seen.push(format!("{}: {} in {:?}", r.function, r.invocation.outcome.label(), r.invocation.duration));
+        }
+        panic!("no dead letter within 180 s; runs {runs:?}; invocations seen: {seen:?}");
+    };
     runner.shutdown().await;
     assert_eq!(letter["page"], 2, "{letter}");
     assert!(letter["reason"].as_str().unwrap().contains("malformed JSON"), "{letter}");
