@@ -36,9 +36,14 @@ async fn invoke(runner: &Runner, function: &str) -> Value {
     }
 }
 
-/// Ingests `streams` through the planner and fetchers and waits for every run to complete.
-async fn ingest(runner: &Runner, stack: &Stack, streams: &[&str]) {
-    let inv = runner.invoke("PlannerFunction", &json!({"streams": streams})).await.unwrap();
+/// Ingests `streams` through the planner and fetchers (as of `run_date`, or now) and waits for
+/// every run to complete.
+async fn ingest_at(runner: &Runner, stack: &Stack, streams: &[&str], run_date: Option<&str>) {
+    let mut event = json!({"streams": streams});
+    if let Some(d) = run_date {
+        event["run_date"] = json!(d);
+    }
+    let inv = runner.invoke("PlannerFunction", &event).await.unwrap();
     let Outcome::Success(v) = &inv.outcome else { panic!("planner failed: {:?}", inv.outcome) };
     let runs: Vec<String> = v["planned"].as_array().unwrap().iter().filter_map(|p| p["run_id"].as_str().map(str::to_string)).collect();
     let lake = lake(stack);
@@ -47,6 +52,10 @@ async fn ingest(runner: &Runner, stack: &Stack, streams: &[&str]) {
         runs.iter().all(|r| states.values().any(|s| s.completed.contains(r))).then_some(())
     })
     .await;
+}
+
+async fn ingest(runner: &Runner, stack: &Stack, streams: &[&str]) {
+    ingest_at(runner, stack, streams, None).await;
 }
 
 type Daily = BTreeMap<(String, String), (i64, i64, String, String, String)>;
@@ -117,6 +126,10 @@ async fn gold_equals_the_truth_duckdb_reproduces_it_and_reruns_change_nothing() 
     let runner = start_runner(&stack, &base).await;
     let all = ["alkasba_store.products", "alkasba_store.customers", "alkasba_store.orders", "alkasba_store.refunds", "competitor_prices.prices", "exchange_rates.rates"];
     ingest(&runner, &stack, &all).await;
+    // The exchange rates of two past days, planned as of those days.
+    for day in ["2026-10-29", "2026-10-30"] {
+        ingest_at(&runner, &stack, &["exchange_rates.rates"], Some(day)).await;
+    }
 
     let t = invoke(&runner, "TransformFunction").await;
     let steps = t["steps"].as_array().unwrap();
@@ -126,6 +139,10 @@ async fn gold_equals_the_truth_duckdb_reproduces_it_and_reruns_change_nothing() 
     assert_gold_equals_truth(&root, &base).await;
     assert_duckdb_reproduces(&root, "daily_sales", &["date", "currency"]);
     assert_duckdb_reproduces(&root, "daily_product_sales", &["date", "product_id", "currency"]);
+    let fx = duckdb(&format!("SELECT CAST(rate_date AS VARCHAR) AS d, count(*) AS n FROM delta_scan('{root}/silver/fx_rates') GROUP BY 1 ORDER BY 1")).unwrap();
+    let days: Vec<String> = fx.iter().map(|r| s(&r["d"])).collect();
+    assert!(days.contains(&"2026-10-29".to_string()) && days.contains(&"2026-10-30".to_string()) && days.len() >= 3, "{fx:?}");
+    assert!(fx.iter().all(|r| r["n"] == 12), "12 currencies a day: {fx:?}");
 
     // Running both again commits nothing.
     let t = invoke(&runner, "TransformFunction").await;

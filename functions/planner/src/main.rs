@@ -1,7 +1,8 @@
 //! `planner` Lambda: wiring only. The logic is `alkasba_ingest::planner`.
 //!
 //! Event: a schedule tick (any JSON), optionally `{"streams": ["alkasba_store.orders", ...]}` to
-//! plan only those streams.
+//! plan only those streams, and `"run_date": "YYYY-MM-DD"` to plan as of that day (daily feeds:
+//! the exchange rates or competitor prices of a past day).
 
 use alkasba_ingest::settings::Settings;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
@@ -20,7 +21,11 @@ async fn main() -> Result<(), Error> {
             None | Some(Value::Null) => None,
             Some(s) => Some(serde_json::from_value(s.clone()).map_err(|e| Error::from(format!("event field \"streams\" must be a list of \"source.stream\" names: {e}")))?),
         };
-        let results = ingest.plan(only.as_deref(), chrono::Utc::now()).await?;
+        let now = match event.payload.get("run_date").and_then(Value::as_str) {
+            None => chrono::Utc::now(),
+            Some(d) => alkasba_ingest::planner::noon_of(d).map_err(|e| Error::from(format!("event field \"run_date\": {e}")))?,
+        };
+        let results = ingest.plan(only.as_deref(), now).await?;
         let mut planned = Vec::new();
         let mut failed = Vec::new();
         for r in results {

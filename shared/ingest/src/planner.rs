@@ -33,6 +33,21 @@ pub fn minus_secs(watermark: &str, secs: u64) -> Option<String> {
     Some(if watermark.ends_with('Z') { t.format("%Y-%m-%dT%H:%M:%SZ").to_string() } else { t.format("%Y-%m-%dT%H:%M:%S").to_string() })
 }
 
+/// Noon (UTC) of `date` (`YYYY-MM-DD`): the `now` to plan a past day's daily feeds with.
+pub fn noon_of(date: &str) -> Result<DateTime<Utc>> {
+    let d = chrono::NaiveDate::parse_from_str(date.trim(), "%Y-%m-%d").map_err(|e| Error::Config(format!("{date:?} is not a YYYY-MM-DD date: {e}")))?;
+    d.and_hms_opt(12, 0, 0).map(|t| t.and_utc()).ok_or_else(|| Error::Config(format!("{date:?}: no noon that day")))
+}
+
+#[cfg(test)]
+mod noon_tests {
+    #[test]
+    fn noon_of_a_date_and_a_clear_error() {
+        assert_eq!(super::noon_of("2026-10-01").unwrap().to_rfc3339(), "2026-10-01T12:00:00+00:00");
+        assert!(super::noon_of("01/10/2026").unwrap_err().to_string().contains("YYYY-MM-DD"));
+    }
+}
+
 /// A run id that sorts by time.
 pub fn new_run_id(now: DateTime<Utc>) -> String {
     format!("{}-{}", now.format("%Y%m%dT%H%M%SZ"), &uuid::Uuid::new_v4().simple().to_string()[..8])

@@ -132,6 +132,10 @@ enum Ingest {
         /// Tasks run at once.
         #[arg(long, default_value_t = 4)]
         workers: usize,
+        /// Plan as of past days, one after the other (daily feeds: `2026-08-01..2026-10-31`
+        /// loads the exchange rates of every day of that range). Default: now.
+        #[arg(long, value_parser = parse_dates)]
+        dates: Option<Vec<chrono::NaiveDate>>,
     },
     /// Each stream's watermark and latest run: pages committed, records, dead pages, completed.
     Status {
@@ -212,12 +216,49 @@ impl TaskQueue for LocalQueue {
     }
 }
 
-async fn backfill(sdk: &aws_config::SdkConfig, stack: Option<&str>, streams: Vec<String>, workers: usize) -> Result<()> {
+/// `YYYY-MM-DD` or `YYYY-MM-DD..YYYY-MM-DD` (inclusive).
+fn parse_dates(s: &str) -> std::result::Result<Vec<chrono::NaiveDate>, String> {
+    let day = |d: &str| chrono::NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d").map_err(|e| format!("{d:?} is not a YYYY-MM-DD date: {e}"));
+    let (from, to) = match s.split_once("..") {
+        Some((a, b)) => (day(a)?, day(b)?),
+        None => (day(s)?, day(s)?),
+    };
+    if to < from {
+        return Err(format!("{s}: the range ends before it starts"));
+    }
+    Ok(from.iter_days().take_while(|d| *d <= to).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dates_are_a_day_or_an_inclusive_range() {
+        assert_eq!(super::parse_dates("2026-10-01").unwrap().len(), 1);
+        let r = super::parse_dates("2026-09-29..2026-10-02").unwrap();
+        assert_eq!((r.len(), r[0].to_string(), r[3].to_string()), (4, "2026-09-29".into(), "2026-10-02".into()));
+        assert!(super::parse_dates("2026-10-02..2026-10-01").unwrap_err().contains("ends before"));
+        assert!(super::parse_dates("yesterday").unwrap_err().contains("YYYY-MM-DD"));
+    }
+}
+
+async fn backfill(sdk: &aws_config::SdkConfig, stack: Option<&str>, streams: Vec<String>, workers: usize, dates: Option<Vec<chrono::NaiveDate>>) -> Result<()> {
     let s = settings(sdk, stack).await?;
     let queue = LocalQueue { tasks: Mutex::new(Vec::new()), sqs: s.sqs(sdk) };
     let ingest = Arc::new(s.build_with(sdk, queue).await?);
     let only = (!streams.is_empty()).then_some(streams);
-    let planned = ingest.plan(only.as_deref(), chrono::Utc::now()).await?;
+    let moments: Vec<chrono::DateTime<chrono::Utc>> = match dates {
+        None => vec![chrono::Utc::now()],
+        Some(days) => days.iter().map(|d| alkasba_ingest::planner::noon_of(&d.to_string())).collect::<std::result::Result<_, _>>()?,
+    };
+    for now in moments {
+        eprintln!("planning as of {now}");
+        backfill_at(&ingest, only.as_deref(), workers, now).await?;
+    }
+    Ok(())
+}
+
+async fn backfill_at(ingest: &Arc<alkasba_ingest::Ingest<LocalQueue, KmsKeys>>, only: Option<&[String]>, workers: usize, now: chrono::DateTime<chrono::Utc>) -> Result<()> {
+    let planned = ingest.plan(only, now).await?;
     let mut total_pages = 0;
     for p in &planned {
         match p {
@@ -404,7 +445,7 @@ async fn main() -> Result<()> {
     let sdk = aws_config::load_from_env().await;
     let stack = cli.stack.as_deref();
     match cli.command {
-        Command::Ingest(Ingest::Backfill { streams, workers }) => backfill(&sdk, stack, streams, workers).await,
+        Command::Ingest(Ingest::Backfill { streams, workers, dates }) => backfill(&sdk, stack, streams, workers, dates).await,
         Command::Ingest(Ingest::Status { wait, json }) => status(&sdk, stack, wait, json).await,
         Command::Pii(Pii::Decrypt { table, keys, limit }) => decrypt(&sdk, stack, &table, keys, limit).await,
         Command::Pii(Pii::OpenError { object }) => open_error(&sdk, stack, &object).await,
