@@ -184,6 +184,19 @@ where
     }
 }
 
+/// The processes of function binary `binary` that serve `stack` (their environment has
+/// `LAKE_ROOT` of that stack's bucket): tests that kill instances must never touch those of
+/// tests running beside them.
+pub fn function_pids(binary: &str, stack: &Stack) -> Vec<u32> {
+    let out = Command::new("pgrep").arg("-f").arg(bin_dir().join(binary)).output().map(|o| o.stdout).unwrap_or_default();
+    let needle = format!("LAKE_ROOT={}", stack.output("LakeRoot"));
+    String::from_utf8_lossy(&out)
+        .lines()
+        .filter_map(|l| l.trim().parse::<u32>().ok())
+        .filter(|pid| std::fs::read(format!("/proc/{pid}/environ")).map(|env| env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes())).unwrap_or(false))
+        .collect()
+}
+
 /// The simulator credentials matching the secrets `stack` generated.
 pub async fn sim_credentials(stack: &str) -> alkasba_sim::Credentials {
     let sm = aws_sdk_secretsmanager::Client::new(&sdk().await);

@@ -108,10 +108,6 @@ fn assert_duckdb_reproduces(root: &str, mart: &str, key: &[&str]) {
     }
 }
 
-fn transform_pids() -> Vec<u32> {
-    let out = std::process::Command::new("pgrep").arg("-f").arg(bin_dir().join("transform")).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.trim().parse().ok()).collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn gold_equals_the_truth_duckdb_reproduces_it_and_reruns_change_nothing() {
@@ -163,7 +159,7 @@ async fn gold_equals_the_truth_duckdb_reproduces_it_and_reruns_change_nothing() 
             (v > before).then_some(())
         })
         .await;
-        for pid in transform_pids() {
+        for pid in alkasba_it::function_pids("transform", &stack) {
             std::process::Command::new("kill").arg("-9").arg(pid.to_string()).status().unwrap();
         }
     };

@@ -74,10 +74,6 @@ async fn truth(base: &str, resource: &str) -> Value {
     reqwest::get(format!("{base}/_sim/truth/{resource}")).await.unwrap().json().await.unwrap()
 }
 
-fn fetcher_pids() -> Vec<u32> {
-    let out = std::process::Command::new("pgrep").arg("-f").arg(bin_dir().join("fetcher")).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.trim().parse().ok()).collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bronze_is_exactly_the_truth_under_faults_redelivery_concurrency_and_sigkill() {
@@ -108,7 +104,7 @@ async fn bronze_is_exactly_the_truth_under_faults_redelivery_concurrency_and_sig
     http.post(format!("{base}/_sim/mutate?n=40")).send().await.unwrap();
     // Four fetcher processes run at once, and one of them dies.
     let pids = eventually(Duration::from_secs(60), "four fetcher processes", || async {
-        let p = fetcher_pids();
+        let p = alkasba_it::function_pids("fetcher", &stack);
         (p.len() >= 4).then_some(p)
     })
     .await;
