@@ -215,7 +215,7 @@ pub fn mart(name: &str) -> Result<&'static Mart> {
 
 /// A table of the lake: `<layer>/<name>`.
 pub fn uri(lake: &Lake, layer: &str, name: &str) -> Result<Url> {
-    Url::parse(&format!("{}/{layer}/{name}", lake.root().as_str().trim_end_matches('/'))).map_err(|e| Error::Config(format!("{layer}/{name}: {e}")))
+    Ok(lake.table(&format!("{layer}/{name}"))?)
 }
 
 /// What building one mart did.

@@ -22,7 +22,6 @@ use deltalake::operations::optimize::OptimizeType;
 use deltalake::{FilterLiteral, FilterOp, FilterValue};
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 use serde::Serialize;
-use url::Url;
 
 use crate::{Error, Result, gold, silver, tables};
 
@@ -147,7 +146,7 @@ async fn acquire(store: &dyn ObjectStore, owner: &str, ttl: Duration) -> Result<
 /// Maintains one table under its lease.
 pub async fn table(lake: &Lake, target: &Target, opts: &MaintainOptions) -> Result<TableReport> {
     let mut report = TableReport { table: target.path.clone(), ..Default::default() };
-    let uri: Url = Url::parse(&format!("{}/{}", lake.root().as_str().trim_end_matches('/'), target.path)).map_err(|e| Error::Config(format!("{}: {e}", target.path)))?;
+    let uri = lake.table(&target.path)?;
     let Some(table) = tables::open(lake, &uri).await? else {
         report.note = "no table yet".into();
         return Ok(report);

@@ -187,7 +187,7 @@ pub fn spec(name: &str) -> Result<&'static SilverSpec> {
 
 /// The silver table `name`.
 pub fn uri(lake: &Lake, name: &str) -> Result<Url> {
-    Url::parse(&format!("{}/silver/{name}", lake.root().as_str().trim_end_matches('/'))).map_err(|e| Error::Config(format!("silver/{name}: {e}")))
+    Ok(lake.table(&format!("silver/{name}"))?)
 }
 
 /// The marker a silver table keeps for the bronze table it reads.

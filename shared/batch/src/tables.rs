@@ -9,13 +9,13 @@ use alkasba_lake::arrow::array::{ArrayRef, RecordBatch};
 use alkasba_lake::arrow::compute::cast;
 use alkasba_lake::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use deltalake::DeltaTable;
-use deltalake::DeltaTableError;
 use deltalake::datafusion::datasource::MemTable;
 use deltalake::datafusion::execution::config::SessionConfig;
 use deltalake::datafusion::physical_plan::collect;
 use deltalake::datafusion::prelude::{SessionContext, lit};
 use deltalake::kernel::Transaction;
-use deltalake::kernel::transaction::{CommitProperties, TransactionError};
+use alkasba_ingest::lake::is_conflict;
+use deltalake::kernel::transaction::CommitProperties;
 use deltalake::operations::write::SchemaMode;
 use deltalake::protocol::SaveMode;
 use url::Url;
@@ -139,14 +139,6 @@ pub async fn query(ctx: &SessionContext, what: &str, sql: &str) -> Result<(Schem
 
 fn commit_props(txns: &[(String, i64)]) -> CommitProperties {
     CommitProperties::default().with_max_retries(0).with_application_transactions(txns.iter().map(|(a, v)| Transaction::new(a, *v)).collect())
-}
-
-fn is_conflict(e: &DeltaTableError) -> bool {
-    match e {
-        DeltaTableError::VersionAlreadyExists(_) | DeltaTableError::CommitValidation { .. } => true,
-        DeltaTableError::Transaction { source } => matches!(source, TransactionError::VersionAlreadyExists(_) | TransactionError::MaxCommitAttempts(_) | TransactionError::CommitConflict(_)),
-        _ => false,
-    }
 }
 
 /// A writable handle on `uri` (created on first write).

@@ -72,6 +72,11 @@ impl Lake {
         &self.storage
     }
 
+    /// The table at `path` (`silver/orders`, `gold/daily_sales`) under the lake root.
+    pub fn table(&self, path: &str) -> Result<Url> {
+        join(&self.root, path)
+    }
+
     pub fn bronze(&self, source: &str, stream: &str) -> Result<Url> {
         join(&self.root, &format!("bronze/{source}/{stream}"))
     }
@@ -182,7 +187,8 @@ impl Lake {
     }
 }
 
-fn is_conflict(e: &DeltaTableError) -> bool {
+/// Whether a commit failed because another writer committed first (re-read and try again).
+pub fn is_conflict(e: &DeltaTableError) -> bool {
     match e {
         DeltaTableError::VersionAlreadyExists(_) | DeltaTableError::CommitValidation { .. } => true,
         DeltaTableError::Transaction { source } => matches!(
