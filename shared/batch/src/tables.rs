@@ -89,7 +89,7 @@ pub async fn changes(table: &DeltaTable, from: i64, to: i64) -> Result<(SchemaRe
         let df = ctx.read_table(provider).map_err(|e| Error::query(&uri, e))?.with_column(CHANGE_TYPE, lit("insert")).map_err(|e| Error::query(&uri, e))?;
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let batches = df.collect().await.map_err(|e| Error::query(&uri, e))?;
-        return Ok(plain(schema, batches));
+        return plain(schema, batches);
     }
     let plan = table.clone().scan_cdf().with_starting_version(from as u64).with_ending_version(to as u64).build(&ctx.state(), None).await.map_err(|e| Error::delta(&uri, e))?;
     let schema = plan.schema();
@@ -98,13 +98,13 @@ pub async fn changes(table: &DeltaTable, from: i64, to: i64) -> Result<(SchemaRe
     let keep: Vec<usize> = schema.fields().iter().enumerate().filter(|(_, f)| !matches!(f.name().as_str(), "_commit_version" | "_commit_timestamp")).map(|(i, _)| i).collect();
     let projected: SchemaRef = Arc::new(schema.project(&keep).map_err(|e| Error::query(&uri, e))?);
     let batches = batches.iter().map(|b| b.project(&keep)).collect::<std::result::Result<Vec<_>, _>>().map_err(|e| Error::query(&uri, e))?;
-    Ok(plain(projected, batches))
+    plain(projected, batches)
 }
 
 /// `batches` with every string-like column as plain `Utf8` (DataFusion reads Parquet strings
-/// as views; Delta tables, Athena and Trino want plain strings), and every field nullable
-/// except `not_null` ones.
-pub fn plain(schema: SchemaRef, batches: Vec<RecordBatch>) -> (SchemaRef, Vec<RecordBatch>) {
+/// as views; Delta tables, Athena and Trino want plain strings), and every field nullable. A
+/// batch that cannot be converted is an error, never dropped.
+pub fn plain(schema: SchemaRef, batches: Vec<RecordBatch>) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     let target = |t: &DataType| match t {
         DataType::Utf8View | DataType::LargeUtf8 => DataType::Utf8,
         DataType::BinaryView | DataType::LargeBinary => DataType::Binary,
@@ -115,18 +115,18 @@ pub fn plain(schema: SchemaRef, batches: Vec<RecordBatch>) -> (SchemaRef, Vec<Re
     let out_schema: SchemaRef = Arc::new(Schema::new(fields));
     let out = batches
         .into_iter()
-        .filter_map(|b| {
+        .map(|b| {
             let cols: Vec<ArrayRef> = b
                 .columns()
                 .iter()
                 .zip(out_schema.fields())
                 .map(|(c, f)| if c.data_type() == f.data_type() { Ok(c.clone()) } else { cast(c, f.data_type()) })
-                .collect::<std::result::Result<_, _>>()
-                .ok()?;
-            RecordBatch::try_new(out_schema.clone(), cols).ok()
+                .collect::<std::result::Result<_, _>>()?;
+            RecordBatch::try_new(out_schema.clone(), cols)
         })
-        .collect();
-    (out_schema, out)
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| Error::Data { what: "converting a batch to plain strings".into(), reason: e.to_string() })?;
+    Ok((out_schema, out))
 }
 
 /// Runs `sql` in `ctx` and collects plain batches.
@@ -134,7 +134,7 @@ pub async fn query(ctx: &SessionContext, what: &str, sql: &str) -> Result<(Schem
     let df = ctx.sql(sql).await.map_err(|e| Error::query(what, e))?;
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
     let batches = df.collect().await.map_err(|e| Error::query(what, e))?;
-    Ok(plain(schema, batches))
+    plain(schema, batches)
 }
 
 fn commit_props(txns: &[(String, i64)]) -> CommitProperties {
