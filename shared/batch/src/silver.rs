@@ -490,13 +490,11 @@ async fn register_fx(lake: &Lake, ctx: &SessionContext, date_expr: &str) -> Resu
     };
     let mut rates: BTreeMap<String, BTreeMap<NaiveDate, i128>> = BTreeMap::new();
     if let Some(t) = tables::open(lake, &uri(lake, "fx_rates")?).await? {
-        let (schema, batches) = tables::changes(&t, 0, 0).await?;
-        let (d, c, r) = (schema.index_of("rate_date"), schema.index_of("currency"), schema.index_of("mad_per_unit"));
-        let (Ok(d), Ok(c), Ok(r)) = (d, c, r) else {
-            return Err(Error::Data { what: "silver fx_rates".into(), reason: "missing rate_date, currency or mad_per_unit".into() });
-        };
+        // Only the three columns, whatever else the table holds.
+        let batches = lake.scan_table(&t, None, &["rate_date", "currency", "mad_per_unit"]).await?;
+        let shape = || Error::Data { what: "silver fx_rates".into(), reason: "rate_date must be a date and mad_per_unit a decimal".into() };
         for b in &batches {
-            let (ds, cs, rs) = (b.column(d).as_primitive::<Date32Type>(), strings(b.column(c))?, b.column(r).as_primitive::<Decimal128Type>());
+            let (ds, cs, rs) = (b.column(0).as_primitive_opt::<Date32Type>().ok_or_else(shape)?, strings(b.column(1))?, b.column(2).as_primitive_opt::<Decimal128Type>().ok_or_else(shape)?);
             for i in 0..b.num_rows() {
                 if let (Some(day), Some(cur), false) = (ds.value_as_date(i), opt(&cs, i), rs.is_null(i)) {
                     rates.entry(cur.to_string()).or_default().insert(day, rs.value(i));

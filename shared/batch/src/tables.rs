@@ -9,7 +9,7 @@ use alkasba_lake::arrow::array::{ArrayRef, RecordBatch};
 use alkasba_lake::arrow::compute::cast;
 use alkasba_lake::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use deltalake::DeltaTable;
-use deltalake::datafusion::datasource::MemTable;
+use deltalake::datafusion::datasource::{MemTable, TableProvider};
 use deltalake::datafusion::execution::config::SessionConfig;
 use deltalake::datafusion::physical_plan::collect;
 use deltalake::datafusion::prelude::{SessionContext, lit};
@@ -57,11 +57,17 @@ pub async fn marker(lake: &Lake, table: Option<&DeltaTable>, app_id: &str) -> Re
     }
 }
 
+/// `table`'s current snapshot as a DataFusion table for `ctx`.
+async fn provider(ctx: &SessionContext, table: &DeltaTable) -> Result<Arc<dyn TableProvider>> {
+    let uri = table.table_url();
+    table.update_datafusion_session(&ctx.state()).map_err(|e| Error::delta(uri, e))?;
+    table.table_provider().await.map_err(|e| Error::query(uri, e))
+}
+
 /// Registers `table`'s current snapshot as `name` in `ctx`.
 pub async fn register(ctx: &SessionContext, name: &str, table: &DeltaTable) -> Result<()> {
     let uri = table.table_url().clone();
-    table.update_datafusion_session(&ctx.state()).map_err(|e| Error::delta(&uri, e))?;
-    let provider = table.table_provider().await.map_err(|e| Error::query(&uri, e))?;
+    let provider = provider(ctx, table).await?;
     ctx.register_table(name, provider).map_err(|e| Error::query(format!("registering {uri}"), e))?;
     Ok(())
 }
@@ -82,11 +88,7 @@ pub async fn changes(table: &DeltaTable, from: i64, to: i64) -> Result<(SchemaRe
     let uri = table.table_url().clone();
     let ctx = session();
     if from == 0 {
-        let provider = {
-            table.update_datafusion_session(&ctx.state()).map_err(|e| Error::delta(&uri, e))?;
-            table.table_provider().await.map_err(|e| Error::query(&uri, e))?
-        };
-        let df = ctx.read_table(provider).map_err(|e| Error::query(&uri, e))?.with_column(CHANGE_TYPE, lit("insert")).map_err(|e| Error::query(&uri, e))?;
+        let df = ctx.read_table(provider(&ctx, table).await?).map_err(|e| Error::query(&uri, e))?.with_column(CHANGE_TYPE, lit("insert")).map_err(|e| Error::query(&uri, e))?;
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let batches = df.collect().await.map_err(|e| Error::query(&uri, e))?;
         return plain(schema, batches);
