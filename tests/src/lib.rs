@@ -220,3 +220,25 @@ pub async fn sim_credentials(stack: &str) -> alkasba_sim::Credentials {
 pub fn lake(stack: &Stack) -> alkasba_ingest::lake::Lake {
     alkasba_ingest::lake::Lake::new(stack.output("LakeRoot"), alkasba_lake::StorageConfig { endpoint_url: Some(ENDPOINT.into()), region: "us-east-1".into() }).unwrap()
 }
+
+/// Plans `streams` through the planner binary (as of `run_date`, `YYYY-MM-DD`, or now); every
+/// stream must plan. Returns the run ids it opened.
+pub async fn plan(runner: &alkasba_runner::Runner, streams: &[&str], run_date: Option<&str>) -> Vec<String> {
+    let mut event = serde_json::json!({"streams": streams});
+    if let Some(d) = run_date {
+        event["run_date"] = serde_json::json!(d);
+    }
+    let inv = runner.invoke("PlannerFunction", &event).await.unwrap();
+    let alkasba_runner::Outcome::Success(v) = &inv.outcome else { panic!("planner failed: {:?}", inv.outcome) };
+    assert_eq!(v["failed"], serde_json::json!([]), "{v}");
+    v["planned"].as_array().unwrap().iter().filter_map(|p| p["run_id"].as_str().map(str::to_string)).collect()
+}
+
+/// Waits (at most `limit`) until every run of `runs` is recorded as completed in the ledger.
+pub async fn wait_completed(lake: &alkasba_ingest::lake::Lake, runs: &[String], limit: Duration) {
+    eventually(limit, "every run completed in the ledger", || async {
+        let states = alkasba_ingest::runs::states(lake).await.ok()?;
+        runs.iter().all(|r| states.values().any(|s| s.completed.contains(r))).then_some(())
+    })
+    .await;
+}

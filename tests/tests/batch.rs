@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use alkasba_batch::gold;
-use alkasba_it::{Stack, bin_dir, duckdb, eventually, lake, repo, sim_credentials};
+use alkasba_it::{Stack, bin_dir, duckdb, eventually, lake, plan, repo, sim_credentials, wait_completed};
 use alkasba_runner::{Outcome, Runner, RunnerConfig};
 use alkasba_sim::{SimConfig, serve};
 use serde_json::{Value, json};
@@ -39,19 +39,8 @@ async fn invoke(runner: &Runner, function: &str) -> Value {
 /// Ingests `streams` through the planner and fetchers (as of `run_date`, or now) and waits for
 /// every run to complete.
 async fn ingest_at(runner: &Runner, stack: &Stack, streams: &[&str], run_date: Option<&str>) {
-    let mut event = json!({"streams": streams});
-    if let Some(d) = run_date {
-        event["run_date"] = json!(d);
-    }
-    let inv = runner.invoke("PlannerFunction", &event).await.unwrap();
-    let Outcome::Success(v) = &inv.outcome else { panic!("planner failed: {:?}", inv.outcome) };
-    let runs: Vec<String> = v["planned"].as_array().unwrap().iter().filter_map(|p| p["run_id"].as_str().map(str::to_string)).collect();
-    let lake = lake(stack);
-    eventually(Duration::from_secs(300), "every run completed", || async {
-        let states = alkasba_ingest::runs::states(&lake).await.ok()?;
-        runs.iter().all(|r| states.values().any(|s| s.completed.contains(r))).then_some(())
-    })
-    .await;
+    let runs = plan(runner, streams, run_date).await;
+    wait_completed(&lake(stack), &runs, Duration::from_secs(300)).await;
 }
 
 async fn ingest(runner: &Runner, stack: &Stack, streams: &[&str]) {

@@ -16,10 +16,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use alkasba_ingest::lake::Lake;
-use alkasba_it::{Stack, bin_dir, duckdb, eventually, lake, repo, sdk, sim_credentials};
+use alkasba_it::{Stack, bin_dir, duckdb, eventually, lake, plan, repo, sdk, sim_credentials, wait_completed};
 use alkasba_lake::arrow::array::Array;
 use alkasba_lake::read::strings;
-use alkasba_runner::{Outcome, Runner, RunnerConfig};
+use alkasba_runner::{Runner, RunnerConfig};
 use alkasba_sim::store::Resource;
 use alkasba_sim::{Faults, SimConfig, serve};
 use serde_json::{Value, json};
@@ -41,23 +41,6 @@ async fn start_runner(stack: &Stack, base: &str, extra: &[(&str, &str)]) -> Runn
 
 fn log_dir(stack: &Stack) -> PathBuf {
     repo().join(".local/logs").join(&stack.name)
-}
-
-/// Plans `streams` through the planner binary; returns the run ids it opened.
-async fn plan(runner: &Runner, streams: &[&str]) -> Vec<String> {
-    let inv = runner.invoke("PlannerFunction", &json!({"streams": streams})).await.unwrap();
-    let Outcome::Success(v) = &inv.outcome else { panic!("planner failed: {:?}", inv.outcome) };
-    assert_eq!(v["failed"], json!([]), "{v}");
-    v["planned"].as_array().unwrap().iter().filter_map(|p| p["run_id"].as_str().map(str::to_string)).collect()
-}
-
-async fn wait_completed(lake: &Lake, runs: &[String], limit: Duration) {
-    eventually(limit, "every run completed in the ledger", || async {
-        let states = alkasba_ingest::runs::states(lake).await.ok()?;
-        let done: HashSet<&String> = states.values().flat_map(|s| s.completed.iter()).collect();
-        runs.iter().all(|r| done.contains(r)).then_some(())
-    })
-    .await;
 }
 
 async fn pairs(lake: &Lake, source: &str, stream: &str) -> Vec<(String, String)> {
@@ -91,7 +74,7 @@ async fn bronze_is_exactly_the_truth_under_faults_redelivery_concurrency_and_sig
     let http = reqwest::Client::new();
 
     let streams = ["alkasba_store.orders", "alkasba_store.customers", "competitor_prices.prices", "exchange_rates.rates"];
-    let runs = plan(&runner, &streams).await;
+    let runs = plan(&runner, &streams, None).await;
     assert_eq!(runs.len(), 4, "{runs:?}");
 
     // Mid-run: the store changes, and one fetcher is killed with SIGKILL once bronze has commits.
@@ -113,7 +96,7 @@ async fn bronze_is_exactly_the_truth_under_faults_redelivery_concurrency_and_sig
     wait_completed(&lake, &runs, Duration::from_secs(420)).await;
 
     // A second, incremental run picks up every change (the lookback overlap adds no duplicate).
-    let runs2 = plan(&runner, &["alkasba_store.orders", "alkasba_store.customers"]).await;
+    let runs2 = plan(&runner, &["alkasba_store.orders", "alkasba_store.customers"], None).await;
     wait_completed(&lake, &runs2, Duration::from_secs(300)).await;
     http.put(format!("{base}/_sim/faults")).json(&json!({})).send().await.unwrap();
 
@@ -247,7 +230,7 @@ async fn a_poison_page_ends_in_the_dlq_with_its_reason_and_sealed_response() {
     let lake = lake(&stack);
     // Retries kept short so the poison page is given up on quickly.
     let runner = start_runner(&stack, &base, &[("PAGES_PER_TASK", "2")]).await;
-    let runs = plan(&runner, &["alkasba_store.products"]).await;
+    let runs = plan(&runner, &["alkasba_store.products"], None).await;
     let sqs = aws_sdk_sqs::Client::new(&sdk().await);
     let dlq = stack.output("FetchTasksDlqUrl").to_string();
     // On a time-out, say what the runner did (this test once timed out with the fetcher never
