@@ -98,10 +98,6 @@ pub struct TableReport {
     pub note: String,
 }
 
-fn count_files(table: &DeltaTable) -> Result<usize> {
-    Ok(table.get_file_uris().map_err(|e| Error::delta(table.table_url(), e))?.count())
-}
-
 /// Live files per partition value of the table's (single) partition column; one entry keyed ""
 /// for an unpartitioned table.
 fn files_per_partition(table: &DeltaTable) -> Result<(Option<String>, BTreeMap<String, usize>)> {
@@ -166,10 +162,10 @@ pub async fn table(lake: &Lake, target: &Target, opts: &MaintainOptions) -> Resu
 
 async fn maintain_held(table: DeltaTable, target: &Target, opts: &MaintainOptions, report: &mut TableReport) -> Result<()> {
     let uri = table.table_url().clone();
-    report.files_before = count_files(&table)?;
     // Only partitions holding more than one file are rewritten: z-ordering rewrites whatever it
     // is given, so an already compact partition would be rewritten on every run.
     let (column, per) = files_per_partition(&table)?;
+    report.files_before = per.values().sum();
     let crowded: Vec<&str> = per.iter().filter(|(_, n)| **n > 1).map(|(v, _)| v.as_str()).collect();
     let table = if crowded.is_empty() {
         report.note = "already compact".into();
@@ -196,8 +192,9 @@ async fn maintain_held(table: DeltaTable, target: &Target, opts: &MaintainOption
     let (table, vm) = vacuum.await.map_err(|e| Error::delta(&uri, e))?;
     report.vacuumed = vm.files_deleted.len();
     report.logs_removed = deltalake::checkpoints::cleanup_metadata(&table, None).await.map_err(|e| Error::delta(&uri, e))?;
-    report.files_after = count_files(&table)?;
-    report.partitions = files_per_partition(&table)?.1.len();
+    let after = files_per_partition(&table)?.1;
+    report.files_after = after.values().sum();
+    report.partitions = after.len();
     Ok(())
 }
 
