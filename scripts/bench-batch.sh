@@ -10,7 +10,9 @@ shift || true
 [[ "${1:-}" == "--" ]] && shift
 
 step "building the release benchmark binary"
-cargo build --release -p alkasba-bench --quiet
+# The same package set as bench-ingest.sh: a different set unifies features differently and
+# rebuilds every dependency (~40 min here).
+cargo build --release -p planner -p fetcher -p alkasba-bench --quiet
 localstack/install.sh   # the DuckDB reference engine lives in the project's venv
 
 step "benchmark: $ORDERS orders"
