@@ -13,9 +13,12 @@ use anyhow::{Context, Result, bail};
 
 pub const ENDPOINT: &str = "http://127.0.0.1:4566";
 
-/// The repository root.
+/// The repository root. From the runtime `CARGO_MANIFEST_DIR` (set by cargo and nextest): a test
+/// binary reused from a build in another checkout (CI's shared target dir) would carry that
+/// checkout's compile-time path.
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string());
+    Path::new(&manifest).parent().expect("tests/ has a parent").to_path_buf()
 }
 
 /// The directory holding the built binaries (this test's target profile dir).

@@ -13,7 +13,8 @@ async fn main() -> Result<(), Error> {
     let table_uri = std::env::var("HEARTBEAT_TABLE_URI")
         .map_err(|_| "environment variable HEARTBEAT_TABLE_URI is not set (s3://bucket/ops/heartbeat)")?;
     let appender = DeltaAppender::new(&table_uri, &storage)?
-        .with_partition_columns(&[heartbeat::PARTITION_COLUMN]);
+        .with_partition_columns(&[heartbeat::PARTITION_COLUMN])
+        .with_table_properties(heartbeat::TABLE_PROPERTIES);
     tracing::info!(table = %appender.url(), "heartbeat ready");
     let appender = &appender;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {

@@ -188,16 +188,7 @@ impl Lake {
 }
 
 /// Whether a commit failed because another writer committed first (re-read and try again).
-pub fn is_conflict(e: &DeltaTableError) -> bool {
-    match e {
-        DeltaTableError::VersionAlreadyExists(_) | DeltaTableError::CommitValidation { .. } => true,
-        DeltaTableError::Transaction { source } => matches!(
-            source,
-            TransactionError::VersionAlreadyExists(_) | TransactionError::MaxCommitAttempts(_) | TransactionError::CommitConflict(_)
-        ),
-        _ => false,
-    }
-}
+pub use alkasba_lake::is_conflict;
 
 fn delta(uri: &Url, e: DeltaTableError) -> Error {
     Error::Lake(alkasba_lake::Error::Delta { uri: uri.to_string(), source: e })

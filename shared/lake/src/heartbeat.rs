@@ -16,8 +16,14 @@ use serde_json::Value;
 
 use crate::{AppTransaction, Appended, Error, Result, TableAppender};
 
-/// Application id under which heartbeat commits are marked.
+/// Prefix of the application id under which each tick's commit is marked (`heartbeat:<tick>`).
+/// One id per tick, not one monotonic id for the schedule: ticks may commit concurrently or out
+/// of order, and a high-water mark would then drop the earlier tick as "already recorded".
 pub const APP_ID: &str = "heartbeat";
+/// Tick markers older than this are forgotten by Delta (`delta.setTransactionRetentionDuration`),
+/// so the table's log does not carry one marker per minute forever. A redelivery arrives within
+/// minutes; a week is a wide margin.
+pub const TABLE_PROPERTIES: &[(&str, &str)] = &[("delta.setTransactionRetentionDuration", "interval 7 days")];
 /// Partition column of the heartbeat table.
 pub const PARTITION_COLUMN: &str = "tick_date";
 
@@ -101,7 +107,8 @@ pub async fn record_tick<A: TableAppender>(
         Arc::new(StringArray::from(vec![invocation.request_id.clone()])),
     ];
     let batch = RecordBatch::try_new(schema(), columns)?;
-    let txn = AppTransaction { app_id: APP_ID.into(), version: tick.scheduled_time.timestamp() };
+    let tick_id = tick.scheduled_time.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let txn = AppTransaction { app_id: format!("{APP_ID}:{tick_id}"), version: tick.scheduled_time.timestamp() };
     appender.append(batch, Some(txn)).await
 }
 
@@ -177,6 +184,36 @@ mod tests {
         assert!(dir.path().join("_delta_log/00000000000000000002.json").exists());
         assert!(!dir.path().join("_delta_log/00000000000000000003.json").exists());
         assert!(dir.path().join("tick_date=2026-11-25").is_dir());
+    }
+
+    /// Ticks of one schedule share an application-transaction id, so two ticks committing at
+    /// once conflict in Delta; both must still land, exactly once each (CI flake of 2026-11-26).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_ticks_all_land_exactly_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let uri = format!("file://{}", dir.path().display());
+        let storage = StorageConfig { endpoint_url: None, region: "us-east-1".into() };
+        let appender = std::sync::Arc::new(
+            DeltaAppender::new(&uri, &storage).unwrap().with_partition_columns(&[PARTITION_COLUMN]).with_table_properties(TABLE_PROPERTIES),
+        );
+        let first = Tick::from_event(&json!({"time": "2026-11-25T09:59:00Z"})).unwrap();
+        record_tick(appender.as_ref(), &first, &inv(), Utc::now()).await.unwrap();
+        let mut tasks = Vec::new();
+        for second in 0..8 {
+            let appender = appender.clone();
+            tasks.push(tokio::spawn(async move {
+                let tick = Tick::from_event(&json!({ "time": format!("2026-11-25T10:00:0{second}Z") })).unwrap();
+                record_tick(appender.as_ref(), &tick, &inv(), Utc::now()).await
+            }));
+        }
+        for task in tasks {
+            let out = task.await.unwrap().unwrap_or_else(|e| panic!("a concurrent tick failed: {e}"));
+            assert!(matches!(out, Appended::Committed { rows: 1, .. }), "{out:?}");
+        }
+        let table = deltalake::open_table(url::Url::parse(&uri).unwrap()).await.unwrap();
+        assert_eq!(table.version(), Some(8));
+        let first_again = record_tick(appender.as_ref(), &first, &inv(), Utc::now()).await.unwrap();
+        assert!(matches!(first_again, Appended::AlreadyCommitted { .. }), "{first_again:?}");
     }
 
     #[test]

@@ -15,7 +15,7 @@ mod table;
 
 pub use error::{Error, Result};
 pub use storage::StorageConfig;
-pub use table::{AppTransaction, Appended, DeltaAppender, MemoryAppender, TableAppender};
+pub use table::{AppTransaction, Appended, DeltaAppender, MemoryAppender, TableAppender, is_conflict};
 
 /// Re-exported so callers build batches with the exact arrow version deltalake uses.
 pub use deltalake::arrow;

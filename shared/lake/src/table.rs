@@ -2,7 +2,8 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Mutex, Once};
 
-use deltalake::DeltaTable;
+use deltalake::kernel::transaction::TransactionError;
+use deltalake::{DeltaTable, DeltaTableError};
 use deltalake::arrow::record_batch::RecordBatch;
 use deltalake::kernel::Transaction;
 use deltalake::kernel::transaction::CommitProperties;
@@ -54,6 +55,7 @@ pub struct DeltaAppender {
     url: Url,
     options: HashMap<String, String>,
     partition_columns: Vec<String>,
+    table_properties: Vec<(String, String)>,
 }
 
 impl DeltaAppender {
@@ -70,12 +72,18 @@ impl DeltaAppender {
                 reason: format!("scheme {:?} is not one of s3, s3a, file, memory", url.scheme()),
             });
         }
-        Ok(Self { url, options: storage.storage_options(), partition_columns: Vec::new() })
+        Ok(Self { url, options: storage.storage_options(), partition_columns: Vec::new(), table_properties: Vec::new() })
     }
 
     /// Partition columns used when the first append creates the table.
     pub fn with_partition_columns(mut self, columns: &[&str]) -> Self {
         self.partition_columns = columns.iter().map(|c| c.to_string()).collect();
+        self
+    }
+
+    /// Delta table properties (`delta.*`) set when the first append creates the table.
+    pub fn with_table_properties(mut self, properties: &[(&str, &str)]) -> Self {
+        self.table_properties = properties.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         self
     }
 
@@ -97,15 +105,30 @@ impl DeltaAppender {
     }
 }
 
-impl TableAppender for DeltaAppender {
-    async fn append(&self, batch: RecordBatch, txn: Option<AppTransaction>) -> Result<Appended> {
+/// How often an append re-reads the table and tries again after losing a commit race.
+const MAX_CONFLICT_RETRIES: usize = 8;
+
+/// Whether a failed commit lost a race with another writer (someone else committed the same
+/// version first, or a concurrent commit carried the same application-transaction id). The
+/// work itself is fine: re-read the table, re-check the marker and commit again.
+pub fn is_conflict(e: &DeltaTableError) -> bool {
+    match e {
+        DeltaTableError::VersionAlreadyExists(_) | DeltaTableError::CommitValidation { .. } => true,
+        DeltaTableError::Transaction { source } => matches!(
+            source,
+            TransactionError::VersionAlreadyExists(_) | TransactionError::MaxCommitAttempts(_) | TransactionError::CommitConflict(_)
+        ),
+        _ => false,
+    }
+}
+
+impl DeltaAppender {
+    async fn append_once(&self, batch: RecordBatch, txn: Option<AppTransaction>) -> Result<Appended> {
         let table = self.open().await?;
+        let delta = |e| Error::delta(&self.url, e);
         if let (Some(txn), Some(_)) = (&txn, table.version()) {
-            let state = table.snapshot().map_err(|e| Error::delta(&self.url, e))?;
-            let committed = state
-                .transaction_version(table.log_store().as_ref(), &txn.app_id)
-                .await
-                .map_err(|e| Error::delta(&self.url, e))?;
+            let state = table.snapshot().map_err(delta)?;
+            let committed = state.transaction_version(table.log_store().as_ref(), &txn.app_id).await.map_err(delta)?;
             if let Some(committed) = committed.filter(|c| *c >= txn.version) {
                 return Ok(Appended::AlreadyCommitted { committed_version: committed });
             }
@@ -115,14 +138,33 @@ impl TableAppender for DeltaAppender {
         if !self.partition_columns.is_empty() {
             write = write.with_partition_columns(self.partition_columns.clone());
         }
+        if !self.table_properties.is_empty() {
+            write = write.with_configuration(self.table_properties.iter().map(|(k, v)| (k.clone(), Some(v.clone()))));
+        }
         if let Some(txn) = txn {
             write = write.with_commit_properties(
-                CommitProperties::default()
-                    .with_application_transaction(Transaction::new(txn.app_id, txn.version)),
+                CommitProperties::default().with_application_transaction(Transaction::new(txn.app_id, txn.version)),
             );
         }
-        let table = write.await.map_err(|e| Error::delta(&self.url, e))?;
+        let table = write.await.map_err(delta)?;
         Ok(Appended::Committed { table_version: table.version().unwrap_or_default() as i64, rows })
+    }
+}
+
+impl TableAppender for DeltaAppender {
+    async fn append(&self, batch: RecordBatch, txn: Option<AppTransaction>) -> Result<Appended> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.append_once(batch.clone(), txn.clone()).await {
+                // Lost a race: the next attempt re-reads the log, so a step the winner already
+                // committed answers AlreadyCommitted and a different step commits after it.
+                Err(Error::Delta { source, .. }) if is_conflict(&source) && attempt < MAX_CONFLICT_RETRIES => {
+                    tracing::debug!(table = %self.url, attempt, error = %source, "commit conflict; retrying");
+                }
+                other => return other,
+            }
+        }
     }
 }
 

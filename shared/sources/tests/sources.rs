@@ -9,7 +9,10 @@ use alkasba_sources::{Next, Page, SourceFile, first_url, load_dir, next_page, pa
 use serde_json::{Value, json};
 
 fn config_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../config/sources")
+    // The runtime variable (set by cargo and nextest): a test binary reused from a build in
+    // another checkout (CI's shared target dir) would carry that checkout's compile-time path.
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string());
+    PathBuf::from(manifest).join("../../config/sources")
 }
 
 #[test]
