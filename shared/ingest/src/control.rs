@@ -8,7 +8,6 @@ use deltalake::logstore::object_store::{ObjectStore, ObjectStoreExt, PutPayload,
 use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 use serde::de::DeserializeOwned;
-use url::Url;
 
 use crate::{Error, Result};
 
@@ -61,12 +60,7 @@ pub struct Control {
 impl Control {
     /// Control objects in the lake's bucket.
     pub fn for_lake(lake: &crate::lake::Lake) -> Result<Self> {
-        let root: &Url = lake.root();
-        let builder = deltalake::DeltaTableBuilder::from_url(root.clone())
-            .map_err(|e| Error::Config(format!("control store {root}: {e}")))?
-            .with_storage_options(lake.storage().storage_options());
-        let log_store = builder.build_storage().map_err(|e| Error::Config(format!("control store {root}: {e}")))?;
-        Ok(Self { store: log_store.object_store(None), root: root.to_string() })
+        Ok(Self { store: lake.object_store()?, root: lake.root().to_string() })
     }
 
     /// An in-memory store (unit tests, the benchmark floor).

@@ -16,7 +16,7 @@ use alkasba_lake::{StorageConfig, read};
 use deltalake::DeltaTable;
 use deltalake::DeltaTableError;
 use deltalake::kernel::Transaction;
-use deltalake::kernel::transaction::{CommitProperties, TransactionError};
+use deltalake::kernel::transaction::CommitProperties;
 use deltalake::operations::write::SchemaMode;
 use deltalake::protocol::SaveMode;
 use url::Url;
@@ -70,6 +70,17 @@ impl Lake {
 
     pub fn storage(&self) -> &StorageConfig {
         &self.storage
+    }
+
+    /// The object store of the lake root (plain objects beside the tables: control markers,
+    /// real-time state), built from the same storage options as the tables.
+    pub fn object_store(&self) -> Result<std::sync::Arc<dyn deltalake::logstore::object_store::ObjectStore>> {
+        let root = &self.root;
+        let builder = deltalake::DeltaTableBuilder::from_url(root.clone())
+            .map_err(|e| Error::Config(format!("object store {root}: {e}")))?
+            .with_storage_options(self.storage.storage_options());
+        let log_store = builder.build_storage().map_err(|e| Error::Config(format!("object store {root}: {e}")))?;
+        Ok(log_store.object_store(None))
     }
 
     /// The table at `path` (`silver/orders`, `gold/daily_sales`) under the lake root.

@@ -77,6 +77,19 @@ pub struct QuarantineRow {
     pub record: String,
 }
 
+/// One record validated, tokenised and sealed, still as JSON ([`Prepared::protect`]).
+#[derive(Debug, Clone)]
+pub struct Protected {
+    /// The record with its personal fields sealed.
+    pub record: Value,
+    /// Its primary key, if complete.
+    pub key: Option<String>,
+    /// The stream's tokens (for example `email_token`), `None` when the field is empty.
+    pub tokens: BTreeMap<String, Option<String>>,
+    /// Why it is invalid; empty when valid.
+    pub reasons: Vec<String>,
+}
+
 /// The records of a group of pages, processed (see [`Prepared::process_page`]).
 #[derive(Debug, Default)]
 pub struct Processed {
@@ -209,6 +222,22 @@ impl Prepared {
             }
         }
         Ok(())
+    }
+
+    /// Validates, tokenizes and seals one record as ingestion does, keeping it as JSON (the
+    /// real-time path, which carries records on a queue rather than into Arrow).
+    pub async fn protect<K: KeyService>(&self, mut record: Value, tokens: &Tokenizer, sealer: &mut Sealer<K>) -> Result<Protected> {
+        let reasons = validate(&self.stream, &record);
+        let key = self.key(&record);
+        let subject = self.subject(&record, key.as_deref(), tokens);
+        let token_values = self
+            .stream
+            .tokens
+            .iter()
+            .map(|(name, p)| (name.clone(), record.pointer(p).and_then(Value::as_str).filter(|s| !s.trim().is_empty()).map(|s| tokens.token(s))))
+            .collect();
+        self.seal(&mut record, &subject, sealer).await?;
+        Ok(Protected { record, key, tokens: token_values, reasons })
     }
 
     /// Validates, tokenizes and seals one record. `Ok(Err(..))` is an invalid record.

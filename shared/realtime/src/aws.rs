@@ -1,0 +1,300 @@
+//! The ports on AWS: S3 (state, outbox, live view, replay claims) through the lake's object
+//! store, Delta tables through ingestion's lake, SQS and SNS.
+
+use std::sync::Arc;
+
+use alkasba_ingest::lake::Lake;
+use alkasba_lake::arrow::array::{ArrayRef, Int64Array, StringArray, TimestampMicrosecondArray};
+use alkasba_lake::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use alkasba_lake::arrow::record_batch::RecordBatch;
+use alkasba_pii::keyring_batch;
+use deltalake::logstore::object_store::path::Path;
+use deltalake::logstore::object_store::{self, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
+use url::Url;
+
+use crate::engine::{AlertPublisher, LakeSink, Outbox, StateStore, Version};
+use crate::state::{Alert, State};
+use crate::webhook::{EventQueue, ReplayGuard};
+use crate::{Error, Result};
+
+/// Where the real-time objects live under the lake root.
+pub const STATE: &str = "_realtime/state.json";
+pub const OUTBOX: &str = "_realtime/outbox";
+pub const LIVE: &str = "_realtime/live/metrics.json";
+pub const REPLAY: &str = "_realtime/replay";
+/// The tables.
+pub const EVENTS_TABLE: &str = "bronze/realtime/store_events";
+pub const ALERTS_TABLE: &str = "ops/alerts";
+
+fn state_err(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::State { path: path.to_string(), reason: e.to_string() }
+}
+
+/// State, outbox and live view in S3.
+#[derive(Debug, Clone)]
+pub struct S3State {
+    store: Arc<dyn ObjectStore>,
+}
+
+impl S3State {
+    pub fn new(lake: &Lake) -> Result<Self> {
+        Ok(Self { store: lake.object_store()? })
+    }
+
+    /// Over any object store (unit tests use the in-memory one).
+    pub fn over(store: Arc<dyn ObjectStore>) -> Self {
+        Self { store }
+    }
+}
+
+fn version_of(e_tag: Option<String>, version: Option<String>) -> Option<Version> {
+    serde_json::to_string(&(e_tag, version)).ok()
+}
+
+impl StateStore for S3State {
+    async fn load(&self) -> Result<(State, Option<Version>)> {
+        let path = Path::from(STATE);
+        match self.store.get(&path).await {
+            Ok(r) => {
+                let meta = r.meta.clone();
+                let bytes = r.bytes().await.map_err(|e| state_err(&path, e))?;
+                let state: State = serde_json::from_slice(&bytes).map_err(|e| state_err(&path, format!("not a state object: {e}")))?;
+                Ok((state, version_of(meta.e_tag, meta.version)))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok((State::default(), None)),
+            Err(e) => Err(state_err(&path, e)),
+        }
+    }
+
+    async fn save(&self, state: &State, version: Option<&Version>) -> Result<()> {
+        let path = Path::from(STATE);
+        let mode = match version {
+            None => PutMode::Create,
+            Some(v) => {
+                let (e_tag, version): (Option<String>, Option<String>) = serde_json::from_str(v).map_err(|e| state_err(&path, e))?;
+                PutMode::Update(UpdateVersion { e_tag, version })
+            }
+        };
+        let body = serde_json::to_vec(state).map_err(|e| state_err(&path, e))?;
+        match self.store.put_opts(&path, PutPayload::from(body), PutOptions { mode, ..Default::default() }).await {
+            Ok(_) => Ok(()),
+            Err(object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. }) => Err(Error::StateConflict),
+            Err(e) => Err(state_err(&path, e)),
+        }
+    }
+
+    async fn put_outbox(&self, name: &str, outbox: &Outbox) -> Result<()> {
+        let path = Path::from(format!("{OUTBOX}/{name}.json"));
+        let body = serde_json::to_vec(outbox).map_err(|e| state_err(&path, e))?;
+        self.store.put(&path, PutPayload::from(body)).await.map_err(|e| state_err(&path, e))?;
+        Ok(())
+    }
+
+    async fn get_outbox(&self, name: &str) -> Result<Option<Outbox>> {
+        let path = Path::from(format!("{OUTBOX}/{name}.json"));
+        match self.store.get(&path).await {
+            Ok(r) => {
+                let bytes = r.bytes().await.map_err(|e| state_err(&path, e))?;
+                Ok(Some(serde_json::from_slice(&bytes).map_err(|e| state_err(&path, e))?))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(state_err(&path, e)),
+        }
+    }
+
+    async fn delete_outbox(&self, name: &str) -> Result<()> {
+        let path = Path::from(format!("{OUTBOX}/{name}.json"));
+        match self.store.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(state_err(&path, e)),
+        }
+    }
+
+    async fn put_live(&self, view: &serde_json::Value) -> Result<()> {
+        let path = Path::from(LIVE);
+        let body = serde_json::to_vec(view).map_err(|e| state_err(&path, e))?;
+        self.store.put(&path, PutPayload::from(body)).await.map_err(|e| state_err(&path, e))?;
+        Ok(())
+    }
+}
+
+impl ReplayGuard for S3State {
+    async fn claim(&self, signature: &str, signed_at: i64) -> Result<bool> {
+        // One prefix per hour of signature time, so a lifecycle rule can expire old claims.
+        let path = Path::from(format!("{REPLAY}/{}/{signature}", signed_at.div_euclid(3600)));
+        match self.store.put_opts(&path, PutPayload::from_static(b"1"), PutOptions { mode: PutMode::Create, ..Default::default() }).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => Ok(false),
+            Err(e) => Err(state_err(&path, e)),
+        }
+    }
+
+    async fn release(&self, signature: &str, signed_at: i64) -> Result<()> {
+        let path = Path::from(format!("{REPLAY}/{}/{signature}", signed_at.div_euclid(3600)));
+        self.store.delete(&path).await.map_err(|e| state_err(&path, e))
+    }
+}
+
+/// The Delta tables.
+#[derive(Debug, Clone)]
+pub struct DeltaSink {
+    lake: Lake,
+    events: Url,
+    alerts: Url,
+}
+
+impl DeltaSink {
+    pub fn new(lake: Lake) -> Result<Self> {
+        let events = lake.table(EVENTS_TABLE)?;
+        let alerts = lake.table(ALERTS_TABLE)?;
+        Ok(Self { lake, events, alerts })
+    }
+}
+
+fn ts(ms: i64) -> i64 {
+    ms * 1000
+}
+
+fn date_of(secs: i64) -> String {
+    chrono::DateTime::from_timestamp(secs, 0).map(|d| d.format("%Y-%m-%d").to_string()).unwrap_or_default()
+}
+
+fn utc_ts(name: &str) -> Field {
+    Field::new(name, DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false)
+}
+
+/// The bronze events batch: one row per delivery, the record sealed as JSON text.
+pub fn events_batch(outbox: &Outbox) -> Result<RecordBatch> {
+    let e = &outbox.events;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("delivery_id", DataType::Utf8, false),
+        Field::new("topic", DataType::Utf8, false),
+        Field::new("record_key", DataType::Utf8, true),
+        utc_ts("signed_at"),
+        utc_ts("received_at"),
+        Field::new("record", DataType::Utf8, false),
+        Field::new("email_token", DataType::Utf8, true),
+        Field::new("generation", DataType::Int64, false),
+        Field::new("event_date", DataType::Utf8, false),
+    ]));
+    let token = |e: &crate::event::StoreEvent| e.tokens.get("email_token").cloned().flatten();
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(e.iter().map(|e| e.delivery_id.as_str()))),
+        Arc::new(StringArray::from_iter_values(e.iter().map(|e| e.topic.as_str()))),
+        Arc::new(StringArray::from_iter(e.iter().map(|e| e.key.as_deref()))),
+        Arc::new(TimestampMicrosecondArray::from_iter_values(e.iter().map(|e| e.signed_at * 1_000_000)).with_timezone("UTC")),
+        Arc::new(TimestampMicrosecondArray::from_iter_values(e.iter().map(|e| ts(e.received_at_ms))).with_timezone("UTC")),
+        Arc::new(StringArray::from_iter_values(e.iter().map(|e| e.record.to_string()))),
+        Arc::new(StringArray::from_iter(e.iter().map(token))),
+        Arc::new(Int64Array::from_iter_values(e.iter().map(|_| outbox.generation as i64))),
+        Arc::new(StringArray::from_iter_values(e.iter().map(|e| date_of(e.at())))),
+    ];
+    Ok(RecordBatch::try_new(schema, cols)?)
+}
+
+/// The alerts batch.
+pub fn alerts_batch(alerts: &[Alert]) -> Result<RecordBatch> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("alert_id", DataType::Utf8, false),
+        Field::new("rule", DataType::Utf8, false),
+        Field::new("kind", DataType::Utf8, false),
+        Field::new("severity", DataType::Utf8, false),
+        Field::new("subject", DataType::Utf8, false),
+        utc_ts("at"),
+        Field::new("trigger_delivery", DataType::Utf8, true),
+        Field::new("evidence", DataType::Utf8, false),
+        Field::new("alert_date", DataType::Utf8, false),
+    ]));
+    let sev = |a: &Alert| serde_json::to_value(a.severity).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(alerts.iter().map(|a| a.alert_id.as_str()))),
+        Arc::new(StringArray::from_iter_values(alerts.iter().map(|a| a.rule.as_str()))),
+        Arc::new(StringArray::from_iter_values(alerts.iter().map(|a| a.kind.as_str()))),
+        Arc::new(StringArray::from_iter_values(alerts.iter().map(sev))),
+        Arc::new(StringArray::from_iter_values(alerts.iter().map(|a| a.subject.as_str()))),
+        Arc::new(TimestampMicrosecondArray::from_iter_values(alerts.iter().map(|a| a.at * 1_000_000)).with_timezone("UTC")),
+        Arc::new(StringArray::from_iter(alerts.iter().map(|a| a.trigger_delivery.as_deref()))),
+        Arc::new(StringArray::from_iter_values(alerts.iter().map(|a| a.evidence.to_string()))),
+        Arc::new(StringArray::from_iter_values(alerts.iter().map(|a| date_of(a.at)))),
+    ];
+    Ok(RecordBatch::try_new(schema, cols)?)
+}
+
+impl LakeSink for DeltaSink {
+    async fn write(&self, outbox: &Outbox) -> Result<()> {
+        // One marker per outbox (generation): outboxes may be flushed out of order by two
+        // instances, which a single high-water mark would turn into a lost commit.
+        let txn = (format!("realtime:{}", outbox.generation), 1);
+        let keys: Vec<_> = outbox.keys.iter().filter_map(|k| k.to_row()).collect();
+        if keys.len() != outbox.keys.len() {
+            return Err(Error::BadMessage { id: format!("outbox {}", outbox.generation), reason: "a wrapped key is not valid base64".into() });
+        }
+        if !keys.is_empty() {
+            self.lake.append_once(&self.lake.keyring()?, keyring_batch(&keys)?, txn.clone(), &[]).await?;
+        }
+        if !outbox.events.is_empty() {
+            self.lake.append_once(&self.events, events_batch(outbox)?, txn.clone(), &["event_date"]).await?;
+        }
+        if !outbox.alerts.is_empty() {
+            self.lake.append_once(&self.alerts, alerts_batch(&outbox.alerts)?, txn, &["alert_date"]).await?;
+        }
+        Ok(())
+    }
+}
+
+/// SNS topic.
+#[derive(Debug, Clone)]
+pub struct SnsAlerts {
+    client: aws_sdk_sns::Client,
+    topic_arn: String,
+}
+
+impl SnsAlerts {
+    pub fn new(sdk: &aws_config::SdkConfig, topic_arn: impl Into<String>) -> Self {
+        Self { client: aws_sdk_sns::Client::new(sdk), topic_arn: topic_arn.into() }
+    }
+}
+
+impl AlertPublisher for SnsAlerts {
+    async fn publish(&self, alert: &Alert) -> Result<()> {
+        let message = serde_json::to_string(alert).map_err(|e| Error::Aws { service: "sns", operation: "publish", reason: e.to_string() })?;
+        let attr = |v: &str| aws_sdk_sns::types::MessageAttributeValue::builder().data_type("String").string_value(v).build();
+        let kind = attr(&alert.kind).map_err(|e| Error::Aws { service: "sns", operation: "publish", reason: e.to_string() })?;
+        self.client
+            .publish()
+            .topic_arn(&self.topic_arn)
+            .subject(format!("Alkasba alert: {}", alert.kind))
+            .message(message)
+            .message_attributes("kind", kind)
+            .send()
+            .await
+            .map_err(|e| Error::Aws { service: "sns", operation: "publish", reason: format!("{}", aws_sdk_sns::error::DisplayErrorContext(&e)) })?;
+        Ok(())
+    }
+}
+
+/// The store-events queue.
+#[derive(Debug, Clone)]
+pub struct SqsEvents {
+    client: aws_sdk_sqs::Client,
+    url: String,
+}
+
+impl SqsEvents {
+    pub fn new(sdk: &aws_config::SdkConfig, url: impl Into<String>) -> Self {
+        Self { client: aws_sdk_sqs::Client::new(sdk), url: url.into() }
+    }
+}
+
+impl EventQueue for SqsEvents {
+    async fn send(&self, body: String) -> Result<()> {
+        self.client
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(body)
+            .send()
+            .await
+            .map_err(|e| Error::Aws { service: "sqs", operation: "send_message", reason: format!("{}", aws_sdk_sqs::error::DisplayErrorContext(&e)) })?;
+        Ok(())
+    }
+}

@@ -1,0 +1,50 @@
+//! In-memory ports for unit tests (the integration tests use LocalStack).
+
+use std::sync::Mutex;
+
+use crate::engine::{AlertPublisher, LakeSink, Outbox};
+use crate::state::Alert;
+use crate::webhook::EventQueue;
+use crate::Result;
+
+/// Keeps what was sent.
+#[derive(Debug, Default)]
+pub struct MemoryQueue {
+    pub sent: Mutex<Vec<String>>,
+}
+
+impl EventQueue for MemoryQueue {
+    async fn send(&self, body: String) -> Result<()> {
+        self.sent.lock().map_err(|_| crate::Error::Config("poisoned".into()))?.push(body);
+        Ok(())
+    }
+}
+
+/// Keeps the outboxes written, once per generation (as the Delta markers do).
+#[derive(Debug, Default)]
+pub struct MemoryLake {
+    pub written: Mutex<Vec<Outbox>>,
+}
+
+impl LakeSink for MemoryLake {
+    async fn write(&self, outbox: &Outbox) -> Result<()> {
+        let mut w = self.written.lock().map_err(|_| crate::Error::Config("poisoned".into()))?;
+        if !w.iter().any(|o| o.generation == outbox.generation) {
+            w.push(outbox.clone());
+        }
+        Ok(())
+    }
+}
+
+/// Keeps the alerts published.
+#[derive(Debug, Default)]
+pub struct MemoryAlerts {
+    pub published: Mutex<Vec<Alert>>,
+}
+
+impl AlertPublisher for MemoryAlerts {
+    async fn publish(&self, alert: &Alert) -> Result<()> {
+        self.published.lock().map_err(|_| crate::Error::Config("poisoned".into()))?.push(alert.clone());
+        Ok(())
+    }
+}

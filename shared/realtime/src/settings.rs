@@ -1,0 +1,93 @@
+//! Every option of the webhook and realtime functions: variable, default, meaning, in one place.
+
+use std::path::PathBuf;
+
+use crate::{Error, Result};
+
+/// (variable, default, meaning).
+pub const OPTIONS: &[(&str, &str, &str)] = &[
+    ("LAKE_ROOT", "", "Root of the lake: s3://<bucket> (required)."),
+    ("STACK_NAME", "", "The stack; secret names are resolved under it (required)."),
+    ("STORE_EVENTS_QUEUE_URL", "", "webhook: the queue accepted events go to (required by webhook)."),
+    ("WEBHOOK_SECRET_NAME", "${stack}/store/webhook-secret", "webhook: Secrets Manager secret with the store's HMAC key under \"secret\"."),
+    ("SIGNATURE_TOLERANCE_SECS", "300", "webhook: deliveries signed longer ago (or further ahead) than this are refused."),
+    ("TOKEN_KEY_SECRET", "${stack}/pii/token-key", "webhook: Secrets Manager secret with the token HMAC key under \"key\"."),
+    ("PII_KEY_ID", "", "webhook: KMS key that wraps the data keys sealing personal fields (required by webhook)."),
+    ("ALERTS_TOPIC_ARN", "", "realtime: SNS topic alerts are published to (required by realtime)."),
+    ("ALERT_RULES_FILE", "(the shipped config/alerts.toml)", "realtime: alert rules file."),
+];
+
+fn doc(k: &str) -> &'static str {
+    OPTIONS.iter().find(|(n, _, _)| *n == k).map(|(_, _, d)| *d).unwrap_or("")
+}
+
+/// The options, typed.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub lake_root: String,
+    pub stack: String,
+    pub queue_url: Option<String>,
+    pub webhook_secret: String,
+    pub tolerance_secs: i64,
+    pub token_key_secret: String,
+    pub pii_key_id: Option<String>,
+    pub alerts_topic_arn: Option<String>,
+    pub rules_file: Option<PathBuf>,
+}
+
+impl Settings {
+    /// From the environment.
+    pub fn from_env() -> Result<Self> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Through `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let get = |k: &str| lookup(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let required = |k: &str| get(k).ok_or_else(|| Error::Config(format!("environment variable {k} is not set: {}", doc(k))));
+        let stack = required("STACK_NAME")?;
+        let lake_root = required("LAKE_ROOT")?;
+        if !lake_root.starts_with("s3://") && !lake_root.starts_with("file://") {
+            return Err(Error::Config(format!("LAKE_ROOT={lake_root:?}: expected s3://<bucket>")));
+        }
+        let tolerance_secs = match get("SIGNATURE_TOLERANCE_SECS") {
+            None => 300,
+            Some(v) => v.parse::<i64>().ok().filter(|n| (1..=3600).contains(n)).ok_or_else(|| Error::Config(format!("SIGNATURE_TOLERANCE_SECS={v:?}: expected seconds in 1..=3600")))?,
+        };
+        let named = |k: &str, default: &str| get(k).unwrap_or_else(|| default.to_string()).replace("${stack}", &stack);
+        Ok(Self {
+            queue_url: get("STORE_EVENTS_QUEUE_URL"),
+            webhook_secret: named("WEBHOOK_SECRET_NAME", "${stack}/store/webhook-secret"),
+            token_key_secret: named("TOKEN_KEY_SECRET", "${stack}/pii/token-key"),
+            pii_key_id: get("PII_KEY_ID"),
+            alerts_topic_arn: get("ALERTS_TOPIC_ARN"),
+            rules_file: get("ALERT_RULES_FILE").map(PathBuf::from),
+            tolerance_secs,
+            lake_root,
+            stack,
+        })
+    }
+
+    /// A required option of one function.
+    pub fn need<'a>(&self, value: &'a Option<String>, name: &str) -> Result<&'a str> {
+        value.as_deref().ok_or_else(|| Error::Config(format!("environment variable {name} is not set: {}", doc(name))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_and_wrong_values_are_named() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string());
+        let e = Settings::from_lookup(env(&[("STACK_NAME", "s")])).unwrap_err().to_string();
+        assert!(e.contains("LAKE_ROOT"), "{e}");
+        let e = Settings::from_lookup(env(&[("STACK_NAME", "s"), ("LAKE_ROOT", "s3://b"), ("SIGNATURE_TOLERANCE_SECS", "soon")])).unwrap_err().to_string();
+        assert!(e.contains("SIGNATURE_TOLERANCE_SECS") && e.contains("soon"), "{e}");
+        let s = Settings::from_lookup(env(&[("STACK_NAME", "s"), ("LAKE_ROOT", "s3://b")])).unwrap();
+        assert_eq!(s.webhook_secret, "s/store/webhook-secret");
+        let e = s.need(&s.alerts_topic_arn, "ALERTS_TOPIC_ARN").unwrap_err().to_string();
+        assert!(e.contains("ALERTS_TOPIC_ARN"), "{e}");
+    }
+}

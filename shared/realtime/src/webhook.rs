@@ -1,0 +1,180 @@
+//! The `webhook` function's logic: verify, refuse replays, validate, seal, enqueue; answer fast.
+//! Bad input is a 4xx naming the problem; only a down dependency is a 5xx (503, so the store
+//! retries the delivery).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use alkasba_ingest::record::Prepared;
+use alkasba_pii::{KeyService, Sealer, Tokenizer};
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+
+use crate::event::{StoreEvent, WIRE_VERSION, WireKey, stream_of};
+use crate::signature::{SIGNATURE_HEADER, WOO_SIGNATURE_HEADER, verify};
+use crate::{Error, Result};
+
+/// Largest body accepted (WooCommerce orders are a few KB).
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// A sealing session is renewed (one new KMS data key) after this many people, bounding memory.
+const PERSONS_PER_SESSION: usize = 10_000;
+
+/// Where accepted events go (SQS in Lambda).
+pub trait EventQueue: Send + Sync {
+    fn send(&self, body: String) -> impl Future<Output = Result<()>> + Send;
+}
+
+impl<T: EventQueue> EventQueue for Arc<T> {
+    async fn send(&self, body: String) -> Result<()> {
+        self.as_ref().send(body).await
+    }
+}
+
+/// Remembers signed deliveries already accepted, across instances (S3 conditional puts).
+pub trait ReplayGuard: Send + Sync {
+    /// `true` the first time `signature` (at `signed_at`) is claimed, `false` after.
+    fn claim(&self, signature: &str, signed_at: i64) -> impl Future<Output = Result<bool>> + Send;
+    /// Forgets a claim whose event could not be enqueued (so the store's retry is accepted).
+    fn release(&self, signature: &str, signed_at: i64) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// An HTTP request, as the Function URL delivers it.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    pub method: String,
+    /// Lower-case names.
+    pub headers: HashMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+/// The answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+}
+
+fn reply(status: u16, error: impl std::fmt::Display) -> Reply {
+    Reply { status, body: json!({ "error": error.to_string() }) }
+}
+
+struct Session<K> {
+    sealer: Sealer<K>,
+    persons: usize,
+    /// Keys made for deliveries that were then refused: carried by the next accepted event,
+    /// since this session's sealer reuses them.
+    unsent: Vec<WireKey>,
+}
+
+/// The webhook handler: built once per instance.
+pub struct Webhook<Q, R, K> {
+    secret: Vec<u8>,
+    tolerance_secs: i64,
+    streams: HashMap<&'static str, Prepared>,
+    tokens: Tokenizer,
+    keys: Arc<K>,
+    session: Mutex<Session<K>>,
+    queue: Q,
+    guard: R,
+}
+
+impl<Q: EventQueue, R: ReplayGuard, K: KeyService> Webhook<Q, R, K> {
+    /// A handler checking signatures made with `secret`, at most `tolerance_secs` old.
+    pub fn new(secret: &str, tolerance_secs: i64, tokens: Tokenizer, keys: Arc<K>, queue: Q, guard: R) -> Result<Self> {
+        if secret.len() < 16 {
+            return Err(Error::Config(format!("the webhook secret is {} bytes; at least 16 are needed", secret.len())));
+        }
+        let files = alkasba_ingest::catalog::shipped_sources()?;
+        let mut streams = HashMap::new();
+        for topic in ["order", "product", "customer", "competitor"] {
+            let (source, stream) = stream_of(topic).ok_or_else(|| Error::Config(format!("no stream for topic {topic}")))?;
+            let def = files
+                .iter()
+                .filter(|f| f.source.name == source)
+                .flat_map(|f| f.streams.iter())
+                .find(|s| s.name == stream)
+                .ok_or_else(|| Error::Config(format!("the shipped sources have no stream {source}.{stream} (topic {topic})")))?;
+            streams.insert(topic, Prepared::new(source, def));
+        }
+        let session = Session { sealer: Sealer::new(keys.clone()), persons: 0, unsent: Vec::new() };
+        Ok(Self { secret: secret.as_bytes().to_vec(), tolerance_secs, streams, tokens, keys, session: Mutex::new(session), queue, guard })
+    }
+
+    /// Handles one delivery received at `now_ms` (unix milliseconds).
+    pub async fn handle(&self, req: &Request, now_ms: i64) -> Reply {
+        if !req.method.eq_ignore_ascii_case("POST") {
+            return reply(405, format!("method {} not allowed: deliveries are POSTed", req.method));
+        }
+        if req.body.len() > MAX_BODY_BYTES {
+            return reply(413, format!("body is {} bytes; at most {MAX_BODY_BYTES} are accepted", req.body.len()));
+        }
+        let header = |n: &str| req.headers.get(n).map(String::as_str);
+        let signed = match verify(&self.secret, header(SIGNATURE_HEADER), header(WOO_SIGNATURE_HEADER), &req.body, now_ms.div_euclid(1000), self.tolerance_secs) {
+            Ok(s) => s,
+            Err(e) => return reply(401, e),
+        };
+        let Some(topic) = header("x-wc-webhook-topic") else { return reply(400, "missing X-WC-Webhook-Topic header") };
+        let Some(stream) = topic.split_once('.').and_then(|(r, _)| self.streams.get(r)) else {
+            return reply(400, format!("unknown topic {topic:?}: expected order.*, product.*, customer.* or competitor.*"));
+        };
+        let record: Value = match serde_json::from_slice(&req.body) {
+            Ok(v @ Value::Object(_)) => v,
+            Ok(_) => return reply(400, "body is JSON but not an object"),
+            Err(e) => return reply(400, format!("body is not valid JSON: {e}")),
+        };
+        let mut session = self.session.lock().await;
+        if session.persons >= PERSONS_PER_SESSION {
+            // Keys of refused deliveries stay valid (wrapped under the old data key).
+            let unsent = std::mem::take(&mut session.unsent);
+            *session = Session { sealer: Sealer::new(self.keys.clone()), persons: 0, unsent };
+        }
+        let protected = match stream.protect(record, &self.tokens, &mut session.sealer).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "sealing failed");
+                return reply(503, format!("sealing failed: {e}"));
+            }
+        };
+        let new_keys: Vec<WireKey> = session.sealer.take_new_keys().iter().map(WireKey::from).collect();
+        session.persons += new_keys.len();
+        session.unsent.extend(new_keys);
+        if !protected.reasons.is_empty() {
+            return Reply { status: 422, body: json!({ "error": "invalid payload", "stream": stream.id, "reasons": protected.reasons }) };
+        }
+        let delivery_id = header("x-wc-webhook-delivery-id").map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).unwrap_or_else(|| format!("sig:{}", &signed.v1[..32]));
+        let event = StoreEvent {
+            v: WIRE_VERSION,
+            delivery_id: delivery_id.clone(),
+            topic: topic.to_string(),
+            signed_at: signed.t,
+            received_at_ms: now_ms,
+            key: protected.key,
+            record: protected.record,
+            tokens: protected.tokens,
+            keys: session.unsent.clone(),
+        };
+        match self.guard.claim(&signed.v1, signed.t).await {
+            Ok(true) => {}
+            Ok(false) => return reply(409, format!("delivery {delivery_id} was already accepted with this signature (replay)")),
+            Err(e) => {
+                tracing::error!(error = %e, "replay guard unavailable");
+                return reply(503, "replay guard unavailable; retry later");
+            }
+        }
+        let body = match serde_json::to_string(&event) {
+            Ok(b) => b,
+            Err(e) => return reply(500, format!("encoding the event: {e}")),
+        };
+        if let Err(e) = self.queue.send(body).await {
+            tracing::error!(error = %e, delivery = %delivery_id, "enqueue failed");
+            if let Err(e) = self.guard.release(&signed.v1, signed.t).await {
+                tracing::warn!(error = %e, "releasing the replay claim failed; the store's retry carries a new signature");
+            }
+            return reply(503, "queue unavailable; retry later");
+        }
+        session.unsent.clear();
+        tracing::info!(delivery = %delivery_id, topic, "accepted");
+        Reply { status: 202, body: json!({ "accepted": delivery_id }) }
+    }
+}

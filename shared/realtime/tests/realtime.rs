@@ -1,0 +1,308 @@
+//! The real-time path with in-memory ports: webhook refusals, sealing, replays; the engine's
+//! rules, cooldowns, dedupe and outbox. LocalStack runs the same code in tests/tests/realtime.rs.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use alkasba_pii::{LocalKeys, Tokenizer};
+use alkasba_realtime::aws::S3State;
+use alkasba_realtime::engine::{Engine, StateStore};
+use alkasba_realtime::event::{StoreEvent, WIRE_VERSION};
+use alkasba_realtime::memory::{MemoryAlerts, MemoryLake, MemoryQueue};
+use alkasba_realtime::rules::RulesFile;
+use alkasba_realtime::signature::sign;
+use alkasba_realtime::webhook::{Request, Webhook};
+use alkasba_sim::data::Shape;
+use alkasba_sim::store::{Resource, Store};
+use deltalake::logstore::object_store::memory::InMemory;
+use serde_json::{Value, json};
+
+const SECRET: &str = "test-webhook-secret-0123456789";
+const NOW_MS: i64 = 1_764_000_000_000;
+
+fn store() -> Store {
+    Store::new(Shape { seed: 7, products: 50, customers: 200, orders: 500, end: chrono::NaiveDate::from_ymd_opt(2026, 11, 25).unwrap(), days: 30 }, 0.0)
+}
+
+fn request(topic: &str, body: &[u8], t: i64, delivery: u64) -> Request {
+    let mut headers = HashMap::new();
+    headers.insert("x-alkasba-signature".into(), sign(SECRET.as_bytes(), t, body));
+    headers.insert("x-wc-webhook-topic".into(), topic.into());
+    headers.insert("x-wc-webhook-delivery-id".into(), delivery.to_string());
+    Request { method: "POST".into(), headers, body: body.to_vec() }
+}
+
+type Hook = Webhook<Arc<MemoryQueue>, S3State, LocalKeys>;
+
+fn webhook() -> (Hook, Arc<MemoryQueue>) {
+    let queue = Arc::new(MemoryQueue::default());
+    let guard = S3State::over(Arc::new(InMemory::new()));
+    let tokens = Tokenizer::new("token-key-for-tests-0123456789abcdef").unwrap();
+    let hook = Webhook::new(SECRET, 300, tokens, Arc::new(LocalKeys::random().unwrap()), queue.clone(), guard).unwrap();
+    (hook, queue)
+}
+
+#[tokio::test]
+async fn a_good_delivery_is_sealed_and_enqueued_once_and_replays_are_refused() {
+    let (hook, queue) = webhook();
+    let st = store();
+    let order = st.render(Resource::Orders, 1);
+    let email = order.pointer("/billing/email").and_then(Value::as_str).unwrap().to_string();
+    let body = serde_json::to_vec(&order).unwrap();
+    let req = request("order.created", &body, NOW_MS / 1000, 41);
+    let r = hook.handle(&req, NOW_MS).await;
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    let sent = queue.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1);
+    assert!(!sent[0].contains(&email), "plaintext email on the queue");
+    let e: StoreEvent = serde_json::from_str(&sent[0]).unwrap();
+    assert_eq!((e.v, e.delivery_id.as_str(), e.topic.as_str()), (WIRE_VERSION, "41", "order.created"));
+    assert!(e.record["billing"].as_str().is_some_and(alkasba_pii::is_sealed), "{}", e.record["billing"]);
+    assert!(e.tokens["email_token"].is_some());
+    assert_eq!(e.keys.len(), 1, "the person key travels with its first event");
+    // The same signed request again: a replay.
+    let r = hook.handle(&req, NOW_MS + 2000).await;
+    assert_eq!(r.status, 409, "{:?}", r.body);
+    // The store's retry is signed anew: accepted (the realtime function dedupes by delivery).
+    let r = hook.handle(&request("order.created", &body, NOW_MS / 1000 + 1, 41), NOW_MS + 2000).await;
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    let sent = queue.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 2);
+    let again: StoreEvent = serde_json::from_str(&sent[1]).unwrap();
+    assert!(again.keys.is_empty(), "a key already sent is not sent again");
+}
+
+#[tokio::test]
+async fn bad_deliveries_get_a_4xx_naming_the_problem_and_nothing_is_enqueued() {
+    let (hook, queue) = webhook();
+    let st = store();
+    let body = serde_json::to_vec(&st.render(Resource::Orders, 2)).unwrap();
+    let t = NOW_MS / 1000;
+    let cases: Vec<(Request, u16, &str)> = vec![
+        ({ let mut r = request("order.created", &body, t, 1); r.headers.insert("x-alkasba-signature".into(), sign(b"wrong-secret-0123456789", t, &body)); r }, 401, "does not match"),
+        ({ let mut r = request("order.created", &body, t, 2); r.headers.remove("x-alkasba-signature"); r }, 401, "missing"),
+        ({ let mut r = request("order.created", &body, t, 3); r.headers.insert("x-alkasba-signature".into(), "t=1,v1=xyz".into()); r }, 401, "form"),
+        (request("order.created", &body, t - 301, 4), 401, "older than 300"),
+        (request("order.created", &body, t + 301, 5), 401, "future"),
+        (request("order.created", b"{\"id\": 1,", t, 6), 400, "not valid JSON"),
+        (request("order.created", b"[1, 2]", t, 7), 400, "not an object"),
+        (request("coupon.created", &body, t, 8), 400, "unknown topic"),
+        ({ let mut r = request("order.created", &body, t, 9); r.method = "GET".into(); r }, 405, "POST"),
+        (request("order.created", &serde_json::to_vec(&json!({"id": 5, "status": "lost", "currency": "MAD"})).unwrap(), t, 10), 422, "invalid payload"),
+        ({ let mut r = request("order.created", &body, t, 11); r.body.push(b' '); r }, 401, "does not match"),
+    ];
+    for (req, status, says) in cases {
+        let r = hook.handle(&req, NOW_MS).await;
+        assert_eq!(r.status, status, "{:?}", r.body);
+        assert!(r.body.to_string().contains(says), "{status}: {:?} should say {says:?}", r.body);
+    }
+    assert!(queue.sent.lock().unwrap().is_empty(), "nothing is enqueued");
+    // An invalid order names its problems without echoing values.
+    let r = hook.handle(&request("order.created", &serde_json::to_vec(&json!({"id": 5, "status": "lost", "currency": "MAD"})).unwrap(), t, 12), NOW_MS).await;
+    assert!(r.body["reasons"].to_string().contains("status"), "{:?}", r.body);
+}
+
+// ------------------------------------------------------------------ engine
+
+fn rules() -> RulesFile {
+    RulesFile::parse(
+        "test-alerts.toml",
+        r#"
+bucket_secs = 5
+top_sellers = 3
+[[rule]]
+name = "drop"
+kind = "revenue_drop"
+severity = "critical"
+currency = "MAD"
+window_secs = 20
+baseline_secs = 120
+ratio_below = 0.5
+min_baseline = 10.0
+cooldown_secs = 600
+[[rule]]
+name = "spike"
+kind = "order_spike"
+severity = "warning"
+window_secs = 20
+baseline_secs = 120
+ratio_above = 3.0
+min_orders = 10
+cooldown_secs = 600
+[[rule]]
+name = "stock"
+kind = "low_stock"
+severity = "critical"
+at_or_below = 2
+cooldown_secs = 600
+[[rule]]
+name = "undercut"
+kind = "competitor_undercut"
+severity = "warning"
+percent = 15.0
+cooldown_secs = 600
+[[rule]]
+name = "payments"
+kind = "payment_failures"
+severity = "critical"
+window_secs = 20
+rate_above = 0.25
+min_orders = 10
+cooldown_secs = 600
+[[rule]]
+name = "burst"
+kind = "suspicious_burst"
+severity = "critical"
+window_secs = 60
+orders = 5
+cooldown_secs = 600
+[[rule]]
+name = "large"
+kind = "large_first_order"
+severity = "warning"
+currency = "MAD"
+total_at_least = 5000.0
+cooldown_secs = 600
+"#,
+    )
+    .unwrap()
+}
+
+struct Feed {
+    next: u64,
+    events: Vec<StoreEvent>,
+}
+
+impl Feed {
+    fn push(&mut self, topic: &str, at_ms: i64, record: Value, token: Option<&str>) {
+        self.next += 1;
+        let mut tokens = BTreeMap::new();
+        tokens.insert("email_token".to_string(), token.map(str::to_string));
+        self.events.push(StoreEvent { v: WIRE_VERSION, delivery_id: self.next.to_string(), topic: topic.into(), signed_at: at_ms / 1000, received_at_ms: at_ms, key: None, record, tokens, keys: vec![] });
+    }
+    fn order(&mut self, at_ms: i64, product: u64, total: f64, token: &str) {
+        let rec = json!({"id": self.next + 1, "currency": "MAD", "total": format!("{total:.2}"), "status": "processing", "line_items": [{"product_id": product, "quantity": 1, "total": format!("{total:.2}")}]});
+        self.push("order.created", at_ms, rec, Some(token));
+    }
+    /// `per_sec` orders per second from `from` for `secs` seconds, spread over products 1..=5.
+    fn steady(&mut self, from_ms: i64, secs: i64, per_sec: i64) {
+        for s in 0..secs {
+            for k in 0..per_sec {
+                let n = self.next;
+                self.order(from_ms + s * 1000 + k * (1000 / per_sec.max(1)), 1 + n % 5, 100.0 + (n % 7) as f64, &format!("cust-{n}"));
+            }
+        }
+    }
+}
+
+fn engine() -> Engine<S3State, MemoryLake, MemoryAlerts> {
+    Engine { rules: rules(), store: S3State::over(Arc::new(InMemory::new())), lake: MemoryLake::default(), alerts: MemoryAlerts::default() }
+}
+
+async fn run(e: &Engine<S3State, MemoryLake, MemoryAlerts>, events: &[StoreEvent]) -> Vec<String> {
+    let mut kinds = Vec::new();
+    for chunk in events.chunks(50) {
+        let r = e.process(chunk.to_vec()).await.unwrap();
+        kinds.extend(r.alerts);
+    }
+    kinds
+}
+
+fn kinds(e: &Engine<S3State, MemoryLake, MemoryAlerts>) -> Vec<String> {
+    e.alerts.published.lock().unwrap().iter().map(|a| a.kind.clone()).collect()
+}
+
+const T0: i64 = 1_764_000_000_000;
+
+#[tokio::test]
+async fn a_quiet_baseline_raises_nothing_and_every_event_reaches_the_lake_once() {
+    let e = engine();
+    let mut f = Feed { next: 0, events: vec![] };
+    f.steady(T0, 180, 4);
+    run(&e, &f.events).await;
+    assert_eq!(kinds(&e), Vec::<String>::new());
+    // Redelivering everything changes nothing.
+    let before = e.store.load().await.unwrap().0.generation;
+    run(&e, &f.events).await;
+    assert_eq!(e.store.load().await.unwrap().0.generation, before);
+    let written: usize = e.lake.written.lock().unwrap().iter().map(|o| o.events.len()).sum();
+    assert_eq!(written, f.events.len());
+    assert!(e.store.load().await.unwrap().0.pending.is_empty(), "every outbox flushed");
+}
+
+#[tokio::test]
+async fn each_incident_raises_exactly_one_alert_of_its_kind() {
+    for incident in ["drop", "spike", "stockout", "undercut", "burst", "payments", "large"] {
+        let e = engine();
+        let mut f = Feed { next: 0, events: vec![] };
+        f.steady(T0, 150, 4);
+        // Our price and stock for the best seller (product 1..5 sell evenly; 1 is first by id).
+        f.push("product.updated", T0 + 150_000, json!({"id": 1, "price": "200.00", "stock_quantity": 40}), None);
+        let t = T0 + 151_000;
+        match incident {
+            "drop" => f.steady(t, 30, 0),
+            "spike" => f.steady(t, 30, 20),
+            "stockout" => f.push("product.updated", t, json!({"id": 1, "price": "200.00", "stock_quantity": 0}), None),
+            "undercut" => f.push("competitor.price_changed", t, json!({"competitor": "x", "product_id": 1, "price": "150.00"}), None),
+            "burst" => (0..12).for_each(|i| f.order(t + i, 2, 120.0, "the-same-token")),
+            "payments" => (0..60).for_each(|i| f.push("order.updated", t + i * 200, json!({"id": 1000 + i, "status": "failed"}), None)),
+            "large" => f.order(t, 3, 9000.0, "a-new-customer"),
+            _ => unreachable!(),
+        }
+        if !matches!(incident, "drop" | "spike") {
+            f.steady(t, 30, 4);
+        }
+        if incident == "drop" {
+            // A trickle keeps events (and evaluation) coming, at 10% of the baseline revenue.
+            for s in 0..30 {
+                if s % 3 == 0 {
+                    f.order(t + s * 1000, 4, 40.0, &format!("trickle-{s}"));
+                }
+            }
+        }
+        f.events.sort_by_key(|e| e.received_at_ms);
+        f.steady(t + 30_000, 30, 4);
+        run(&e, &f.events).await;
+        let expected = match incident {
+            "drop" => "revenue_drop",
+            "spike" => "order_spike",
+            "stockout" => "low_stock",
+            "undercut" => "competitor_undercut",
+            "burst" => "suspicious_burst",
+            "payments" => "payment_failures",
+            "large" => "large_first_order",
+            _ => unreachable!(),
+        };
+        assert_eq!(kinds(&e), vec![expected.to_string()], "incident {incident}");
+        // Redelivery raises nothing new.
+        run(&e, &f.events).await;
+        assert_eq!(kinds(&e).len(), 1, "incident {incident}: a redelivery raised a duplicate");
+        let alerts: usize = e.lake.written.lock().unwrap().iter().map(|o| o.alerts.len()).sum();
+        assert_eq!(alerts, 1, "incident {incident}: the alerts table has it once");
+    }
+}
+
+#[tokio::test]
+async fn concurrent_instances_apply_each_delivery_once() {
+    let store = S3State::over(Arc::new(InMemory::new()));
+    let make = || Engine { rules: rules(), store: store.clone(), lake: MemoryLake::default(), alerts: MemoryAlerts::default() };
+    let (a, b) = (Arc::new(make()), Arc::new(make()));
+    let mut f = Feed { next: 0, events: vec![] };
+    f.steady(T0, 60, 10);
+    let half = f.events.len() / 2;
+    let (x, y) = (f.events[..half].to_vec(), f.events[half..].to_vec());
+    // Each instance also gets some of the other's deliveries (a redelivery race).
+    let (x2, y2) = ([x.clone(), y[..20].to_vec()].concat(), [y.clone(), x[..20].to_vec()].concat());
+    let (ta, tb) = (a.clone(), b.clone());
+    let ja = tokio::spawn(async move { for c in x2.chunks(25) { ta.process(c.to_vec()).await.unwrap(); } });
+    let jb = tokio::spawn(async move { for c in y2.chunks(25) { tb.process(c.to_vec()).await.unwrap(); } });
+    ja.await.unwrap();
+    jb.await.unwrap();
+    let state = store.load().await.unwrap().0;
+    assert_eq!(state.window(state.now, 3600).orders, f.events.len() as u64);
+    let mut ids: Vec<String> = a.lake.written.lock().unwrap().iter().chain(b.lake.written.lock().unwrap().iter()).flat_map(|o| o.events.iter().map(|e| e.delivery_id.clone())).collect();
+    ids.sort();
+    let n = ids.len();
+    ids.dedup();
+    assert_eq!((n, ids.len()), (f.events.len(), f.events.len()), "each delivery in exactly one outbox");
+}
