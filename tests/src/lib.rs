@@ -216,6 +216,7 @@ pub async fn sim_credentials(stack: &str) -> alkasba_sim::Credentials {
     c.consumer_secret = store["consumer_secret"].as_str().unwrap().into();
     c.feed_api_key = get(format!("{stack}/feeds/competitor-prices")).await["api_key"].as_str().unwrap().into();
     c.fx_token = get(format!("{stack}/feeds/exchange-rates")).await["token"].as_str().unwrap().into();
+    c.webhook_secret = get(format!("{stack}/store/webhook-secret")).await["secret"].as_str().unwrap().into();
     c
 }
 

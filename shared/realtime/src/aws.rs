@@ -47,7 +47,12 @@ impl S3State {
     }
 }
 
+/// `None` without an ETag or version: the next save is then a create, which fails as a conflict
+/// (never an unconditional overwrite).
 fn version_of(e_tag: Option<String>, version: Option<String>) -> Option<Version> {
+    if e_tag.is_none() && version.is_none() {
+        return None;
+    }
     serde_json::to_string(&(e_tag, version)).ok()
 }
 
@@ -66,7 +71,7 @@ impl StateStore for S3State {
         }
     }
 
-    async fn save(&self, state: &State, version: Option<&Version>) -> Result<()> {
+    async fn save(&self, state: &State, version: Option<&Version>) -> Result<Option<Version>> {
         let path = Path::from(STATE);
         let mode = match version {
             None => PutMode::Create,
@@ -77,7 +82,7 @@ impl StateStore for S3State {
         };
         let body = serde_json::to_vec(state).map_err(|e| state_err(&path, e))?;
         match self.store.put_opts(&path, PutPayload::from(body), PutOptions { mode, ..Default::default() }).await {
-            Ok(_) => Ok(()),
+            Ok(r) => Ok(version_of(r.e_tag, r.version)),
             Err(object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. }) => Err(Error::StateConflict),
             Err(e) => Err(state_err(&path, e)),
         }
@@ -135,19 +140,52 @@ impl ReplayGuard for S3State {
     }
 }
 
-/// The Delta tables.
-#[derive(Debug, Clone)]
+/// The Delta tables. Table handles stay open between invocations and are brought up to date
+/// incrementally (reading only new log entries), instead of being re-opened per batch.
+#[derive(Debug)]
 pub struct DeltaSink {
     lake: Lake,
     events: Url,
     alerts: Url,
+    keyring: Url,
+    open: tokio::sync::Mutex<std::collections::HashMap<Url, deltalake::DeltaTable>>,
 }
 
 impl DeltaSink {
     pub fn new(lake: Lake) -> Result<Self> {
         let events = lake.table(EVENTS_TABLE)?;
         let alerts = lake.table(ALERTS_TABLE)?;
-        Ok(Self { lake, events, alerts })
+        let keyring = lake.keyring()?;
+        Ok(Self { lake, events, alerts, keyring, open: Default::default() })
+    }
+
+    /// The table, current.
+    async fn current(&self, uri: &Url) -> Result<deltalake::DeltaTable> {
+        let cached = self.open.lock().await.remove(uri);
+        match cached {
+            Some(mut t) if t.version().is_some() => {
+                t.update_incremental(None).await.map_err(|e| Error::State { path: uri.to_string(), reason: e.to_string() })?;
+                Ok(t)
+            }
+            _ => Ok(self.lake.open(uri).await?),
+        }
+    }
+
+    /// Appends `batch` unless the marker `txn` is committed; retries lost commit races.
+    async fn append_once(&self, uri: &Url, batch: RecordBatch, txn: (String, i64), partitions: &[&str]) -> Result<()> {
+        for _ in 0..20 {
+            let table = self.current(uri).await?;
+            if self.lake.txn_version(&table, &txn.0).await? >= txn.1 {
+                self.open.lock().await.insert(uri.clone(), table);
+                return Ok(());
+            }
+            let written = self.lake.try_append(table.clone(), batch.clone(), Some(txn.clone()), partitions).await?;
+            self.open.lock().await.insert(uri.clone(), table);
+            if let alkasba_ingest::lake::Written::Committed(_) = written {
+                return Ok(());
+            }
+        }
+        Err(Error::State { path: uri.to_string(), reason: "lost 20 commit races in a row".into() })
     }
 }
 
@@ -230,13 +268,13 @@ impl LakeSink for DeltaSink {
             return Err(Error::BadMessage { id: format!("outbox {}", outbox.generation), reason: "a wrapped key is not valid base64".into() });
         }
         if !keys.is_empty() {
-            self.lake.append_once(&self.lake.keyring()?, keyring_batch(&keys)?, txn.clone(), &[]).await?;
+            self.append_once(&self.keyring, keyring_batch(&keys)?, txn.clone(), &[]).await?;
         }
         if !outbox.events.is_empty() {
-            self.lake.append_once(&self.events, events_batch(outbox)?, txn.clone(), &["event_date"]).await?;
+            self.append_once(&self.events, events_batch(outbox)?, txn.clone(), &["event_date"]).await?;
         }
         if !outbox.alerts.is_empty() {
-            self.lake.append_once(&self.alerts, alerts_batch(&outbox.alerts)?, txn, &["alert_date"]).await?;
+            self.append_once(&self.alerts, alerts_batch(&outbox.alerts)?, txn, &["alert_date"]).await?;
         }
         Ok(())
     }

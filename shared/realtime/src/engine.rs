@@ -40,8 +40,9 @@ pub struct Outbox {
 pub trait StateStore: Send + Sync {
     /// The state and its version; default state and `None` when there is none yet.
     fn load(&self) -> impl Future<Output = Result<(State, Option<Version>)>> + Send;
-    /// Writes the state if it is still at `version` ([`Error::StateConflict`] otherwise).
-    fn save(&self, state: &State, version: Option<&Version>) -> impl Future<Output = Result<()>> + Send;
+    /// Writes the state if it is still at `version` ([`Error::StateConflict`] otherwise) and
+    /// returns its new version.
+    fn save(&self, state: &State, version: Option<&Version>) -> impl Future<Output = Result<Option<Version>>> + Send;
     fn put_outbox(&self, name: &str, outbox: &Outbox) -> impl Future<Output = Result<()>> + Send;
     /// `None` when it is gone (someone flushed and deleted it).
     fn get_outbox(&self, name: &str) -> impl Future<Output = Result<Option<Outbox>>> + Send;
@@ -86,7 +87,7 @@ impl<S: StateStore, L: LakeSink, P: AlertPublisher> Engine<S, L, P> {
     /// Applies `events` exactly once, flushes, and refreshes the live view.
     pub async fn process(&self, events: Vec<StoreEvent>) -> Result<BatchReport> {
         let mut report = BatchReport::default();
-        let mut mine = None;
+        let mut mine: Option<(State, Option<Version>, String, Outbox)> = None;
         let mut settled = false;
         for attempt in 1..=MAX_ATTEMPTS {
             report.attempts = attempt;
@@ -108,11 +109,11 @@ impl<S: StateStore, L: LakeSink, P: AlertPublisher> Engine<S, L, P> {
             self.store.put_outbox(&object, &outbox).await?;
             state.pending.push(PendingRef { generation, object: object.clone(), created_ms: now_ms() });
             match self.store.save(&state, version.as_ref()).await {
-                Ok(()) => {
+                Ok(new_version) => {
                     report.events = outbox.events.len();
                     report.alerts = outbox.alerts.iter().map(|a| a.alert_id.clone()).collect();
                     report.generation = generation;
-                    mine = Some(object);
+                    mine = Some((state, new_version, object, outbox));
                     settled = true;
                     break;
                 }
@@ -131,22 +132,40 @@ impl<S: StateStore, L: LakeSink, P: AlertPublisher> Engine<S, L, P> {
         if !settled {
             return Err(Error::State { path: "state".into(), reason: format!("lost {MAX_ATTEMPTS} conditional writes in a row") });
         }
-        report.flushed = self.flush(mine.as_deref()).await?;
+        report.flushed = match mine {
+            Some((state, version, object, outbox)) => self.flush_from(state, version, Some((object, outbox))).await?,
+            None => self.flush().await?,
+        };
         Ok(report)
     }
 
-    /// Writes committed outbox objects to the lake and the topic: `own` at once, others' once
-    /// orphaned. Returns how many were flushed.
-    pub async fn flush(&self, own: Option<&str>) -> Result<usize> {
-        let (state, _) = self.store.load().await?;
+    /// Flushes orphaned outboxes (a scheduled tick, or a batch of duplicates only).
+    pub async fn flush(&self) -> Result<usize> {
+        let (state, version) = self.store.load().await?;
+        self.flush_from(state, version, None).await
+    }
+
+    /// Writes committed outbox objects to the lake and the topic: `own` (just committed, still
+    /// in memory) at once, others' once orphaned; then drops their references from the state
+    /// and refreshes the live view. `state` and `version` are what this instance last read or
+    /// wrote, saving a read when nobody else wrote since. Returns how many were flushed.
+    async fn flush_from(&self, mut state: State, mut version: Option<Version>, own: Option<(String, Outbox)>) -> Result<usize> {
         let now = now_ms();
-        let mut due: Vec<PendingRef> = state.pending.iter().filter(|p| Some(p.object.as_str()) == own || now - p.created_ms > ORPHAN_AFTER_MS).cloned().collect();
+        let own_name = own.as_ref().map(|(n, _)| n.clone());
+        let mut due: Vec<PendingRef> = state.pending.iter().filter(|p| Some(&p.object) == own_name.as_ref() || now - p.created_ms > ORPHAN_AFTER_MS).cloned().collect();
         due.sort_by_key(|p| p.generation);
+        let mut own = own;
         let mut done = Vec::new();
         for p in &due {
-            let Some(outbox) = self.store.get_outbox(&p.object).await? else {
-                done.push(p.object.clone());
-                continue;
+            let outbox = match own.take_if(|(n, _)| *n == p.object) {
+                Some((_, o)) => o,
+                None => match self.store.get_outbox(&p.object).await? {
+                    Some(o) => o,
+                    None => {
+                        done.push(p.object.clone());
+                        continue;
+                    }
+                },
             };
             self.lake.write(&outbox).await?;
             for a in &outbox.alerts {
@@ -156,20 +175,25 @@ impl<S: StateStore, L: LakeSink, P: AlertPublisher> Engine<S, L, P> {
             done.push(p.object.clone());
         }
         if !done.is_empty() {
+            let mut saved = false;
             for _ in 0..MAX_ATTEMPTS {
-                let (mut state, version) = self.store.load().await?;
                 state.pending.retain(|p| !done.contains(&p.object));
                 match self.store.save(&state, version.as_ref()).await {
-                    Ok(()) => break,
-                    Err(Error::StateConflict) => continue,
+                    Ok(_) => {
+                        saved = true;
+                        break;
+                    }
+                    Err(Error::StateConflict) => (state, version) = self.store.load().await?,
                     Err(e) => return Err(e),
                 }
+            }
+            if !saved {
+                return Err(Error::State { path: "state".into(), reason: format!("lost {MAX_ATTEMPTS} conditional writes in a row") });
             }
             for o in &done {
                 self.store.delete_outbox(o).await?;
             }
         }
-        let (state, _) = self.store.load().await?;
         self.store.put_live(&state.live_view(&self.rules, now_ms())).await?;
         Ok(done.len())
     }

@@ -225,7 +225,15 @@ impl State {
                     agg.units += qty;
                     let mut pa = Agg { orders: 1, units: qty, ..Default::default() };
                     pa.revenue.insert(currency.clone(), money(line.get("total")).unwrap_or(0.0));
-                    self.products.entry(pid).or_default().minutes.entry(minute(t)).or_default().add(&pa);
+                    let p = self.products.entry(pid).or_default();
+                    p.minutes.entry(minute(t)).or_default().add(&pa);
+                    // The selling price (MAD, the store's currency) as of this order, until a
+                    // product event says otherwise.
+                    if currency == "MAD" {
+                        if let Some(price) = money(line.get("price")) {
+                            p.price = Some(price);
+                        }
+                    }
                 }
                 self.buckets.entry(bucket).or_default().add(&agg);
                 if let Some(token) = e.tokens.get("email_token").cloned().flatten() {

@@ -48,11 +48,37 @@ pub struct Request {
     pub body: Vec<u8>,
 }
 
+impl Request {
+    /// From a Function URL / HTTP API (payload format 2.0) event; `None` when it is not one.
+    pub fn from_http_event(event: &Value) -> Option<Self> {
+        use base64::Engine;
+        let method = event.pointer("/requestContext/http/method")?.as_str()?.to_string();
+        let headers = event
+            .get("headers")
+            .and_then(Value::as_object)
+            .map(|h| h.iter().filter_map(|(k, v)| Some((k.to_ascii_lowercase(), v.as_str()?.to_string()))).collect())
+            .unwrap_or_default();
+        let body = match event.get("body").and_then(Value::as_str) {
+            None => Vec::new(),
+            Some(b) if event.get("isBase64Encoded").and_then(Value::as_bool) == Some(true) => base64::engine::general_purpose::STANDARD.decode(b).ok()?,
+            Some(b) => b.as_bytes().to_vec(),
+        };
+        Some(Self { method, headers, body })
+    }
+}
+
 /// The answer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reply {
     pub status: u16,
     pub body: Value,
+}
+
+impl Reply {
+    /// As a Function URL response.
+    pub fn to_http_response(&self) -> Value {
+        json!({ "statusCode": self.status, "headers": { "content-type": "application/json" }, "body": self.body.to_string() })
+    }
 }
 
 fn reply(status: u16, error: impl std::fmt::Display) -> Reply {

@@ -4,6 +4,7 @@
 //! ```text
 //! alkasba-bench ingest --stack alkasba-bench [--orders 100000] [--fetchers 4]
 //! alkasba-bench batch [--orders 1000000]
+//! alkasba-bench realtime --stack alkasba-bench [--rate 1000] [--secs 60]
 //! ```
 //!
 //! `ingest` measures, on this machine with the simulator and LocalStack beside it:
@@ -16,6 +17,7 @@
 //! * fetcher cold start: process start until it asks the runtime API for its first event.
 
 mod batch;
+mod realtime;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -56,6 +58,9 @@ enum Command {
     /// The batch layer: transform, full gold build against DuckDB, incremental update against a
     /// full rebuild, and maintenance (file counts, a typical query before and after).
     Batch(batch::BatchArgs),
+    /// The real-time path: signed webhooks at a sustained rate through webhook → SQS →
+    /// realtime; accepted rate, events lost, alert latency, peak RSS.
+    Realtime(realtime::RealtimeArgs),
 }
 
 #[derive(Args)]
@@ -99,23 +104,24 @@ async fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Ingest(a) => ingest(a).await,
         Command::Batch(a) => batch::run(a).await,
+        Command::Realtime(a) => realtime::run(a).await,
     }
 }
 
-async fn stack_outputs(sdk: &aws_config::SdkConfig, stack: &str) -> Result<HashMap<String, String>> {
+pub(crate) async fn stack_outputs(sdk: &aws_config::SdkConfig, stack: &str) -> Result<HashMap<String, String>> {
     let cfn = aws_sdk_cloudformation::Client::new(sdk);
     let out = cfn.describe_stacks().stack_name(stack).send().await.with_context(|| format!("stack {stack} (deploy it: localstack/provision.sh {stack})"))?;
     let s = out.stacks().first().with_context(|| format!("stack {stack} not found"))?;
     Ok(s.outputs().iter().filter_map(|o| Some((o.output_key()?.to_string(), o.output_value()?.to_string()))).collect())
 }
 
-async fn secret_json(sdk: &aws_config::SdkConfig, name: &str) -> Result<Value> {
+pub(crate) async fn secret_json(sdk: &aws_config::SdkConfig, name: &str) -> Result<Value> {
     let sm = aws_sdk_secretsmanager::Client::new(sdk);
     let v = sm.get_secret_value().secret_id(name).send().await.with_context(|| format!("secret {name}"))?;
     serde_json::from_str(v.secret_string().unwrap_or_default()).with_context(|| format!("secret {name} is not JSON"))
 }
 
-fn field(v: &Value, k: &str) -> Result<String> {
+pub(crate) fn field(v: &Value, k: &str) -> Result<String> {
     v[k].as_str().map(str::to_string).with_context(|| format!("secret field {k} missing"))
 }
 
@@ -156,7 +162,7 @@ async fn ledger_row(lake: &Lake, run_id: &str) -> Result<Option<(i64, i64, i64, 
 }
 
 /// Empties the stack's lake bucket and fetch queue: every run measures a first load.
-async fn reset(sdk: &aws_config::SdkConfig, outputs: &HashMap<String, String>) -> Result<()> {
+pub(crate) async fn reset(sdk: &aws_config::SdkConfig, outputs: &HashMap<String, String>) -> Result<()> {
     let bucket = outputs.get("LakeBucketName").context("stack output LakeBucketName")?;
     let s3 = aws_sdk_s3::Client::new(sdk);
     let mut pages = s3.list_objects_v2().bucket(bucket).into_paginator().send();

@@ -1,0 +1,61 @@
+//! `realtime` Lambda (SQS): wiring only. The logic is `alkasba_realtime::engine`.
+
+use alkasba_lake::StorageConfig;
+use alkasba_realtime::aws::{DeltaSink, S3State, SnsAlerts};
+use alkasba_realtime::engine::Engine;
+use alkasba_realtime::rules::RulesFile;
+use alkasba_realtime::settings::Settings;
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use tracing::Instrument;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    alkasba_telemetry::init();
+    let settings = Settings::from_env()?;
+    let rules = RulesFile::load(settings.rules_file.as_deref())?;
+    let sdk = aws_config::load_from_env().await;
+    let lake = alkasba_ingest::lake::Lake::new(&settings.lake_root, StorageConfig::from_env()?)?;
+    let engine = Engine {
+        rules,
+        store: S3State::new(&lake)?,
+        alerts: SnsAlerts::new(&sdk, settings.need(&settings.alerts_topic_arn, "ALERTS_TOPIC_ARN")?),
+        lake: DeltaSink::new(lake)?,
+    };
+    tracing::info!(rules = engine.rules.rules.len(), "realtime ready");
+    let engine = &engine;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        let mut response = SqsBatchResponse::default();
+        let mut fail = |id: String| {
+            let mut f = BatchItemFailure::default();
+            f.item_identifier = id;
+            response.batch_item_failures.push(f);
+        };
+        let mut events = Vec::new();
+        let mut ids = Vec::new();
+        for m in event.payload.records {
+            let id = m.message_id.clone().unwrap_or_default();
+            match alkasba_realtime::event::parse(&id, m.body.as_deref().unwrap_or_default()) {
+                Ok(e) => {
+                    events.push(e);
+                    ids.push(id);
+                }
+                // Stays on the queue, then the redrive policy moves it to the DLQ.
+                Err(e) => {
+                    tracing::error!(error = %e, "bad message");
+                    fail(id);
+                }
+            }
+        }
+        let span = tracing::info_span!("batch", events = events.len());
+        match engine.process(events).instrument(span).await {
+            Ok(report) => tracing::info!(events = report.events, duplicates = report.duplicates, alerts = report.alerts.len(), generation = report.generation, attempts = report.attempts, flushed = report.flushed, "applied"),
+            Err(e) => {
+                tracing::error!(error = %e, retryable = e.is_retryable(), "batch failed; SQS retries it");
+                ids.into_iter().for_each(&mut fail);
+            }
+        }
+        Ok::<SqsBatchResponse, Error>(response)
+    }))
+    .await
+}
