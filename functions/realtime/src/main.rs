@@ -49,7 +49,7 @@ async fn main() -> Result<(), Error> {
         }
         let span = tracing::info_span!("batch", events = events.len());
         match engine.process(events).instrument(span).await {
-            Ok(report) => tracing::info!(events = report.events, duplicates = report.duplicates, alerts = report.alerts.len(), generation = report.generation, attempts = report.attempts, flushed = report.flushed, "applied"),
+            Ok(report) => tracing::info!(events = report.events, duplicates = report.duplicates, alerts = report.alerts.len(), generation = report.generation, attempts = report.attempts, flushed = report.flushed, commit_ms = report.commit_ms, lake_ms = report.lake_ms, publish_ms = report.publish_ms, total_ms = report.total_ms, "applied"),
             Err(e) => {
                 tracing::error!(error = %e, retryable = e.is_retryable(), "batch failed; SQS retries it");
                 ids.into_iter().for_each(&mut fail);

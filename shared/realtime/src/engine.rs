@@ -2,9 +2,9 @@
 //! 1. read the state (with its version), apply the new deliveries, evaluate the rules;
 //! 2. write the batch's events, keys and alerts as an outbox object, then commit the state
 //!    with a conditional write (another instance committed first: drop the outbox, go to 1);
-//! 3. flush outbox objects to the lake (keyring, then events, then alerts: each commit marked
-//!    with the outbox's generation, so a repeat commits nothing), publish the alerts, and drop
-//!    the flushed references from the state;
+//! 3. flush outbox objects: publish the alerts, then write the lake (keyring, then events, then
+//!    alerts: each commit marked with the outbox's generation, so a repeat commits nothing), and
+//!    drop the flushed references from the state;
 //! 4. refresh the live view.
 //! A crash after 2 leaves a committed outbox reference that the next invocation flushes.
 
@@ -69,6 +69,14 @@ pub struct BatchReport {
     pub generation: u64,
     pub attempts: usize,
     pub flushed: usize,
+    /// Milliseconds: read + apply + outbox + conditional write (the commit point).
+    pub commit_ms: u64,
+    /// Milliseconds writing the Delta tables.
+    pub lake_ms: u64,
+    /// Milliseconds publishing alerts.
+    pub publish_ms: u64,
+    /// Milliseconds for the whole batch.
+    pub total_ms: u64,
 }
 
 /// The realtime engine: built once per instance.
@@ -86,6 +94,7 @@ fn now_ms() -> i64 {
 impl<S: StateStore, L: LakeSink, P: AlertPublisher> Engine<S, L, P> {
     /// Applies `events` exactly once, flushes, and refreshes the live view.
     pub async fn process(&self, events: Vec<StoreEvent>) -> Result<BatchReport> {
+        let started = std::time::Instant::now();
         let mut report = BatchReport::default();
         let mut mine: Option<(State, Option<Version>, String, Outbox)> = None;
         let mut settled = false;
@@ -132,15 +141,22 @@ impl<S: StateStore, L: LakeSink, P: AlertPublisher> Engine<S, L, P> {
         if !settled {
             return Err(Error::State { path: "state".into(), reason: format!("lost {MAX_ATTEMPTS} conditional writes in a row") });
         }
-        report.flushed = match mine {
+        report.commit_ms = started.elapsed().as_millis() as u64;
+        let (flushed, lake_ms, publish_ms) = match mine {
             Some((state, version, object, outbox)) => self.flush_from(state, version, Some((object, outbox))).await?,
-            None => self.flush().await?,
+            None => self.flush_timed().await?,
         };
+        (report.flushed, report.lake_ms, report.publish_ms) = (flushed, lake_ms, publish_ms);
+        report.total_ms = started.elapsed().as_millis() as u64;
         Ok(report)
     }
 
     /// Flushes orphaned outboxes (a scheduled tick, or a batch of duplicates only).
     pub async fn flush(&self) -> Result<usize> {
+        Ok(self.flush_timed().await?.0)
+    }
+
+    async fn flush_timed(&self) -> Result<(usize, u64, u64)> {
         let (state, version) = self.store.load().await?;
         self.flush_from(state, version, None).await
     }
@@ -149,7 +165,8 @@ impl<S: StateStore, L: LakeSink, P: AlertPublisher> Engine<S, L, P> {
     /// in memory) at once, others' once orphaned; then drops their references from the state
     /// and refreshes the live view. `state` and `version` are what this instance last read or
     /// wrote, saving a read when nobody else wrote since. Returns how many were flushed.
-    async fn flush_from(&self, mut state: State, mut version: Option<Version>, own: Option<(String, Outbox)>) -> Result<usize> {
+    async fn flush_from(&self, mut state: State, mut version: Option<Version>, own: Option<(String, Outbox)>) -> Result<(usize, u64, u64)> {
+        let (mut lake_ms, mut publish_ms) = (0, 0);
         let now = now_ms();
         let own_name = own.as_ref().map(|(n, _)| n.clone());
         let mut due: Vec<PendingRef> = state.pending.iter().filter(|p| Some(&p.object) == own_name.as_ref() || now - p.created_ms > ORPHAN_AFTER_MS).cloned().collect();
@@ -167,11 +184,17 @@ impl<S: StateStore, L: LakeSink, P: AlertPublisher> Engine<S, L, P> {
                     }
                 },
             };
-            self.lake.write(&outbox).await?;
+            // Alerts first: they carry no personal data and are the urgent part; the state
+            // commit already decided them, and the outbox makes the table write follow.
+            let t = std::time::Instant::now();
             for a in &outbox.alerts {
                 self.alerts.publish(a).await?;
                 tracing::warn!(alert = %a.alert_id, kind = %a.kind, severity = ?a.severity, "alert");
             }
+            publish_ms += t.elapsed().as_millis() as u64;
+            let t = std::time::Instant::now();
+            self.lake.write(&outbox).await?;
+            lake_ms += t.elapsed().as_millis() as u64;
             done.push(p.object.clone());
         }
         if !done.is_empty() {
@@ -195,6 +218,6 @@ impl<S: StateStore, L: LakeSink, P: AlertPublisher> Engine<S, L, P> {
             }
         }
         self.store.put_live(&state.live_view(&self.rules, now_ms())).await?;
-        Ok(done.len())
+        Ok((done.len(), lake_ms, publish_ms))
     }
 }

@@ -149,6 +149,7 @@ impl<Q: EventQueue, R: ReplayGuard, K: KeyService> Webhook<Q, R, K> {
             Ok(_) => return reply(400, "body is JSON but not an object"),
             Err(e) => return reply(400, format!("body is not valid JSON: {e}")),
         };
+        let started = std::time::Instant::now();
         let mut session = self.session.lock().await;
         if session.persons >= PERSONS_PER_SESSION {
             // Keys of refused deliveries stay valid (wrapped under the old data key).
@@ -180,6 +181,7 @@ impl<Q: EventQueue, R: ReplayGuard, K: KeyService> Webhook<Q, R, K> {
             tokens: protected.tokens,
             keys: session.unsent.clone(),
         };
+        let sealed_us = started.elapsed().as_micros() as u64;
         match self.guard.claim(&signed.v1, signed.t).await {
             Ok(true) => {}
             Ok(false) => return reply(409, format!("delivery {delivery_id} was already accepted with this signature (replay)")),
@@ -192,6 +194,7 @@ impl<Q: EventQueue, R: ReplayGuard, K: KeyService> Webhook<Q, R, K> {
             Ok(b) => b,
             Err(e) => return reply(500, format!("encoding the event: {e}")),
         };
+        let claimed_us = started.elapsed().as_micros() as u64;
         if let Err(e) = self.queue.send(body).await {
             tracing::error!(error = %e, delivery = %delivery_id, "enqueue failed");
             if let Err(e) = self.guard.release(&signed.v1, signed.t).await {
@@ -200,7 +203,8 @@ impl<Q: EventQueue, R: ReplayGuard, K: KeyService> Webhook<Q, R, K> {
             return reply(503, "queue unavailable; retry later");
         }
         session.unsent.clear();
-        tracing::info!(delivery = %delivery_id, topic, "accepted");
+        let sent_us = started.elapsed().as_micros() as u64;
+        tracing::info!(delivery = %delivery_id, topic, sealed_us, claim_us = claimed_us - sealed_us, send_us = sent_us - claimed_us, "accepted");
         Reply { status: 202, body: json!({ "accepted": delivery_id }) }
     }
 }

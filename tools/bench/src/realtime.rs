@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use alkasba_ingest::lake::Lake;
 use alkasba_lake::StorageConfig;
-use alkasba_lake::arrow::array::{Array, AsArray};
+use alkasba_lake::arrow::array::AsArray;
 use alkasba_lake::arrow::datatypes::TimestampMicrosecondType;
 use alkasba_runner::{Runner, RunnerConfig};
 use alkasba_sim::store::Resource;
@@ -157,7 +157,9 @@ pub async fn run(a: RealtimeArgs) -> Result<()> {
         let mut ids: HashMap<String, u32> = HashMap::new();
         let mut received: HashMap<String, i64> = HashMap::new();
         for b in lake.scan(&table, None, &["delivery_id", "received_at"]).await? {
-            let idc = b.column(0).as_string::<i32>();
+            // Scans may yield dictionary or view strings: cast to plain ones.
+            let idc = deltalake::arrow::compute::cast(b.column(0), &deltalake::arrow::datatypes::DataType::Utf8)?;
+            let idc = idc.as_string::<i32>();
             let ts = b.column(1).as_primitive::<TimestampMicrosecondType>();
             for i in 0..b.num_rows() {
                 *ids.entry(idc.value(i).to_string()).or_default() += 1;
