@@ -9,10 +9,7 @@ ORDERS="${1:-1000000}"
 shift || true
 [[ "${1:-}" == "--" ]] && shift
 
-step "building the release benchmark binary"
-# The same package set as bench-ingest.sh: a different set unifies features differently and
-# rebuilds every dependency (~40 min here).
-cargo build --release -p planner -p fetcher -p alkasba-bench --quiet
+build_release
 localstack/install.sh   # the DuckDB reference engine lives in the project's venv
 
 step "benchmark: $ORDERS orders"

@@ -10,8 +10,7 @@ shift || true
 [[ "${1:-}" == "--" ]] && shift
 STACK="${ALKASBA_BENCH_STACK:-alkasba-bench}"
 
-step "building release binaries (planner, fetcher, alkasba-bench)"
-cargo build --release -p planner -p fetcher -p alkasba-bench --quiet
+build_release
 
 step "LocalStack and stack $STACK"
 localstack/install.sh

@@ -11,3 +11,10 @@ need() { command -v "$1" >/dev/null || fail "$1 is not installed ($2)"; }
 need cargo "install Rust 1.95 with rustup"
 need python3 "install Python 3.11"
 need curl "apt-get install curl"
+
+# The release binaries every benchmark uses, always built as one package set: a different set
+# unifies features differently and rebuilds every dependency (~40 min on 2 cores).
+build_release() {
+  step "building release binaries (planner, fetcher, webhook, realtime, alkasba-bench)"
+  cargo build --release -p planner -p fetcher -p webhook -p realtime -p alkasba-bench --quiet
+}

@@ -106,6 +106,17 @@ async fn incidents_raise_one_alert_each_and_every_delivery_lands_once() {
     assert!(refused.is_empty(), "the webhook refused simulator deliveries: {:?}", &refused[..refused.len().min(5)]);
     assert!(accepted.len() > 2_000, "{} deliveries", accepted.len());
 
+    // Once the queue is drained, the scheduled tick writes what is still pending to the lake.
+    let queue_empty = || async {
+        let a = sqs.get_queue_attributes().queue_url(stack.output("StoreEventsQueueUrl")).attribute_names(aws_sdk_sqs::types::QueueAttributeName::All).send().await.ok()?;
+        let attrs = a.attributes()?;
+        let n = |k: aws_sdk_sqs::types::QueueAttributeName| attrs.get(&k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(1);
+        (n(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages) + n(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible) == 0).then_some(())
+    };
+    eventually(Duration::from_secs(120), "the store-events queue drained", queue_empty).await;
+    let tick = runner.invoke("RealtimeFunction", &json!({"tick": "now"})).await.unwrap();
+    assert!(matches!(tick.outcome, alkasba_runner::Outcome::Success(_)), "{:?}", tick.outcome);
+
     // Every accepted delivery in the events table, once (plus the one test delivery).
     let root = stack.output("LakeRoot");
     let table = format!("{root}/bronze/realtime/store_events");
@@ -160,13 +171,8 @@ async fn incidents_raise_one_alert_each_and_every_delivery_lands_once() {
             "record": serde_json::from_str::<Value>(r["record"].as_str().unwrap()).unwrap(), "tokens": {"email_token": r["email_token"]}, "keys": []});
         sqs.send_message().queue_url(stack.output("StoreEventsQueueUrl")).message_body(event.to_string()).send().await.unwrap();
     }
-    eventually(Duration::from_secs(60), "the redelivered messages consumed", || async {
-        let a = sqs.get_queue_attributes().queue_url(stack.output("StoreEventsQueueUrl")).attribute_names(aws_sdk_sqs::types::QueueAttributeName::All).send().await.ok()?;
-        let attrs = a.attributes()?;
-        let n = |k: aws_sdk_sqs::types::QueueAttributeName| attrs.get(&k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(1);
-        (n(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages) + n(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible) == 0).then_some(())
-    })
-    .await;
+    eventually(Duration::from_secs(60), "the redelivered messages consumed", queue_empty).await;
+    runner.invoke("RealtimeFunction", &json!({"tick": "now"})).await.unwrap();
     let again = duckdb(&format!("SELECT count(*) AS n FROM delta_scan('{table}')")).unwrap();
     assert_eq!(again[0]["n"].as_u64().unwrap() as usize, want, "redelivered messages reached the events table again");
     let table_alerts = duckdb(&format!("SELECT count(*) AS n FROM delta_scan('{root}/ops/alerts')")).unwrap();

@@ -21,10 +21,18 @@ async fn main() -> Result<(), Error> {
         store: S3State::new(&lake)?,
         alerts: SnsAlerts::new(&sdk, settings.need(&settings.alerts_topic_arn, "ALERTS_TOPIC_ARN")?),
         lake: DeltaSink::new(lake)?,
+        flush: settings.flush,
     };
     tracing::info!(rules = engine.rules.rules.len(), "realtime ready");
     let engine = &engine;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
+        // The scheduled tick: write what is pending to the lake, however little.
+        if event.payload.get("Records").is_none() {
+            let flushed = engine.flush().await?;
+            tracing::info!(flushed, "tick");
+            return Ok::<serde_json::Value, Error>(serde_json::json!({ "flushed": flushed }));
+        }
+        let event = LambdaEvent { payload: serde_json::from_value::<SqsEvent>(event.payload)?, context: event.context };
         let mut response = SqsBatchResponse::default();
         let mut fail = |id: String| {
             let mut f = BatchItemFailure::default();
@@ -55,7 +63,7 @@ async fn main() -> Result<(), Error> {
                 ids.into_iter().for_each(&mut fail);
             }
         }
-        Ok::<SqsBatchResponse, Error>(response)
+        Ok::<serde_json::Value, Error>(serde_json::to_value(response)?)
     }))
     .await
 }

@@ -171,15 +171,23 @@ impl DeltaSink {
         }
     }
 
-    /// Appends `batch` unless the marker `txn` is committed; retries lost commit races.
-    async fn append_once(&self, uri: &Url, batch: RecordBatch, txn: (String, i64), partitions: &[&str]) -> Result<()> {
+    /// Appends the rows `build` makes from the outboxes above the table's committed
+    /// generation, marked with the highest of them; retries lost commit races (re-reading the
+    /// mark, so work another instance committed meanwhile is not written twice).
+    async fn append_outboxes(&self, uri: &Url, outboxes: &[Outbox], partitions: &[&str], build: impl Fn(&[&Outbox]) -> Result<Option<RecordBatch>>) -> Result<()> {
         for _ in 0..20 {
             let table = self.current(uri).await?;
-            if self.lake.txn_version(&table, &txn.0).await? >= txn.1 {
+            let mark = self.lake.txn_version(&table, APP_ID).await?;
+            let fresh: Vec<&Outbox> = outboxes.iter().filter(|o| o.generation as i64 > mark).collect();
+            let Some(top) = fresh.last().map(|o| o.generation as i64) else {
                 self.open.lock().await.insert(uri.clone(), table);
                 return Ok(());
-            }
-            let written = self.lake.try_append(table.clone(), batch.clone(), Some(txn.clone()), partitions).await?;
+            };
+            let Some(batch) = build(&fresh)? else {
+                self.open.lock().await.insert(uri.clone(), table);
+                return Ok(());
+            };
+            let written = self.lake.try_append(table.clone(), batch, Some((APP_ID.to_string(), top)), partitions).await?;
             self.open.lock().await.insert(uri.clone(), table);
             if let alkasba_ingest::lake::Written::Committed(_) = written {
                 return Ok(());
@@ -202,8 +210,9 @@ fn utc_ts(name: &str) -> Field {
 }
 
 /// The bronze events batch: one row per delivery, the record sealed as JSON text.
-pub fn events_batch(outbox: &Outbox) -> Result<RecordBatch> {
-    let e = &outbox.events;
+pub fn events_batch(outboxes: &[&Outbox]) -> Result<RecordBatch> {
+    let e: Vec<&crate::event::StoreEvent> = outboxes.iter().flat_map(|o| o.events.iter()).collect();
+    let generations: Vec<i64> = outboxes.iter().flat_map(|o| o.events.iter().map(|_| o.generation as i64)).collect();
     let schema = Arc::new(Schema::new(vec![
         Field::new("delivery_id", DataType::Utf8, false),
         Field::new("topic", DataType::Utf8, false),
@@ -215,7 +224,7 @@ pub fn events_batch(outbox: &Outbox) -> Result<RecordBatch> {
         Field::new("generation", DataType::Int64, false),
         Field::new("event_date", DataType::Utf8, false),
     ]));
-    let token = |e: &crate::event::StoreEvent| e.tokens.get("email_token").cloned().flatten();
+    let token = |e: &&crate::event::StoreEvent| e.tokens.get("email_token").cloned().flatten();
     let cols: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from_iter_values(e.iter().map(|e| e.delivery_id.as_str()))),
         Arc::new(StringArray::from_iter_values(e.iter().map(|e| e.topic.as_str()))),
@@ -224,7 +233,7 @@ pub fn events_batch(outbox: &Outbox) -> Result<RecordBatch> {
         Arc::new(TimestampMicrosecondArray::from_iter_values(e.iter().map(|e| ts(e.received_at_ms))).with_timezone("UTC")),
         Arc::new(StringArray::from_iter_values(e.iter().map(|e| e.record.to_string()))),
         Arc::new(StringArray::from_iter(e.iter().map(token))),
-        Arc::new(Int64Array::from_iter_values(e.iter().map(|_| outbox.generation as i64))),
+        Arc::new(Int64Array::from_iter_values(generations)),
         Arc::new(StringArray::from_iter_values(e.iter().map(|e| date_of(e.at())))),
     ];
     Ok(RecordBatch::try_new(schema, cols)?)
@@ -258,24 +267,33 @@ pub fn alerts_batch(alerts: &[Alert]) -> Result<RecordBatch> {
     Ok(RecordBatch::try_new(schema, cols)?)
 }
 
+/// The application-transaction id of the realtime commits; its version is the highest outbox
+/// generation in the table.
+pub const APP_ID: &str = "realtime";
+
 impl LakeSink for DeltaSink {
-    async fn write(&self, outbox: &Outbox) -> Result<()> {
-        // One marker per outbox (generation): outboxes may be flushed out of order by two
-        // instances, which a single high-water mark would turn into a lost commit.
-        let txn = (format!("realtime:{}", outbox.generation), 1);
-        let keys: Vec<_> = outbox.keys.iter().filter_map(|k| k.to_row()).collect();
-        if keys.len() != outbox.keys.len() {
-            return Err(Error::BadMessage { id: format!("outbox {}", outbox.generation), reason: "a wrapped key is not valid base64".into() });
+    async fn write(&self, outboxes: &[Outbox]) -> Result<()> {
+        let mut keys = Vec::new();
+        for o in outboxes {
+            for k in &o.keys {
+                keys.push(k.to_row().ok_or_else(|| Error::BadMessage { id: format!("outbox {}", o.generation), reason: "a wrapped key is not valid base64".into() })?);
+            }
         }
-        if !keys.is_empty() {
-            self.append_once(&self.keyring, keyring_batch(&keys)?, txn.clone(), &[]).await?;
-        }
-        if !outbox.events.is_empty() {
-            self.append_once(&self.events, events_batch(outbox)?, txn.clone(), &["event_date"]).await?;
-        }
-        if !outbox.alerts.is_empty() {
-            self.append_once(&self.alerts, alerts_batch(&outbox.alerts)?, txn, &["alert_date"]).await?;
-        }
+        // Keys first: nothing sealed under a key may reach the lake before the key.
+        self.append_outboxes(&self.keyring, outboxes, &[], |fresh| {
+            let ids: std::collections::HashSet<&str> = fresh.iter().flat_map(|o| o.keys.iter().map(|k| k.key_id.as_str())).collect();
+            let mut rows: Vec<_> = keys.iter().filter(|k| ids.contains(k.key_id.as_str())).cloned().collect();
+            rows.sort_by(|a, b| a.key_id.cmp(&b.key_id));
+            rows.dedup_by(|a, b| a.key_id == b.key_id);
+            Ok(if rows.is_empty() { None } else { Some(keyring_batch(&rows)?) })
+        })
+        .await?;
+        self.append_outboxes(&self.events, outboxes, &["event_date"], |fresh| Ok(if fresh.iter().all(|o| o.events.is_empty()) { None } else { Some(events_batch(fresh)?) })).await?;
+        self.append_outboxes(&self.alerts, outboxes, &["alert_date"], |fresh| {
+            let alerts: Vec<Alert> = fresh.iter().flat_map(|o| o.alerts.iter().cloned()).collect();
+            Ok(if alerts.is_empty() { None } else { Some(alerts_batch(&alerts)?) })
+        })
+        .await?;
         Ok(())
     }
 }

@@ -2,11 +2,15 @@
 //! 1. read the state (with its version), apply the new deliveries, evaluate the rules;
 //! 2. write the batch's events, keys and alerts as an outbox object, then commit the state
 //!    with a conditional write (another instance committed first: drop the outbox, go to 1);
-//! 3. flush outbox objects: publish the alerts, then write the lake (keyring, then events, then
-//!    alerts: each commit marked with the outbox's generation, so a repeat commits nothing), and
-//!    drop the flushed references from the state;
-//! 4. refresh the live view.
-//! A crash after 2 leaves a committed outbox reference that the next invocation flushes.
+//! 3. publish the batch's alerts at once (the urgent part; no personal data) and record that;
+//! 4. once the pending outboxes hold enough events or the oldest is old enough (micro-batches),
+//!    write them to the lake in one commit per table (keyring, then events, then alerts), marked
+//!    with the application transaction `realtime` = the highest generation written, so a repeat
+//!    commits nothing; then drop them from the state. Outboxes are flushed as a prefix in
+//!    generation order, so the single high-water mark never skips one;
+//! 5. refresh the live view.
+//! A crash after 2 leaves a committed outbox reference that a later invocation flushes (and, if
+//! its alerts were never published, publishes them once it is clearly orphaned).
 
 use std::future::Future;
 use std::time::Duration;
@@ -18,7 +22,8 @@ use crate::rules::RulesFile;
 use crate::state::{Alert, PendingRef, State};
 use crate::{Error, Result};
 
-/// Someone else's outbox is flushed by us only after this long (it is probably orphaned).
+/// An outbox whose alerts are not yet published is its owner's to publish for this long; after
+/// it, the owner is presumed dead and whoever flushes publishes them.
 const ORPHAN_AFTER_MS: i64 = 30_000;
 /// Conditional-write retries before giving up (the batch is then retried by SQS).
 const MAX_ATTEMPTS: usize = 50;
@@ -50,9 +55,32 @@ pub trait StateStore: Send + Sync {
     fn put_live(&self, view: &serde_json::Value) -> impl Future<Output = Result<()>> + Send;
 }
 
-/// The lake tables (keyring, bronze events, alerts), written idempotently per generation.
+/// The lake tables (keyring, bronze events, alerts).
 pub trait LakeSink: Send + Sync {
-    fn write(&self, outbox: &Outbox) -> impl Future<Output = Result<()>> + Send;
+    /// Writes `outboxes` (in generation order) as one commit per table, skipping those at or
+    /// below the table's committed generation.
+    fn write(&self, outboxes: &[Outbox]) -> impl Future<Output = Result<()>> + Send;
+}
+
+impl<T: LakeSink> LakeSink for std::sync::Arc<T> {
+    async fn write(&self, outboxes: &[Outbox]) -> Result<()> {
+        self.as_ref().write(outboxes).await
+    }
+}
+
+/// When pending outboxes go to the lake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlushPolicy {
+    /// Flush once the pending outboxes hold this many events.
+    pub min_events: usize,
+    /// ... or once the oldest is this old (milliseconds).
+    pub max_age_ms: i64,
+}
+
+impl Default for FlushPolicy {
+    fn default() -> Self {
+        Self { min_events: 1_000, max_age_ms: 5_000 }
+    }
 }
 
 /// Where alerts are announced (SNS in Lambda).
@@ -85,6 +113,7 @@ pub struct Engine<S, L, P> {
     pub store: S,
     pub lake: L,
     pub alerts: P,
+    pub flush: FlushPolicy,
 }
 
 fn now_ms() -> i64 {
@@ -116,7 +145,8 @@ impl<S: StateStore, L: LakeSink, P: AlertPublisher> Engine<S, L, P> {
             keys.dedup_by(|a, b| a.key_id == b.key_id);
             let outbox = Outbox { generation, keys, events: applied.accepted, alerts: applied.alerts };
             self.store.put_outbox(&object, &outbox).await?;
-            state.pending.push(PendingRef { generation, object: object.clone(), created_ms: now_ms() });
+            let events = outbox.events.len();
+            state.pending.push(PendingRef { generation, object: object.clone(), created_ms: now_ms(), events, alerts_published: outbox.alerts.is_empty() });
             match self.store.save(&state, version.as_ref()).await {
                 Ok(new_version) => {
                     report.events = outbox.events.len();
@@ -143,81 +173,102 @@ impl<S: StateStore, L: LakeSink, P: AlertPublisher> Engine<S, L, P> {
         }
         report.commit_ms = started.elapsed().as_millis() as u64;
         let (flushed, lake_ms, publish_ms) = match mine {
-            Some((state, version, object, outbox)) => self.flush_from(state, version, Some((object, outbox))).await?,
-            None => self.flush_timed().await?,
+            Some((state, version, object, outbox)) => self.flush_from(state, version, Some((object, outbox)), false).await?,
+            None => self.flush_timed(false).await?,
         };
         (report.flushed, report.lake_ms, report.publish_ms) = (flushed, lake_ms, publish_ms);
         report.total_ms = started.elapsed().as_millis() as u64;
         Ok(report)
     }
 
-    /// Flushes orphaned outboxes (a scheduled tick, or a batch of duplicates only).
+    /// Writes every pending outbox to the lake now, whatever the policy says (a scheduled
+    /// tick: the last events of a quiet period must not wait for more traffic). Returns how many
+    /// outboxes were written.
     pub async fn flush(&self) -> Result<usize> {
-        Ok(self.flush_timed().await?.0)
+        Ok(self.flush_timed(true).await?.0)
     }
 
-    async fn flush_timed(&self) -> Result<(usize, u64, u64)> {
+    async fn flush_timed(&self, force: bool) -> Result<(usize, u64, u64)> {
         let (state, version) = self.store.load().await?;
-        self.flush_from(state, version, None).await
+        self.flush_from(state, version, None, force).await
     }
 
-    /// Writes committed outbox objects to the lake and the topic: `own` (just committed, still
-    /// in memory) at once, others' once orphaned; then drops their references from the state
-    /// and refreshes the live view. `state` and `version` are what this instance last read or
-    /// wrote, saving a read when nobody else wrote since. Returns how many were flushed.
-    async fn flush_from(&self, mut state: State, mut version: Option<Version>, own: Option<(String, Outbox)>) -> Result<(usize, u64, u64)> {
+    /// Saves `change` applied to the state, reloading and re-applying it on conflicts.
+    async fn update(&self, state: &mut State, version: &mut Option<Version>, change: impl Fn(&mut State)) -> Result<()> {
+        for _ in 0..MAX_ATTEMPTS {
+            change(state);
+            match self.store.save(state, version.as_ref()).await {
+                Ok(v) => {
+                    *version = v;
+                    return Ok(());
+                }
+                Err(Error::StateConflict) => (*state, *version) = self.store.load().await?,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::State { path: "state".into(), reason: format!("lost {MAX_ATTEMPTS} conditional writes in a row") })
+    }
+
+    /// Publishes `own`'s alerts, then writes the pending outboxes to the lake if the policy (or
+    /// `force`) says so, and refreshes the live view. `state` and `version` are what this
+    /// instance last read or wrote. Returns (outboxes written, lake ms, publish ms).
+    async fn flush_from(&self, mut state: State, mut version: Option<Version>, own: Option<(String, Outbox)>, force: bool) -> Result<(usize, u64, u64)> {
         let (mut lake_ms, mut publish_ms) = (0, 0);
-        let now = now_ms();
-        let own_name = own.as_ref().map(|(n, _)| n.clone());
-        let mut due: Vec<PendingRef> = state.pending.iter().filter(|p| Some(&p.object) == own_name.as_ref() || now - p.created_ms > ORPHAN_AFTER_MS).cloned().collect();
-        due.sort_by_key(|p| p.generation);
-        let mut own = own;
-        let mut done = Vec::new();
-        for p in &due {
-            let outbox = match own.take_if(|(n, _)| *n == p.object) {
-                Some((_, o)) => o,
-                None => match self.store.get_outbox(&p.object).await? {
-                    Some(o) => o,
-                    None => {
-                        done.push(p.object.clone());
-                        continue;
-                    }
-                },
-            };
-            // Alerts first: they carry no personal data and are the urgent part; the state
-            // commit already decided them, and the outbox makes the table write follow.
-            let t = std::time::Instant::now();
+        let t = std::time::Instant::now();
+        if let Some((name, outbox)) = own.as_ref().filter(|(_, o)| !o.alerts.is_empty()) {
             for a in &outbox.alerts {
                 self.alerts.publish(a).await?;
                 tracing::warn!(alert = %a.alert_id, kind = %a.kind, severity = ?a.severity, "alert");
             }
-            publish_ms += t.elapsed().as_millis() as u64;
-            let t = std::time::Instant::now();
-            self.lake.write(&outbox).await?;
-            lake_ms += t.elapsed().as_millis() as u64;
-            done.push(p.object.clone());
+            self.update(&mut state, &mut version, |s| s.pending.iter_mut().filter(|p| p.object == *name).for_each(|p| p.alerts_published = true)).await?;
         }
-        if !done.is_empty() {
-            let mut saved = false;
-            for _ in 0..MAX_ATTEMPTS {
-                state.pending.retain(|p| !done.contains(&p.object));
-                match self.store.save(&state, version.as_ref()).await {
-                    Ok(_) => {
-                        saved = true;
-                        break;
+        publish_ms += t.elapsed().as_millis() as u64;
+        let now = now_ms();
+        let events: usize = state.pending.iter().map(|p| p.events).sum();
+        let oldest = state.pending.iter().map(|p| p.created_ms).min();
+        let due = !state.pending.is_empty() && (force || events >= self.flush.min_events || oldest.is_some_and(|o| now - o >= self.flush.max_age_ms));
+        let mut written = 0;
+        if due {
+            let mut refs = state.pending.clone();
+            refs.sort_by_key(|p| p.generation);
+            // A prefix in generation order: stop at an outbox whose alerts its (live) owner has
+            // not published yet.
+            let cut = refs.iter().position(|p| !p.alerts_published && now - p.created_ms <= ORPHAN_AFTER_MS).unwrap_or(refs.len());
+            refs.truncate(cut);
+            let mut outboxes = Vec::with_capacity(refs.len());
+            for p in &refs {
+                let outbox = match own.as_ref().filter(|(n, _)| *n == p.object) {
+                    Some((_, o)) => Some(o.clone()),
+                    // Gone: flushed and deleted by another instance.
+                    None => self.store.get_outbox(&p.object).await?,
+                };
+                if let Some(o) = outbox {
+                    if !p.alerts_published {
+                        let t = std::time::Instant::now();
+                        for a in &o.alerts {
+                            self.alerts.publish(a).await?;
+                            tracing::warn!(alert = %a.alert_id, kind = %a.kind, orphaned = true, "alert");
+                        }
+                        publish_ms += t.elapsed().as_millis() as u64;
                     }
-                    Err(Error::StateConflict) => (state, version) = self.store.load().await?,
-                    Err(e) => return Err(e),
+                    outboxes.push(o);
                 }
             }
-            if !saved {
-                return Err(Error::State { path: "state".into(), reason: format!("lost {MAX_ATTEMPTS} conditional writes in a row") });
+            if !outboxes.is_empty() {
+                let t = std::time::Instant::now();
+                self.lake.write(&outboxes).await?;
+                lake_ms += t.elapsed().as_millis() as u64;
             }
-            for o in &done {
-                self.store.delete_outbox(o).await?;
+            let done: Vec<String> = refs.iter().map(|p| p.object.clone()).collect();
+            if !done.is_empty() {
+                self.update(&mut state, &mut version, |s| s.pending.retain(|p| !done.contains(&p.object))).await?;
+                for o in &done {
+                    self.store.delete_outbox(o).await?;
+                }
             }
+            written = done.len();
         }
         self.store.put_live(&state.live_view(&self.rules, now_ms())).await?;
-        Ok((done.len(), lake_ms, publish_ms))
+        Ok((written, lake_ms, publish_ms))
     }
 }

@@ -27,11 +27,11 @@ pub struct MemoryLake {
 }
 
 impl LakeSink for MemoryLake {
-    async fn write(&self, outbox: &Outbox) -> Result<()> {
+    async fn write(&self, outboxes: &[Outbox]) -> Result<()> {
         let mut w = self.written.lock().map_err(|_| crate::Error::Config("poisoned".into()))?;
-        if !w.iter().any(|o| o.generation == outbox.generation) {
-            w.push(outbox.clone());
-        }
+        // The Delta sink's high-water mark: generations at or below the highest written skip.
+        let mark = w.iter().map(|o| o.generation).max().unwrap_or(0);
+        w.extend(outboxes.iter().filter(|o| o.generation > mark).cloned());
         Ok(())
     }
 }

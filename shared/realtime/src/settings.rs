@@ -15,6 +15,8 @@ pub const OPTIONS: &[(&str, &str, &str)] = &[
     ("PII_KEY_ID", "", "webhook: KMS key that wraps the data keys sealing personal fields (required by webhook)."),
     ("ALERTS_TOPIC_ARN", "", "realtime: SNS topic alerts are published to (required by realtime)."),
     ("ALERT_RULES_FILE", "(the shipped config/alerts.toml)", "realtime: alert rules file."),
+    ("FLUSH_EVENTS", "1000", "realtime: write pending events to the lake once this many are waiting (one commit per table)."),
+    ("FLUSH_SECS", "5", "realtime: ... or once the oldest has waited this long; the scheduled tick flushes the rest."),
 ];
 
 fn doc(k: &str) -> &'static str {
@@ -33,6 +35,7 @@ pub struct Settings {
     pub pii_key_id: Option<String>,
     pub alerts_topic_arn: Option<String>,
     pub rules_file: Option<PathBuf>,
+    pub flush: crate::engine::FlushPolicy,
 }
 
 impl Settings {
@@ -54,6 +57,13 @@ impl Settings {
             None => 300,
             Some(v) => v.parse::<i64>().ok().filter(|n| (1..=3600).contains(n)).ok_or_else(|| Error::Config(format!("SIGNATURE_TOLERANCE_SECS={v:?}: expected seconds in 1..=3600")))?,
         };
+        let number = |k: &str, default: u64, range: std::ops::RangeInclusive<u64>| -> Result<u64> {
+            match get(k) {
+                None => Ok(default),
+                Some(v) => v.parse::<u64>().ok().filter(|n| range.contains(n)).ok_or_else(|| Error::Config(format!("{k}={v:?}: expected a whole number in {}..={}", range.start(), range.end()))),
+            }
+        };
+        let flush = crate::engine::FlushPolicy { min_events: number("FLUSH_EVENTS", 1_000, 1..=100_000)? as usize, max_age_ms: number("FLUSH_SECS", 5, 0..=600)? as i64 * 1000 };
         let named = |k: &str, default: &str| get(k).unwrap_or_else(|| default.to_string()).replace("${stack}", &stack);
         Ok(Self {
             queue_url: get("STORE_EVENTS_QUEUE_URL"),
@@ -62,6 +72,7 @@ impl Settings {
             pii_key_id: get("PII_KEY_ID"),
             alerts_topic_arn: get("ALERTS_TOPIC_ARN"),
             rules_file: get("ALERT_RULES_FILE").map(PathBuf::from),
+            flush,
             tolerance_secs,
             lake_root,
             stack,

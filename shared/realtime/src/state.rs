@@ -66,8 +66,14 @@ pub struct Product {
 pub struct PendingRef {
     pub generation: u64,
     pub object: String,
-    /// When it was committed (unix ms): others flush it only once it is clearly orphaned.
+    /// When it was committed (unix ms).
     pub created_ms: i64,
+    /// Events it holds (the flush threshold counts them).
+    #[serde(default)]
+    pub events: usize,
+    /// Its alerts are on the topic (published by the instance that committed it).
+    #[serde(default)]
+    pub alerts_published: bool,
 }
 
 /// One alert.
