@@ -12,11 +12,7 @@ STACK="${ALKASBA_BENCH_STACK:-alkasba-bench}"
 
 build_release
 
-step "LocalStack and stack $STACK"
-localstack/install.sh
-localstack/status.sh >/dev/null 2>&1 || localstack/start.sh
-ALKASBA_SKIP_LINT=1 localstack/provision.sh "$STACK" >/dev/null
-source localstack/lib.sh
+bench_stack "$STACK"
 
 step "benchmark: $ORDERS orders"
 "$CARGO_TARGET_DIR/release/alkasba-bench" ingest --stack "$STACK" --orders "$ORDERS" --endpoint "$ENDPOINT" "$@"

@@ -14,11 +14,7 @@ STACK="${ALKASBA_BENCH_STACK:-alkasba-bench}"
 
 build_release
 
-step "LocalStack and stack $STACK"
-localstack/install.sh
-localstack/status.sh >/dev/null 2>&1 || localstack/start.sh
-ALKASBA_SKIP_LINT=1 localstack/provision.sh "$STACK" >/dev/null
-source localstack/lib.sh
+bench_stack "$STACK"
 
 step "benchmark: $RATE deliveries/s for $SECS s"
 RUST_LOG="${RUST_LOG:-warn}" "$CARGO_TARGET_DIR/release/alkasba-bench" realtime --stack "$STACK" --rate "$RATE" --secs "$SECS" --endpoint "$ENDPOINT" "$@"

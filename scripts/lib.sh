@@ -18,3 +18,12 @@ build_release() {
   step "building release binaries (planner, fetcher, webhook, realtime, alkasba-bench)"
   cargo build --release -p planner -p fetcher -p webhook -p realtime -p alkasba-bench --quiet
 }
+
+# LocalStack up and the benchmark stack STACK deployed; sets ENDPOINT (localstack/lib.sh).
+bench_stack() {
+  step "LocalStack and stack $1"
+  localstack/install.sh
+  localstack/status.sh >/dev/null 2>&1 || localstack/start.sh
+  ALKASBA_SKIP_LINT=1 localstack/provision.sh "$1" >/dev/null
+  source localstack/lib.sh
+}

@@ -246,3 +246,18 @@ pub async fn wait_completed(lake: &alkasba_ingest::lake::Lake, runs: &[String], 
     })
     .await;
 }
+
+/// One automaton finding any of the simulator's customers' emails, phones and full names (a
+/// scan is linear in the text, whatever the number of needles): the plaintext-PII detector.
+pub fn personal_data_finder(store: &alkasba_sim::store::Store) -> aho_corasick::AhoCorasick {
+    use alkasba_sim::store::Resource;
+    let mut needles = Vec::new();
+    for id in 1..=store.len(Resource::Customers) as u32 {
+        let c = store.render(Resource::Customers, id);
+        needles.push(c["email"].as_str().unwrap_or_default().to_string());
+        needles.push(c["billing"]["phone"].as_str().unwrap_or_default().to_string());
+        needles.push(format!("{} {}", c["first_name"].as_str().unwrap_or_default(), c["last_name"].as_str().unwrap_or_default()));
+    }
+    needles.retain(|s| s.len() > 6);
+    aho_corasick::AhoCorasick::new(&needles).expect("needles build an automaton")
+}

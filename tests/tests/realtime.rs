@@ -190,18 +190,7 @@ async fn incidents_raise_one_alert_each_and_every_delivery_lands_once() {
     assert_eq!(live["recent_alerts"].as_array().unwrap().len(), expected.len());
 
     // No personal data in clear anywhere in the bucket.
-    let needles: Vec<String> = {
-        let store = state.store();
-        let mut n = Vec::new();
-        for id in 1..=store.len(Resource::Customers) as u32 {
-            let c = store.render(Resource::Customers, id);
-            n.push(c["email"].as_str().unwrap_or_default().to_string());
-            n.push(c["billing"]["phone"].as_str().unwrap_or_default().to_string());
-        }
-        n.retain(|s| s.len() > 6);
-        n
-    };
-    let finder = aho_corasick::AhoCorasick::new(&needles).unwrap();
+    let finder = alkasba_it::personal_data_finder(&state.store());
     let mut pages = s3.list_objects_v2().bucket(bucket).into_paginator().send();
     let mut objects = 0;
     while let Some(page) = pages.next().await {

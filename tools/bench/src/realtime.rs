@@ -214,6 +214,8 @@ pub async fn run(a: RealtimeArgs) -> Result<()> {
         }
     }
     latencies.sort_by(f64::total_cmp);
+    let s3 = aws_sdk_s3::Client::new(&sdk);
+    let state_bytes = s3.head_object().bucket(out("LakeBucketName")?).key(alkasba_realtime::aws::STATE).send().await.ok().and_then(|h| h.content_length()).unwrap_or(0);
     runner.shutdown().await;
     let (peak, invocations) = rss.await.unwrap_or_default();
     let bursts = incidents.len() - 2;
@@ -224,7 +226,7 @@ pub async fn run(a: RealtimeArgs) -> Result<()> {
     println!("accepted: {} ({accepted_rate:.0}/s); in the events table: {} (lost {lost}, stored twice {dupes}); drained {drain_secs:.1} s after the last send", accepted.len(), stored.len());
     println!("alerts: {kinds:?} (scripted: {bursts} suspicious bursts, 1 stock-out, 1 undercut)");
     println!("alert latency, accepted trigger → SNS, {} alerts: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms", latencies.len(), percentile(&latencies, 0.5), percentile(&latencies, 0.99), latencies.last().copied().unwrap_or(f64::NAN));
-    println!("peak RSS (MB): {peak:?}; invocations: {invocations:?}");
+    println!("peak RSS (MB): {peak:?}; invocations: {invocations:?}; state object {:.0} KB", state_bytes as f64 / 1024.0);
     println!();
     println!("| {} | {} /s for {} s | {accepted_rate:.0} /s | {lost} | {:.0} / {:.0} ms ({} alerts) | {} |", chrono::Utc::now().format("%Y-%m-%d"), a.rate, a.secs, percentile(&latencies, 0.5), percentile(&latencies, 0.99), latencies.len(), peak.iter().map(|(f, m)| format!("{f} {m} MB")).collect::<Vec<_>>().join(", "));
     Ok(())
