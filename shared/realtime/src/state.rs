@@ -402,9 +402,9 @@ impl State {
         let top: Vec<Value> = self
             .top_sellers(20)
             .into_iter()
-            .map(|(id, units)| {
-                let p = &self.products[&id];
-                json!({"product_id": id, "units_1h": units, "stock": p.stock, "price": p.price, "category": p.category})
+            .filter_map(|(id, units)| {
+                let p = self.products.get(&id)?;
+                Some(json!({"product_id": id, "units_1h": units, "stock": p.stock, "price": p.price, "category": p.category}))
             })
             .collect();
         let low_stock: Vec<Value> = self
