@@ -15,8 +15,10 @@ use crate::event::{StoreEvent, WIRE_VERSION, WireKey, stream_of};
 use crate::signature::{SIGNATURE_HEADER, WOO_SIGNATURE_HEADER, verify};
 use crate::{Error, Result};
 
-/// Largest body accepted (WooCommerce orders are a few KB).
-pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// Largest body accepted (WooCommerce orders are a few KB). Sealing grows personal fields by
+/// about a third (nonce, tag, base64) and the message carries wrapped keys: this keeps every
+/// accepted event under SQS's 256 KiB message limit.
+pub const MAX_BODY_BYTES: usize = 160 * 1024;
 /// A sealing session is renewed (one new KMS data key) after this many people, bounding memory.
 const PERSONS_PER_SESSION: usize = 10_000;
 
