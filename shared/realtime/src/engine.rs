@@ -193,6 +193,15 @@ impl<S: StateStore, L: LakeSink, P: AlertPublisher> Engine<S, L, P> {
         self.flush_from(state, version, None, force).await
     }
 
+    /// Announces `alerts` on the topic; `orphaned` when they are a dead instance's.
+    async fn publish(&self, alerts: &[Alert], orphaned: bool) -> Result<()> {
+        for a in alerts {
+            self.alerts.publish(a).await?;
+            tracing::warn!(alert = %a.alert_id, kind = %a.kind, severity = ?a.severity, orphaned, "alert");
+        }
+        Ok(())
+    }
+
     /// Saves `change` applied to the state, reloading and re-applying it on conflicts.
     async fn update(&self, state: &mut State, version: &mut Option<Version>, change: impl Fn(&mut State)) -> Result<()> {
         for _ in 0..MAX_ATTEMPTS {
@@ -216,10 +225,7 @@ impl<S: StateStore, L: LakeSink, P: AlertPublisher> Engine<S, L, P> {
         let (mut lake_ms, mut publish_ms) = (0, 0);
         let t = std::time::Instant::now();
         if let Some((name, outbox)) = own.as_ref().filter(|(_, o)| !o.alerts.is_empty()) {
-            for a in &outbox.alerts {
-                self.alerts.publish(a).await?;
-                tracing::warn!(alert = %a.alert_id, kind = %a.kind, severity = ?a.severity, "alert");
-            }
+            self.publish(&outbox.alerts, false).await?;
             self.update(&mut state, &mut version, |s| s.pending.iter_mut().filter(|p| p.object == *name).for_each(|p| p.alerts_published = true)).await?;
         }
         publish_ms += t.elapsed().as_millis() as u64;
@@ -245,10 +251,7 @@ impl<S: StateStore, L: LakeSink, P: AlertPublisher> Engine<S, L, P> {
                 if let Some(o) = outbox {
                     if !p.alerts_published {
                         let t = std::time::Instant::now();
-                        for a in &o.alerts {
-                            self.alerts.publish(a).await?;
-                            tracing::warn!(alert = %a.alert_id, kind = %a.kind, orphaned = true, "alert");
-                        }
+                        self.publish(&o.alerts, true).await?;
                         publish_ms += t.elapsed().as_millis() as u64;
                     }
                     outboxes.push(o);
