@@ -1,20 +1,26 @@
 //! Silver → gold: the BI marts, in SQL on DataFusion. Every mart names its inputs; a gold table
 //! keeps, per input, a marker with the next input version it has not absorbed, committed with
 //! its data. A mart whose inputs did not move is skipped (running twice changes nothing).
-//! Date-keyed marts are incremental: the dates touched by the inputs' changes since their
-//! markers (the change data feed of silver) are recomputed and replace exactly those dates;
-//! the small derived marts are rebuilt whole when an input moved.
+//! Each mart says how it is brought up to date ([`Update`]): the dates (or months) touched by
+//! the inputs' changes since their markers (the change data feed of silver) are recomputed and
+//! replace exactly those rows; the customer marts fold the changes into their current rows
+//! (`customer_firsts` keeps each customer's first paid order date, so nothing rescans every
+//! order to find it); the small marts derived from gold are rebuilt whole.
 //!
 //! ```text
 //! s3://<lake>/gold/<mart>/
 //! ```
 
+use std::collections::HashMap;
 use std::sync::Arc;
+
+use chrono::NaiveDate;
 
 use alkasba_ingest::lake::Lake;
 use alkasba_lake::arrow::array::{Array, AsArray, RecordBatch};
 use alkasba_lake::arrow::datatypes::{DataType, Date32Type, Field, Schema, SchemaRef};
 use deltalake::DeltaTable;
+use deltalake::datafusion::prelude::SessionContext;
 use serde::Serialize;
 use url::Url;
 
@@ -41,14 +47,68 @@ const fn gold(table: &'static str) -> Input {
 pub struct Mart {
     pub name: &'static str,
     pub inputs: &'static [Input],
-    /// Incremental marts: SQL over `<input>_changes` (and the inputs) giving the touched dates
-    /// as column `d`; the mart's SQL reads them from `touched`, and they replace the rows whose
-    /// `date_column` is one of them.
-    pub touched: Option<&'static str>,
-    pub date_column: &'static str,
+    /// How a build after the first one brings the mart up to date.
+    pub update: Update,
+    /// The first (full) build's SQL. `{touched}` stands for the list of touched dates (every
+    /// date of the inputs on a full build), `{touched_from}` for the earliest one: they are
+    /// substituted as literals so partition pruning applies ([`Mart::portable_sql`] gives the
+    /// SQL other engines run, with subqueries on a `touched` view instead).
     pub sql: &'static str,
     /// What it answers (docs and the Glue table comment).
     pub about: &'static str,
+}
+
+/// How a mart is brought up to date once it exists.
+#[derive(Debug, Clone, Copy)]
+pub enum Update {
+    /// Rebuilt whole whenever an input moved (the small marts derived from gold).
+    Rebuild,
+    /// `touched`, SQL over `<input>_changes` (the changes since the mart's markers) and the
+    /// inputs, gives the touched dates as column `d`; `sql` recomputes them and they replace the
+    /// rows whose `column` is one of them.
+    Dates { touched: &'static str, column: &'static str },
+    /// Like `Dates`, but every row whose `column` is at or after the earliest touched date is
+    /// replaced (`sql` recomputes from `{touched_from}`): for marts keyed by month where a change
+    /// can move rows of later months.
+    From { touched: &'static str, column: &'static str },
+    /// `incremental`, SQL over the inputs, their changes, `touched` and the mart's own current
+    /// rows (`<name>_current`), gives the whole new table.
+    Fold { touched: Option<&'static str>, incremental: &'static str },
+}
+
+impl Mart {
+    fn touched(&self) -> Option<&'static str> {
+        match self.update {
+            Update::Rebuild => None,
+            Update::Dates { touched, .. } | Update::From { touched, .. } => Some(touched),
+            Update::Fold { touched, .. } => touched,
+        }
+    }
+
+    /// The full build's SQL for another engine: `{touched}` and `{touched_from}` read a
+    /// `touched` view (column `d`) the caller defines.
+    pub fn portable_sql(&self) -> String {
+        self.sql.replace("{touched_from}", "(SELECT min(d) FROM touched)").replace("{touched}", "(SELECT d FROM touched)")
+    }
+}
+
+fn date_lit(d: &NaiveDate) -> String {
+    format!("CAST('{d}' AS DATE)")
+}
+
+/// `(d1, d2, ...)`; with no date, a list holding only a date no data has, so that `IN` matches
+/// nothing and `NOT IN` everything (a NULL would make `NOT IN` match nothing).
+fn date_list(dates: &[NaiveDate]) -> String {
+    if dates.is_empty() {
+        return format!("({})", date_lit(&NaiveDate::MIN));
+    }
+    format!("({})", dates.iter().map(date_lit).collect::<Vec<_>>().join(", "))
+}
+
+/// `sql` with `{touched}` and `{touched_from}` replaced by date literals.
+fn with_touched(sql: &str, dates: &[NaiveDate]) -> String {
+    let from = dates.first().map(date_lit).unwrap_or_else(|| "CAST(NULL AS DATE)".into());
+    sql.replace("{touched_from}", &from).replace("{touched}", &date_list(dates))
 }
 
 /// Every mart, in dependency order.
@@ -57,25 +117,25 @@ pub const MARTS: &[Mart] = &[
         name: "daily_sales",
         about: "Per day and currency: orders, paid orders, gross revenue (paid orders' totals incl. tax and shipping), refunds (by refund date), net, in the order currency and in MAD; average order value; refund rate.",
         inputs: &[silver("orders"), silver("refunds")],
-        touched: Some(
-            "SELECT order_date AS d FROM orders_changes
+        update: Update::Dates {
+            touched: "SELECT order_date AS d FROM orders_changes
              UNION SELECT refund_date AS d FROM refunds_changes
              UNION SELECT r.refund_date AS d FROM refunds r JOIN orders_changes c ON r.order_id = c.order_id",
-        ),
-        date_column: "date",
+            column: "date",
+        },
         sql: "WITH o AS (
                 SELECT order_date AS date, currency, count(*) AS orders,
                        sum(CASE WHEN is_paid THEN 1 ELSE 0 END) AS paid_orders,
                        sum(CASE WHEN is_paid THEN total END) AS gross,
                        sum(CASE WHEN is_paid THEN total_mad END) AS gross_mad,
                        count(DISTINCT CASE WHEN is_paid THEN customer_token END) AS customers
-                FROM orders WHERE order_date IN (SELECT d FROM touched)
+                FROM orders WHERE order_date IN {touched}
                 GROUP BY order_date, currency),
               r AS (
                 SELECT r.refund_date AS date, o.currency, count(*) AS refund_count,
                        sum(r.amount) AS refunds, sum(r.amount_mad) AS refunds_mad
                 FROM refunds r JOIN orders o ON o.order_id = r.order_id
-                WHERE r.refund_date IN (SELECT d FROM touched)
+                WHERE r.refund_date IN {touched}
                 GROUP BY r.refund_date, o.currency)
               SELECT coalesce(o.date, r.date) AS date, coalesce(o.currency, r.currency) AS currency,
                      coalesce(o.orders, 0) AS orders, coalesce(o.paid_orders, 0) AS paid_orders,
@@ -94,23 +154,21 @@ pub const MARTS: &[Mart] = &[
         name: "daily_product_sales",
         about: "Per day, product and currency (paid orders): units, revenue (line totals after discount, excl. tax) in the order currency and in MAD, orders; product name and category.",
         inputs: &[silver("order_lines")],
-        touched: Some("SELECT order_date AS d FROM order_lines_changes"),
-        date_column: "date",
+        update: Update::Dates { touched: "SELECT order_date AS d FROM order_lines_changes", column: "date" },
         sql: "SELECT order_date AS date, product_id, currency,
                      max(product_name) AS product_name, max(category_id) AS category_id, max(category_name) AS category_name,
                      sum(quantity) AS units, count(DISTINCT order_id) AS orders,
                      CAST(sum(line_total) AS DECIMAL(18,2)) AS revenue,
                      CAST(sum(line_total_mad) AS DECIMAL(18,2)) AS revenue_mad
               FROM order_lines
-              WHERE is_paid AND order_date IN (SELECT d FROM touched)
+              WHERE is_paid AND order_date IN {touched}
               GROUP BY order_date, product_id, currency",
     },
     Mart {
         name: "revenue_growth",
         about: "Per day, all currencies in MAD: gross revenue, net revenue, paid orders, average order value, and gross revenue growth day over day and week over week (against the same weekday).",
         inputs: &[gold("daily_sales")],
-        touched: None,
-        date_column: "date",
+        update: Update::Rebuild,
         sql: "WITH d AS (
                 SELECT date, CAST(sum(gross_mad) AS DECIMAL(18,2)) AS revenue_mad, CAST(sum(net_mad) AS DECIMAL(18,2)) AS net_revenue_mad,
                        sum(paid_orders) AS paid_orders
@@ -128,8 +186,7 @@ pub const MARTS: &[Mart] = &[
         name: "monthly_revenue",
         about: "Per month, in MAD: gross and net revenue, paid orders, and gross revenue growth month over month.",
         inputs: &[gold("daily_sales")],
-        touched: None,
-        date_column: "month",
+        update: Update::Rebuild,
         sql: "WITH m AS (
                 SELECT CAST(date_trunc('month', date) AS DATE) AS month, CAST(sum(gross_mad) AS DECIMAL(18,2)) AS revenue_mad,
                        CAST(sum(net_mad) AS DECIMAL(18,2)) AS net_revenue_mad, sum(paid_orders) AS paid_orders
@@ -139,38 +196,73 @@ pub const MARTS: &[Mart] = &[
               FROM m LEFT JOIN m p ON p.month = CAST(m.month - INTERVAL '1' MONTH AS DATE)",
     },
     Mart {
+        name: "customer_firsts",
+        about: "Per customer token: the date of the first paid order (customers without a paid order are absent). What new-versus-returning and the cohorts are measured against.",
+        inputs: &[silver("orders")],
+        // The changes since the last build fold into the current rows: a customer's first date
+        // only moves earlier through a changed order (its current row), and only moves later
+        // if the order on it stopped being paid or moved: only those customers are looked up
+        // in every order again.
+        update: Update::Fold {
+            touched: Some("SELECT order_date AS d FROM orders_changes"),
+            incremental: "WITH ch AS (SELECT order_id, customer_token, order_date, is_paid, _change_type AS k FROM orders_changes WHERE customer_token IS NOT NULL),
+              now AS (SELECT order_id, customer_token, order_date FROM orders
+                      WHERE is_paid AND customer_token IS NOT NULL AND order_date IN {touched} AND order_id IN (SELECT order_id FROM ch)),
+              lost AS (SELECT DISTINCT p.customer_token FROM ch p
+                       JOIN customer_firsts_current c ON c.customer_token = p.customer_token
+                       LEFT JOIN now n ON n.order_id = p.order_id AND n.order_date = p.order_date
+                       WHERE p.k IN ('update_preimage', 'delete') AND p.is_paid AND p.order_date <= c.first_date AND n.order_id IS NULL),
+              merged AS (
+                SELECT customer_token, first_date FROM customer_firsts_current WHERE customer_token NOT IN (SELECT customer_token FROM lost)
+                UNION ALL SELECT customer_token, order_date AS first_date FROM now WHERE customer_token NOT IN (SELECT customer_token FROM lost)
+                UNION ALL SELECT o.customer_token, o.order_date AS first_date FROM orders o JOIN lost l ON l.customer_token = o.customer_token WHERE o.is_paid)
+              SELECT customer_token, min(first_date) AS first_date FROM merged GROUP BY customer_token",
+        },
+        sql: "SELECT customer_token, min(order_date) AS first_date FROM orders WHERE is_paid AND customer_token IS NOT NULL GROUP BY customer_token",
+    },
+    Mart {
         name: "customer_activity",
         about: "Per day: paying customers (by token), new ones (first paid order that day) and returning ones.",
-        inputs: &[silver("orders")],
-        touched: None,
-        date_column: "date",
-        sql: "WITH f AS (SELECT customer_token, min(order_date) AS first_date FROM orders WHERE is_paid AND customer_token IS NOT NULL GROUP BY customer_token)
-              SELECT o.order_date AS date, count(DISTINCT o.customer_token) AS customers,
-                     count(DISTINCT CASE WHEN o.order_date = f.first_date THEN o.customer_token END) AS new_customers,
-                     count(DISTINCT CASE WHEN o.order_date > f.first_date THEN o.customer_token END) AS returning_customers
-              FROM orders o JOIN f ON f.customer_token = o.customer_token
-              WHERE o.is_paid GROUP BY o.order_date",
+        inputs: &[silver("orders"), gold("customer_firsts")],
+        // Paying customers per day change only on the days the changes touched; new customers
+        // per day are counted again from customer_firsts (one row per customer, no order scan).
+        update: Update::Fold {
+            touched: Some("SELECT order_date AS d FROM orders_changes"),
+            incremental: "WITH c AS (
+                SELECT order_date AS date, count(DISTINCT customer_token) AS customers FROM orders
+                WHERE is_paid AND customer_token IS NOT NULL AND order_date IN {touched} GROUP BY order_date
+                UNION ALL SELECT date, customers FROM customer_activity_current WHERE date NOT IN {touched}),
+              n AS (SELECT first_date AS date, count(*) AS new_customers FROM customer_firsts GROUP BY first_date)
+              SELECT c.date, c.customers, coalesce(n.new_customers, 0) AS new_customers, c.customers - coalesce(n.new_customers, 0) AS returning_customers
+              FROM c LEFT JOIN n ON n.date = c.date",
+        },
+        sql: "WITH c AS (
+                SELECT order_date AS date, count(DISTINCT customer_token) AS customers FROM orders
+                WHERE is_paid AND customer_token IS NOT NULL AND order_date IN {touched} GROUP BY order_date),
+              n AS (SELECT first_date AS date, count(*) AS new_customers FROM customer_firsts GROUP BY first_date)
+              SELECT c.date, c.customers, coalesce(n.new_customers, 0) AS new_customers, c.customers - coalesce(n.new_customers, 0) AS returning_customers
+              FROM c LEFT JOIN n ON n.date = c.date",
     },
     Mart {
         name: "customer_cohorts",
         about: "Monthly cohorts: customers (by token) grouped by the month of their first paid order, with how many of them bought, and for how much (MAD), in each later month.",
-        inputs: &[silver("orders")],
-        touched: None,
-        date_column: "cohort_month",
-        sql: "WITH f AS (SELECT customer_token, min(order_date) AS first_date FROM orders WHERE is_paid AND customer_token IS NOT NULL GROUP BY customer_token)
-              SELECT CAST(date_trunc('month', f.first_date) AS DATE) AS cohort_month,
+        inputs: &[silver("orders"), gold("customer_firsts")],
+        // A change on day d can move a customer's first date, and with it the cohort of every
+        // order they placed, but all those orders are on or after d: the months from d's on are
+        // recomputed, earlier ones cannot change.
+        update: Update::From { touched: "SELECT CAST(date_trunc('month', order_date) AS DATE) AS d FROM orders_changes", column: "activity_month" },
+        sql: "SELECT CAST(date_trunc('month', f.first_date) AS DATE) AS cohort_month,
                      CAST(date_trunc('month', o.order_date) AS DATE) AS activity_month,
                      count(DISTINCT o.customer_token) AS customers, count(*) AS orders,
                      CAST(sum(o.total_mad) AS DECIMAL(18,2)) AS revenue_mad
-              FROM orders o JOIN f ON f.customer_token = o.customer_token
-              WHERE o.is_paid GROUP BY 1, 2",
+              FROM orders o JOIN customer_firsts f ON f.customer_token = o.customer_token
+              WHERE o.is_paid AND o.order_date >= {touched_from} GROUP BY 1, 2",
     },
     Mart {
         name: "top_products",
         about: "Per month: the 20 products with the most revenue (MAD), with units, category and rank.",
         inputs: &[gold("daily_product_sales")],
-        touched: None,
-        date_column: "month",
+        update: Update::Rebuild,
         sql: "SELECT * FROM (
                 SELECT month, product_id, product_name, category_name, units, revenue_mad,
                        rank() OVER (PARTITION BY month ORDER BY revenue_mad DESC, product_id) AS rank
@@ -183,8 +275,7 @@ pub const MARTS: &[Mart] = &[
         name: "stock_cover",
         about: "Per product: stock on hand, units sold in the 28 days up to the latest sales day, and the days of sales the stock covers at that pace.",
         inputs: &[silver("products"), gold("daily_product_sales")],
-        touched: None,
-        date_column: "product_id",
+        update: Update::Rebuild,
         sql: "WITH last AS (SELECT max(date) AS d FROM daily_product_sales),
               u AS (SELECT s.product_id, sum(s.units) AS units_28d FROM daily_product_sales s CROSS JOIN last
                     WHERE s.date > last.d - INTERVAL '28' DAY GROUP BY s.product_id)
@@ -197,8 +288,7 @@ pub const MARTS: &[Mart] = &[
         name: "competitor_price_index",
         about: "Per day and product: our current price, the cheapest competitor price (MAD) and the price index (ours / cheapest × 100; above 100 we are dearer).",
         inputs: &[silver("competitor_prices"), silver("products")],
-        touched: None,
-        date_column: "date",
+        update: Update::Rebuild,
         sql: "SELECT c.price_date AS date, p.product_id, p.sku, p.name AS product_name, p.price AS our_price,
                      min(c.price_mad) AS cheapest_competitor_price, count(*) AS competitors,
                      CAST(p.price AS DOUBLE) / CAST(min(c.price_mad) AS DOUBLE) * 100.0 AS price_index
@@ -224,10 +314,12 @@ pub struct MartStep {
     pub mart: String,
     /// `full`, `incremental` or `skipped`.
     pub mode: String,
-    /// Dates recomputed (incremental marts).
+    /// Dates (or months) recomputed.
     pub dates: usize,
     pub rows: usize,
     pub version: Option<i64>,
+    /// Wall time of the step (open, query, write and commit), milliseconds.
+    pub millis: u64,
     pub note: String,
 }
 
@@ -240,16 +332,46 @@ struct Opened {
     current: i64,
 }
 
+/// Silver tables opened once per aggregate run and shared by the marts that read them (they
+/// do not change during the run; gold inputs do, and are opened afresh).
+#[derive(Default)]
+pub struct Opens(HashMap<String, DeltaTable>);
+
+impl Opens {
+    async fn get(&mut self, lake: &Lake, input: &Input) -> Result<Option<DeltaTable>> {
+        let key = format!("{}/{}", input.layer, input.table);
+        if let Some(t) = self.0.get(&key) {
+            return Ok(Some(t.clone()));
+        }
+        let opened = tables::open(lake, &uri(lake, input.layer, input.table)?).await?;
+        if let (Some(t), "silver") = (&opened, input.layer) {
+            self.0.insert(key, t.clone());
+        }
+        Ok(opened)
+    }
+}
+
 /// Builds one mart if any of its inputs moved.
 pub async fn build(lake: &Lake, mart: &Mart) -> Result<MartStep> {
-    let mut step = MartStep { mart: mart.name.into(), mode: "skipped".into(), dates: 0, rows: 0, version: None, note: String::new() };
+    build_with(lake, mart, &mut Opens::default()).await
+}
+
+/// Builds one mart if any of its inputs moved, reusing the tables `opens` already holds.
+pub async fn build_with(lake: &Lake, mart: &Mart, opens: &mut Opens) -> Result<MartStep> {
+    let started = std::time::Instant::now();
+    let mut step = build_inner(lake, mart, opens).await?;
+    step.millis = started.elapsed().as_millis() as u64;
+    Ok(step)
+}
+
+async fn build_inner(lake: &Lake, mart: &Mart, opens: &mut Opens) -> Result<MartStep> {
+    let mut step = MartStep { mart: mart.name.into(), mode: "skipped".into(), dates: 0, rows: 0, version: None, millis: 0, note: String::new() };
     let target_uri = uri(lake, "gold", mart.name)?;
     let target = tables::open(lake, &target_uri).await?;
     let ctx = tables::session();
     let mut inputs = Vec::new();
     for input in mart.inputs {
-        let u = uri(lake, input.layer, input.table)?;
-        let Some(table) = tables::open(lake, &u).await? else {
+        let Some(table) = opens.get(lake, input).await? else {
             step.note = format!("waiting for {}/{}", input.layer, input.table);
             return Ok(step);
         };
@@ -265,41 +387,91 @@ pub async fn build(lake: &Lake, mart: &Mart) -> Result<MartStep> {
     }
     let markers: Vec<(String, i64)> = inputs.iter().map(|i| (i.app.clone(), i.current + 1)).collect();
     let full = target.is_none();
-    let mut predicate = None;
-    if let Some(touched_sql) = mart.touched {
-        for i in &inputs {
+    step.mode = if full || matches!(mart.update, Update::Rebuild) { "full".into() } else { "incremental".into() };
+    let incremental_sql = match (full, mart.update) {
+        (false, Update::Fold { incremental, .. }) => Some(incremental),
+        _ => None,
+    };
+    // The changes of the inputs the mart's SQL reads (gold inputs have no change feed).
+    let mut dates = Vec::new();
+    if let Some(touched_sql) = mart.touched() {
+        let reads = |name: &str| touched_sql.contains(name) || incremental_sql.is_some_and(|q| q.contains(name));
+        for i in inputs.iter().filter(|i| reads(&format!("{}_changes", i.name))) {
             let name = format!("{}_changes", i.name);
+            if i.from == 0 {
+                // Everything is new: a view of the whole table (nothing materialised).
+                tables::register_as_inserts(&ctx, &name, &i.table).await?;
+                continue;
+            }
             let (schema, batches) = if i.from > i.current { empty_changes(&i.table).await? } else { tables::changes(&i.table, i.from, i.current).await? };
             tables::register_batches(&ctx, &name, schema, batches)?;
         }
-        let (schema, batches) = tables::query(&ctx, &format!("{}: touched dates", mart.name), &format!("SELECT DISTINCT d FROM ({touched_sql}) t WHERE d IS NOT NULL")).await?;
-        let mut dates = Vec::new();
-        for b in &batches {
-            let a = b.column(0).as_primitive_opt::<Date32Type>().ok_or_else(|| Error::query(mart.name, "touched dates are not dates"))?;
-            dates.extend((0..a.len()).filter(|j| !a.is_null(*j)).filter_map(|j| a.value_as_date(j)));
-        }
-        dates.sort();
+        dates = touched_dates(&ctx, mart.name, touched_sql).await?;
         step.dates = dates.len();
-        tables::register_batches(&ctx, "touched", schema, batches)?;
-        step.mode = if full { "full".into() } else { "incremental".into() };
-        if !full {
-            if dates.is_empty() {
-                predicate = Some("false".to_string());
-            } else {
-                let list: Vec<String> = dates.iter().map(|d| format!("CAST('{d}' AS DATE)")).collect();
-                predicate = Some(format!("{} IN ({})", mart.date_column, list.join(", ")));
-            }
-        }
-    } else {
-        step.mode = "full".into();
     }
-    let (schema, batches) = tables::query(&ctx, &format!("mart {}", mart.name), mart.sql).await?;
+    let predicate = match mart.update {
+        _ if full => None,
+        Update::Rebuild | Update::Fold { .. } => None,
+        Update::Dates { .. } | Update::From { .. } if dates.is_empty() => Some("false".to_string()),
+        Update::Dates { column, .. } => Some(format!("{column} IN {}", date_list(&dates))),
+        Update::From { column, .. } => Some(format!("{column} >= {}", date_lit(&dates[0]))),
+    };
+    let sql = match incremental_sql {
+        Some(q) => {
+            let current = target.as_ref().ok_or_else(|| Error::query(mart.name, "an incremental build needs the mart's current rows"))?;
+            tables::register(&ctx, &format!("{}_current", mart.name), current).await?;
+            q
+        }
+        None => mart.sql,
+    };
+    let (schema, batches) = if predicate.as_deref() == Some("false") {
+        // Nothing touched: only the markers move.
+        (target_schema(target.as_ref(), mart.name).await?, Vec::new())
+    } else {
+        tables::query(&ctx, &format!("mart {}", mart.name), &with_touched(sql, &dates)).await?
+    };
     step.rows = batches.iter().map(RecordBatch::num_rows).sum();
     match tables::replace(lake, &target_uri, schema, batches, predicate.as_deref(), None, &markers).await? {
         Upserted::Committed { version, .. } => step.version = Some(version),
         Upserted::AlreadyDone => step.note = "a concurrent run already built it".into(),
     }
     Ok(step)
+}
+
+/// The distinct dates `touched_sql` gives (column `d`), sorted.
+async fn touched_dates(ctx: &SessionContext, mart: &str, touched_sql: &str) -> Result<Vec<NaiveDate>> {
+    let (_, batches) = tables::query(ctx, &format!("{mart}: touched dates"), &format!("SELECT DISTINCT d FROM ({touched_sql}) t WHERE d IS NOT NULL")).await?;
+    let mut dates = Vec::new();
+    for b in &batches {
+        let a = b.column(0).as_primitive_opt::<Date32Type>().ok_or_else(|| Error::query(mart, "touched dates are not dates"))?;
+        dates.extend((0..a.len()).filter(|j| !a.is_null(*j)).filter_map(|j| a.value_as_date(j)));
+    }
+    dates.sort();
+    Ok(dates)
+}
+
+/// What a full build of `mart` would hold now, computed from its inputs and written nowhere:
+/// the reference an incremental build must equal.
+pub async fn compute(lake: &Lake, mart: &Mart) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    let ctx = tables::session();
+    for input in mart.inputs {
+        let table = tables::open(lake, &uri(lake, input.layer, input.table)?).await?.ok_or_else(|| Error::query(mart.name, format!("no table {}/{} yet", input.layer, input.table)))?;
+        tables::register(&ctx, input.table, &table).await?;
+        tables::register_as_inserts(&ctx, &format!("{}_changes", input.table), &table).await?;
+    }
+    let dates = match mart.touched() {
+        Some(t) => touched_dates(&ctx, mart.name, t).await?,
+        None => Vec::new(),
+    };
+    tables::query(&ctx, &format!("mart {}", mart.name), &with_touched(mart.sql, &dates)).await
+}
+
+/// The schema of the mart's current table (for a commit that only moves markers).
+async fn target_schema(target: Option<&DeltaTable>, mart: &str) -> Result<SchemaRef> {
+    let t = target.ok_or_else(|| Error::query(mart, "no table to move markers on"))?;
+    let provider = t.table_provider().await.map_err(|e| Error::query(mart, e))?;
+    let (schema, _) = tables::plain(provider.schema(), Vec::new())?;
+    Ok(schema)
 }
 
 /// An empty change read with `table`'s columns.
@@ -319,6 +491,7 @@ pub async fn aggregate(lake: &Lake, only: Option<&[String]>, keep_going: impl Fn
         }
     }
     let mut out = Vec::new();
+    let mut opens = Opens::default();
     for m in MARTS {
         if only.is_some_and(|o| !o.iter().any(|n| n == m.name)) {
             continue;
@@ -328,9 +501,89 @@ pub async fn aggregate(lake: &Lake, only: Option<&[String]>, keep_going: impl Fn
             break;
         }
         let span = tracing::info_span!("mart", mart = m.name);
-        let s = tracing::Instrument::instrument(build(lake, m), span).await?;
-        tracing::info!(mart = %s.mart, mode = %s.mode, dates = s.dates, rows = s.rows, version = ?s.version, note = %s.note, "gold step");
+        let s = tracing::Instrument::instrument(build_with(lake, m, &mut opens), span).await?;
+        tracing::info!(mart = %s.mart, mode = %s.mode, dates = s.dates, rows = s.rows, version = ?s.version, millis = s.millis, note = %s.note, "gold step");
         out.push(s);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tables::UpsertSpec;
+    use alkasba_lake::StorageConfig;
+    use alkasba_lake::arrow::array::{BooleanArray, Date32Array, Float64Array, Int64Array, StringArray};
+    use alkasba_lake::arrow::compute::cast;
+
+    /// (order_id, seq, customer, day of month, paid, total).
+    type Order = (i64, i64, &'static str, u32, bool, f64);
+
+    async fn upsert_orders(lake: &Lake, rows: &[Order], marker: i64) {
+        let schema: SchemaRef = Arc::new(Schema::new(vec![
+            Field::new("order_id", DataType::Int64, true),
+            Field::new("seq", DataType::Int64, true),
+            Field::new("customer_token", DataType::Utf8, true),
+            Field::new("order_date", DataType::Date32, true),
+            Field::new("is_paid", DataType::Boolean, true),
+            Field::new("total_mad", DataType::Float64, true),
+        ]));
+        let day = |d: u32| (NaiveDate::from_ymd_opt(2026, 10, d).unwrap() - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()).num_days() as i32;
+        let b = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from(rows.iter().map(|r| r.0).collect::<Vec<_>>())),
+                Arc::new(Int64Array::from(rows.iter().map(|r| r.1).collect::<Vec<_>>())),
+                Arc::new(StringArray::from(rows.iter().map(|r| r.2).collect::<Vec<_>>())),
+                Arc::new(Date32Array::from(rows.iter().map(|r| day(r.3)).collect::<Vec<_>>())),
+                Arc::new(BooleanArray::from(rows.iter().map(|r| r.4).collect::<Vec<_>>())),
+                Arc::new(Float64Array::from(rows.iter().map(|r| r.5).collect::<Vec<_>>())),
+            ],
+        )
+        .unwrap();
+        let spec = UpsertSpec { keys: &["order_id"], seq: "seq", partition: Some("order_date") };
+        tables::upsert(lake, &uri(lake, "silver", "orders").unwrap(), schema, vec![b], spec, ("test".into(), marker)).await.unwrap();
+    }
+
+    fn text(batches: &[RecordBatch]) -> Vec<String> {
+        let mut out: Vec<String> = batches
+            .iter()
+            .flat_map(|b| {
+                let cols: Vec<_> = b.columns().iter().map(|c| cast(c, &DataType::Utf8).unwrap()).collect();
+                (0..b.num_rows()).map(move |i| cols.iter().map(|c| alkasba_lake::arrow::util::display::array_value_to_string(c, i).unwrap()).collect::<Vec<_>>().join("|")).collect::<Vec<_>>()
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    async fn stored(lake: &Lake, mart: &str) -> Vec<String> {
+        text(&lake.scan(&uri(lake, "gold", mart).unwrap(), None, &[]).await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn customer_marts_fold_changes_exactly_like_a_full_build() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::new(&format!("file://{}", dir.path().display()), StorageConfig { endpoint_url: None, region: "us-east-1".into() }).unwrap();
+        let customer_marts: Vec<&Mart> = ["customer_firsts", "customer_activity", "customer_cohorts"].iter().map(|n| mart(n).unwrap()).collect();
+        upsert_orders(&lake, &[(1, 1, "a", 5, true, 10.0), (2, 1, "a", 20, true, 20.0), (3, 1, "b", 12, true, 30.0), (4, 1, "c", 25, true, 5.0), (5, 1, "d", 7, false, 1.0)], 1).await;
+        for m in &customer_marts {
+            assert_eq!(build(&lake, m).await.unwrap().mode, "full");
+        }
+        assert_eq!(stored(&lake, "customer_firsts").await, ["a|2026-10-05", "b|2026-10-12", "c|2026-10-25"]);
+        // a's first order is cancelled (its first date moves later: a rescan), b orders earlier
+        // (moves earlier), c's first order stays paid with a new status (no rescan needed),
+        // d pays (a new customer), e orders and is cancelled within the same changes.
+        upsert_orders(&lake, &[(1, 2, "a", 5, false, 10.0), (6, 2, "b", 3, true, 7.0), (4, 2, "c", 25, true, 5.0), (5, 2, "d", 7, true, 1.0), (7, 2, "e", 9, true, 4.0)], 2).await;
+        upsert_orders(&lake, &[(7, 3, "e", 9, false, 4.0)], 3).await;
+        for m in &customer_marts {
+            let step = build(&lake, m).await.unwrap();
+            assert_eq!(step.mode, "incremental", "{step:?}");
+            let (_, want) = compute(&lake, m).await.unwrap();
+            assert_eq!(stored(&lake, m.name).await, text(&want), "{}", m.name);
+        }
+        assert_eq!(stored(&lake, "customer_firsts").await, ["a|2026-10-20", "b|2026-10-03", "c|2026-10-25", "d|2026-10-07"]);
+        // Nothing new: skipped, nothing written.
+        assert_eq!(build(&lake, customer_marts[0]).await.unwrap().mode, "skipped");
+    }
 }

@@ -90,6 +90,12 @@ pub struct TableReport {
     pub files_after: usize,
     /// Partitions (1 for an unpartitioned table).
     pub partitions: usize,
+    /// Bytes of the live files after maintenance.
+    pub bytes_after: u64,
+    /// Files in the fullest partition after maintenance.
+    pub worst_partition_files: usize,
+    /// Files beyond what each partition's size needs at the target size (0: fully compact).
+    pub excess_files: usize,
     pub files_compacted: u64,
     pub files_written: u64,
     pub checkpoint_version: Option<i64>,
@@ -98,17 +104,25 @@ pub struct TableReport {
     pub note: String,
 }
 
-/// Live files per partition value of the table's (single) partition column; one entry keyed ""
-/// for an unpartitioned table.
-fn files_per_partition(table: &DeltaTable) -> Result<(Option<String>, BTreeMap<String, usize>)> {
+/// Live files and their bytes per partition value of the table's (single) partition column;
+/// one entry keyed "" for an unpartitioned table.
+fn files_per_partition(table: &DeltaTable) -> Result<(Option<String>, BTreeMap<String, (usize, u64)>)> {
     let uri = table.table_url().clone();
-    let column = table.snapshot().map_err(|e| Error::delta(&uri, e))?.metadata().partition_columns().first().cloned();
-    let mut out = BTreeMap::new();
-    for file in table.get_file_uris().map_err(|e| Error::delta(&uri, e))? {
-        let value = column.as_ref().and_then(|c| file.split('/').find_map(|seg| seg.strip_prefix(&format!("{c}=")).map(str::to_string))).unwrap_or_default();
-        *out.entry(value).or_default() += 1;
+    let state = table.snapshot().map_err(|e| Error::delta(&uri, e))?;
+    let column = state.metadata().partition_columns().first().cloned();
+    let mut out: BTreeMap<String, (usize, u64)> = BTreeMap::new();
+    for file in state.snapshot().try_log_data().map_err(|e| Error::delta(&uri, e))?.iter() {
+        let value = column.as_ref().and_then(|c| file.partition_values_map().remove(c).flatten()).unwrap_or_default();
+        let e = out.entry(value).or_default();
+        e.0 += 1;
+        e.1 += file.size().max(0) as u64;
     }
     Ok((column, out))
+}
+
+/// Files a partition of `bytes` needs at `target` bytes per file (at least one).
+fn needed(bytes: u64, target: u64) -> usize {
+    bytes.div_ceil(target.max(1)).max(1) as usize
 }
 
 const LEASE: &str = "_maintain.lease";
@@ -164,9 +178,11 @@ async fn maintain_held(table: DeltaTable, target: &Target, opts: &MaintainOption
     let uri = table.table_url().clone();
     // Only partitions holding more than one file are rewritten: z-ordering rewrites whatever it
     // is given, so an already compact partition would be rewritten on every run.
+    // A partition counts as crowded when it holds more files than its size needs at the target
+    // size: a large partition already in target-size files is left alone.
     let (column, per) = files_per_partition(&table)?;
-    report.files_before = per.values().sum();
-    let crowded: Vec<&str> = per.iter().filter(|(_, n)| **n > 1).map(|(v, _)| v.as_str()).collect();
+    report.files_before = per.values().map(|(n, _)| n).sum();
+    let crowded: Vec<&str> = per.iter().filter(|(_, (n, bytes))| *n > 1 && *n > needed(*bytes, opts.target_size)).map(|(v, _)| v.as_str()).collect();
     let table = if crowded.is_empty() {
         report.note = "already compact".into();
         table
@@ -193,8 +209,11 @@ async fn maintain_held(table: DeltaTable, target: &Target, opts: &MaintainOption
     report.vacuumed = vm.files_deleted.len();
     report.logs_removed = deltalake::checkpoints::cleanup_metadata(&table, None).await.map_err(|e| Error::delta(&uri, e))?;
     let after = files_per_partition(&table)?.1;
-    report.files_after = after.values().sum();
+    report.files_after = after.values().map(|(n, _)| n).sum();
     report.partitions = after.len();
+    report.bytes_after = after.values().map(|(_, b)| b).sum();
+    report.worst_partition_files = after.values().map(|(n, _)| *n).max().unwrap_or(0);
+    report.excess_files = after.values().map(|(n, b)| n.saturating_sub(needed(*b, opts.target_size))).sum();
     Ok(())
 }
 

@@ -72,6 +72,15 @@ pub async fn register(ctx: &SessionContext, name: &str, table: &DeltaTable) -> R
     Ok(())
 }
 
+/// Registers `table`'s current snapshot as `name`, every row an insert (a change read from
+/// version 0), as a view: nothing is read until a query needs it.
+pub async fn register_as_inserts(ctx: &SessionContext, name: &str, table: &DeltaTable) -> Result<()> {
+    let uri = table.table_url().clone();
+    let view = ctx.read_table(provider(ctx, table).await?).and_then(|df| df.with_column(CHANGE_TYPE, lit("insert"))).map_err(|e| Error::query(&uri, e))?;
+    ctx.register_table(name, view.into_view()).map_err(|e| Error::query(format!("registering {name}"), e))?;
+    Ok(())
+}
+
 /// Registers `batches` (with `schema`) as `name`.
 pub fn register_batches(ctx: &SessionContext, name: &str, schema: SchemaRef, batches: Vec<RecordBatch>) -> Result<()> {
     let mem = MemTable::try_new(schema, vec![batches]).map_err(|e| Error::query(format!("table {name}"), e))?;

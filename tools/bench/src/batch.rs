@@ -71,7 +71,7 @@ fn duckdb_marts(python: &Path, dir: &Path) -> Result<Vec<Value>> {
         .iter()
         .map(|m| {
             let views: serde_json::Map<String, Value> = m.inputs.iter().map(|i| (i.table.to_string(), json!(dir.join(i.layer).join(i.table).display().to_string()))).collect();
-            json!({"name": m.name, "views": views, "sql": m.sql})
+            json!({"name": m.name, "views": views, "sql": m.portable_sql()})
         })
         .collect();
     let mut child = std::process::Command::new(python)
@@ -181,25 +181,44 @@ pub async fn run(a: BatchArgs) -> Result<()> {
     let lines_parts = reports.iter().find(|r| r.table == "silver/order_lines").map(|r| r.partitions).unwrap_or(0);
     let live_before: usize = reports.iter().map(|r| r.files_before).sum();
     let live_after: usize = reports.iter().map(|r| r.files_after).sum();
-    let worst = reports.iter().filter(|r| r.partitions > 0).map(|r| r.files_after as f64 / r.partitions as f64).fold(0.0, f64::max);
+    let worst = reports.iter().max_by_key(|r| r.worst_partition_files).context("no table maintained")?;
+    let excess: usize = reports.iter().map(|r| r.excess_files).sum();
     let q_after = typical_query(&lake).await?;
 
     println!("store           {} orders over {} days: {silver_orders} silver orders, {silver_lines} order lines", a.orders, a.days);
     println!("load            bronze in {load_secs:.1} s; transform bronze → silver in {transform_secs:.1} s");
-    println!("full gold       {full_secs:.2} s (9 marts, written as Delta) vs DuckDB {duck_secs:.2} s (same SQL, same tables, materialised in memory) = {:.2}x", full_secs / duck_secs);
+    println!("full gold       {full_secs:.2} s ({} marts, written as Delta) vs DuckDB {duck_secs:.2} s (same SQL, same tables, materialised in memory) = {:.2}x", marts.len(), full_secs / duck_secs);
+    println!("                  {:<24} {:>8}   {:>8} {:>8}   {:>11} {:>8}", "mart", "rows", "ours s", "DuckDB s", "incremental", "mode");
     for (m, d) in marts.iter().zip(&duck) {
-        println!("                  {:<24} {:>8} rows   DuckDB {:>6.3} s", m.mart, m.rows, d["secs"].as_f64().unwrap_or(0.0));
+        let i = inc.iter().find(|s| s.mart == m.mart);
+        println!(
+            "                  {:<24} {:>8}   {:>8.3} {:>8.3}   {:>9.3} s {:>8}",
+            m.mart,
+            m.rows,
+            m.millis as f64 / 1000.0,
+            d["secs"].as_f64().unwrap_or(0.0),
+            i.map(|s| s.millis as f64 / 1000.0).unwrap_or(0.0),
+            i.map(|s| s.mode.as_str()).unwrap_or("-")
+        );
     }
     println!("incremental     one new day ({} mutations): transform {inc_transform_secs:.2} s; gold {inc_secs:.2} s ({dates} dates recomputed) vs full rebuild {rebuild_secs:.2} s = {:.0}%", per_day * 2, 100.0 * inc_secs / rebuild_secs);
-    println!("maintain        {maintain_secs:.1} s: live files {live_before} → {live_after} (worst {worst:.1} per partition); silver order_lines {lines_before} → {lines_after} files in {lines_parts} partitions; parquet files on disk before {before} (vacuum keeps 7 days)");
+    println!(
+        "maintain        {maintain_secs:.1} s: live files {live_before} → {live_after}; fullest partition {} files ({}: {} partition(s), {:.0} MiB, target {} MiB a file); files beyond what partitions need at the target size: {excess}; silver order_lines {lines_before} → {lines_after} files in {lines_parts} partitions; parquet files on disk before {before} (vacuum keeps 7 days)",
+        worst.worst_partition_files,
+        worst.table,
+        worst.partitions,
+        worst.bytes_after as f64 / 1048576.0,
+        maintain::MaintainOptions::default().target_size / 1048576
+    );
     println!("typical query   top 20 products, last 30 days, gold: {:.1} ms before, {:.1} ms after compaction", q_before * 1000.0, q_after * 1000.0);
     println!();
     println!(
-        "| {} | {} | {transform_secs:.1} s | {full_secs:.2} s | {duck_secs:.2} s | {:.2}x | {inc_secs:.2} s vs {rebuild_secs:.2} s ({:.0}%) | {live_before} → {live_after} (≤ {worst:.1}/partition) | {:.1} → {:.1} ms |",
+        "| {} | {} | {transform_secs:.1} s | {full_secs:.2} s | {duck_secs:.2} s | {:.2}x | {inc_secs:.2} s vs {rebuild_secs:.2} s ({:.0}%) | {live_before} → {live_after} (fullest partition {}, {excess} beyond target size) | {:.1} → {:.1} ms |",
         started_at.format("%Y-%m-%d"),
         a.orders,
         full_secs / duck_secs,
         100.0 * inc_secs / rebuild_secs,
+        worst.worst_partition_files,
         q_before * 1000.0,
         q_after * 1000.0
     );
