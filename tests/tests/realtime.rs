@@ -147,8 +147,8 @@ async fn incidents_raise_one_alert_each_and_every_delivery_lands_once() {
     while on_sns.len() < expected.len() || std::mem::take(&mut extra_poll) {
         if std::time::Instant::now() >= deadline {
             let s3 = aws_sdk_s3::Client::new(&cfg);
-            let state = s3.get_object().bucket(stack.output("LakeBucketName")).key("_realtime/state.json").send().await.unwrap().body.collect().await.unwrap().into_bytes();
-            let state: Value = serde_json::from_slice(&state).unwrap();
+            let state = s3.get_object().bucket(stack.output("LakeBucketName")).key(alkasba_realtime::aws::STATE).send().await.unwrap().body.collect().await.unwrap().into_bytes();
+            let state: Value = serde_json::to_value(alkasba_realtime::aws::decode_state(&state).unwrap()).unwrap();
             let buckets: Vec<String> = state["buckets"].as_object().unwrap().iter().map(|(t, b)| format!("{t}:{}", b["orders"])).collect();
             panic!("alerts on SNS after 60 s: {on_sns:#?}\nstore buckets (start:orders): {}", buckets.join(" "));
         }

@@ -18,7 +18,9 @@ use crate::webhook::{EventQueue, ReplayGuard};
 use crate::{Error, Result};
 
 /// Where the real-time objects live under the lake root.
-pub const STATE: &str = "_realtime/state.json";
+/// The state: JSON, zstd-compressed (windows, sets and per-customer times compress ~10x, and
+/// the object is read and conditionally rewritten by every batch).
+pub const STATE: &str = "_realtime/state.json.zst";
 pub const OUTBOX: &str = "_realtime/outbox";
 pub const LIVE: &str = "_realtime/live/metrics.json";
 pub const REPLAY: &str = "_realtime/replay";
@@ -28,6 +30,33 @@ pub const ALERTS_TABLE: &str = "ops/alerts";
 
 fn state_err(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::State { path: path.to_string(), reason: e.to_string() }
+}
+
+/// zstd level of the state object: the fastest levels already give most of the ratio.
+const STATE_ZSTD_LEVEL: i32 = 1;
+
+/// The state object's bytes.
+pub fn encode_state(state: &State) -> Result<Vec<u8>> {
+    let path = Path::from(STATE);
+    let json = serde_json::to_vec(state).map_err(|e| state_err(&path, e))?;
+    zstd::bulk::compress(&json, STATE_ZSTD_LEVEL).map_err(|e| state_err(&path, format!("compressing: {e}")))
+}
+
+/// The state in a state object's bytes.
+pub fn decode_state(bytes: &[u8]) -> Result<State> {
+    let path = Path::from(STATE);
+    let json = zstd::stream::decode_all(bytes).map_err(|e| state_err(&path, format!("not a zstd state object: {e}")))?;
+    serde_json::from_slice(&json).map_err(|e| state_err(&path, format!("not a state object: {e}")))
+}
+
+fn outbox_path(name: &str) -> Path {
+    Path::from(format!("{OUTBOX}/{name}.json"))
+}
+
+/// Marks that an outbox's alerts were published (a tiny object beside it, so the state object is
+/// not rewritten for it).
+fn published_path(name: &str) -> Path {
+    Path::from(format!("{OUTBOX}/{name}.published"))
 }
 
 /// State, outbox and live view in S3.
@@ -63,7 +92,7 @@ impl StateStore for S3State {
             Ok(r) => {
                 let meta = r.meta.clone();
                 let bytes = r.bytes().await.map_err(|e| state_err(&path, e))?;
-                let state: State = serde_json::from_slice(&bytes).map_err(|e| state_err(&path, format!("not a state object: {e}")))?;
+                let state = decode_state(&bytes)?;
                 Ok((state, version_of(meta.e_tag, meta.version)))
             }
             Err(object_store::Error::NotFound { .. }) => Ok((State::default(), None)),
@@ -80,7 +109,7 @@ impl StateStore for S3State {
                 PutMode::Update(UpdateVersion { e_tag, version })
             }
         };
-        let body = serde_json::to_vec(state).map_err(|e| state_err(&path, e))?;
+        let body = encode_state(state)?;
         match self.store.put_opts(&path, PutPayload::from(body), PutOptions { mode, ..Default::default() }).await {
             Ok(r) => Ok(version_of(r.e_tag, r.version)),
             Err(object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. }) => Err(Error::StateConflict),
@@ -89,14 +118,14 @@ impl StateStore for S3State {
     }
 
     async fn put_outbox(&self, name: &str, outbox: &Outbox) -> Result<()> {
-        let path = Path::from(format!("{OUTBOX}/{name}.json"));
+        let path = outbox_path(name);
         let body = serde_json::to_vec(outbox).map_err(|e| state_err(&path, e))?;
         self.store.put(&path, PutPayload::from(body)).await.map_err(|e| state_err(&path, e))?;
         Ok(())
     }
 
     async fn get_outbox(&self, name: &str) -> Result<Option<Outbox>> {
-        let path = Path::from(format!("{OUTBOX}/{name}.json"));
+        let path = outbox_path(name);
         match self.store.get(&path).await {
             Ok(r) => {
                 let bytes = r.bytes().await.map_err(|e| state_err(&path, e))?;
@@ -108,9 +137,26 @@ impl StateStore for S3State {
     }
 
     async fn delete_outbox(&self, name: &str) -> Result<()> {
-        let path = Path::from(format!("{OUTBOX}/{name}.json"));
-        match self.store.delete(&path).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+        for path in [published_path(name), outbox_path(name)] {
+            match self.store.delete(&path).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(state_err(&path, e)),
+            }
+        }
+        Ok(())
+    }
+
+    async fn mark_published(&self, name: &str) -> Result<()> {
+        let path = published_path(name);
+        self.store.put(&path, PutPayload::from_static(b"1")).await.map_err(|e| state_err(&path, e))?;
+        Ok(())
+    }
+
+    async fn is_published(&self, name: &str) -> Result<bool> {
+        let path = published_path(name);
+        match self.store.head(&path).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
             Err(e) => Err(state_err(&path, e)),
         }
     }

@@ -2,7 +2,8 @@
 //! 1. read the state (with its version), apply the new deliveries, evaluate the rules;
 //! 2. write the batch's events, keys and alerts as an outbox object, then commit the state
 //!    with a conditional write (another instance committed first: drop the outbox, go to 1);
-//! 3. publish the batch's alerts at once (the urgent part; no personal data) and record that;
+//! 3. publish the batch's alerts at once (the urgent part; no personal data, concurrently) and
+//!    record that with a small mark beside the outbox (the state is not rewritten for it);
 //! 4. once the pending outboxes hold enough events or the oldest is old enough (micro-batches),
 //!    write them to the lake in one commit per table (keyring, then events, then alerts), marked
 //!    with the application transaction `realtime` = the highest generation written, so a repeat
@@ -27,6 +28,8 @@ use crate::{Error, Result};
 const ORPHAN_AFTER_MS: i64 = 30_000;
 /// Conditional-write retries before giving up (the batch is then retried by SQS).
 const MAX_ATTEMPTS: usize = 50;
+/// Alerts published at once.
+const PUBLISH_CONCURRENCY: usize = 8;
 
 /// An opaque object version (ETag) for conditional writes.
 pub type Version = String;
@@ -51,7 +54,11 @@ pub trait StateStore: Send + Sync {
     fn put_outbox(&self, name: &str, outbox: &Outbox) -> impl Future<Output = Result<()>> + Send;
     /// `None` when it is gone (someone flushed and deleted it).
     fn get_outbox(&self, name: &str) -> impl Future<Output = Result<Option<Outbox>>> + Send;
+    /// Deletes the outbox and its published mark.
     fn delete_outbox(&self, name: &str) -> impl Future<Output = Result<()>> + Send;
+    /// Records that the outbox's alerts were published.
+    fn mark_published(&self, name: &str) -> impl Future<Output = Result<()>> + Send;
+    fn is_published(&self, name: &str) -> impl Future<Output = Result<bool>> + Send;
     fn put_live(&self, view: &serde_json::Value) -> impl Future<Output = Result<()>> + Send;
 }
 
@@ -79,7 +86,7 @@ pub struct FlushPolicy {
 
 impl Default for FlushPolicy {
     fn default() -> Self {
-        Self { min_events: 1_000, max_age_ms: 5_000 }
+        Self { min_events: 5_000, max_age_ms: 10_000 }
     }
 }
 
@@ -193,11 +200,20 @@ impl<S: StateStore, L: LakeSink, P: AlertPublisher> Engine<S, L, P> {
         self.flush_from(state, version, None, force).await
     }
 
-    /// Announces `alerts` on the topic; `orphaned` when they are a dead instance's.
+    /// Announces `alerts` on the topic, several at once; `orphaned` when they are a dead
+    /// instance's.
     async fn publish(&self, alerts: &[Alert], orphaned: bool) -> Result<()> {
-        for a in alerts {
-            self.alerts.publish(a).await?;
-            tracing::warn!(alert = %a.alert_id, kind = %a.kind, severity = ?a.severity, orphaned, "alert");
+        for chunk in alerts.chunks(PUBLISH_CONCURRENCY) {
+            // Futures built in a loop, not a closure: a closure's borrow of `self` would make
+            // the future's `Send` bound higher-ranked, which callers cannot spawn.
+            let mut sends = Vec::with_capacity(chunk.len());
+            for a in chunk {
+                sends.push(self.alerts.publish(a));
+            }
+            futures::future::try_join_all(sends).await?;
+            for a in chunk {
+                tracing::warn!(alert = %a.alert_id, kind = %a.kind, severity = ?a.severity, orphaned, "alert");
+            }
         }
         Ok(())
     }
@@ -226,7 +242,7 @@ impl<S: StateStore, L: LakeSink, P: AlertPublisher> Engine<S, L, P> {
         let t = std::time::Instant::now();
         if let Some((name, outbox)) = own.as_ref().filter(|(_, o)| !o.alerts.is_empty()) {
             self.publish(&outbox.alerts, false).await?;
-            self.update(&mut state, &mut version, |s| s.pending.iter_mut().filter(|p| p.object == *name).for_each(|p| p.alerts_published = true)).await?;
+            self.store.mark_published(name).await?;
         }
         publish_ms += t.elapsed().as_millis() as u64;
         let now = now_ms();
@@ -237,19 +253,25 @@ impl<S: StateStore, L: LakeSink, P: AlertPublisher> Engine<S, L, P> {
         if due {
             let mut refs = state.pending.clone();
             refs.sort_by_key(|p| p.generation);
+            // Whose alerts are out: no alerts, our own (just published), or marked.
+            let mut published = Vec::with_capacity(refs.len());
+            for p in &refs {
+                let own_now = own.as_ref().is_some_and(|(n, _)| *n == p.object);
+                published.push(p.alerts_published || own_now || self.store.is_published(&p.object).await?);
+            }
             // A prefix in generation order: stop at an outbox whose alerts its (live) owner has
             // not published yet.
-            let cut = refs.iter().position(|p| !p.alerts_published && now - p.created_ms <= ORPHAN_AFTER_MS).unwrap_or(refs.len());
+            let cut = refs.iter().zip(&published).position(|(p, done)| !done && now - p.created_ms <= ORPHAN_AFTER_MS).unwrap_or(refs.len());
             refs.truncate(cut);
             let mut outboxes = Vec::with_capacity(refs.len());
-            for p in &refs {
+            for (p, done) in refs.iter().zip(&published) {
                 let outbox = match own.as_ref().filter(|(n, _)| *n == p.object) {
                     Some((_, o)) => Some(o.clone()),
                     // Gone: flushed and deleted by another instance.
                     None => self.store.get_outbox(&p.object).await?,
                 };
                 if let Some(o) = outbox {
-                    if !p.alerts_published {
+                    if !done {
                         let t = std::time::Instant::now();
                         self.publish(&o.alerts, true).await?;
                         publish_ms += t.elapsed().as_millis() as u64;

@@ -197,6 +197,12 @@ mod tests {
         for k in ["revenue_drop", "order_spike", "low_stock", "competitor_undercut", "payment_failures", "suspicious_burst", "large_first_order"] {
             assert!(kinds.contains(&k), "{k} missing from the shipped rules");
         }
+        // The test and benchmark rule files load too.
+        let root = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("../..");
+        for other in ["tests/fixtures/alerts-realtime.toml", "tools/bench/alerts-bench.toml"] {
+            let f = RulesFile::load(Some(&root.join(other))).unwrap_or_else(|e| panic!("{other}: {e}"));
+            assert_eq!(f.rules.len(), 7, "{other}");
+        }
     }
 
     #[test]

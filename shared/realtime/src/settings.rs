@@ -15,8 +15,8 @@ pub const OPTIONS: &[(&str, &str, &str)] = &[
     ("PII_KEY_ID", "", "webhook: KMS key that wraps the data keys sealing personal fields (required by webhook)."),
     ("ALERTS_TOPIC_ARN", "", "realtime: SNS topic alerts are published to (required by realtime)."),
     ("ALERT_RULES_FILE", "(the shipped config/alerts.toml)", "realtime: alert rules file."),
-    ("FLUSH_EVENTS", "1000", "realtime: write pending events to the lake once this many are waiting (one commit per table)."),
-    ("FLUSH_SECS", "5", "realtime: ... or once the oldest has waited this long; the scheduled tick flushes the rest."),
+    ("FLUSH_EVENTS", "5000", "realtime: write pending events to the lake once this many are waiting (one commit per table)."),
+    ("FLUSH_SECS", "10", "realtime: ... or once the oldest has waited this long; the scheduled tick flushes the rest."),
 ];
 
 fn doc(k: &str) -> &'static str {
@@ -63,7 +63,7 @@ impl Settings {
                 Some(v) => v.parse::<u64>().ok().filter(|n| range.contains(n)).ok_or_else(|| Error::Config(format!("{k}={v:?}: expected a whole number in {}..={}", range.start(), range.end()))),
             }
         };
-        let flush = crate::engine::FlushPolicy { min_events: number("FLUSH_EVENTS", 1_000, 1..=100_000)? as usize, max_age_ms: number("FLUSH_SECS", 5, 0..=600)? as i64 * 1000 };
+        let flush = crate::engine::FlushPolicy { min_events: number("FLUSH_EVENTS", 5_000, 1..=100_000)? as usize, max_age_ms: number("FLUSH_SECS", 10, 0..=600)? as i64 * 1000 };
         let named = |k: &str, default: &str| get(k).unwrap_or_else(|| default.to_string()).replace("${stack}", &stack);
         Ok(Self {
             queue_url: get("STORE_EVENTS_QUEUE_URL"),

@@ -227,7 +227,8 @@ async fn a_quiet_baseline_raises_nothing_and_every_event_reaches_the_lake_once()
     assert_eq!(e.store.load().await.unwrap().0.generation, before);
     // Micro-batches: most batches left their events pending; the tick writes the rest.
     let waiting: usize = e.store.load().await.unwrap().0.pending.iter().map(|p| p.events).sum();
-    assert!(waiting < 1_000, "the policy (1,000 events) bounds what waits: {waiting}");
+    let policy = FlushPolicy::default().min_events;
+    assert!(waiting < policy, "the policy ({policy} events) bounds what waits: {waiting}");
     e.flush().await.unwrap();
     let written: usize = e.lake.written.lock().unwrap().iter().map(|o| o.events.len()).sum();
     assert_eq!(written, f.events.len());
@@ -312,4 +313,33 @@ async fn concurrent_instances_apply_each_delivery_once() {
     let n = ids.len();
     ids.dedup();
     assert_eq!((n, ids.len()), (f.events.len(), f.events.len()), "each delivery in exactly one outbox");
+}
+
+/// An outbox committed by an instance that died before publishing its alerts: whoever flushes
+/// publishes them once it is old enough, and never alerts published already (marked).
+#[tokio::test]
+async fn a_dead_instances_alerts_are_published_once_and_published_ones_never_again() {
+    use alkasba_realtime::engine::Outbox;
+    use alkasba_realtime::state::{Alert, PendingRef};
+    let e = engine();
+    let alert = |id: &str| -> Alert {
+        serde_json::from_value(json!({"alert_id": id, "rule": "r", "kind": "order_spike", "severity": "warning", "subject": "store", "at": 1, "trigger_delivery": null, "evidence": {}})).unwrap()
+    };
+    let (mut state, version) = e.store.load().await.unwrap();
+    let old = chrono::Utc::now().timestamp_millis() - 60_000;
+    for (generation, name, id) in [(1, "dead", "a1"), (2, "published", "a2")] {
+        e.store.put_outbox(name, &Outbox { generation, keys: vec![], events: vec![], alerts: vec![alert(id)] }).await.unwrap();
+        state.pending.push(PendingRef { generation, object: name.into(), created_ms: old, events: 0, alerts_published: false });
+    }
+    state.generation = 2;
+    e.store.mark_published("published").await.unwrap();
+    e.store.save(&state, version.as_ref()).await.unwrap();
+    assert_eq!(e.flush().await.unwrap(), 2);
+    let ids: Vec<String> = e.alerts.published.lock().unwrap().iter().map(|a| a.alert_id.clone()).collect();
+    assert_eq!(ids, ["a1"], "the dead instance's alert once; the marked one not again");
+    assert_eq!(e.lake.written.lock().unwrap().iter().map(|o| o.alerts.len()).sum::<usize>(), 2, "both in the alerts table");
+    assert!(e.store.get_outbox("dead").await.unwrap().is_none() && !e.store.is_published("published").await.unwrap(), "outboxes and marks removed");
+    // Flushing again publishes nothing more.
+    e.flush().await.unwrap();
+    assert_eq!(e.alerts.published.lock().unwrap().len(), 1);
 }

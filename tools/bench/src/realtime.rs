@@ -42,6 +42,9 @@ pub struct RealtimeArgs {
     #[arg(long, default_value = "infra/template.yaml")]
     template: PathBuf,
     /// LocalStack.
+    /// Alert rules of the realtime function (calibrated to the simulator's store).
+    #[arg(long, default_value = "tools/bench/alerts-bench.toml")]
+    pub rules: PathBuf,
     #[arg(long, env = "AWS_ENDPOINT_URL", default_value = "http://127.0.0.1:4566")]
     endpoint: String,
     /// Logs of the functions.
@@ -87,6 +90,8 @@ pub async fn run(a: RealtimeArgs) -> Result<()> {
     cfg.functions = vec!["webhook".into(), "realtime".into()];
     cfg.concurrency = a.instances;
     cfg.log_dir = Some(log_dir.clone());
+    let rules = std::path::absolute(&a.rules)?;
+    cfg.extra_env.insert("ALERT_RULES_FILE".into(), rules.display().to_string());
     let runner = Runner::start(cfg).await?;
     let url = format!("http://{}/", runner.http_endpoints().get("WebhookFunction").context("no webhook endpoint")?);
     let mut reports = runner.subscribe();
