@@ -5,8 +5,9 @@
 //!    exchange rates of every day of its history, then transforms bronze → silver (timed).
 //! 2. Full gold build (all marts, timed) against DuckDB running the same SQL over the same silver
 //!    and gold tables in the same run (`tools/duckdb/bench_marts.py`, timed per query).
-//! 3. One new day of store activity: ingest, transform, and the incremental gold update (timed)
-//!    against a full rebuild of the same marts (timed).
+//! 3. `--inc-days` new days of store activity: ingest, transform, and the incremental gold
+//!    update (timed, median) against a full rebuild of the same marts (timed), which every mart
+//!    must equal row for row.
 //! 4. File counts and a typical gold query's time before and after `maintain`.
 
 use std::path::{Path, PathBuf};
@@ -32,6 +33,10 @@ pub struct BatchArgs {
     /// Where the local lake is written (emptied first).
     #[arg(long, default_value = ".local/bench/batch-lake")]
     dir: PathBuf,
+    /// Days of new store activity, each ingested, transformed and aggregated incrementally (the
+    /// median is reported; later days also leave the files that maintenance compacts).
+    #[arg(long, default_value_t = 3)]
+    inc_days: u32,
     /// The Python with DuckDB (installed by localstack/install.sh).
     #[arg(long, default_value = ".local/venv/bin/python")]
     python: PathBuf,
@@ -92,6 +97,25 @@ fn duckdb_marts(python: &Path, dir: &Path) -> Result<Vec<Value>> {
 }
 
 /// The "typical gold query": the month's top products by revenue, in DataFusion.
+/// Every row of the table at `url`, as sorted text.
+async fn table_rows(url: &url::Url, lake: &Lake) -> Result<Vec<String>> {
+    let t = alkasba_lake::read::open_table(url, lake.storage()).await?.with_context(|| format!("no table at {url}"))?;
+    let mut out = Vec::new();
+    for b in alkasba_lake::read::scan(&t, None, &[]).await? {
+        let cols = b.columns().iter().map(|c| deltalake::arrow::compute::cast(c, &deltalake::arrow::datatypes::DataType::Utf8)).collect::<std::result::Result<Vec<_>, _>>()?;
+        let cols: Vec<_> = cols.iter().map(|c| c.as_any().downcast_ref::<deltalake::arrow::array::StringArray>().cloned().context("text column")).collect::<Result<_>>()?;
+        let names: Vec<String> = b.schema().fields().iter().map(|f| f.name().clone()).collect();
+        for i in 0..b.num_rows() {
+            // Columns in name order: a rebuilt table may order them differently.
+            let mut row: Vec<(String, String)> = names.iter().zip(&cols).map(|(n, c)| (n.clone(), if deltalake::arrow::array::Array::is_null(c, i) { "NULL".into() } else { c.value(i).to_string() })).collect();
+            row.sort();
+            out.push(format!("{row:?}"));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 async fn typical_query(lake: &Lake) -> Result<f64> {
     let ctx = alkasba_batch::tables::session();
     let t = alkasba_lake::read::open_table(&gold::uri(lake, "gold", "daily_product_sales")?, lake.storage()).await?.context("gold/daily_product_sales")?;
@@ -152,23 +176,48 @@ pub async fn run(a: BatchArgs) -> Result<()> {
     let duck_secs: f64 = duck.iter().filter_map(|m| m["secs"].as_f64()).sum();
     eprintln!("full gold build {full_secs:.2} s; DuckDB, same SQL: {duck_secs:.2} s");
 
-    // One more day of store activity (about a day's worth of new orders, plus status moves,
-    // price and stock changes), through ingestion and silver.
+    // More days of store activity (each about a day's worth of new orders, plus status moves,
+    // price and stock changes), each through ingestion, silver and an incremental gold update.
     let per_day = (a.orders / a.days).max(1) as usize;
-    reqwest::Client::new().post(format!("{}/_sim/mutate?n={}", local.base, per_day * 2)).send().await?.error_for_status()?;
-    local.run(&store).await;
-    let t = Instant::now();
-    silver::transform(&lake, None, silver::TransformOptions::default(), || true).await?;
-    let inc_transform_secs = secs(t);
-    let t = Instant::now();
-    let inc = gold::aggregate(&lake, None, || true).await?;
-    let inc_secs = secs(t);
-    let dates = inc.iter().find(|m| m.mart == "daily_sales").map(|m| m.dates).unwrap_or(0);
-    std::fs::remove_dir_all(dir.join("gold"))?;
+    let mut inc_days: Vec<(f64, f64, usize)> = Vec::new();
+    let mut inc = Vec::new();
+    for day in 1..=a.inc_days.max(1) {
+        reqwest::Client::new().post(format!("{}/_sim/mutate?n={}", local.base, per_day * 2)).send().await?.error_for_status()?;
+        local.run(&store).await;
+        let t = Instant::now();
+        silver::transform(&lake, None, silver::TransformOptions::default(), || true).await?;
+        let transform_secs = secs(t);
+        let t = Instant::now();
+        inc = gold::aggregate(&lake, None, || true).await?;
+        let gold_secs = secs(t);
+        let dates = inc.iter().find(|m| m.mart == "daily_sales").map(|m| m.dates).unwrap_or(0);
+        eprintln!("day {day}: transform {transform_secs:.2} s, incremental gold {gold_secs:.2} s ({dates} dates)");
+        inc_days.push((transform_secs, gold_secs, dates));
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let inc_transform_secs = median(inc_days.iter().map(|d| d.0).collect());
+    let inc_secs = median(inc_days.iter().map(|d| d.1).collect());
+    let dates = inc_days.last().map(|d| d.2).unwrap_or(0);
+    // A full rebuild of the same marts from the same silver, beside the incremental ones, which
+    // it must equal row for row.
+    let kept = dir.join("gold.incremental");
+    std::fs::rename(dir.join("gold"), &kept)?;
     let t = Instant::now();
     gold::aggregate(&lake, None, || true).await?;
     let rebuild_secs = secs(t);
-    eprintln!("incremental gold {inc_secs:.2} s ({dates} dates) vs full rebuild {rebuild_secs:.2} s");
+    for m in gold::MARTS {
+        let url = |root: &Path| url::Url::from_directory_path(root.join(m.name)).map_err(|()| anyhow::anyhow!("path {}", root.display()));
+        let (a_rows, b_rows) = (table_rows(&url(&kept)?, &lake).await?, table_rows(&url(&dir.join("gold"))?, &lake).await?);
+        if a_rows != b_rows {
+            bail!("gold {}: the incremental result ({} rows) differs from a full rebuild ({} rows)", m.name, a_rows.len(), b_rows.len());
+        }
+    }
+    std::fs::remove_dir_all(dir.join("gold"))?;
+    std::fs::rename(&kept, dir.join("gold"))?;
+    eprintln!("incremental gold {inc_secs:.2} s (median of {} days) vs full rebuild {rebuild_secs:.2} s; every mart equal", inc_days.len());
 
     // Compaction.
     let before = files(&dir);
@@ -201,7 +250,13 @@ pub async fn run(a: BatchArgs) -> Result<()> {
             i.map(|s| s.mode.as_str()).unwrap_or("-")
         );
     }
-    println!("incremental     one new day ({} mutations): transform {inc_transform_secs:.2} s; gold {inc_secs:.2} s ({dates} dates recomputed) vs full rebuild {rebuild_secs:.2} s = {:.0}%", per_day * 2, 100.0 * inc_secs / rebuild_secs);
+    println!(
+        "incremental     {} new days ({} mutations each), medians: transform {inc_transform_secs:.2} s; gold {inc_secs:.2} s ({dates} dates recomputed on the last) vs full rebuild {rebuild_secs:.2} s = {:.0}% (each day: {}); every mart equal to the rebuild",
+        inc_days.len(),
+        per_day * 2,
+        100.0 * inc_secs / rebuild_secs,
+        inc_days.iter().map(|d| format!("{:.2} s", d.1)).collect::<Vec<_>>().join(", ")
+    );
     println!(
         "maintain        {maintain_secs:.1} s: live files {live_before} → {live_after}; fullest partition {} files ({}: {} partition(s), {:.0} MiB, target {} MiB a file); files beyond what partitions need at the target size: {excess}; silver order_lines {lines_before} → {lines_after} files in {lines_parts} partitions; parquet files on disk before {before} (vacuum keeps 7 days)",
         worst.worst_partition_files,

@@ -41,10 +41,14 @@ pub struct RealtimeArgs {
     /// The SAM template the stack was deployed from.
     #[arg(long, default_value = "infra/template.yaml")]
     template: PathBuf,
-    /// LocalStack.
     /// Alert rules of the realtime function (calibrated to the simulator's store).
     #[arg(long, default_value = "tools/bench/alerts-bench.toml")]
-    pub rules: PathBuf,
+    rules: PathBuf,
+    /// Seconds spent first measuring LocalStack's own ceiling for the webhook's two calls (a
+    /// create-if-absent S3 PUT and an SQS send per delivery); 0 skips it.
+    #[arg(long, default_value_t = 15)]
+    ceiling_secs: u64,
+    /// LocalStack.
     #[arg(long, env = "AWS_ENDPOINT_URL", default_value = "http://127.0.0.1:4566")]
     endpoint: String,
     /// Logs of the functions.
@@ -69,6 +73,8 @@ pub async fn run(a: RealtimeArgs) -> Result<()> {
         sqs.purge_queue().queue_url(url).send().await.with_context(|| format!("purging {url}"))?;
     }
     let out = |k: &str| outputs.get(k).cloned().with_context(|| format!("stack output {k}"));
+
+    let ceiling = if a.ceiling_secs > 0 { Some(localstack_ceiling(&sdk, &out("LakeBucketName")?, &a.stack, a.instances, Duration::from_secs(a.ceiling_secs)).await?) } else { None };
 
     let mut sim = SimConfig::small(42, 20_000);
     sim.credentials.webhook_secret = field(&secret_json(&sdk, &format!("{}/store/webhook-secret", a.stack)).await?, "secret")?;
@@ -232,7 +238,50 @@ pub async fn run(a: RealtimeArgs) -> Result<()> {
     println!("alerts: {kinds:?} (scripted: {bursts} suspicious bursts, 1 stock-out, 1 undercut)");
     println!("alert latency, accepted trigger → SNS, {} alerts: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms", latencies.len(), percentile(&latencies, 0.5), percentile(&latencies, 0.99), latencies.last().copied().unwrap_or(f64::NAN));
     println!("peak RSS (MB): {peak:?}; invocations: {invocations:?}; state object {:.0} KB", state_bytes as f64 / 1024.0);
+    if let Some(c) = ceiling {
+        println!("LocalStack ceiling for the webhook's calls ({} clients, no webhook, no realtime): {c:.0} deliveries/s (create-if-absent S3 PUT + SQS send each)", a.instances);
+    }
     println!();
     println!("| {} | {} /s for {} s | {accepted_rate:.0} /s | {lost} | {:.0} / {:.0} ms ({} alerts) | {} |", chrono::Utc::now().format("%Y-%m-%d"), a.rate, a.secs, percentile(&latencies, 0.5), percentile(&latencies, 0.99), latencies.len(), peak.iter().map(|(f, m)| format!("{f} {m} MB")).collect::<Vec<_>>().join(", "));
     Ok(())
+}
+
+/// What LocalStack alone sustains for the webhook's per-delivery calls: `clients` loops each
+/// claiming a fresh S3 key (create-if-absent, as the replay claim does) and sending one SQS
+/// message, for `secs`. Deliveries per second; the scratch queue and keys are removed after.
+async fn localstack_ceiling(sdk: &aws_config::SdkConfig, bucket: &str, stack: &str, clients: usize, secs: Duration) -> Result<f64> {
+    let s3 = aws_sdk_s3::Client::new(sdk);
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let queue = sqs.create_queue().queue_name(format!("{stack}-bench-ceiling")).send().await?.queue_url().unwrap_or_default().to_string();
+    eprintln!("measuring LocalStack's ceiling for {} s ({clients} clients)", secs.as_secs());
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let (s3, sqs, queue, bucket) = (s3.clone(), sqs.clone(), queue.clone(), bucket.to_string());
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while started.elapsed() < secs {
+                let key = format!("_bench/ceiling/{c}/{n}");
+                s3.put_object().bucket(&bucket).key(&key).if_none_match("*").body(b"1".to_vec().into()).send().await?;
+                sqs.send_message().queue_url(&queue).message_body(format!("{{\"n\":{n}}}")).send().await?;
+                n += 1;
+            }
+            Ok::<u64, anyhow::Error>(n)
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await??;
+    }
+    let rate = total as f64 / started.elapsed().as_secs_f64();
+    sqs.delete_queue().queue_url(&queue).send().await?;
+    let listed = s3.list_objects_v2().bucket(bucket).prefix("_bench/ceiling/").into_paginator().send().collect::<Vec<_>>().await;
+    for page in listed {
+        let keys: Vec<_> = page?.contents().iter().filter_map(|o| o.key().map(str::to_string)).collect();
+        for chunk in keys.chunks(1000) {
+            let objects = chunk.iter().map(|k| aws_sdk_s3::types::ObjectIdentifier::builder().key(k).build()).collect::<std::result::Result<Vec<_>, _>>()?;
+            s3.delete_objects().bucket(bucket).delete(aws_sdk_s3::types::Delete::builder().set_objects(Some(objects)).build()?).send().await?;
+        }
+    }
+    Ok(rate)
 }
