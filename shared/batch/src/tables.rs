@@ -152,9 +152,9 @@ fn commit_props(txns: &[(String, i64)]) -> CommitProperties {
     CommitProperties::default().with_max_retries(0).with_application_transactions(txns.iter().map(|(a, v)| Transaction::new(a, *v)).collect())
 }
 
-/// A writable handle on `uri` (created on first write).
+/// A writable handle on `uri` (created on first write), current.
 async fn writable(lake: &Lake, uri: &Url) -> Result<DeltaTable> {
-    lake.open(uri).await.map_err(Error::from)
+    lake.current(uri).await.map_err(Error::from)
 }
 
 /// What an upsert did.

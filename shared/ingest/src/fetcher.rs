@@ -345,7 +345,7 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
         let uri = self.lake.bronze(&task.source, &task.stream)?;
         let mut committed_here = false;
         for _ in 0..30 {
-            let table = self.lake.open(&uri).await?;
+            let table = self.lake.current(&uri).await?;
             let done = self.lake.txn_version(&table, &app_id).await? as u64;
             if done >= group_last {
                 break;
@@ -368,7 +368,7 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
             }
         }
         if !committed_here {
-            let table = self.lake.open(&uri).await?;
+            let table = self.lake.current(&uri).await?;
             if (self.lake.txn_version(&table, &app_id).await? as u64) < group_last {
                 return Err(Error::Lake(alkasba_lake::Error::InvalidEvent(format!("{uri}: lost 30 commit races in a row"))));
             }

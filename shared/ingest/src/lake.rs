@@ -10,6 +10,7 @@
 //! ```
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use alkasba_lake::arrow::record_batch::RecordBatch;
 use alkasba_lake::{StorageConfig, read};
@@ -33,11 +34,15 @@ const TABLE_PROPERTIES: [(&str, &str); 3] = [
     ("delta.enableChangeDataFeed", "true"),
 ];
 
-/// Where everything lives.
+/// Where everything lives. Clones share the cache of opened tables.
 #[derive(Debug, Clone)]
 pub struct Lake {
     root: Url,
     storage: StorageConfig,
+    /// Tables this process has opened, brought up to date on each use by reading only the
+    /// commits since (a fresh open replays the log from the last checkpoint: up to a hundred
+    /// object reads per open on a busy table).
+    tables: Arc<Mutex<HashMap<Url, DeltaTable>>>,
 }
 
 /// What a commit attempt did.
@@ -61,7 +66,7 @@ impl Lake {
         if !matches!(root.scheme(), "s3" | "s3a" | "file") {
             return Err(Error::Config(format!("LAKE_ROOT {root}: scheme must be s3 or file")));
         }
-        Ok(Self { root, storage })
+        Ok(Self { root, storage, tables: Arc::default() })
     }
 
     pub fn root(&self) -> &Url {
@@ -119,6 +124,45 @@ impl Lake {
         DeltaTable::try_from_url_with_storage_options(uri.clone(), opts).await.map_err(|e| delta(uri, e))
     }
 
+    /// The table at `uri` as of now, from this process's cache when it has it (reading only the
+    /// commits since), else opened; `version()` is `None` when the table does not exist yet.
+    pub async fn current(&self, uri: &Url) -> Result<DeltaTable> {
+        let cached = self.tables.lock().ok().and_then(|m| m.get(uri).cloned());
+        let table = match cached {
+            Some(t) => match Self::refreshed(t).await {
+                Ok(Some(t)) => t,
+                // Gone (the table was deleted, maybe recreated) or unreadable: open afresh.
+                Ok(None) => self.open(uri).await?,
+                Err(e) => {
+                    tracing::debug!(table = %uri, error = %e, "reopening a cached table");
+                    self.open(uri).await?
+                }
+            },
+            None => self.open(uri).await?,
+        };
+        if table.version().is_some() {
+            if let Ok(mut m) = self.tables.lock() {
+                m.insert(uri.clone(), table.clone());
+            }
+        }
+        Ok(table)
+    }
+
+    /// `table` brought up to date, `None` if the commit it stands on is gone: a table deleted
+    /// and created again must not be written as if it still had the old log.
+    async fn refreshed(mut table: DeltaTable) -> std::result::Result<Option<DeltaTable>, DeltaTableError> {
+        use deltalake::logstore::object_store::{self, ObjectStoreExt};
+        let Some(v) = table.version() else { return Ok(None) };
+        let store = table.log_store().object_store(None);
+        match store.head(&object_store::path::Path::from(format!("_delta_log/{v:020}.json"))).await {
+            Ok(_) => {}
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(DeltaTableError::ObjectStore { source: e }),
+        }
+        table.update_incremental(None).await?;
+        Ok(Some(table))
+    }
+
     /// The committed version of application transaction `app_id` (0 when none).
     pub async fn txn_version(&self, table: &DeltaTable, app_id: &str) -> Result<i64> {
         if table.version().is_none() {
@@ -158,7 +202,7 @@ impl Lake {
     /// commit races. `true` when this call committed it.
     pub async fn append_once(&self, uri: &Url, batch: RecordBatch, txn: (String, i64), partitions: &[&str]) -> Result<bool> {
         for _ in 0..20 {
-            let table = self.open(uri).await?;
+            let table = self.current(uri).await?;
             if self.txn_version(&table, &txn.0).await? >= txn.1 {
                 return Ok(false);
             }
@@ -173,7 +217,7 @@ impl Lake {
     /// the table at once).
     pub async fn append(&self, uri: &Url, batch: RecordBatch, partitions: &[&str]) -> Result<()> {
         for _ in 0..20 {
-            let table = self.open(uri).await?;
+            let table = self.current(uri).await?;
             if let Written::Committed(_) = self.try_append(table, batch.clone(), None, partitions).await? {
                 return Ok(());
             }
@@ -203,4 +247,37 @@ pub use alkasba_lake::is_conflict;
 
 fn delta(uri: &Url, e: DeltaTableError) -> Error {
     Error::Lake(alkasba_lake::Error::Delta { uri: uri.to_string(), source: e })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alkasba_lake::arrow::array::Int64Array;
+    use alkasba_lake::arrow::datatypes::{DataType, Field, Schema};
+
+    fn batch(v: i64) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, true)]));
+        RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![v]))]).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_cached_table_follows_other_writers_and_a_recreated_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = format!("file://{}", dir.path().display());
+        let storage = || StorageConfig { endpoint_url: None, region: "us-east-1".into() };
+        let (lake, other) = (Lake::new(&root, storage()).unwrap(), Lake::new(&root, storage()).unwrap());
+        let uri = lake.table("t/x").unwrap();
+        lake.append(&uri, batch(1), &[]).await.unwrap();
+        assert_eq!(lake.current(&uri).await.unwrap().version(), Some(0));
+        // Another process commits: the cached handle reads the new commit.
+        other.append(&uri, batch(2), &[]).await.unwrap();
+        assert_eq!(lake.current(&uri).await.unwrap().version(), Some(1));
+        // The table is deleted and created again elsewhere: the cache must not stand on the old log.
+        std::fs::remove_dir_all(dir.path().join("t/x")).unwrap();
+        Lake::new(&root, storage()).unwrap().append(&uri, batch(3), &[]).await.unwrap();
+        assert_eq!(lake.current(&uri).await.unwrap().version(), Some(0));
+        lake.append(&uri, batch(4), &[]).await.unwrap();
+        let rows: usize = lake.scan(&uri, None, &["v"]).await.unwrap().iter().map(RecordBatch::num_rows).sum();
+        assert_eq!(rows, 2, "the recreated table's row and ours");
+    }
 }

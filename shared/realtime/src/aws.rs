@@ -186,15 +186,14 @@ impl ReplayGuard for S3State {
     }
 }
 
-/// The Delta tables. Table handles stay open between invocations and are brought up to date
-/// incrementally (reading only new log entries), instead of being re-opened per batch.
+/// The Delta tables. Table handles stay open between invocations (the lake's cache) and are
+/// brought up to date incrementally (reading only new log entries).
 #[derive(Debug)]
 pub struct DeltaSink {
     lake: Lake,
     events: Url,
     alerts: Url,
     keyring: Url,
-    open: tokio::sync::Mutex<std::collections::HashMap<Url, deltalake::DeltaTable>>,
 }
 
 impl DeltaSink {
@@ -202,19 +201,7 @@ impl DeltaSink {
         let events = lake.table(EVENTS_TABLE)?;
         let alerts = lake.table(ALERTS_TABLE)?;
         let keyring = lake.keyring()?;
-        Ok(Self { lake, events, alerts, keyring, open: Default::default() })
-    }
-
-    /// The table, current.
-    async fn current(&self, uri: &Url) -> Result<deltalake::DeltaTable> {
-        let cached = self.open.lock().await.remove(uri);
-        match cached {
-            Some(mut t) if t.version().is_some() => {
-                t.update_incremental(None).await.map_err(|e| Error::State { path: uri.to_string(), reason: e.to_string() })?;
-                Ok(t)
-            }
-            _ => Ok(self.lake.open(uri).await?),
-        }
+        Ok(Self { lake, events, alerts, keyring })
     }
 
     /// Appends the rows `build` makes from the outboxes above the table's committed
@@ -222,20 +209,16 @@ impl DeltaSink {
     /// mark, so work another instance committed meanwhile is not written twice).
     async fn append_outboxes(&self, uri: &Url, outboxes: &[Outbox], partitions: &[&str], build: impl Fn(&[&Outbox]) -> Result<Option<RecordBatch>>) -> Result<()> {
         for _ in 0..20 {
-            let table = self.current(uri).await?;
+            let table = self.lake.current(uri).await?;
             let mark = self.lake.txn_version(&table, APP_ID).await?;
             let fresh: Vec<&Outbox> = outboxes.iter().filter(|o| o.generation as i64 > mark).collect();
             let Some(top) = fresh.last().map(|o| o.generation as i64) else {
-                self.open.lock().await.insert(uri.clone(), table);
                 return Ok(());
             };
             let Some(batch) = build(&fresh)? else {
-                self.open.lock().await.insert(uri.clone(), table);
                 return Ok(());
             };
-            let written = self.lake.try_append(table.clone(), batch, Some((APP_ID.to_string(), top)), partitions).await?;
-            self.open.lock().await.insert(uri.clone(), table);
-            if let alkasba_ingest::lake::Written::Committed(_) = written {
+            if let alkasba_ingest::lake::Written::Committed(_) = self.lake.try_append(table, batch, Some((APP_ID.to_string(), top)), partitions).await? {
                 return Ok(());
             }
         }
