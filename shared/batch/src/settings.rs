@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use alkasba_ingest::lake::Lake;
 use alkasba_lake::StorageConfig;
+use alkasba_lake::options::Options;
 
 use crate::maintain::MaintainOptions;
 use crate::silver::TransformOptions;
@@ -32,24 +33,13 @@ pub struct Settings {
     pub maintain: MaintainOptions,
 }
 
-fn doc(k: &str) -> &'static str {
-    OPTIONS.iter().find(|(n, _, _)| *n == k).map(|(_, _, d)| *d).unwrap_or("")
-}
-
 impl Settings {
     /// Reads the options through `lookup` (the environment, or a map in tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
-        let get = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
-        let number = |k: &str, default: u64, range: std::ops::RangeInclusive<u64>| -> Result<u64> {
-            match get(k) {
-                None => Ok(default),
-                Some(v) => v.trim().parse::<u64>().ok().filter(|n| range.contains(n)).ok_or_else(|| Error::Config(format!("{k}={v:?}: expected a whole number in {}..={}", range.start(), range.end()))),
-            }
-        };
-        let lake_root = get("LAKE_ROOT").ok_or_else(|| Error::Config(format!("environment variable LAKE_ROOT is not set: {}", doc("LAKE_ROOT"))))?;
-        if !lake_root.starts_with("s3://") && !lake_root.starts_with("file://") {
-            return Err(Error::Config(format!("LAKE_ROOT={lake_root:?}: expected s3://<bucket>")));
-        }
+        let o = Options::new(lookup, OPTIONS);
+        let number = |k: &str, default: u64, range: std::ops::RangeInclusive<u64>| o.number(k, default, range).map_err(Error::Config);
+        let get = |k: &str| o.get(k);
+        let lake_root = o.lake_root().map_err(Error::Config)?;
         Ok(Self {
             lake_root,
             transform: TransformOptions { max_versions: number("MAX_BRONZE_VERSIONS", 500, 1..=100_000)? as i64 },

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alkasba_lake::StorageConfig;
+use alkasba_lake::options::Options;
 use alkasba_pii::{KmsKeys, Tokenizer};
 use alkasba_sources::{SecretRef, SecretStore};
 
@@ -52,24 +53,12 @@ pub struct Settings {
 impl Settings {
     /// Reads the options through `lookup` (the environment, or a map in tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
-        let get = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
-        let required = |k: &str| get(k).ok_or_else(|| Error::Config(format!("environment variable {k} is not set: {}", doc(k))));
-        let number = |k: &str, default: u64, range: std::ops::RangeInclusive<u64>| -> Result<u64> {
-            match get(k) {
-                None => Ok(default),
-                Some(v) => v
-                    .trim()
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|n| range.contains(n))
-                    .ok_or_else(|| Error::Config(format!("{k}={v:?}: expected a whole number in {}..={}", range.start(), range.end()))),
-            }
-        };
+        let o = Options::new(lookup, OPTIONS);
+        let get = |k: &str| o.get(k);
+        let required = |k: &str| o.required(k).map_err(Error::Config);
+        let number = |k: &str, default: u64, range: std::ops::RangeInclusive<u64>| o.number(k, default, range).map_err(Error::Config);
         let stack = required("STACK_NAME")?;
-        let lake_root = required("LAKE_ROOT")?;
-        if !lake_root.starts_with("s3://") && !lake_root.starts_with("file://") {
-            return Err(Error::Config(format!("LAKE_ROOT={lake_root:?}: expected s3://<bucket>")));
-        }
+        let lake_root = o.lake_root().map_err(Error::Config)?;
         let source_base_urls = get("SOURCE_BASE_URLS").unwrap_or_default();
         parse_base_urls(&source_base_urls)?;
         Ok(Self {
@@ -129,8 +118,4 @@ impl Settings {
 
 fn aws_sdk_kms_client(sdk: &aws_config::SdkConfig) -> alkasba_pii::KmsClient {
     alkasba_pii::KmsClient::new(sdk)
-}
-
-fn doc(k: &str) -> &'static str {
-    OPTIONS.iter().find(|(name, _, _)| *name == k).map(|(_, _, d)| *d).unwrap_or("")
 }

@@ -5,10 +5,12 @@
 //! * [`TableAppender`]: the port every job writes through; [`DeltaAppender`] is the real Delta
 //!   implementation, [`MemoryAppender`] the in-memory fake for unit tests.
 //! * [`read`]: reading tables back through DataFusion (pruned scans).
+//! * [`options`]: reading a job's options from the environment, errors naming the variable.
 //! * [`heartbeat`]: the scheduled job that proves the chain template → runner → Lambda → Delta.
 
 mod error;
 pub mod heartbeat;
+pub mod options;
 pub mod read;
 mod storage;
 mod table;

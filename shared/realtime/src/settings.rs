@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use alkasba_lake::options::Options;
+
 use crate::{Error, Result};
 
 /// (variable, default, meaning).
@@ -18,10 +20,6 @@ pub const OPTIONS: &[(&str, &str, &str)] = &[
     ("FLUSH_EVENTS", "5000", "realtime: write pending events to the lake once this many are waiting (one commit per table)."),
     ("FLUSH_SECS", "10", "realtime: ... or once the oldest has waited this long; the scheduled tick flushes the rest."),
 ];
-
-fn doc(k: &str) -> &'static str {
-    OPTIONS.iter().find(|(n, _, _)| *n == k).map(|(_, _, d)| *d).unwrap_or("")
-}
 
 /// The options, typed.
 #[derive(Debug, Clone)]
@@ -46,23 +44,12 @@ impl Settings {
 
     /// Through `lookup` (the environment, or a map in tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
-        let get = |k: &str| lookup(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
-        let required = |k: &str| get(k).ok_or_else(|| Error::Config(format!("environment variable {k} is not set: {}", doc(k))));
-        let stack = required("STACK_NAME")?;
-        let lake_root = required("LAKE_ROOT")?;
-        if !lake_root.starts_with("s3://") && !lake_root.starts_with("file://") {
-            return Err(Error::Config(format!("LAKE_ROOT={lake_root:?}: expected s3://<bucket>")));
-        }
-        let tolerance_secs = match get("SIGNATURE_TOLERANCE_SECS") {
-            None => 300,
-            Some(v) => v.parse::<i64>().ok().filter(|n| (1..=3600).contains(n)).ok_or_else(|| Error::Config(format!("SIGNATURE_TOLERANCE_SECS={v:?}: expected seconds in 1..=3600")))?,
-        };
-        let number = |k: &str, default: u64, range: std::ops::RangeInclusive<u64>| -> Result<u64> {
-            match get(k) {
-                None => Ok(default),
-                Some(v) => v.parse::<u64>().ok().filter(|n| range.contains(n)).ok_or_else(|| Error::Config(format!("{k}={v:?}: expected a whole number in {}..={}", range.start(), range.end()))),
-            }
-        };
+        let o = Options::new(lookup, OPTIONS);
+        let get = |k: &str| o.get(k);
+        let number = |k: &str, default: u64, range: std::ops::RangeInclusive<u64>| o.number(k, default, range).map_err(Error::Config);
+        let stack = o.required("STACK_NAME").map_err(Error::Config)?;
+        let lake_root = o.lake_root().map_err(Error::Config)?;
+        let tolerance_secs = number("SIGNATURE_TOLERANCE_SECS", 300, 1..=3600)? as i64;
         let flush = crate::engine::FlushPolicy { min_events: number("FLUSH_EVENTS", 5_000, 1..=100_000)? as usize, max_age_ms: number("FLUSH_SECS", 10, 0..=600)? as i64 * 1000 };
         let named = |k: &str, default: &str| get(k).unwrap_or_else(|| default.to_string()).replace("${stack}", &stack);
         Ok(Self {
@@ -81,7 +68,8 @@ impl Settings {
 
     /// A required option of one function.
     pub fn need<'a>(&self, value: &'a Option<String>, name: &str) -> Result<&'a str> {
-        value.as_deref().ok_or_else(|| Error::Config(format!("environment variable {name} is not set: {}", doc(name))))
+        let doc = OPTIONS.iter().find(|(n, _, _)| *n == name).map(|(_, _, d)| *d).unwrap_or("");
+        value.as_deref().ok_or_else(|| Error::Config(format!("environment variable {name} is not set: {doc}")))
     }
 }
 
