@@ -47,6 +47,8 @@ const fn gold(table: &'static str) -> Input {
 pub struct Mart {
     pub name: &'static str,
     pub inputs: &'static [Input],
+    /// The partition column of its Delta table (set when the table is created).
+    pub partition: Option<&'static str>,
     /// How a build after the first one brings the mart up to date.
     pub update: Update,
     /// The first (full) build's SQL. `{touched}` stands for the list of touched dates (every
@@ -72,8 +74,10 @@ pub enum Update {
     /// can move rows of later months.
     From { touched: &'static str, column: &'static str },
     /// `incremental`, SQL over the inputs, their changes, `touched` and the mart's own current
-    /// rows (`<name>_current`), gives the whole new table.
-    Fold { touched: Option<&'static str>, incremental: &'static str },
+    /// rows (`<name>_current`, which `touched` may read too), gives the whole new table, or with
+    /// `replace`, the new rows for the touched values of that column (they replace those rows; a
+    /// value the result holds beyond the touched ones is added to them and the SQL run again).
+    Fold { touched: Option<&'static str>, incremental: &'static str, replace: Option<&'static str> },
 }
 
 impl Mart {
@@ -117,6 +121,7 @@ pub const MARTS: &[Mart] = &[
         name: "daily_sales",
         about: "Per day and currency: orders, paid orders, gross revenue (paid orders' totals incl. tax and shipping), refunds (by refund date), net, in the order currency and in MAD; average order value; refund rate.",
         inputs: &[silver("orders"), silver("refunds")],
+        partition: None,
         update: Update::Dates {
             touched: "SELECT order_date AS d FROM orders_changes
              UNION SELECT refund_date AS d FROM refunds_changes
@@ -154,6 +159,7 @@ pub const MARTS: &[Mart] = &[
         name: "daily_product_sales",
         about: "Per day, product and currency (paid orders): units, revenue (line totals after discount, excl. tax) in the order currency and in MAD, orders; product name and category.",
         inputs: &[silver("order_lines")],
+        partition: Some("date"),
         update: Update::Dates { touched: "SELECT order_date AS d FROM order_lines_changes", column: "date" },
         sql: "SELECT order_date AS date, product_id, currency,
                      max(product_name) AS product_name, max(category_id) AS category_id, max(category_name) AS category_name,
@@ -168,6 +174,7 @@ pub const MARTS: &[Mart] = &[
         name: "revenue_growth",
         about: "Per day, all currencies in MAD: gross revenue, net revenue, paid orders, average order value, and gross revenue growth day over day and week over week (against the same weekday).",
         inputs: &[gold("daily_sales")],
+        partition: None,
         update: Update::Rebuild,
         sql: "WITH d AS (
                 SELECT date, CAST(sum(gross_mad) AS DECIMAL(18,2)) AS revenue_mad, CAST(sum(net_mad) AS DECIMAL(18,2)) AS net_revenue_mad,
@@ -186,6 +193,7 @@ pub const MARTS: &[Mart] = &[
         name: "monthly_revenue",
         about: "Per month, in MAD: gross and net revenue, paid orders, and gross revenue growth month over month.",
         inputs: &[gold("daily_sales")],
+        partition: None,
         update: Update::Rebuild,
         sql: "WITH m AS (
                 SELECT CAST(date_trunc('month', date) AS DATE) AS month, CAST(sum(gross_mad) AS DECIMAL(18,2)) AS revenue_mad,
@@ -199,12 +207,18 @@ pub const MARTS: &[Mart] = &[
         name: "customer_firsts",
         about: "Per customer token: the date of the first paid order (customers without a paid order are absent). What new-versus-returning and the cohorts are measured against.",
         inputs: &[silver("orders")],
+        partition: Some("first_date"),
         // The changes since the last build fold into the current rows: a customer's first date
         // only moves earlier through a changed order (its current row), and only moves later
         // if the order on it stopped being paid or moved: only those customers are looked up
-        // in every order again.
+        // in every order again. Partitioned by first date, only the partitions of the affected
+        // customers' old and new first dates are rewritten.
         update: Update::Fold {
-            touched: Some("SELECT order_date AS d FROM orders_changes"),
+            touched: Some(
+                "SELECT order_date AS d FROM orders_changes
+                 UNION SELECT c.first_date AS d FROM customer_firsts_current c
+                 JOIN (SELECT DISTINCT customer_token FROM orders_changes) a ON a.customer_token = c.customer_token",
+            ),
             incremental: "WITH ch AS (SELECT order_id, customer_token, order_date, is_paid, _change_type AS k FROM orders_changes WHERE customer_token IS NOT NULL),
               now AS (SELECT order_id, customer_token, order_date FROM orders
                       WHERE is_paid AND customer_token IS NOT NULL AND order_date IN {touched} AND order_id IN (SELECT order_id FROM ch)),
@@ -212,11 +226,17 @@ pub const MARTS: &[Mart] = &[
                        JOIN customer_firsts_current c ON c.customer_token = p.customer_token
                        LEFT JOIN now n ON n.order_id = p.order_id AND n.order_date = p.order_date
                        WHERE p.k IN ('update_preimage', 'delete') AND p.is_paid AND p.order_date <= c.first_date AND n.order_id IS NULL),
-              merged AS (
-                SELECT customer_token, first_date FROM customer_firsts_current WHERE customer_token NOT IN (SELECT customer_token FROM lost)
+              affected AS (SELECT DISTINCT customer_token FROM ch),
+              n AS (SELECT customer_token, min(first_date) AS first_date FROM (
+                SELECT c.customer_token, c.first_date FROM customer_firsts_current c JOIN affected a ON a.customer_token = c.customer_token
+                WHERE c.customer_token NOT IN (SELECT customer_token FROM lost)
                 UNION ALL SELECT customer_token, order_date AS first_date FROM now WHERE customer_token NOT IN (SELECT customer_token FROM lost)
-                UNION ALL SELECT o.customer_token, o.order_date AS first_date FROM orders o JOIN lost l ON l.customer_token = o.customer_token WHERE o.is_paid)
-              SELECT customer_token, min(first_date) AS first_date FROM merged GROUP BY customer_token",
+                UNION ALL SELECT o.customer_token, o.order_date AS first_date FROM orders o JOIN lost l ON l.customer_token = o.customer_token WHERE o.is_paid) t
+                GROUP BY customer_token)
+              SELECT customer_token, first_date FROM customer_firsts_current
+              WHERE first_date IN {touched} AND customer_token NOT IN (SELECT customer_token FROM affected)
+              UNION ALL SELECT customer_token, first_date FROM n",
+            replace: Some("first_date"),
         },
         sql: "SELECT customer_token, min(order_date) AS first_date FROM orders WHERE is_paid AND customer_token IS NOT NULL GROUP BY customer_token",
     },
@@ -224,6 +244,7 @@ pub const MARTS: &[Mart] = &[
         name: "customer_activity",
         about: "Per day: paying customers (by token), new ones (first paid order that day) and returning ones.",
         inputs: &[silver("orders"), gold("customer_firsts")],
+        partition: None,
         // Paying customers per day change only on the days the changes touched; new customers
         // per day are counted again from customer_firsts (one row per customer, no order scan).
         update: Update::Fold {
@@ -235,6 +256,7 @@ pub const MARTS: &[Mart] = &[
               n AS (SELECT first_date AS date, count(*) AS new_customers FROM customer_firsts GROUP BY first_date)
               SELECT c.date, c.customers, coalesce(n.new_customers, 0) AS new_customers, c.customers - coalesce(n.new_customers, 0) AS returning_customers
               FROM c LEFT JOIN n ON n.date = c.date",
+            replace: None,
         },
         sql: "WITH c AS (
                 SELECT order_date AS date, count(DISTINCT customer_token) AS customers FROM orders
@@ -247,6 +269,7 @@ pub const MARTS: &[Mart] = &[
         name: "customer_cohorts",
         about: "Monthly cohorts: customers (by token) grouped by the month of their first paid order, with how many of them bought, and for how much (MAD), in each later month.",
         inputs: &[silver("orders"), gold("customer_firsts")],
+        partition: None,
         // A change on day d can move a customer's first date, and with it the cohort of every
         // order they placed, but all those orders are on or after d: the months from d's on are
         // recomputed, earlier ones cannot change.
@@ -262,6 +285,7 @@ pub const MARTS: &[Mart] = &[
         name: "top_products",
         about: "Per month: the 20 products with the most revenue (MAD), with units, category and rank.",
         inputs: &[gold("daily_product_sales")],
+        partition: None,
         update: Update::Rebuild,
         sql: "SELECT * FROM (
                 SELECT month, product_id, product_name, category_name, units, revenue_mad,
@@ -275,6 +299,7 @@ pub const MARTS: &[Mart] = &[
         name: "stock_cover",
         about: "Per product: stock on hand, units sold in the 28 days up to the latest sales day, and the days of sales the stock covers at that pace.",
         inputs: &[silver("products"), gold("daily_product_sales")],
+        partition: None,
         update: Update::Rebuild,
         sql: "WITH last AS (SELECT max(date) AS d FROM daily_product_sales),
               u AS (SELECT s.product_id, sum(s.units) AS units_28d FROM daily_product_sales s CROSS JOIN last
@@ -288,6 +313,7 @@ pub const MARTS: &[Mart] = &[
         name: "competitor_price_index",
         about: "Per day and product: our current price, the cheapest competitor price (MAD) and the price index (ours / cheapest × 100; above 100 we are dearer).",
         inputs: &[silver("competitor_prices"), silver("products")],
+        partition: None,
         update: Update::Rebuild,
         sql: "SELECT c.price_date AS date, p.product_id, p.sku, p.name AS product_name, p.price AS our_price,
                      min(c.price_mad) AS cheapest_competitor_price, count(*) AS competitors,
@@ -392,10 +418,16 @@ async fn build_inner(lake: &Lake, mart: &Mart, opens: &mut Opens) -> Result<Mart
         (false, Update::Fold { incremental, .. }) => Some(incremental),
         _ => None,
     };
-    // The changes of the inputs the mart's SQL reads (gold inputs have no change feed).
+    if incremental_sql.is_some() {
+        let current = target.as_ref().ok_or_else(|| Error::query(mart.name, "an incremental build needs the mart's current rows"))?;
+        tables::register(&ctx, &format!("{}_current", mart.name), current).await?;
+    }
+    let sql = incremental_sql.unwrap_or(mart.sql);
+    // The changes of the inputs the mart's SQL reads (gold inputs have no change feed), and the
+    // touched dates, when the SQL to run uses them.
     let mut dates = Vec::new();
-    if let Some(touched_sql) = mart.touched() {
-        let reads = |name: &str| touched_sql.contains(name) || incremental_sql.is_some_and(|q| q.contains(name));
+    if let Some(touched_sql) = mart.touched().filter(|_| sql.contains("{touched")) {
+        let reads = |name: &str| touched_sql.contains(name) || sql.contains(name);
         for i in inputs.iter().filter(|i| reads(&format!("{}_changes", i.name))) {
             let name = format!("{}_changes", i.name);
             if i.from == 0 {
@@ -407,35 +439,60 @@ async fn build_inner(lake: &Lake, mart: &Mart, opens: &mut Opens) -> Result<Mart
             tables::register_batches(&ctx, &name, schema, batches)?;
         }
         dates = touched_dates(&ctx, mart.name, touched_sql).await?;
-        step.dates = dates.len();
     }
-    let predicate = match mart.update {
+    let replaced = match mart.update {
         _ if full => None,
-        Update::Rebuild | Update::Fold { .. } => None,
-        Update::Dates { .. } | Update::From { .. } if dates.is_empty() => Some("false".to_string()),
-        Update::Dates { column, .. } => Some(format!("{column} IN {}", date_list(&dates))),
-        Update::From { column, .. } => Some(format!("{column} >= {}", date_lit(&dates[0]))),
+        Update::Rebuild | Update::Fold { replace: None, .. } => None,
+        Update::Dates { column, .. } | Update::Fold { replace: Some(column), .. } => Some((column, false)),
+        Update::From { column, .. } => Some((column, true)),
     };
-    let sql = match incremental_sql {
-        Some(q) => {
-            let current = target.as_ref().ok_or_else(|| Error::query(mart.name, "an incremental build needs the mart's current rows"))?;
-            tables::register(&ctx, &format!("{}_current", mart.name), current).await?;
-            q
-        }
-        None => mart.sql,
-    };
-    let (schema, batches) = if predicate.as_deref() == Some("false") {
+    let (schema, batches) = match replaced {
         // Nothing touched: only the markers move.
-        (target_schema(target.as_ref(), mart.name).await?, Vec::new())
-    } else {
-        tables::query(&ctx, &format!("mart {}", mart.name), &with_touched(sql, &dates)).await?
+        Some(_) if dates.is_empty() => (target_schema(target.as_ref(), mart.name).await?, Vec::new()),
+        _ => tables::query(&ctx, &format!("mart {}", mart.name), &with_touched(sql, &dates)).await?,
+    };
+    let (schema, batches) = match (replaced, mart.update) {
+        // The new rows may hold values beyond the touched ones (a customer's first order moved
+        // to a day nothing else touched): add them and run again, so their rows are replaced too.
+        (Some((column, _)), Update::Fold { .. }) => {
+            let extra: Vec<NaiveDate> = column_dates(&batches, &schema, column, mart.name)?.into_iter().filter(|d| dates.binary_search(d).is_err()).collect();
+            if extra.is_empty() {
+                (schema, batches)
+            } else {
+                dates.extend(extra);
+                dates.sort();
+                dates.dedup();
+                tables::query(&ctx, &format!("mart {}", mart.name), &with_touched(sql, &dates)).await?
+            }
+        }
+        _ => (schema, batches),
+    };
+    step.dates = dates.len();
+    let predicate = match replaced {
+        None => None,
+        Some(_) if dates.is_empty() => Some("false".to_string()),
+        Some((column, false)) => Some(format!("{column} IN {}", date_list(&dates))),
+        Some((column, true)) => Some(format!("{column} >= {}", date_lit(&dates[0]))),
     };
     step.rows = batches.iter().map(RecordBatch::num_rows).sum();
-    match tables::replace(lake, &target_uri, schema, batches, predicate.as_deref(), None, &markers).await? {
+    match tables::replace(lake, &target_uri, schema, batches, predicate.as_deref(), mart.partition, &markers).await? {
         Upserted::Committed { version, .. } => step.version = Some(version),
         Upserted::AlreadyDone => step.note = "a concurrent run already built it".into(),
     }
     Ok(step)
+}
+
+/// The distinct dates of `column` in `batches`.
+fn column_dates(batches: &[RecordBatch], schema: &SchemaRef, column: &str, mart: &str) -> Result<Vec<NaiveDate>> {
+    let i = schema.index_of(column).map_err(|e| Error::query(mart, e))?;
+    let mut out = Vec::new();
+    for b in batches {
+        let a = b.column(i).as_primitive_opt::<Date32Type>().ok_or_else(|| Error::query(mart, format!("{column} is not a date")))?;
+        out.extend((0..a.len()).filter(|j| !a.is_null(*j)).filter_map(|j| a.value_as_date(j)));
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
 }
 
 /// The distinct dates `touched_sql` gives (column `d`), sorted.
@@ -459,7 +516,7 @@ pub async fn compute(lake: &Lake, mart: &Mart) -> Result<(SchemaRef, Vec<RecordB
         tables::register(&ctx, input.table, &table).await?;
         tables::register_as_inserts(&ctx, &format!("{}_changes", input.table), &table).await?;
     }
-    let dates = match mart.touched() {
+    let dates = match mart.touched().filter(|_| mart.sql.contains("{touched")) {
         Some(t) => touched_dates(&ctx, mart.name, t).await?,
         None => Vec::new(),
     };

@@ -192,7 +192,8 @@ async fn silver_and_gold_equal_the_truth_incrementally_and_idempotently() {
     assert!(reports.iter().all(|r| r.files_after <= 2 * r.partitions.max(1)), "{reports:#?}");
     assert!(reports.iter().all(|r| r.excess_files == 0 && r.worst_partition_files <= 2), "{reports:#?}");
     let (before, after): (usize, usize) = reports.iter().fold((0, 0), |(b, a), r| (b + r.files_before, a + r.files_after));
-    assert!(after * 2 < before, "{before} files before maintenance, {after} after");
+    // Fewer files; partitions that already held one file each (gold, partitioned by date) stay.
+    assert!(after < before && reports.iter().map(|r| r.files_compacted).sum::<u64>() as usize >= before - after, "{before} files before maintenance, {after} after");
     assert!(reports.iter().any(|r| r.table.starts_with("bronze/") && r.files_compacted > 0), "{reports:#?}");
     // A second run finds nothing to rewrite.
     let again = maintain::maintain(&lake, None, &MaintainOptions::default(), || true).await.unwrap();
