@@ -254,22 +254,32 @@ impl<S: StateStore, L: LakeSink, P: AlertPublisher> Engine<S, L, P> {
             let mut refs = state.pending.clone();
             refs.sort_by_key(|p| p.generation);
             // Whose alerts are out: no alerts, our own (just published), or marked.
-            let mut published = Vec::with_capacity(refs.len());
+            // The object-store round trips of a flush run concurrently (futures built in loops:
+            // see `publish`).
+            let mut checks = Vec::with_capacity(refs.len());
             for p in &refs {
                 let own_now = own.as_ref().is_some_and(|(n, _)| *n == p.object);
-                published.push(p.alerts_published || own_now || self.store.is_published(&p.object).await?);
+                checks.push(async move { Ok::<bool, Error>(p.alerts_published || own_now || self.store.is_published(&p.object).await?) });
             }
+            let published = futures::future::try_join_all(checks).await?;
             // A prefix in generation order: stop at an outbox whose alerts its (live) owner has
             // not published yet.
             let cut = refs.iter().zip(&published).position(|(p, done)| !done && now - p.created_ms <= ORPHAN_AFTER_MS).unwrap_or(refs.len());
             refs.truncate(cut);
+            let mut reads = Vec::with_capacity(refs.len());
+            for p in &refs {
+                let own = own.as_ref().filter(|(n, _)| *n == p.object).map(|(_, o)| o.clone());
+                reads.push(async move {
+                    match own {
+                        Some(o) => Ok(Some(o)),
+                        // Gone: flushed and deleted by another instance.
+                        None => self.store.get_outbox(&p.object).await,
+                    }
+                });
+            }
+            let read = futures::future::try_join_all(reads).await?;
             let mut outboxes = Vec::with_capacity(refs.len());
-            for (p, done) in refs.iter().zip(&published) {
-                let outbox = match own.as_ref().filter(|(n, _)| *n == p.object) {
-                    Some((_, o)) => Some(o.clone()),
-                    // Gone: flushed and deleted by another instance.
-                    None => self.store.get_outbox(&p.object).await?,
-                };
+            for ((_, done), outbox) in refs.iter().zip(&published).zip(read) {
                 if let Some(o) = outbox {
                     if !done {
                         let t = std::time::Instant::now();
@@ -287,9 +297,11 @@ impl<S: StateStore, L: LakeSink, P: AlertPublisher> Engine<S, L, P> {
             let done: Vec<String> = refs.iter().map(|p| p.object.clone()).collect();
             if !done.is_empty() {
                 self.update(&mut state, &mut version, |s| s.pending.retain(|p| !done.contains(&p.object))).await?;
+                let mut deletes = Vec::with_capacity(done.len());
                 for o in &done {
-                    self.store.delete_outbox(o).await?;
+                    deletes.push(self.store.delete_outbox(o));
                 }
+                futures::future::try_join_all(deletes).await?;
             }
             written = done.len();
         }
