@@ -259,16 +259,16 @@ async fn drive(st: Arc<AppState>, req: StartRequest, mut stop: watch::Receiver<b
             _ = tick.tick() => {}
         }
         let elapsed = started.elapsed().as_secs_f64();
-        if req.duration_secs.is_some_and(|d| elapsed >= d) {
-            break;
-        }
+        // At the end, the incidents scheduled within the run still go out (when deliveries lag
+        // behind the schedule, the last loop turn can come long after their time).
+        let finishing = req.duration_secs.is_some_and(|d| elapsed >= d);
         let now = chrono::Utc::now().timestamp();
         let active = |k: IncidentKind| {
             req.incidents.iter().any(|i| i.kind == k && elapsed >= i.at_secs && elapsed < i.at_secs + i.duration_secs.unwrap_or(60.0))
         };
         let mut due: Vec<Outgoing> = Vec::new();
         for (i, inc) in req.incidents.iter().enumerate() {
-            if !fired[i] && elapsed >= inc.at_secs {
+            if !fired[i] && elapsed >= inc.at_secs && req.duration_secs.is_none_or(|d| inc.at_secs < d) {
                 fired[i] = true;
                 tracing::info!(kind = ?inc.kind, "incident");
                 due.extend(one_shot(&st, inc.kind, now, &mut rng));
@@ -276,7 +276,7 @@ async fn drive(st: Arc<AppState>, req: StartRequest, mut stop: watch::Receiver<b
         }
         let multiplier = if active(IncidentKind::OrderSpike) { 5.0 } else if active(IncidentKind::SalesDrop) { 0.15 } else { 1.0 };
         let incident = if active(IncidentKind::OrderSpike) { Some(IncidentKind::OrderSpike) } else if active(IncidentKind::SalesDrop) { Some(IncidentKind::SalesDrop) } else { None };
-        budget += req.rate * multiplier * last.elapsed().as_secs_f64();
+        budget += if finishing { 0.0 } else { req.rate * multiplier * last.elapsed().as_secs_f64() };
         last = Instant::now();
         while budget >= 1.0 {
             budget -= 1.0;
@@ -295,6 +295,9 @@ async fn drive(st: Arc<AppState>, req: StartRequest, mut stop: watch::Receiver<b
                 let d = deliver(&client, &url, &secret, id, out).await;
                 log.lock().unwrap_or_else(|e| e.into_inner()).push(d);
             });
+        }
+        if finishing {
+            break;
         }
     }
     // Wait for deliveries in flight, so the log is complete when `running` turns false.

@@ -294,3 +294,35 @@ async fn webhooks_are_signed_and_incidents_are_tagged() {
     assert_eq!(tagged("suspicious_burst"), 12);
     assert!(got.iter().any(|(t, _, _)| t == "order.created"));
 }
+
+#[tokio::test]
+async fn incidents_scheduled_within_the_run_go_out_even_when_deliveries_lag() {
+    // A slow receiver (20 ms a delivery, one at a time) against 500 deliveries/s: the deliveries
+    // fall far behind the schedule, and the last loop turn comes after the run's end.
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(|| async {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            "ok"
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let sim = start(SimConfig::small(29, 200)).await;
+    sim.control(reqwest::Method::POST, "/_sim/webhooks/start", Some(json!({
+        "url": hook, "rate": 500.0, "duration_secs": 1.0, "concurrency": 1,
+        "incidents": [{"at_secs": 0.8, "kind": "suspicious_burst"}, {"at_secs": 5.0, "kind": "stockout"}]
+    }))).await;
+    let mut log = Value::Null;
+    for _ in 0..1200 {
+        log = sim.control(reqwest::Method::GET, "/_sim/webhooks/log", None).await;
+        if log["running"] == false && log["sent"].as_u64().unwrap() > 0 { break; }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(log["running"], false);
+    let deliveries = log["deliveries"].as_array().unwrap();
+    let tagged = |k: &str| deliveries.iter().filter(|d| d["incident"] == k).count();
+    assert_eq!(tagged("suspicious_burst"), 12, "the burst scheduled at 0.8 s of a 1 s run is sent ({} deliveries)", deliveries.len());
+    assert_eq!(tagged("stockout"), 0, "an incident scheduled after the run is not");
+}
