@@ -500,14 +500,8 @@ fn column_dates(batches: &[RecordBatch], schema: &SchemaRef, column: &str, mart:
 
 /// The distinct dates `touched_sql` gives (column `d`), sorted.
 async fn touched_dates(ctx: &SessionContext, mart: &str, touched_sql: &str) -> Result<Vec<NaiveDate>> {
-    let (_, batches) = tables::query(ctx, &format!("{mart}: touched dates"), &format!("SELECT DISTINCT d FROM ({touched_sql}) t WHERE d IS NOT NULL")).await?;
-    let mut dates = Vec::new();
-    for b in &batches {
-        let a = b.column(0).as_primitive_opt::<Date32Type>().ok_or_else(|| Error::query(mart, "touched dates are not dates"))?;
-        dates.extend((0..a.len()).filter(|j| !a.is_null(*j)).filter_map(|j| a.value_as_date(j)));
-    }
-    dates.sort();
-    Ok(dates)
+    let (schema, batches) = tables::query(ctx, &format!("{mart}: touched dates"), &format!("SELECT DISTINCT d FROM ({touched_sql}) t WHERE d IS NOT NULL")).await?;
+    column_dates(&batches, &schema, "d", mart)
 }
 
 /// What a full build of `mart` would hold now, computed from its inputs and written nowhere:

@@ -176,10 +176,10 @@ pub async fn table(lake: &Lake, target: &Target, opts: &MaintainOptions) -> Resu
 
 async fn maintain_held(table: DeltaTable, target: &Target, opts: &MaintainOptions, report: &mut TableReport) -> Result<()> {
     let uri = table.table_url().clone();
-    // Only partitions holding more than one file are rewritten: z-ordering rewrites whatever it
-    // is given, so an already compact partition would be rewritten on every run.
-    // A partition counts as crowded when it holds more files than its size needs at the target
-    // size: a large partition already in target-size files is left alone.
+    // Only crowded partitions are rewritten: more than one file, and more files than the
+    // partition's size needs at the target size. Z-ordering rewrites whatever it is given, so a
+    // compact partition (or a large one already in target-size files) would be rewritten on
+    // every run.
     let (column, per) = files_per_partition(&table)?;
     report.files_before = per.values().map(|(n, _)| n).sum();
     let crowded: Vec<&str> = per.iter().filter(|(_, (n, bytes))| *n > 1 && *n > needed(*bytes, opts.target_size)).map(|(v, _)| v.as_str()).collect();

@@ -75,10 +75,15 @@ pub async fn register(ctx: &SessionContext, name: &str, table: &DeltaTable) -> R
 /// Registers `table`'s current snapshot as `name`, every row an insert (a change read from
 /// version 0), as a view: nothing is read until a query needs it.
 pub async fn register_as_inserts(ctx: &SessionContext, name: &str, table: &DeltaTable) -> Result<()> {
-    let uri = table.table_url().clone();
-    let view = ctx.read_table(provider(ctx, table).await?).and_then(|df| df.with_column(CHANGE_TYPE, lit("insert"))).map_err(|e| Error::query(&uri, e))?;
+    let view = as_inserts(ctx, table).await?;
     ctx.register_table(name, view.into_view()).map_err(|e| Error::query(format!("registering {name}"), e))?;
     Ok(())
+}
+
+/// `table`'s current snapshot with a [`CHANGE_TYPE`] column saying `insert` on every row.
+async fn as_inserts(ctx: &SessionContext, table: &DeltaTable) -> Result<deltalake::datafusion::dataframe::DataFrame> {
+    let uri = table.table_url().clone();
+    ctx.read_table(provider(ctx, table).await?).and_then(|df| df.with_column(CHANGE_TYPE, lit("insert"))).map_err(|e| Error::query(&uri, e))
 }
 
 /// Registers `batches` (with `schema`) as `name`.
@@ -97,7 +102,7 @@ pub async fn changes(table: &DeltaTable, from: i64, to: i64) -> Result<(SchemaRe
     let uri = table.table_url().clone();
     let ctx = session();
     if from == 0 {
-        let df = ctx.read_table(provider(&ctx, table).await?).map_err(|e| Error::query(&uri, e))?.with_column(CHANGE_TYPE, lit("insert")).map_err(|e| Error::query(&uri, e))?;
+        let df = as_inserts(&ctx, table).await?;
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let batches = df.collect().await.map_err(|e| Error::query(&uri, e))?;
         return plain(schema, batches);

@@ -5,6 +5,11 @@
 
 use std::ops::RangeInclusive;
 
+/// What a (variable, default, meaning) table says `k` is for ("" when it is not there).
+pub fn doc<'a>(docs: &'a [(&'a str, &'a str, &'a str)], k: &str) -> &'a str {
+    docs.iter().find(|(n, _, _)| *n == k).map(|(_, _, d)| *d).unwrap_or("")
+}
+
 /// Options read through a lookup, documented by a table of (variable, default, meaning).
 pub struct Options<'a, F: Fn(&str) -> Option<String>> {
     lookup: F,
@@ -18,7 +23,7 @@ impl<'a, F: Fn(&str) -> Option<String>> Options<'a, F> {
 
     /// What the table says `k` is for.
     pub fn doc(&self, k: &str) -> &'a str {
-        self.docs.iter().find(|(n, _, _)| *n == k).map(|(_, _, d)| *d).unwrap_or("")
+        doc(self.docs, k)
     }
 
     /// The trimmed value of `k`; `None` when unset or blank.

@@ -50,7 +50,11 @@ impl Settings {
         let stack = o.required("STACK_NAME").map_err(Error::Config)?;
         let lake_root = o.lake_root().map_err(Error::Config)?;
         let tolerance_secs = number("SIGNATURE_TOLERANCE_SECS", 300, 1..=3600)? as i64;
-        let flush = crate::engine::FlushPolicy { min_events: number("FLUSH_EVENTS", 5_000, 1..=100_000)? as usize, max_age_ms: number("FLUSH_SECS", 10, 0..=600)? as i64 * 1000 };
+        let default = crate::engine::FlushPolicy::default();
+        let flush = crate::engine::FlushPolicy {
+            min_events: number("FLUSH_EVENTS", default.min_events as u64, 1..=100_000)? as usize,
+            max_age_ms: number("FLUSH_SECS", (default.max_age_ms / 1000) as u64, 0..=600)? as i64 * 1000,
+        };
         let named = |k: &str, default: &str| get(k).unwrap_or_else(|| default.to_string()).replace("${stack}", &stack);
         Ok(Self {
             queue_url: get("STORE_EVENTS_QUEUE_URL"),
@@ -68,8 +72,7 @@ impl Settings {
 
     /// A required option of one function.
     pub fn need<'a>(&self, value: &'a Option<String>, name: &str) -> Result<&'a str> {
-        let doc = OPTIONS.iter().find(|(n, _, _)| *n == name).map(|(_, _, d)| *d).unwrap_or("");
-        value.as_deref().ok_or_else(|| Error::Config(format!("environment variable {name} is not set: {doc}")))
+        value.as_deref().ok_or_else(|| Error::Config(format!("environment variable {name} is not set: {}", alkasba_lake::options::doc(OPTIONS, name))))
     }
 }
 
