@@ -119,7 +119,7 @@ $(sed 's/^/                   /' "$LOGS/status.txt")
                    decrypt (needs kms:Decrypt): $BIN/alkasba pii decrypt --stack $STACK --table $ROOT/bronze/alkasba_store/customers --limit 1
  silver (DuckDB)   orders $silver_orders (latest version each), order lines $silver_lines
  gold (DuckDB)     $gold_days days of sales, $gold_revenue MAD gross revenue; top product this month: $top
-                   nine marts under $ROOT/gold/ (query them: docs/athena-trino.md)
+                   ten marts under $ROOT/gold/ (query them: docs/athena-trino.md)
  logs              $LOGS
 ================================================================
 SUMMARY
