@@ -37,6 +37,12 @@ pub struct BatchArgs {
     /// median is reported; later days also leave the files that maintenance compacts).
     #[arg(long, default_value_t = 3)]
     inc_days: u32,
+    /// Keep a hard-linked snapshot of the lake after the load and transform (`<dir>.loaded`) and
+    /// start from it when it exists for the same `--orders` and `--days`, skipping both (their
+    /// figures are the snapshot's). For iterating on gold: the simulator is deterministic, so
+    /// the new days' changes are the same on every run.
+    #[arg(long)]
+    reuse_load: bool,
     /// The Python with DuckDB (installed by localstack/install.sh).
     #[arg(long, default_value = ".local/venv/bin/python")]
     python: PathBuf,
@@ -132,6 +138,32 @@ async fn typical_query(lake: &Lake) -> Result<f64> {
     Ok(secs(started))
 }
 
+/// Marks a load snapshot and says what store it holds.
+const LOADED: &str = "bench-load.json";
+
+fn snapshot_dir(dir: &Path) -> PathBuf {
+    let mut s = dir.as_os_str().to_owned();
+    s.push(".loaded");
+    PathBuf::from(s)
+}
+
+/// Copies the tree `from` to `to` as hard links: instant and no extra disk. Safe because the
+/// lake's writers never modify a file in place (Delta files are immutable; the local object
+/// store writes a new file and renames it over the old name).
+fn link_tree(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        if e.file_type()?.is_dir() {
+            link_tree(&src, &dst)?;
+        } else {
+            std::fs::hard_link(&src, &dst).with_context(|| format!("linking {} to {}", src.display(), dst.display()))?;
+        }
+    }
+    Ok(())
+}
+
 pub async fn run(a: BatchArgs) -> Result<()> {
     let started_at = Utc::now();
     let _ = std::fs::remove_dir_all(&a.dir);
@@ -144,26 +176,53 @@ pub async fn run(a: BatchArgs) -> Result<()> {
     cfg.invalid_rate = 0.01;
     let end = cfg.shape.end;
     eprintln!("machine: {}; store: {} orders over {} days; lake: {}", crate::machine(), a.orders, a.days, dir.display());
+    let snapshot = snapshot_dir(&dir);
+    let wanted = json!({"orders": a.orders, "days": a.days});
+    let reused = match a.reuse_load.then(|| std::fs::read(snapshot.join(LOADED)).ok()).flatten() {
+        Some(meta) => {
+            let meta: Value = serde_json::from_slice(&meta)?;
+            if meta["store"] != wanted {
+                bail!("{} holds a load of {} (wanted {wanted}): remove it", snapshot.display(), meta["store"]);
+            }
+            link_tree(&snapshot, &dir)?;
+            std::fs::remove_file(dir.join(LOADED))?;
+            eprintln!("reusing the load snapshot {} (load and transform figures are the snapshot's)", snapshot.display());
+            Some(meta)
+        }
+        None => None,
+    };
     let local = testkit::local(cfg, &dir, Tuning { pages_per_task: 50, pages_per_commit: 50, fetch_concurrency: 8, ..Tuning::default() }).await;
     let lake = local.ingest.lake.clone();
 
-    let t = Instant::now();
     let store = ["alkasba_store.products", "alkasba_store.customers", "alkasba_store.orders", "alkasba_store.refunds"];
-    local.run(&store).await;
-    local.run(&["competitor_prices.prices"]).await;
-    let mut day = end - chrono::Days::new(a.days as u64 + 1);
-    while day <= end + chrono::Days::new(2) {
-        local.run_at(&["exchange_rates.rates"], Utc.from_utc_datetime(&day.and_hms_opt(12, 0, 0).context("time")?)).await;
-        day = day.succ_opt().context("date")?;
-    }
-    let load_secs = secs(t);
-    eprintln!("loaded bronze in {load_secs:.1} s");
+    let (load_secs, transform_secs, silver_orders, silver_lines) = match &reused {
+        Some(m) => (m["load_secs"].as_f64().unwrap_or(0.0), m["transform_secs"].as_f64().unwrap_or(0.0), m["silver_orders"].as_u64().unwrap_or(0) as usize, m["silver_lines"].as_u64().unwrap_or(0) as usize),
+        None => {
+            let t = Instant::now();
+            local.run(&store).await;
+            local.run(&["competitor_prices.prices"]).await;
+            let mut day = end - chrono::Days::new(a.days as u64 + 1);
+            while day <= end + chrono::Days::new(2) {
+                local.run_at(&["exchange_rates.rates"], Utc.from_utc_datetime(&day.and_hms_opt(12, 0, 0).context("time")?)).await;
+                day = day.succ_opt().context("date")?;
+            }
+            let load_secs = secs(t);
+            eprintln!("loaded bronze in {load_secs:.1} s");
 
-    let t = Instant::now();
-    let steps = silver::transform(&lake, None, silver::TransformOptions::default(), || true).await?;
-    let transform_secs = secs(t);
-    let silver_orders = steps.iter().find(|s| s.table == "orders").map(|s| s.merged).unwrap_or(0);
-    let silver_lines = steps.iter().find(|s| s.table == "order_lines").map(|s| s.merged).unwrap_or(0);
+            let t = Instant::now();
+            let steps = silver::transform(&lake, None, silver::TransformOptions::default(), || true).await?;
+            let transform_secs = secs(t);
+            let silver_orders = steps.iter().find(|s| s.table == "orders").map(|s| s.merged).unwrap_or(0);
+            let silver_lines = steps.iter().find(|s| s.table == "order_lines").map(|s| s.merged).unwrap_or(0);
+            if a.reuse_load {
+                let _ = std::fs::remove_dir_all(&snapshot);
+                link_tree(&dir, &snapshot)?;
+                let meta = json!({"store": wanted, "load_secs": load_secs, "transform_secs": transform_secs, "silver_orders": silver_orders, "silver_lines": silver_lines});
+                std::fs::write(snapshot.join(LOADED), meta.to_string())?;
+            }
+            (load_secs, transform_secs, silver_orders, silver_lines)
+        }
+    };
     eprintln!("silver: {silver_orders} orders, {silver_lines} order lines in {transform_secs:.1} s");
 
     let t = Instant::now();
