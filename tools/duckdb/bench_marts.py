@@ -3,8 +3,8 @@
 reference engine of `alkasba-bench batch`.
 
 Reads JSON from stdin: {"marts": [{"name": ..., "views": {"orders": "/path/to/silver/orders", ...},
-"sql": "..."}]}; each view is a `delta_scan` of a local table, `touched` (every date) is defined
-when a mart's SQL uses it. Each mart is materialised (CREATE TEMP TABLE ... AS), timed from the
+"sql": "..."}]}; each view is a `delta_scan` of a local table (the SQL defines its own `touched`
+dates: every one, as in a full build). Each mart is materialised (CREATE TEMP TABLE ... AS), timed from the
 query's start to its end, in the order given. Prints [{"name", "secs", "rows"}] as JSON.
 """
 import json
@@ -28,9 +28,6 @@ def main() -> int:
     for m in spec["marts"]:
         for name, path in m["views"].items():
             con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM delta_scan('{path}')")
-        if "touched" in m["sql"]:
-            parts = [f"SELECT {c} AS d FROM {t}" for t, c in (("orders", "order_date"), ("refunds", "refund_date"), ("order_lines", "order_date")) if t in m["views"]]
-            con.execute("CREATE OR REPLACE VIEW touched AS " + " UNION ".join(parts))
         started = time.perf_counter()
         con.execute(f"CREATE OR REPLACE TEMP TABLE mart_{m['name']} AS {m['sql']}")
         secs = time.perf_counter() - started

@@ -12,12 +12,14 @@
 //! ```
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::OnceCell;
 
 use chrono::NaiveDate;
 
 use alkasba_ingest::lake::Lake;
-use alkasba_lake::arrow::array::{Array, AsArray, RecordBatch};
+use alkasba_lake::arrow::array::{Array, AsArray, Date32Array, RecordBatch};
 use alkasba_lake::arrow::datatypes::{DataType, Date32Type, Field, Schema, SchemaRef};
 use deltalake::DeltaTable;
 use deltalake::datafusion::prelude::SessionContext;
@@ -73,11 +75,27 @@ pub enum Update {
     /// replaced (`sql` recomputes from `{touched_from}`): for marts keyed by month where a change
     /// can move rows of later months.
     From { touched: &'static str, column: &'static str },
-    /// `incremental`, SQL over the inputs, their changes, `touched` and the mart's own current
-    /// rows (`<name>_current`, which `touched` may read too), gives the whole new table, or with
-    /// `replace`, the new rows for the touched values of that column (they replace those rows; a
-    /// value the result holds beyond the touched ones is added to them and the SQL run again).
-    Fold { touched: Option<&'static str>, incremental: &'static str, replace: Option<&'static str> },
+    /// `stages` run in order over the inputs, their changes and the mart's own current rows
+    /// (`<name>_current`); each is materialised and registered under its name (DataFusion would
+    /// otherwise compute a subquery again wherever it is referenced). A stage with a date column
+    /// `d` also fills `{<stage>}` (its dates as a literal list) and `{<stage>_from}` (the
+    /// earliest) in the stages after it, so that they prune partitions; the stage `touched`
+    /// names the touched values. The last stage gives the whole new table, or with `replace`,
+    /// the new rows for the touched values of that column (they replace those rows; a value the
+    /// result holds beyond the touched ones is added to them and the stages after `touched` run
+    /// again).
+    Fold { stages: &'static [Stage], replace: Option<&'static str> },
+}
+
+/// One materialised step of an [`Update::Fold`].
+#[derive(Debug, Clone, Copy)]
+pub struct Stage {
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+const fn stage(name: &'static str, sql: &'static str) -> Stage {
+    Stage { name, sql }
 }
 
 impl Mart {
@@ -85,14 +103,25 @@ impl Mart {
         match self.update {
             Update::Rebuild => None,
             Update::Dates { touched, .. } | Update::From { touched, .. } => Some(touched),
-            Update::Fold { touched, .. } => touched,
+            Update::Fold { stages, .. } => stages.iter().find(|s| s.name == TOUCHED).map(|s| s.sql),
         }
     }
 
-    /// The full build's SQL for another engine: `{touched}` and `{touched_from}` read a
-    /// `touched` view (column `d`) the caller defines.
+    /// The full build's SQL for another engine, self-contained: when it uses the touched dates,
+    /// a `touched` CTE gives every one of them (the touched SQL over the whole inputs: a full
+    /// build's changes are every row, a gold input's touched partitions all of its partitions),
+    /// and `{touched}` / `{touched_from}` read it.
     pub fn portable_sql(&self) -> String {
-        self.sql.replace("{touched_from}", "(SELECT min(d) FROM touched)").replace("{touched}", "(SELECT d FROM touched)")
+        let body = self.sql.replace("{touched_from}", "(SELECT min(d) FROM touched)").replace("{touched}", "(SELECT d FROM touched)");
+        let Some(touched) = self.touched().filter(|_| self.sql.contains("{touched")) else { return body };
+        let mut touched = touched.to_string();
+        for i in self.inputs {
+            touched = touched.replace(&format!("{}_changes", i.table), i.table);
+            if let Some(p) = MARTS.iter().find(|m| m.name == i.table).and_then(|m| m.partition) {
+                touched = touched.replace(&format!("{}_touched", i.table), &format!("(SELECT DISTINCT {p} AS d FROM {})", i.table));
+            }
+        }
+        format!("WITH touched AS ({touched}) SELECT * FROM ({body}) m")
     }
 }
 
@@ -109,11 +138,20 @@ fn date_list(dates: &[NaiveDate]) -> String {
     format!("({})", dates.iter().map(date_lit).collect::<Vec<_>>().join(", "))
 }
 
-/// `sql` with `{touched}` and `{touched_from}` replaced by date literals.
-fn with_touched(sql: &str, dates: &[NaiveDate]) -> String {
-    let from = dates.first().map(date_lit).unwrap_or_else(|| "CAST(NULL AS DATE)".into());
-    sql.replace("{touched_from}", &from).replace("{touched}", &date_list(dates))
+/// The stage (and placeholder) naming the touched dates.
+const TOUCHED: &str = "touched";
+
+/// `sql` with `{<name>_from}` and `{<name>}` replaced by date literals (the earliest date, the
+/// list), for every named date list.
+fn fill<'a>(sql: &str, lists: impl IntoIterator<Item = (&'a str, &'a [NaiveDate])>) -> String {
+    let mut out = sql.to_string();
+    for (name, dates) in lists {
+        let from = dates.first().map(date_lit).unwrap_or_else(|| "CAST(NULL AS DATE)".into());
+        out = out.replace(&format!("{{{name}_from}}"), &from).replace(&format!("{{{name}}}"), &date_list(dates));
+    }
+    out
 }
+
 
 /// Every mart, in dependency order.
 pub const MARTS: &[Mart] = &[
@@ -211,34 +249,52 @@ pub const MARTS: &[Mart] = &[
         // The changes since the last build fold into the current rows. A customer's first date
         // can only move if one of their changed orders is dated on or before it (it moves
         // earlier through that order's current row, or later if the order on it stopped being
-        // paid or moved: only those customers are looked up in every order again), or if they
-        // are new. Partitioned by first date, only the partitions of those candidates' old and
-        // new first dates are rewritten (a new date a rescan finds is added and the SQL rerun).
+        // paid: only those "lost" customers are looked up in the orders again, and only from
+        // their old first date on, since every order before it is a changed one), or if they
+        // are new. Partitioned by first date, only the partitions of the candidates' old and new
+        // first dates are rewritten (a new date a rescan finds is added and the stages rerun).
         update: Update::Fold {
-            touched: Some(
-                "SELECT order_date AS d FROM orders_changes
-                 UNION SELECT c.first_date AS d FROM customer_firsts_current c
-                 JOIN orders_changes ch ON ch.customer_token = c.customer_token WHERE ch.order_date <= c.first_date",
-            ),
-            incremental: "WITH ch AS (SELECT order_id, customer_token, order_date, is_paid, _change_type AS k FROM orders_changes WHERE customer_token IS NOT NULL),
-              cand AS (SELECT DISTINCT ch.customer_token FROM ch LEFT JOIN customer_firsts_current c ON c.customer_token = ch.customer_token
-                       WHERE c.customer_token IS NULL OR ch.order_date <= c.first_date),
-              now AS (SELECT order_id, customer_token, order_date FROM orders
-                      WHERE is_paid AND customer_token IS NOT NULL AND order_date IN {touched} AND order_id IN (SELECT order_id FROM ch)),
-              lost AS (SELECT DISTINCT p.customer_token FROM ch p
-                       JOIN customer_firsts_current c ON c.customer_token = p.customer_token
-                       LEFT JOIN now n ON n.order_id = p.order_id AND n.order_date = p.order_date
-                       WHERE p.k IN ('update_preimage', 'delete') AND p.is_paid AND p.order_date <= c.first_date AND n.order_id IS NULL),
-              n AS (SELECT customer_token, min(first_date) AS first_date FROM (
-                SELECT c.customer_token, c.first_date FROM customer_firsts_current c JOIN cand a ON a.customer_token = c.customer_token
-                WHERE c.customer_token NOT IN (SELECT customer_token FROM lost)
-                UNION ALL SELECT w.customer_token, w.order_date AS first_date FROM now w JOIN cand a ON a.customer_token = w.customer_token
-                WHERE w.customer_token NOT IN (SELECT customer_token FROM lost)
-                UNION ALL SELECT o.customer_token, o.order_date AS first_date FROM orders o JOIN lost l ON l.customer_token = o.customer_token WHERE o.is_paid) t
-                GROUP BY customer_token)
-              SELECT customer_token, first_date FROM customer_firsts_current
-              WHERE first_date IN {touched} AND customer_token NOT IN (SELECT customer_token FROM cand)
-              UNION ALL SELECT customer_token, first_date FROM n",
+            stages: &[
+                // The changed customers' current first dates (one scan of the mart).
+                stage("firsts", "SELECT c.customer_token, c.first_date FROM customer_firsts_current c WHERE c.customer_token IN (SELECT customer_token FROM orders_changes)"),
+                stage(
+                    "cand",
+                    "SELECT DISTINCT ch.customer_token, f.first_date FROM orders_changes ch LEFT JOIN firsts f ON f.customer_token = ch.customer_token
+                     WHERE ch.customer_token IS NOT NULL AND (f.customer_token IS NULL OR ch.order_date <= f.first_date)",
+                ),
+                stage(TOUCHED, "SELECT order_date AS d FROM orders_changes UNION SELECT first_date AS d FROM cand"),
+                // The changed orders as they are now (paid ones), read from the touched partitions.
+                stage(
+                    "now",
+                    "SELECT order_id, customer_token, order_date FROM orders
+                     WHERE is_paid AND customer_token IS NOT NULL AND order_date IN {touched} AND order_id IN (SELECT order_id FROM orders_changes)",
+                ),
+                stage(
+                    "lost",
+                    "SELECT DISTINCT p.customer_token, f.first_date AS d FROM orders_changes p
+                     JOIN firsts f ON f.customer_token = p.customer_token
+                     LEFT JOIN now n ON n.order_id = p.order_id AND n.order_date = p.order_date
+                     WHERE p._change_type IN ('update_preimage', 'delete') AND p.is_paid AND p.order_date <= f.first_date AND n.order_id IS NULL",
+                ),
+                stage(
+                    "rescan",
+                    "SELECT o.customer_token, min(o.order_date) AS first_date FROM orders o
+                     WHERE o.is_paid AND o.order_date >= {lost_from} AND o.customer_token IN (SELECT customer_token FROM lost)
+                     GROUP BY o.customer_token",
+                ),
+                stage(
+                    "result",
+                    "WITH n AS (SELECT customer_token, min(first_date) AS first_date FROM (
+                        SELECT c.customer_token, c.first_date FROM cand c
+                        WHERE c.first_date IS NOT NULL AND c.customer_token NOT IN (SELECT customer_token FROM lost)
+                        UNION ALL SELECT w.customer_token, w.order_date AS first_date FROM now w JOIN cand c ON c.customer_token = w.customer_token
+                        UNION ALL SELECT customer_token, first_date FROM rescan) t
+                      GROUP BY customer_token)
+                     SELECT customer_token, first_date FROM customer_firsts_current
+                     WHERE first_date IN {touched} AND customer_token NOT IN (SELECT customer_token FROM cand)
+                     UNION ALL SELECT customer_token, first_date FROM n",
+                ),
+            ],
             replace: Some("first_date"),
         },
         sql: "SELECT customer_token, min(order_date) AS first_date FROM orders WHERE is_paid AND customer_token IS NOT NULL GROUP BY customer_token",
@@ -251,14 +307,19 @@ pub const MARTS: &[Mart] = &[
         // Paying customers per day change only on the days the changes touched; new customers
         // per day are counted again from customer_firsts (one row per customer, no order scan).
         update: Update::Fold {
-            touched: Some("SELECT order_date AS d FROM orders_changes"),
-            incremental: "WITH c AS (
-                SELECT order_date AS date, count(DISTINCT customer_token) AS customers FROM orders
-                WHERE is_paid AND customer_token IS NOT NULL AND order_date IN {touched} GROUP BY order_date
-                UNION ALL SELECT date, customers FROM customer_activity_current WHERE date NOT IN {touched}),
-              n AS (SELECT first_date AS date, count(*) AS new_customers FROM customer_firsts GROUP BY first_date)
-              SELECT c.date, c.customers, coalesce(n.new_customers, 0) AS new_customers, c.customers - coalesce(n.new_customers, 0) AS returning_customers
-              FROM c LEFT JOIN n ON n.date = c.date",
+            stages: &[
+                stage(TOUCHED, "SELECT order_date AS d FROM orders_changes"),
+                stage(
+                    "result",
+                    "WITH c AS (
+                    SELECT order_date AS date, count(DISTINCT customer_token) AS customers FROM orders
+                    WHERE is_paid AND customer_token IS NOT NULL AND order_date IN {touched} GROUP BY order_date
+                    UNION ALL SELECT date, customers FROM customer_activity_current WHERE date NOT IN {touched}),
+                  n AS (SELECT first_date AS date, count(*) AS new_customers FROM customer_firsts GROUP BY first_date)
+                  SELECT c.date, c.customers, coalesce(n.new_customers, 0) AS new_customers, c.customers - coalesce(n.new_customers, 0) AS returning_customers
+                  FROM c LEFT JOIN n ON n.date = c.date",
+                ),
+            ],
             replace: None,
         },
         sql: "WITH c AS (
@@ -289,13 +350,15 @@ pub const MARTS: &[Mart] = &[
         about: "Per month: the 20 products with the most revenue (MAD), with units, category and rank.",
         inputs: &[gold("daily_product_sales")],
         partition: None,
-        update: Update::Rebuild,
+        // A month's ranking moves only when one of its days does: the months of the partitions
+        // daily_product_sales rewrote since the last build are ranked again.
+        update: Update::From { touched: "SELECT CAST(date_trunc('month', d) AS DATE) AS d FROM daily_product_sales_touched", column: "month" },
         sql: "SELECT * FROM (
                 SELECT month, product_id, product_name, category_name, units, revenue_mad,
                        rank() OVER (PARTITION BY month ORDER BY revenue_mad DESC, product_id) AS rank
                 FROM (SELECT CAST(date_trunc('month', date) AS DATE) AS month, product_id, max(product_name) AS product_name,
                              max(category_name) AS category_name, sum(units) AS units, CAST(sum(revenue_mad) AS DECIMAL(18,2)) AS revenue_mad
-                      FROM daily_product_sales GROUP BY 1, 2) t) r
+                      FROM daily_product_sales WHERE date >= {touched_from} GROUP BY 1, 2) t) r
               WHERE rank <= 20",
     },
     Mart {
@@ -355,45 +418,64 @@ pub struct MartStep {
 /// An input opened for one build.
 struct Opened {
     name: &'static str,
+    layer: &'static str,
     app: String,
     table: DeltaTable,
     from: i64,
     current: i64,
 }
 
-/// Silver tables opened once per aggregate run and shared by the marts that read them (they
-/// do not change during the run; gold inputs do, and are opened afresh).
+/// A change read: schema and rows.
+type Changes = (SchemaRef, Vec<RecordBatch>);
+
+/// Silver tables and change reads, opened once per aggregate run and shared by the marts that
+/// read them, also by marts built at the same time (silver does not change during the run; gold
+/// inputs do, and are opened afresh; a change read is of fixed versions, so it never goes
+/// stale). Each is read once: a second mart asking meanwhile waits for the first read.
 #[derive(Default)]
-pub struct Opens(HashMap<String, DeltaTable>);
+pub struct Opens {
+    tables: Mutex<HashMap<String, Arc<OnceCell<Option<DeltaTable>>>>>,
+    changes: Mutex<HashMap<(String, i64, i64), Arc<OnceCell<Changes>>>>,
+}
+
+/// The cell for `key` in `map` (a poisoned lock only means another build panicked mid-insert;
+/// the map itself is still sound).
+fn cell<K: std::hash::Hash + Eq, V>(map: &Mutex<HashMap<K, Arc<OnceCell<V>>>>, key: K) -> Arc<OnceCell<V>> {
+    let mut m = map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    m.entry(key).or_default().clone()
+}
 
 impl Opens {
-    async fn get(&mut self, lake: &Lake, input: &Input) -> Result<Option<DeltaTable>> {
-        let key = format!("{}/{}", input.layer, input.table);
-        if let Some(t) = self.0.get(&key) {
-            return Ok(Some(t.clone()));
+    async fn get(&self, lake: &Lake, input: &Input) -> Result<Option<DeltaTable>> {
+        let url = uri(lake, input.layer, input.table)?;
+        if input.layer != "silver" {
+            return tables::open(lake, &url).await;
         }
-        let opened = tables::open(lake, &uri(lake, input.layer, input.table)?).await?;
-        if let (Some(t), "silver") = (&opened, input.layer) {
-            self.0.insert(key, t.clone());
-        }
-        Ok(opened)
+        let c = cell(&self.tables, url.to_string());
+        c.get_or_try_init(|| tables::open(lake, &url)).await.cloned()
+    }
+
+    /// The rows of `table` changed in versions `from..=to` (empty when `from > to`).
+    async fn changes(&self, table: &DeltaTable, from: i64, to: i64) -> Result<Changes> {
+        let c = cell(&self.changes, (table.table_url().to_string(), from, to));
+        c.get_or_try_init(|| async { if from > to { empty_changes(table).await } else { tables::changes(table, from, to).await } }).await.cloned()
     }
 }
 
 /// Builds one mart if any of its inputs moved.
 pub async fn build(lake: &Lake, mart: &Mart) -> Result<MartStep> {
-    build_with(lake, mart, &mut Opens::default()).await
+    build_with(lake, mart, &Opens::default()).await
 }
 
 /// Builds one mart if any of its inputs moved, reusing the tables `opens` already holds.
-pub async fn build_with(lake: &Lake, mart: &Mart, opens: &mut Opens) -> Result<MartStep> {
+pub async fn build_with(lake: &Lake, mart: &Mart, opens: &Opens) -> Result<MartStep> {
     let started = std::time::Instant::now();
     let mut step = build_inner(lake, mart, opens).await?;
     step.millis = started.elapsed().as_millis() as u64;
     Ok(step)
 }
 
-async fn build_inner(lake: &Lake, mart: &Mart, opens: &mut Opens) -> Result<MartStep> {
+async fn build_inner(lake: &Lake, mart: &Mart, opens: &Opens) -> Result<MartStep> {
     let mut step = MartStep { mart: mart.name.into(), mode: "skipped".into(), dates: 0, rows: 0, version: None, millis: 0, note: String::new() };
     let target_uri = uri(lake, "gold", mart.name)?;
     let target = tables::open(lake, &target_uri).await?;
@@ -408,7 +490,7 @@ async fn build_inner(lake: &Lake, mart: &Mart, opens: &mut Opens) -> Result<Mart
         let from = tables::marker(lake, target.as_ref(), &app).await?;
         let current = table.version().unwrap_or_default() as i64;
         tables::register(&ctx, input.table, &table).await?;
-        inputs.push(Opened { name: input.table, app, table, from, current });
+        inputs.push(Opened { name: input.table, layer: input.layer, app, table, from, current });
     }
     if target.is_some() && inputs.iter().all(|i| i.from > i.current) {
         step.note = "inputs unchanged".into();
@@ -417,31 +499,28 @@ async fn build_inner(lake: &Lake, mart: &Mart, opens: &mut Opens) -> Result<Mart
     let markers: Vec<(String, i64)> = inputs.iter().map(|i| (i.app.clone(), i.current + 1)).collect();
     let full = target.is_none();
     step.mode = if full || matches!(mart.update, Update::Rebuild) { "full".into() } else { "incremental".into() };
-    let incremental_sql = match (full, mart.update) {
-        (false, Update::Fold { incremental, .. }) => Some(incremental),
-        _ => None,
-    };
-    if incremental_sql.is_some() {
-        let current = target.as_ref().ok_or_else(|| Error::query(mart.name, "an incremental build needs the mart's current rows"))?;
-        tables::register(&ctx, &format!("{}_current", mart.name), current).await?;
-    }
-    let sql = incremental_sql.unwrap_or(mart.sql);
-    // The changes of the inputs the mart's SQL reads (gold inputs have no change feed), and the
-    // touched dates, when the SQL to run uses them.
-    let mut dates = Vec::new();
-    if let Some(touched_sql) = mart.touched().filter(|_| sql.contains("{touched")) {
-        let reads = |name: &str| touched_sql.contains(name) || sql.contains(name);
-        for i in inputs.iter().filter(|i| reads(&format!("{}_changes", i.name))) {
-            let name = format!("{}_changes", i.name);
-            if i.from == 0 {
-                // Everything is new: a view of the whole table (nothing materialised).
-                tables::register_as_inserts(&ctx, &name, &i.table).await?;
-                continue;
-            }
-            let (schema, batches) = if i.from > i.current { empty_changes(&i.table).await? } else { tables::changes(&i.table, i.from, i.current).await? };
-            tables::register_batches(&ctx, &name, schema, batches)?;
+    let stages = match (full, mart.update) {
+        (false, Update::Fold { stages, .. }) => {
+            let current = target.as_ref().ok_or_else(|| Error::query(mart.name, "an incremental build needs the mart's current rows"))?;
+            tables::register(&ctx, &format!("{}_current", mart.name), current).await?;
+            stages.to_vec()
         }
-        dates = touched_dates(&ctx, mart.name, touched_sql).await?;
+        _ => full_stages(mart),
+    };
+    // The changes of the inputs the stages read (gold inputs have no change feed).
+    for i in inputs.iter().filter(|i| stages.iter().any(|s| s.sql.contains(&format!("{}_changes", i.name)))) {
+        let name = format!("{}_changes", i.name);
+        if i.from == 0 {
+            // Everything is new: a view of the whole table (nothing materialised).
+            tables::register_as_inserts(&ctx, &name, &i.table).await?;
+            continue;
+        }
+        let (schema, batches) = opens.changes(&i.table, i.from, i.current).await?;
+        tables::register_batches(&ctx, &name, schema, batches)?;
+    }
+    // The partitions of gold inputs that moved since the markers.
+    for i in inputs.iter().filter(|i| i.layer == "gold" && stages.iter().any(|s| s.sql.contains(&format!("{}_touched", i.name)))) {
+        register_touched(&ctx, i.name, &i.table, i.from, i.current).await?;
     }
     let replaced = match mart.update {
         _ if full => None,
@@ -449,27 +528,33 @@ async fn build_inner(lake: &Lake, mart: &Mart, opens: &mut Opens) -> Result<Mart
         Update::Dates { column, .. } | Update::Fold { replace: Some(column), .. } => Some((column, false)),
         Update::From { column, .. } => Some((column, true)),
     };
-    let (schema, batches) = match replaced {
+    let mut lists = Vec::new();
+    let (schema, batches) = match run_stages(&ctx, mart.name, &stages, &mut lists, replaced.is_some()).await? {
+        Some(result) => result,
         // Nothing touched: only the markers move.
-        Some(_) if dates.is_empty() => (target_schema(target.as_ref(), mart.name).await?, Vec::new()),
-        _ => tables::query(&ctx, &format!("mart {}", mart.name), &with_touched(sql, &dates)).await?,
+        None => (target_schema(target.as_ref(), mart.name).await?, Vec::new()),
     };
     let (schema, batches) = match (replaced, mart.update) {
         // The new rows may hold values beyond the touched ones (a customer's first order moved
-        // to a day nothing else touched): add them and run again, so their rows are replaced too.
-        (Some((column, _)), Update::Fold { .. }) => {
-            let extra: Vec<NaiveDate> = column_dates(&batches, &schema, column, mart.name)?.into_iter().filter(|d| dates.binary_search(d).is_err()).collect();
+        // to a day nothing else touched): add them and run the stages after `touched` again, so
+        // their rows are replaced too.
+        (Some((column, _)), Update::Fold { .. }) if !batches.is_empty() => {
+            let touched = touched_list(&mut lists);
+            let extra: Vec<NaiveDate> = column_dates(&batches, &schema, column, mart.name)?.into_iter().filter(|d| touched.binary_search(d).is_err()).collect();
             if extra.is_empty() {
                 (schema, batches)
             } else {
-                dates.extend(extra);
-                dates.sort();
-                dates.dedup();
-                tables::query(&ctx, &format!("mart {}", mart.name), &with_touched(sql, &dates)).await?
+                touched.extend(extra);
+                touched.sort();
+                touched.dedup();
+                let after = stages.iter().position(|s| s.name == TOUCHED).map_or(0, |p| p + 1);
+                lists.retain(|(name, _)| *name == TOUCHED || !stages[after..].iter().any(|s| s.name == *name));
+                run_stages(&ctx, mart.name, &stages[after..], &mut lists, false).await?.ok_or_else(|| Error::query(mart.name, "the rerun gave no result"))?
             }
         }
         _ => (schema, batches),
     };
+    let dates = touched_list(&mut lists).clone();
     step.dates = dates.len();
     let predicate = match replaced {
         None => None,
@@ -478,11 +563,99 @@ async fn build_inner(lake: &Lake, mart: &Mart, opens: &mut Opens) -> Result<Mart
         Some((column, true)) => Some(format!("{column} >= {}", date_lit(&dates[0]))),
     };
     step.rows = batches.iter().map(RecordBatch::num_rows).sum();
+    let started = std::time::Instant::now();
     match tables::replace(lake, &target_uri, schema, batches, predicate.as_deref(), mart.partition, &markers).await? {
         Upserted::Committed { version, .. } => step.version = Some(version),
         Upserted::AlreadyDone => step.note = "a concurrent run already built it".into(),
     }
+    tracing::debug!(mart = mart.name, millis = started.elapsed().as_millis() as u64, "gold write");
     Ok(step)
+}
+
+/// The stages of a full build (or of a `Dates`, `From` or `Rebuild` update): the touched dates
+/// when the SQL uses them, then the mart's SQL.
+fn full_stages(mart: &Mart) -> Vec<Stage> {
+    let mut out = Vec::new();
+    if let Some(t) = mart.touched().filter(|_| mart.sql.contains("{touched")) {
+        out.push(stage(TOUCHED, t));
+    }
+    out.push(stage("result", mart.sql));
+    out
+}
+
+/// Registers `<input>_touched` (dates, column `d`): the partitions of the gold mart `input`
+/// that its versions `from..=to` rewrote, read from its log; every partition on a first build
+/// (`from` 0) or when the log cannot tell.
+async fn register_touched(ctx: &SessionContext, input: &str, table: &DeltaTable, from: i64, to: i64) -> Result<()> {
+    let column = mart(input)?.partition.ok_or_else(|| Error::Config(format!("gold/{input} is not partitioned: which of its rows moved cannot be read from its log")))?;
+    let name = format!("{input}_touched");
+    let known = match from {
+        0 => None,
+        f if f > to => Some(Vec::new()),
+        f => tables::touched_partitions(table, column, f, to).await?,
+    };
+    let (schema, batches) = match known {
+        Some(values) => {
+            let days = values
+                .iter()
+                .map(|v| NaiveDate::parse_from_str(v, "%Y-%m-%d").map(Date32Type::from_naive_date).map_err(|e| Error::Data { what: format!("{input}: partition {column}={v}"), reason: e.to_string() }))
+                .collect::<Result<Vec<i32>>>()?;
+            let schema: SchemaRef = Arc::new(Schema::new(vec![Field::new("d", DataType::Date32, true)]));
+            let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(Date32Array::from(days))]).map_err(|e| Error::query(&name, e))?;
+            (schema, vec![batch])
+        }
+        None => tables::query(ctx, &name, &format!("SELECT DISTINCT {column} AS d FROM {input}")).await?,
+    };
+    tables::register_batches(ctx, &name, schema, batches)
+}
+
+/// The touched dates among the named date lists (added, empty, when missing).
+fn touched_list<'a>(lists: &'a mut Vec<(&'static str, Vec<NaiveDate>)>) -> &'a mut Vec<NaiveDate> {
+    let i = match lists.iter().position(|(n, _)| *n == TOUCHED) {
+        Some(i) => i,
+        None => {
+            lists.push((TOUCHED, Vec::new()));
+            lists.len() - 1
+        }
+    };
+    &mut lists[i].1
+}
+
+/// Runs `stages` in order, each with the date lists of the stages before it filled in; every
+/// stage but the last is registered under its name, and one with a date column `d` adds its
+/// dates to `lists`. Gives the last stage's result; `None` when `stop_untouched` and the
+/// `touched` stage found nothing.
+async fn run_stages(ctx: &SessionContext, mart: &str, stages: &[Stage], lists: &mut Vec<(&'static str, Vec<NaiveDate>)>, stop_untouched: bool) -> Result<Option<Changes>> {
+    for (i, st) in stages.iter().enumerate() {
+        let started = std::time::Instant::now();
+        let sql = fill(st.sql, lists.iter().map(|(n, d)| (*n, d.as_slice())));
+        let what = format!("mart {mart}, stage {}", st.name);
+        if st.name == TOUCHED {
+            let (schema, batches) = tables::query(ctx, &what, &format!("SELECT DISTINCT d FROM ({sql}) t WHERE d IS NOT NULL")).await?;
+            let dates = column_dates(&batches, &schema, "d", mart)?;
+            tracing::debug!(mart, stage = st.name, dates = dates.len(), millis = started.elapsed().as_millis() as u64, "gold stage");
+            let empty = dates.is_empty();
+            lists.retain(|(n, _)| *n != TOUCHED);
+            lists.push((TOUCHED, dates));
+            if empty && stop_untouched {
+                return Ok(None);
+            }
+            continue;
+        }
+        let (schema, batches) = tables::query(ctx, &what, &sql).await?;
+        tracing::debug!(mart, stage = st.name, rows = batches.iter().map(RecordBatch::num_rows).sum::<usize>(), millis = started.elapsed().as_millis() as u64, "gold stage");
+        if i + 1 == stages.len() {
+            return Ok(Some((schema, batches)));
+        }
+        if schema.column_with_name("d").is_some_and(|(_, f)| f.data_type() == &DataType::Date32) {
+            let dates = column_dates(&batches, &schema, "d", mart)?;
+            lists.retain(|(n, _)| *n != st.name);
+            lists.push((st.name, dates));
+        }
+        let _ = ctx.deregister_table(st.name);
+        tables::register_batches(ctx, st.name, schema, batches)?;
+    }
+    Err(Error::query(mart, "a mart needs at least one stage"))
 }
 
 /// The distinct dates of `column` in `batches`.
@@ -498,11 +671,6 @@ fn column_dates(batches: &[RecordBatch], schema: &SchemaRef, column: &str, mart:
     Ok(out)
 }
 
-/// The distinct dates `touched_sql` gives (column `d`), sorted.
-async fn touched_dates(ctx: &SessionContext, mart: &str, touched_sql: &str) -> Result<Vec<NaiveDate>> {
-    let (schema, batches) = tables::query(ctx, &format!("{mart}: touched dates"), &format!("SELECT DISTINCT d FROM ({touched_sql}) t WHERE d IS NOT NULL")).await?;
-    column_dates(&batches, &schema, "d", mart)
-}
 
 /// What a full build of `mart` would hold now, computed from its inputs and written nowhere:
 /// the reference an incremental build must equal.
@@ -512,12 +680,11 @@ pub async fn compute(lake: &Lake, mart: &Mart) -> Result<(SchemaRef, Vec<RecordB
         let table = tables::open(lake, &uri(lake, input.layer, input.table)?).await?.ok_or_else(|| Error::query(mart.name, format!("no table {}/{} yet", input.layer, input.table)))?;
         tables::register(&ctx, input.table, &table).await?;
         tables::register_as_inserts(&ctx, &format!("{}_changes", input.table), &table).await?;
+        if input.layer == "gold" && full_stages(mart).iter().any(|s| s.sql.contains(&format!("{}_touched", input.table))) {
+            register_touched(&ctx, input.table, &table, 0, table.version().unwrap_or_default() as i64).await?;
+        }
     }
-    let dates = match mart.touched().filter(|_| mart.sql.contains("{touched")) {
-        Some(t) => touched_dates(&ctx, mart.name, t).await?,
-        None => Vec::new(),
-    };
-    tables::query(&ctx, &format!("mart {}", mart.name), &with_touched(mart.sql, &dates)).await
+    run_stages(&ctx, mart.name, &full_stages(mart), &mut Vec::new(), false).await?.ok_or_else(|| Error::query(mart.name, "no result"))
 }
 
 /// The schema of the mart's current table (for a commit that only moves markers).
@@ -537,7 +704,25 @@ async fn empty_changes(table: &DeltaTable) -> Result<(SchemaRef, Vec<RecordBatch
     tables::plain(Arc::new(Schema::new(fields)), Vec::new())
 }
 
-/// Builds every mart (or only `only`) whose inputs moved, in dependency order.
+/// The marts in dependency levels: a mart's level is one more than its gold inputs' highest
+/// (marts reading only silver are level 0), so the marts of one level can build at once.
+pub fn levels() -> Vec<Vec<&'static Mart>> {
+    let mut level: HashMap<&str, usize> = HashMap::new();
+    let mut out: Vec<Vec<&'static Mart>> = Vec::new();
+    for m in MARTS {
+        let l = m.inputs.iter().filter(|i| i.layer == "gold").map(|i| level.get(i.table).map_or(0, |l| l + 1)).max().unwrap_or(0);
+        level.insert(m.name, l);
+        if out.len() <= l {
+            out.resize_with(l + 1, Vec::new);
+        }
+        out[l].push(m);
+    }
+    out
+}
+
+/// Builds every mart (or only `only`) whose inputs moved: level by level ([`levels`]), the
+/// marts of a level at the same time. Steps come back in [`MARTS`] order. A failed mart does
+/// not stop the others of its level (their commits stand); its error is returned after them.
 pub async fn aggregate(lake: &Lake, only: Option<&[String]>, keep_going: impl Fn() -> bool) -> Result<Vec<MartStep>> {
     if let Some(only) = only {
         for name in only {
@@ -545,20 +730,35 @@ pub async fn aggregate(lake: &Lake, only: Option<&[String]>, keep_going: impl Fn
         }
     }
     let mut out = Vec::new();
-    let mut opens = Opens::default();
-    for m in MARTS {
-        if only.is_some_and(|o| !o.iter().any(|n| n == m.name)) {
+    let opens = Opens::default();
+    for level in levels() {
+        let wanted: Vec<&Mart> = level.into_iter().filter(|m| only.is_none_or(|o| o.iter().any(|n| n == m.name))).collect();
+        if wanted.is_empty() {
             continue;
         }
         if !keep_going() {
-            tracing::warn!(mart = m.name, "stopping before the deadline; the next run resumes here");
+            tracing::warn!(marts = ?wanted.iter().map(|m| m.name).collect::<Vec<_>>(), "stopping before the deadline; the next run resumes here");
             break;
         }
-        let span = tracing::info_span!("mart", mart = m.name);
-        let s = tracing::Instrument::instrument(build_with(lake, m, &mut opens), span).await?;
-        tracing::info!(mart = %s.mart, mode = %s.mode, dates = s.dates, rows = s.rows, version = ?s.version, millis = s.millis, note = %s.note, "gold step");
-        out.push(s);
+        let builds = wanted.iter().map(|m| tracing::Instrument::instrument(build_with(lake, m, &opens), tracing::info_span!("mart", mart = m.name)));
+        let mut failed = None;
+        for (m, r) in wanted.iter().zip(futures::future::join_all(builds).await) {
+            match r {
+                Ok(s) => {
+                    tracing::info!(mart = %s.mart, mode = %s.mode, dates = s.dates, rows = s.rows, version = ?s.version, millis = s.millis, note = %s.note, "gold step");
+                    out.push(s);
+                }
+                Err(e) => {
+                    tracing::error!(mart = m.name, error = %e, "gold step failed");
+                    failed.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
     }
+    out.sort_by_key(|s| MARTS.iter().position(|m| m.name == s.mart));
     Ok(out)
 }
 

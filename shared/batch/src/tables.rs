@@ -43,9 +43,11 @@ pub fn session() -> SessionContext {
     SessionContext::new_with_config(cfg)
 }
 
-/// Opens `uri`, `None` when no table exists there yet.
+/// The table at `uri` as of now (from the lake's per-process cache, brought up to date), `None`
+/// when no table exists there yet.
 pub async fn open(lake: &Lake, uri: &Url) -> Result<Option<DeltaTable>> {
-    Ok(alkasba_lake::read::open_table(uri, lake.storage()).await?)
+    let table = lake.current(uri).await?;
+    Ok(table.version().is_some().then_some(table))
 }
 
 /// The marker value `app_id` has in `table` (0 when the table or the marker does not exist).
@@ -151,6 +153,41 @@ pub async fn query(ctx: &SessionContext, what: &str, sql: &str) -> Result<(Schem
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
     let batches = df.collect().await.map_err(|e| Error::query(what, e))?;
     plain(schema, batches)
+}
+
+/// The values of partition column `column` in which the commits `from..=to` of `table` added or
+/// removed data files (compaction, which changes no data, is left out): the partitions those
+/// versions rewrote. `None` when that cannot be told from the log (a commit already cleaned up,
+/// a schema change, a remove without its partition values): the caller then takes every
+/// partition as touched.
+pub async fn touched_partitions(table: &DeltaTable, column: &str, from: i64, to: i64) -> Result<Option<Vec<String>>> {
+    use deltalake::kernel::Action;
+    let uri = table.table_url().clone();
+    let store = table.log_store();
+    let mut out = std::collections::BTreeSet::new();
+    for v in from.max(0)..=to {
+        let Some(bytes) = store.read_commit_entry(v as u64).await.map_err(|e| Error::delta(&uri, e))? else { return Ok(None) };
+        for action in deltalake::logstore::get_actions(v as u64, &bytes).map_err(|e| Error::delta(&uri, e))? {
+            let value = match action {
+                Action::Add(a) if a.data_change => a.partition_values.get(column).cloned(),
+                Action::Remove(r) if r.data_change => match r.partition_values.as_ref().map(|p| p.get(column).cloned()) {
+                    Some(v) => v,
+                    None => return Ok(None),
+                },
+                Action::Metadata(_) => return Ok(None),
+                _ => continue,
+            };
+            match value {
+                Some(Some(v)) => {
+                    out.insert(v);
+                }
+                // A null partition value, or a column the table is not partitioned by.
+                Some(None) => {}
+                None => return Ok(None),
+            }
+        }
+    }
+    Ok(Some(out.into_iter().collect()))
 }
 
 fn commit_props(txns: &[(String, i64)]) -> CommitProperties {
