@@ -19,7 +19,7 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let only = names(&event.payload, "marts")?;
         let keep_going = settings.keep_going(event.context.deadline);
-        let marts = gold::aggregate(lake, only.as_deref(), keep_going).await?;
+        let marts = gold::aggregate(lake, &settings.aggregate, only.as_deref(), keep_going).await?;
         Ok::<Value, Error>(json!({ "marts": marts }))
     }))
     .await

@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use futures::StreamExt;
 use tokio::sync::OnceCell;
 
 use chrono::NaiveDate;
@@ -243,16 +244,18 @@ pub const MARTS: &[Mart] = &[
     },
     Mart {
         name: "customer_firsts",
-        about: "Per customer token: the date of the first paid order (customers without a paid order are absent). What new-versus-returning and the cohorts are measured against.",
+        about: "Per customer token: the date (and month) of the first paid order (customers without a paid order are absent). What new-versus-returning and the cohorts are measured against.",
         inputs: &[silver("orders")],
-        partition: Some("first_date"),
+        partition: Some("first_month"),
         // The changes since the last build fold into the current rows. A customer's first date
         // can only move if one of their changed orders is dated on or before it (it moves
         // earlier through that order's current row, or later if the order on it stopped being
         // paid: only those "lost" customers are looked up in the orders again, and only from
         // their old first date on, since every order before it is a changed one), or if they
-        // are new. Partitioned by first date, only the partitions of the candidates' old and new
-        // first dates are rewritten (a new date a rescan finds is added and the stages rerun).
+        // are new. Partitioned by first month (a few files to find the changed customers in,
+        // where daily partitions made that read open ninety), only the months of the
+        // candidates' old and new first dates are rewritten (a new month a rescan finds is added
+        // and the stages rerun).
         update: Update::Fold {
             stages: &[
                 // The changed customers' current first dates (one scan of the mart).
@@ -262,12 +265,14 @@ pub const MARTS: &[Mart] = &[
                     "SELECT DISTINCT ch.customer_token, f.first_date FROM orders_changes ch LEFT JOIN firsts f ON f.customer_token = ch.customer_token
                      WHERE ch.customer_token IS NOT NULL AND (f.customer_token IS NULL OR ch.order_date <= f.first_date)",
                 ),
-                stage(TOUCHED, "SELECT order_date AS d FROM orders_changes UNION SELECT first_date AS d FROM cand"),
-                // The changed orders as they are now (paid ones), read from the touched partitions.
+                // The days whose orders are read again, and the months rewritten.
+                stage("days", "SELECT order_date AS d FROM orders_changes UNION SELECT first_date AS d FROM cand"),
+                stage(TOUCHED, "SELECT CAST(date_trunc('month', d) AS DATE) AS d FROM days"),
+                // The changed orders as they are now (paid ones), read from their days' partitions.
                 stage(
                     "now",
                     "SELECT order_id, customer_token, order_date FROM orders
-                     WHERE is_paid AND customer_token IS NOT NULL AND order_date IN {touched} AND order_id IN (SELECT order_id FROM orders_changes)",
+                     WHERE is_paid AND customer_token IS NOT NULL AND order_date IN {days} AND order_id IN (SELECT order_id FROM orders_changes)",
                 ),
                 stage(
                     "lost",
@@ -290,14 +295,15 @@ pub const MARTS: &[Mart] = &[
                         UNION ALL SELECT w.customer_token, w.order_date AS first_date FROM now w JOIN cand c ON c.customer_token = w.customer_token
                         UNION ALL SELECT customer_token, first_date FROM rescan) t
                       GROUP BY customer_token)
-                     SELECT customer_token, first_date FROM customer_firsts_current
-                     WHERE first_date IN {touched} AND customer_token NOT IN (SELECT customer_token FROM cand)
-                     UNION ALL SELECT customer_token, first_date FROM n",
+                     SELECT customer_token, first_date, first_month FROM customer_firsts_current
+                     WHERE first_month IN {touched} AND customer_token NOT IN (SELECT customer_token FROM cand)
+                     UNION ALL SELECT customer_token, first_date, CAST(date_trunc('month', first_date) AS DATE) AS first_month FROM n",
                 ),
             ],
-            replace: Some("first_date"),
+            replace: Some("first_month"),
         },
-        sql: "SELECT customer_token, min(order_date) AS first_date FROM orders WHERE is_paid AND customer_token IS NOT NULL GROUP BY customer_token",
+        sql: "SELECT customer_token, min(order_date) AS first_date, CAST(date_trunc('month', min(order_date)) AS DATE) AS first_month
+              FROM orders WHERE is_paid AND customer_token IS NOT NULL GROUP BY customer_token",
     },
     Mart {
         name: "customer_activity",
@@ -720,10 +726,24 @@ pub fn levels() -> Vec<Vec<&'static Mart>> {
     out
 }
 
-/// Builds every mart (or only `only`) whose inputs moved: level by level ([`levels`]), the
-/// marts of a level at the same time. Steps come back in [`MARTS`] order. A failed mart does
-/// not stop the others of its level (their commits stand); its error is returned after them.
-pub async fn aggregate(lake: &Lake, only: Option<&[String]>, keep_going: impl Fn() -> bool) -> Result<Vec<MartStep>> {
+/// How the marts are built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AggregateOptions {
+    /// Marts of one dependency level built at the same time (1: one after another).
+    pub concurrency: usize,
+}
+
+impl Default for AggregateOptions {
+    fn default() -> Self {
+        Self { concurrency: 2 }
+    }
+}
+
+/// Builds every mart (or only `only`) whose inputs moved: level by level ([`levels`]), up to
+/// `opts.concurrency` marts of a level at the same time. Steps come back in [`MARTS`] order. A
+/// failed mart does not stop the others of its level (their commits stand); its error is
+/// returned after them.
+pub async fn aggregate(lake: &Lake, opts: &AggregateOptions, only: Option<&[String]>, keep_going: impl Fn() -> bool) -> Result<Vec<MartStep>> {
     if let Some(only) = only {
         for name in only {
             mart(name)?;
@@ -741,8 +761,9 @@ pub async fn aggregate(lake: &Lake, only: Option<&[String]>, keep_going: impl Fn
             break;
         }
         let builds = wanted.iter().map(|m| tracing::Instrument::instrument(build_with(lake, m, &opens), tracing::info_span!("mart", mart = m.name)));
+        let results: Vec<Result<MartStep>> = futures::stream::iter(builds).buffered(opts.concurrency.max(1)).collect().await;
         let mut failed = None;
-        for (m, r) in wanted.iter().zip(futures::future::join_all(builds).await) {
+        for (m, r) in wanted.iter().zip(results) {
             match r {
                 Ok(s) => {
                     tracing::info!(mart = %s.mart, mode = %s.mode, dates = s.dates, rows = s.rows, version = ?s.version, millis = s.millis, note = %s.note, "gold step");
@@ -782,7 +803,8 @@ mod tests {
             Field::new("is_paid", DataType::Boolean, true),
             Field::new("total_mad", DataType::Float64, true),
         ]));
-        let day = |d: u32| (NaiveDate::from_ymd_opt(2026, 10, d).unwrap() - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()).num_days() as i32;
+        // Day d of October 2026 (past 31: into November).
+        let day = |d: u32| (NaiveDate::from_ymd_opt(2026, 10, 1).unwrap() + chrono::Days::new(d as u64 - 1) - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()).num_days() as i32;
         let b = RecordBatch::try_new(
             schema.clone(),
             vec![
@@ -820,16 +842,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let lake = Lake::new(&format!("file://{}", dir.path().display()), StorageConfig { endpoint_url: None, region: "us-east-1".into() }).unwrap();
         let customer_marts: Vec<&Mart> = ["customer_firsts", "customer_activity", "customer_cohorts"].iter().map(|n| mart(n).unwrap()).collect();
-        upsert_orders(&lake, &[(1, 1, "a", 5, true, 10.0), (2, 1, "a", 20, true, 20.0), (3, 1, "b", 12, true, 30.0), (4, 1, "c", 25, true, 5.0), (5, 1, "d", 7, false, 1.0), (8, 1, "f", 12, true, 3.0)], 1).await;
+        upsert_orders(&lake, &[(1, 1, "a", 5, true, 10.0), (2, 1, "a", 20, true, 20.0), (3, 1, "b", 12, true, 30.0), (4, 1, "c", 25, true, 5.0), (5, 1, "d", 7, false, 1.0), (8, 1, "f", 12, true, 3.0), (10, 1, "g", 28, true, 6.0), (11, 1, "g", 34, true, 8.0)], 1).await;
         for m in &customer_marts {
             assert_eq!(build(&lake, m).await.unwrap().mode, "full");
         }
-        assert_eq!(stored(&lake, "customer_firsts").await, ["a|2026-10-05", "b|2026-10-12", "c|2026-10-25", "f|2026-10-12"]);
+        assert_eq!(stored(&lake, "customer_firsts").await, ["a|2026-10-05|2026-10-01", "b|2026-10-12|2026-10-01", "c|2026-10-25|2026-10-01", "f|2026-10-12|2026-10-01", "g|2026-10-28|2026-10-01"]);
         // a's first order is cancelled (its first date moves later: a rescan), b orders earlier
         // (moves earlier), c's first order stays paid with a new status (no rescan needed),
         // d pays (a new customer), e orders and is cancelled within the same changes, f orders
-        // again later (not a candidate, but in a partition b's move rewrites: kept).
-        upsert_orders(&lake, &[(1, 2, "a", 5, false, 10.0), (6, 2, "b", 3, true, 7.0), (4, 2, "c", 25, true, 5.0), (5, 2, "d", 7, true, 1.0), (7, 2, "e", 9, true, 4.0), (9, 2, "f", 22, true, 2.0)], 2).await;
+        // again later (not a candidate, but in a partition b's move rewrites: kept), g's first
+        // order is cancelled and their first date moves into November, a month nothing touched.
+        upsert_orders(&lake, &[(1, 2, "a", 5, false, 10.0), (6, 2, "b", 3, true, 7.0), (4, 2, "c", 25, true, 5.0), (5, 2, "d", 7, true, 1.0), (7, 2, "e", 9, true, 4.0), (9, 2, "f", 22, true, 2.0), (10, 2, "g", 28, false, 6.0)], 2).await;
         upsert_orders(&lake, &[(7, 3, "e", 9, false, 4.0)], 3).await;
         for m in &customer_marts {
             let step = build(&lake, m).await.unwrap();
@@ -837,7 +860,7 @@ mod tests {
             let (_, want) = compute(&lake, m).await.unwrap();
             assert_eq!(stored(&lake, m.name).await, text(&want), "{}", m.name);
         }
-        assert_eq!(stored(&lake, "customer_firsts").await, ["a|2026-10-20", "b|2026-10-03", "c|2026-10-25", "d|2026-10-07", "f|2026-10-12"]);
+        assert_eq!(stored(&lake, "customer_firsts").await, ["a|2026-10-20|2026-10-01", "b|2026-10-03|2026-10-01", "c|2026-10-25|2026-10-01", "d|2026-10-07|2026-10-01", "f|2026-10-12|2026-10-01", "g|2026-11-03|2026-11-01"]);
         // Nothing new: skipped, nothing written.
         assert_eq!(build(&lake, customer_marts[0]).await.unwrap().mode, "skipped");
     }

@@ -7,6 +7,7 @@ use alkasba_ingest::lake::Lake;
 use alkasba_lake::StorageConfig;
 use alkasba_lake::options::Options;
 
+use crate::gold::AggregateOptions;
 use crate::maintain::MaintainOptions;
 use crate::silver::TransformOptions;
 use crate::{Error, Result};
@@ -16,6 +17,7 @@ pub const OPTIONS: &[(&str, &str, &str)] = &[
     ("LAKE_ROOT", "", "Root of the lake: s3://<bucket> (required)."),
     ("MAX_BRONZE_VERSIONS", "500", "Bronze versions a transform step reads at once (bounds memory; the next step resumes)."),
     ("DEADLINE_MARGIN_SECS", "60", "Stop starting steps this long before the invocation's deadline; the next run resumes where the last commit left off."),
+    ("GOLD_CONCURRENCY", "2", "Aggregate: marts of one dependency level built at the same time (1: one after another)."),
     ("TARGET_FILE_SIZE_MB", "128", "Maintenance: compaction target file size."),
     ("VACUUM_RETENTION_HOURS", "(each table's deletedFileRetentionDuration, 7 days)", "Maintenance: files removed from a table longer ago than this are deleted; time travel works within it. At least 168."),
 ];
@@ -29,6 +31,8 @@ pub struct Settings {
     pub transform: TransformOptions,
     /// Time kept free before a Lambda deadline.
     pub deadline_margin: Duration,
+    /// Gold build settings.
+    pub aggregate: AggregateOptions,
     /// Maintenance settings.
     pub maintain: MaintainOptions,
 }
@@ -44,6 +48,7 @@ impl Settings {
             lake_root,
             transform: TransformOptions { max_versions: number("MAX_BRONZE_VERSIONS", 500, 1..=100_000)? as i64 },
             deadline_margin: Duration::from_secs(number("DEADLINE_MARGIN_SECS", 60, 0..=840)?),
+            aggregate: AggregateOptions { concurrency: number("GOLD_CONCURRENCY", AggregateOptions::default().concurrency as u64, 1..=16)? as usize },
             maintain: MaintainOptions {
                 target_size: number("TARGET_FILE_SIZE_MB", 128, 1..=1024)? * 1024 * 1024,
                 retention: match get("VACUUM_RETENTION_HOURS") {

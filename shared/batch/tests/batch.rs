@@ -113,7 +113,7 @@ async fn silver_and_gold_equal_the_truth_incrementally_and_idempotently() {
 
     let steps = silver::transform(&lake, None, silver::TransformOptions::default(), || true).await.unwrap();
     assert!(steps.iter().all(|s| s.version.is_some()), "{steps:#?}");
-    let marts = gold::aggregate(&lake, None, || true).await.unwrap();
+    let marts = gold::aggregate(&lake, &Default::default(), None, || true).await.unwrap();
     assert!(marts.iter().all(|m| m.mode == "full" && m.version.is_some()), "{marts:#?}");
     assert_gold_equals_truth(&lake, &local.base).await;
 
@@ -153,7 +153,7 @@ async fn silver_and_gold_equal_the_truth_incrementally_and_idempotently() {
     let orders_step = steps.iter().find(|s| s.table == "orders").unwrap();
     assert!(orders_step.from.unwrap() > 0 && orders_step.read > 0 && orders_step.read < 1_000, "incremental: {orders_step:?}");
     assert!(rows(&lake, "silver", "order_lines").await.len() > lines_before);
-    let marts = gold::aggregate(&lake, None, || true).await.unwrap();
+    let marts = gold::aggregate(&lake, &Default::default(), None, || true).await.unwrap();
     let daily = marts.iter().find(|m| m.mart == "daily_sales").unwrap();
     // Only the days the changes touched (status moves reach back to older orders' days).
     let all_days = rows(&lake, "gold", "daily_sales").await.iter().map(|r| get(r, "date")).collect::<std::collections::HashSet<_>>().len();
@@ -176,7 +176,7 @@ async fn silver_and_gold_equal_the_truth_incrementally_and_idempotently() {
     // Running again changes nothing: no commit anywhere.
     let steps = silver::transform(&lake, None, silver::TransformOptions::default(), || true).await.unwrap();
     assert!(steps.iter().all(|s| s.version.is_none()), "{steps:#?}");
-    let marts = gold::aggregate(&lake, None, || true).await.unwrap();
+    let marts = gold::aggregate(&lake, &Default::default(), None, || true).await.unwrap();
     assert!(marts.iter().all(|m| m.version.is_none() && m.mode == "skipped"), "{marts:#?}");
 
     // Maintenance: fewer files, the same answers, time travel within the retention.
@@ -207,7 +207,7 @@ async fn silver_and_gold_equal_the_truth_incrementally_and_idempotently() {
     // The compaction commits carry no data change: the next runs read no rows and change no answer.
     let steps = silver::transform(&lake, None, silver::TransformOptions::default(), || true).await.unwrap();
     assert!(steps.iter().all(|s| s.merged == 0), "{steps:#?}");
-    gold::aggregate(&lake, None, || true).await.unwrap();
+    gold::aggregate(&lake, &Default::default(), None, || true).await.unwrap();
     assert_eq!(sorted(rows(&lake, "gold", "daily_sales").await), daily_before, "a run after maintenance changed a result");
     // A table whose lease another run holds is left alone.
     let lease = dir.path().join("silver/orders/_maintain.lease");

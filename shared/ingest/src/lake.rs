@@ -42,7 +42,15 @@ pub struct Lake {
     /// Tables this process has opened, brought up to date on each use by reading only the
     /// commits since (a fresh open replays the log from the last checkpoint: up to a hundred
     /// object reads per open on a busy table).
-    tables: Arc<Mutex<HashMap<Url, DeltaTable>>>,
+    tables: Arc<Mutex<HashMap<Url, Cached>>>,
+}
+
+/// A cached table and the e-tag of its version's commit file: a table deleted and created again
+/// with as many commits has a commit file of that version too, but not the same one.
+#[derive(Debug, Clone)]
+struct Cached {
+    table: DeltaTable,
+    tag: Option<String>,
 }
 
 /// What a commit attempt did.
@@ -128,39 +136,64 @@ impl Lake {
     /// commits since), else opened; `version()` is `None` when the table does not exist yet.
     pub async fn current(&self, uri: &Url) -> Result<DeltaTable> {
         let cached = self.tables.lock().ok().and_then(|m| m.get(uri).cloned());
-        let table = match cached {
-            Some(t) => match Self::refreshed(t).await {
-                Ok(Some(t)) => t,
-                // Gone (the table was deleted, maybe recreated) or unreadable: open afresh.
-                Ok(None) => self.open(uri).await?,
+        let fresh = match cached {
+            Some(c) => match Self::refreshed(c).await {
+                Ok(Some(c)) => Some(c),
+                // Gone or replaced (the table was deleted, maybe recreated) or unreadable: open afresh.
+                Ok(None) => None,
                 Err(e) => {
                     tracing::debug!(table = %uri, error = %e, "reopening a cached table");
-                    self.open(uri).await?
+                    None
                 }
             },
-            None => self.open(uri).await?,
+            None => None,
         };
-        if table.version().is_some() {
+        let fresh = match fresh {
+            Some(c) => c,
+            None => {
+                let table = self.open(uri).await?;
+                let tag = Self::commit_tag(&table).await.map_err(|e| delta(uri, e))?.flatten();
+                Cached { table, tag }
+            }
+        };
+        if fresh.table.version().is_some() {
             if let Ok(mut m) = self.tables.lock() {
-                m.insert(uri.clone(), table.clone());
+                m.insert(uri.clone(), fresh.clone());
             }
         }
-        Ok(table)
+        Ok(fresh.table)
     }
 
-    /// `table` brought up to date, `None` if the commit it stands on is gone: a table deleted
-    /// and created again must not be written as if it still had the old log.
-    async fn refreshed(mut table: DeltaTable) -> std::result::Result<Option<DeltaTable>, DeltaTableError> {
+    /// The e-tag of the commit file of `table`'s version: `None` when the table has no version
+    /// yet or the file is gone, `Some(None)` when the store gives no e-tag.
+    async fn commit_tag(table: &DeltaTable) -> std::result::Result<Option<Option<String>>, DeltaTableError> {
         use deltalake::logstore::object_store::{self, ObjectStoreExt};
         let Some(v) = table.version() else { return Ok(None) };
         let store = table.log_store().object_store(None);
         match store.head(&object_store::path::Path::from(format!("_delta_log/{v:020}.json"))).await {
-            Ok(_) => {}
-            Err(object_store::Error::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(DeltaTableError::ObjectStore { source: e }),
+            Ok(meta) => Ok(Some(meta.e_tag)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(DeltaTableError::ObjectStore { source: e }),
         }
-        table.update_incremental(None).await?;
-        Ok(Some(table))
+    }
+
+    /// `cached` brought up to date, `None` if the commit it stands on is gone or is not the one
+    /// it read: a table deleted and created again must not be written as if it still had the
+    /// old log.
+    async fn refreshed(mut cached: Cached) -> std::result::Result<Option<Cached>, DeltaTableError> {
+        match Self::commit_tag(&cached.table).await? {
+            Some(tag) if tag == cached.tag => {}
+            _ => return Ok(None),
+        }
+        let before = cached.table.version();
+        cached.table.update_incremental(None).await?;
+        if cached.table.version() != before {
+            match Self::commit_tag(&cached.table).await? {
+                Some(tag) => cached.tag = tag,
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(cached))
     }
 
     /// The committed version of application transaction `app_id` (0 when none).
@@ -279,5 +312,18 @@ mod tests {
         lake.append(&uri, batch(4), &[]).await.unwrap();
         let rows: usize = lake.scan(&uri, None, &["v"]).await.unwrap().iter().map(RecordBatch::num_rows).sum();
         assert_eq!(rows, 2, "the recreated table's row and ours");
+        // Replaced by another table with as many commits (the version's commit file exists, but
+        // it is another file): the cache must read the new table, not mix the two logs.
+        assert_eq!(lake.current(&uri).await.unwrap().version(), Some(1));
+        std::fs::remove_dir_all(dir.path().join("t/x")).unwrap();
+        let third = Lake::new(&root, storage()).unwrap();
+        third.append(&uri, batch(5), &[]).await.unwrap();
+        third.append(&uri, batch(6), &[]).await.unwrap();
+        third.append(&uri, batch(7), &[]).await.unwrap();
+        let t = lake.current(&uri).await.unwrap();
+        assert_eq!(t.version(), Some(2));
+        let mut values: Vec<i64> = lake.scan_table(&t, None, &["v"]).await.unwrap().iter().flat_map(|b| b.column(0).as_any().downcast_ref::<Int64Array>().unwrap().values().to_vec()).collect();
+        values.sort();
+        assert_eq!(values, [5, 6, 7]);
     }
 }

@@ -43,6 +43,9 @@ pub struct BatchArgs {
     /// the new days' changes are the same on every run.
     #[arg(long)]
     reuse_load: bool,
+    /// Marts of one dependency level built at the same time (the aggregate's GOLD_CONCURRENCY).
+    #[arg(long, default_value_t = gold::AggregateOptions::default().concurrency)]
+    gold_concurrency: usize,
     /// The Python with DuckDB (installed by localstack/install.sh).
     #[arg(long, default_value = ".local/venv/bin/python")]
     python: PathBuf,
@@ -176,6 +179,7 @@ pub async fn run(a: BatchArgs) -> Result<()> {
     cfg.invalid_rate = 0.01;
     let end = cfg.shape.end;
     eprintln!("machine: {}; store: {} orders over {} days; lake: {}", crate::machine(), a.orders, a.days, dir.display());
+    let gold_opts = gold::AggregateOptions { concurrency: a.gold_concurrency };
     let snapshot = snapshot_dir(&dir);
     let wanted = json!({"orders": a.orders, "days": a.days});
     let reused = match a.reuse_load.then(|| std::fs::read(snapshot.join(LOADED)).ok()).flatten() {
@@ -226,7 +230,7 @@ pub async fn run(a: BatchArgs) -> Result<()> {
     eprintln!("silver: {silver_orders} orders, {silver_lines} order lines in {transform_secs:.1} s");
 
     let t = Instant::now();
-    let marts = gold::aggregate(&lake, None, || true).await?;
+    let marts = gold::aggregate(&lake, &gold_opts, None, || true).await?;
     let full_secs = secs(t);
     if marts.iter().any(|m| m.mode != "full") {
         bail!("the first gold build was not full: {marts:?}");
@@ -247,7 +251,7 @@ pub async fn run(a: BatchArgs) -> Result<()> {
         silver::transform(&lake, None, silver::TransformOptions::default(), || true).await?;
         let transform_secs = secs(t);
         let t = Instant::now();
-        inc = gold::aggregate(&lake, None, || true).await?;
+        inc = gold::aggregate(&lake, &gold_opts, None, || true).await?;
         let gold_secs = secs(t);
         let dates = inc.iter().find(|m| m.mart == "daily_sales").map(|m| m.dates).unwrap_or(0);
         eprintln!("day {day}: transform {transform_secs:.2} s, incremental gold {gold_secs:.2} s ({dates} dates)");
@@ -265,7 +269,7 @@ pub async fn run(a: BatchArgs) -> Result<()> {
     let kept = dir.join("gold.incremental");
     std::fs::rename(dir.join("gold"), &kept)?;
     let t = Instant::now();
-    gold::aggregate(&lake, None, || true).await?;
+    gold::aggregate(&lake, &gold_opts, None, || true).await?;
     let rebuild_secs = secs(t);
     for m in gold::MARTS {
         let url = |root: &Path| url::Url::from_directory_path(root.join(m.name)).map_err(|()| anyhow::anyhow!("path {}", root.display()));
@@ -295,7 +299,7 @@ pub async fn run(a: BatchArgs) -> Result<()> {
 
     println!("store           {} orders over {} days: {silver_orders} silver orders, {silver_lines} order lines", a.orders, a.days);
     println!("load            bronze in {load_secs:.1} s; transform bronze → silver in {transform_secs:.1} s");
-    println!("full gold       {full_secs:.2} s ({} marts, written as Delta) vs DuckDB {duck_secs:.2} s (same SQL, same tables, materialised in memory) = {:.2}x", marts.len(), full_secs / duck_secs);
+    println!("full gold       {full_secs:.2} s ({} marts, written as Delta, {} at once) vs DuckDB {duck_secs:.2} s (same SQL, same tables, materialised in memory) = {:.2}x", marts.len(), a.gold_concurrency, full_secs / duck_secs);
     println!("                  {:<24} {:>8}   {:>8} {:>8}   {:>11} {:>8}", "mart", "rows", "ours s", "DuckDB s", "incremental", "mode");
     for (m, d) in marts.iter().zip(&duck) {
         let i = inc.iter().find(|s| s.mart == m.mart);

@@ -105,7 +105,7 @@ async fn batch(sdk: &aws_config::SdkConfig, stack: Option<&str>, command: Batch)
             }
         }
         Batch::Aggregate { marts } => {
-            let steps = alkasba_batch::gold::aggregate(&lake, only(marts).as_deref(), || true).await?;
+            let steps = alkasba_batch::gold::aggregate(&lake, &settings.aggregate, only(marts).as_deref(), || true).await?;
             for s in &steps {
                 println!("{:<24} {:<12} dates {:>5}  rows {:>9}  version {:>5}  {}", s.mart, s.mode, s.dates, s.rows, s.version.map(|v| v.to_string()).unwrap_or("-".into()), s.note);
             }
