@@ -483,6 +483,7 @@ pub async fn build_with(lake: &Lake, mart: &Mart, opens: &Opens) -> Result<MartS
 
 async fn build_inner(lake: &Lake, mart: &Mart, opens: &Opens) -> Result<MartStep> {
     let mut step = MartStep { mart: mart.name.into(), mode: "skipped".into(), dates: 0, rows: 0, version: None, millis: 0, note: String::new() };
+    let started = std::time::Instant::now();
     let target_uri = uri(lake, "gold", mart.name)?;
     let target = tables::open(lake, &target_uri).await?;
     let ctx = tables::session();
@@ -513,6 +514,8 @@ async fn build_inner(lake: &Lake, mart: &Mart, opens: &Opens) -> Result<MartStep
         }
         _ => full_stages(mart),
     };
+    tracing::debug!(mart = mart.name, millis = started.elapsed().as_millis() as u64, "gold inputs opened");
+    let started = std::time::Instant::now();
     // The changes of the inputs the stages read (gold inputs have no change feed).
     for i in inputs.iter().filter(|i| stages.iter().any(|s| s.sql.contains(&format!("{}_changes", i.name)))) {
         let name = format!("{}_changes", i.name);
@@ -528,6 +531,7 @@ async fn build_inner(lake: &Lake, mart: &Mart, opens: &Opens) -> Result<MartStep
     for i in inputs.iter().filter(|i| i.layer == "gold" && stages.iter().any(|s| s.sql.contains(&format!("{}_touched", i.name)))) {
         register_touched(&ctx, i.name, &i.table, i.from, i.current).await?;
     }
+    tracing::debug!(mart = mart.name, millis = started.elapsed().as_millis() as u64, "gold changes read");
     let replaced = match mart.update {
         _ if full => None,
         Update::Rebuild | Update::Fold { replace: None, .. } => None,
