@@ -14,7 +14,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use futures::StreamExt;
 use tokio::sync::OnceCell;
 
 use chrono::NaiveDate;
@@ -714,26 +713,10 @@ async fn empty_changes(table: &DeltaTable) -> Result<(SchemaRef, Vec<RecordBatch
     tables::plain(Arc::new(Schema::new(fields)), Vec::new())
 }
 
-/// The marts in dependency levels: a mart's level is one more than its gold inputs' highest
-/// (marts reading only silver are level 0), so the marts of one level can build at once.
-pub fn levels() -> Vec<Vec<&'static Mart>> {
-    let mut level: HashMap<&str, usize> = HashMap::new();
-    let mut out: Vec<Vec<&'static Mart>> = Vec::new();
-    for m in MARTS {
-        let l = m.inputs.iter().filter(|i| i.layer == "gold").map(|i| level.get(i.table).map_or(0, |l| l + 1)).max().unwrap_or(0);
-        level.insert(m.name, l);
-        if out.len() <= l {
-            out.resize_with(l + 1, Vec::new);
-        }
-        out[l].push(m);
-    }
-    out
-}
-
 /// How the marts are built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AggregateOptions {
-    /// Marts of one dependency level built at the same time (1: one after another).
+    /// Marts built at the same time (1: one after another).
     pub concurrency: usize,
 }
 
@@ -743,48 +726,66 @@ impl Default for AggregateOptions {
     }
 }
 
-/// Builds every mart (or only `only`) whose inputs moved: level by level ([`levels`]), up to
-/// `opts.concurrency` marts of a level at the same time. Steps come back in [`MARTS`] order. A
-/// failed mart does not stop the others of its level (their commits stand); its error is
-/// returned after them.
+/// Builds every mart (or only `only`) whose inputs moved, up to `opts.concurrency` at the same
+/// time: a mart starts as soon as the marts it reads (among those built in this run) are done,
+/// so a small mart derived from `daily_sales` does not wait for `daily_product_sales`. Steps
+/// come back in [`MARTS`] order. A failed mart does not stop the others (their commits stand),
+/// only the marts that read it; the first error is returned after them. No mart starts once
+/// `keep_going` says the deadline is near; the next run resumes.
 pub async fn aggregate(lake: &Lake, opts: &AggregateOptions, only: Option<&[String]>, keep_going: impl Fn() -> bool) -> Result<Vec<MartStep>> {
     if let Some(only) = only {
         for name in only {
             mart(name)?;
         }
     }
-    let mut out = Vec::new();
+    let wanted: Vec<&Mart> = MARTS.iter().filter(|m| only.is_none_or(|o| o.iter().any(|n| n == m.name))).collect();
     let opens = Opens::default();
-    for level in levels() {
-        let wanted: Vec<&Mart> = level.into_iter().filter(|m| only.is_none_or(|o| o.iter().any(|n| n == m.name))).collect();
-        if wanted.is_empty() {
-            continue;
-        }
-        if !keep_going() {
-            tracing::warn!(marts = ?wanted.iter().map(|m| m.name).collect::<Vec<_>>(), "stopping before the deadline; the next run resumes here");
-            break;
-        }
-        let builds = wanted.iter().map(|m| tracing::Instrument::instrument(build_with(lake, m, &opens), tracing::info_span!("mart", mart = m.name)));
-        let results: Vec<Result<MartStep>> = futures::stream::iter(builds).buffered(opts.concurrency.max(1)).collect().await;
-        let mut failed = None;
-        for (m, r) in wanted.iter().zip(results) {
-            match r {
-                Ok(s) => {
-                    tracing::info!(mart = %s.mart, mode = %s.mode, dates = s.dates, rows = s.rows, version = ?s.version, millis = s.millis, note = %s.note, "gold step");
-                    out.push(s);
-                }
-                Err(e) => {
-                    tracing::error!(mart = m.name, error = %e, "gold step failed");
-                    failed.get_or_insert(e);
+    let slots = tokio::sync::Semaphore::new(opts.concurrency.max(1));
+    // Per mart: `Some(true)` once built, `Some(false)` once it failed or did not start.
+    let done: HashMap<&str, tokio::sync::watch::Sender<Option<bool>>> = wanted.iter().map(|m| (m.name, tokio::sync::watch::channel(None).0)).collect();
+    let (opens, slots, done, keep_going) = (&opens, &slots, &done, &keep_going);
+    let builds = wanted.iter().map(|m| async move {
+        let result = async {
+            for dep in m.inputs.iter().filter(|i| i.layer == "gold") {
+                let Some(tx) = done.get(dep.table) else { continue };
+                let mut rx = tx.subscribe();
+                match rx.wait_for(Option::is_some).await.map(|v| *v) {
+                    Ok(Some(true)) => {}
+                    _ => return Ok(None),
                 }
             }
+            let _slot = slots.acquire().await.map_err(|e| Error::query(m.name, e))?;
+            if !keep_going() {
+                tracing::warn!(mart = m.name, "not started: the deadline is near; the next run resumes here");
+                return Ok(None);
+            }
+            tracing::Instrument::instrument(build_with(lake, m, opens), tracing::info_span!("mart", mart = m.name)).await.map(Some)
         }
-        if let Some(e) = failed {
-            return Err(e);
+        .await;
+        if let Some(tx) = done.get(m.name) {
+            tx.send_replace(Some(matches!(result, Ok(Some(_)))));
+        }
+        result
+    });
+    let mut out = Vec::new();
+    let mut failed = None;
+    for (m, r) in wanted.iter().zip(futures::future::join_all(builds).await) {
+        match r {
+            Ok(Some(s)) => {
+                tracing::info!(mart = %s.mart, mode = %s.mode, dates = s.dates, rows = s.rows, version = ?s.version, millis = s.millis, note = %s.note, "gold step");
+                out.push(s);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(mart = m.name, error = %e, "gold step failed");
+                failed.get_or_insert(e);
+            }
         }
     }
-    out.sort_by_key(|s| MARTS.iter().position(|m| m.name == s.mart));
-    Ok(out)
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ pub const OPTIONS: &[(&str, &str, &str)] = &[
     ("LAKE_ROOT", "", "Root of the lake: s3://<bucket> (required)."),
     ("MAX_BRONZE_VERSIONS", "500", "Bronze versions a transform step reads at once (bounds memory; the next step resumes)."),
     ("DEADLINE_MARGIN_SECS", "60", "Stop starting steps this long before the invocation's deadline; the next run resumes where the last commit left off."),
-    ("GOLD_CONCURRENCY", "2", "Aggregate: marts of one dependency level built at the same time (1: one after another)."),
+    ("GOLD_CONCURRENCY", "2", "Aggregate: marts built at the same time, each as soon as the marts it reads are done (1: one after another)."),
     ("TARGET_FILE_SIZE_MB", "128", "Maintenance: compaction target file size."),
     ("VACUUM_RETENTION_HOURS", "(each table's deletedFileRetentionDuration, 7 days)", "Maintenance: files removed from a table longer ago than this are deleted; time travel works within it. At least 168."),
 ];
