@@ -485,8 +485,7 @@ async fn build_inner(lake: &Lake, mart: &Mart, opens: &Opens) -> Result<MartStep
     let started = std::time::Instant::now();
     let target_uri = uri(lake, "gold", mart.name)?;
     let target = tables::open(lake, &target_uri).await?;
-    // An incremental build reads a few partitions; a first build reads everything.
-    let ctx = if target.is_some() { tables::small_session() } else { tables::session() };
+    let ctx = tables::session();
     let mut inputs = Vec::new();
     for input in mart.inputs {
         let Some(table) = opens.get(lake, input).await? else {

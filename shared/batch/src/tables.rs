@@ -36,18 +36,7 @@ const ATTEMPTS: u32 = 10;
 /// A DataFusion session for our SQL: plain UTF-8 strings (what Delta, Athena and Trino call
 /// `string`), identifiers as written.
 pub fn session() -> SessionContext {
-    session_with(SessionConfig::new())
-}
-
-/// [`session`] running each query on one partition: for queries over a few small partitions
-/// (an incremental build) splitting the work costs more than it saves, and the marts built at
-/// the same time keep the cores busy.
-pub fn small_session() -> SessionContext {
-    session_with(SessionConfig::new().with_target_partitions(1))
-}
-
-fn session_with(cfg: SessionConfig) -> SessionContext {
-    let mut cfg = cfg.with_information_schema(false);
+    let mut cfg = SessionConfig::new().with_information_schema(false);
     cfg.options_mut().sql_parser.map_string_types_to_utf8view = false;
     cfg.options_mut().execution.parquet.schema_force_view_types = false;
     cfg.options_mut().sql_parser.enable_ident_normalization = false;
