@@ -53,10 +53,38 @@ pub async fn open(lake: &Lake, uri: &Url) -> Result<Option<DeltaTable>> {
 /// The marker value `app_id` has in `table` (0 when the table or the marker does not exist).
 /// By convention a marker holds the next source version to read, so 0 means "nothing yet".
 pub async fn marker(lake: &Lake, table: Option<&DeltaTable>, app_id: &str) -> Result<i64> {
-    match table {
-        None => Ok(0),
-        Some(t) => Ok(lake.txn_version(t, app_id).await?),
+    let Some(t) = table else { return Ok(0) };
+    match recent_marker(t, app_id).await? {
+        Some(v) => Ok(v),
+        None => Ok(lake.txn_version(t, app_id).await?),
     }
+}
+
+/// Commits read back from the newest when looking for a marker before asking the log replay.
+const RECENT_COMMITS: u64 = 4;
+
+/// `app_id`'s marker from the table's newest commits, `None` when none of the last
+/// [`RECENT_COMMITS`] carries it. The batch jobs commit their markers with every write, so the
+/// newest commit (or the one before a compaction) usually has it: one small read, where the
+/// log replay behind `Lake::txn_version` reads the whole log segment (on S3, a request per
+/// commit since the last checkpoint) for every marker. Walking back from the newest commit,
+/// the first marker found is the latest, as the log replay would have it.
+async fn recent_marker(table: &DeltaTable, app_id: &str) -> Result<Option<i64>> {
+    use deltalake::kernel::Action;
+    let Some(newest) = table.version() else { return Ok(None) };
+    let uri = table.table_url().clone();
+    let store = table.log_store();
+    for v in (newest.saturating_sub(RECENT_COMMITS - 1)..=newest).rev() {
+        let Some(bytes) = store.read_commit_entry(v).await.map_err(|e| Error::delta(&uri, e))? else { return Ok(None) };
+        for action in deltalake::logstore::get_actions(v, &bytes).map_err(|e| Error::delta(&uri, e))? {
+            if let Action::Txn(t) = action {
+                if t.app_id == app_id {
+                    return Ok(Some(t.version));
+                }
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// `table`'s current snapshot as a DataFusion table for `ctx`.
@@ -367,6 +395,17 @@ mod tests {
         let t = open(&lake, &uri).await.unwrap().unwrap();
         assert_eq!(marker(&lake, Some(&t), "m").await.unwrap(), 7);
         assert_eq!(values(&lake, &uri).await.len(), 3);
+        // More commits than the recent ones read carry another job's marker: "m" still comes
+        // from the log replay, "o" from the newest commit, a marker never written is 0.
+        for i in 1..=RECENT_COMMITS as i64 + 1 {
+            let (s, _) = batch(&[]);
+            upsert(&lake, &uri, s, Vec::new(), spec, ("o".into(), i)).await.unwrap();
+        }
+        let t = open(&lake, &uri).await.unwrap().unwrap();
+        assert_eq!(recent_marker(&t, "m").await.unwrap(), None);
+        assert_eq!(marker(&lake, Some(&t), "m").await.unwrap(), 7);
+        assert_eq!(marker(&lake, Some(&t), "o").await.unwrap(), RECENT_COMMITS as i64 + 1);
+        assert_eq!(marker(&lake, Some(&t), "never").await.unwrap(), 0);
     }
 
     #[tokio::test]
