@@ -110,9 +110,15 @@ impl Mart {
     /// The full build's SQL for another engine, self-contained: when it uses the touched dates,
     /// a `touched` CTE gives every one of them (the touched SQL over the whole inputs: a full
     /// build's changes are every row, a gold input's touched partitions all of its partitions),
-    /// and `{touched}` / `{touched_from}` read it.
+    /// and `{touched}` / `{touched_from}` read it; `{<input>_latest_from}` becomes a `max()`
+    /// subquery.
     pub fn portable_sql(&self) -> String {
-        let body = self.sql.replace("{touched_from}", "(SELECT min(d) FROM touched)").replace("{touched}", "(SELECT d FROM touched)");
+        let mut body = self.sql.replace("{touched_from}", "(SELECT min(d) FROM touched)").replace("{touched}", "(SELECT d FROM touched)");
+        for i in self.inputs {
+            if let Some(p) = MARTS.iter().find(|m| m.name == i.table).and_then(|m| m.partition) {
+                body = body.replace(&format!("{{{}_latest_from}}", i.table), &format!("(SELECT max({p}) FROM {})", i.table));
+            }
+        }
         let Some(touched) = self.touched().filter(|_| self.sql.contains("{touched")) else { return body };
         let mut touched = touched.to_string();
         for i in self.inputs {
@@ -372,9 +378,10 @@ pub const MARTS: &[Mart] = &[
         inputs: &[silver("products"), gold("daily_product_sales")],
         partition: None,
         update: Update::Rebuild,
-        sql: "WITH last AS (SELECT max(date) AS d FROM daily_product_sales),
-              u AS (SELECT s.product_id, sum(s.units) AS units_28d FROM daily_product_sales s CROSS JOIN last
-                    WHERE s.date > last.d - INTERVAL '28' DAY GROUP BY s.product_id)
+        // `{daily_product_sales_latest_from}`: the latest sales day, a literal, so only the
+        // last 28 partitions are read.
+        sql: "WITH u AS (SELECT s.product_id, sum(s.units) AS units_28d FROM daily_product_sales s
+                    WHERE s.date > {daily_product_sales_latest_from} - INTERVAL '28' DAY GROUP BY s.product_id)
               SELECT p.product_id, p.name AS product_name, p.category_name, p.stock_quantity, coalesce(u.units_28d, 0) AS units_28d,
                      CAST(coalesce(u.units_28d, 0) AS DOUBLE) / 28.0 AS daily_units,
                      CASE WHEN u.units_28d > 0 THEN CAST(p.stock_quantity AS DOUBLE) / (CAST(u.units_28d AS DOUBLE) / 28.0) END AS cover_days
@@ -537,7 +544,7 @@ async fn build_inner(lake: &Lake, mart: &Mart, opens: &Opens) -> Result<MartStep
         Update::Dates { column, .. } | Update::Fold { replace: Some(column), .. } => Some((column, false)),
         Update::From { column, .. } => Some((column, true)),
     };
-    let mut lists = Vec::new();
+    let mut lists = latest_lists(mart.name, inputs.iter().map(|i| (i.layer, i.name, &i.table)), &stages)?;
     let (schema, batches) = match run_stages(&ctx, mart.name, &stages, &mut lists, replaced.is_some()).await? {
         Some(result) => result,
         // Nothing touched: only the markers move.
@@ -557,7 +564,7 @@ async fn build_inner(lake: &Lake, mart: &Mart, opens: &Opens) -> Result<MartStep
                 touched.sort();
                 touched.dedup();
                 let after = stages.iter().position(|s| s.name == TOUCHED).map_or(0, |p| p + 1);
-                lists.retain(|(name, _)| *name == TOUCHED || !stages[after..].iter().any(|s| s.name == *name));
+                lists.retain(|(name, _)| name == TOUCHED || !stages[after..].iter().any(|s| s.name == name));
                 run_stages(&ctx, mart.name, &stages[after..], &mut lists, false).await?.ok_or_else(|| Error::query(mart.name, "the rerun gave no result"))?
             }
         }
@@ -597,33 +604,58 @@ fn full_stages(mart: &Mart) -> Vec<Stage> {
 /// (`from` 0) or when the log cannot tell.
 async fn register_touched(ctx: &SessionContext, input: &str, table: &DeltaTable, from: i64, to: i64) -> Result<()> {
     let column = mart(input)?.partition.ok_or_else(|| Error::Config(format!("gold/{input} is not partitioned: which of its rows moved cannot be read from its log")))?;
-    let name = format!("{input}_touched");
     let known = match from {
         0 => None,
         f if f > to => Some(Vec::new()),
         f => tables::touched_partitions(table, column, f, to).await?,
     };
-    let (schema, batches) = match known {
-        Some(values) => {
-            let days = values
-                .iter()
-                .map(|v| NaiveDate::parse_from_str(v, "%Y-%m-%d").map(Date32Type::from_naive_date).map_err(|e| Error::Data { what: format!("{input}: partition {column}={v}"), reason: e.to_string() }))
-                .collect::<Result<Vec<i32>>>()?;
-            let schema: SchemaRef = Arc::new(Schema::new(vec![Field::new("d", DataType::Date32, true)]));
-            let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(Date32Array::from(days))]).map_err(|e| Error::query(&name, e))?;
-            (schema, vec![batch])
-        }
-        None => tables::query(ctx, &name, &format!("SELECT DISTINCT {column} AS d FROM {input}")).await?,
+    let values = match known {
+        Some(values) => values,
+        None => tables::partition_values(table, column)?,
     };
-    tables::register_batches(ctx, &name, schema, batches)
+    register_dates(ctx, &format!("{input}_touched"), input, column, &values)
 }
 
+/// Registers partition values (dates as text) as `name`, one date column `d`.
+fn register_dates(ctx: &SessionContext, name: &str, input: &str, column: &str, values: &[String]) -> Result<()> {
+    let days = values
+        .iter()
+        .map(|v| NaiveDate::parse_from_str(v, "%Y-%m-%d").map(Date32Type::from_naive_date).map_err(|e| Error::Data { what: format!("{input}: partition {column}={v}"), reason: e.to_string() }))
+        .collect::<Result<Vec<i32>>>()?;
+    let schema: SchemaRef = Arc::new(Schema::new(vec![Field::new("d", DataType::Date32, true)]));
+    let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(Date32Array::from(days))]).map_err(|e| Error::query(name, e))?;
+    tables::register_batches(ctx, name, schema, vec![batch])
+}
+
+/// `{<input>_latest}` for every partitioned gold input the stages name so: its newest partition
+/// value, from the table's file list (no file is read), so that a mart over "the last N days"
+/// of it reads only those partitions (a `max()` subquery would read them all).
+fn latest_lists<'a>(mart: &str, inputs: impl Iterator<Item = (&'a str, &'a str, &'a DeltaTable)>, stages: &[Stage]) -> Result<Lists> {
+    let mut out = Lists::new();
+    for (layer, name, table) in inputs {
+        let key = format!("{name}_latest");
+        if layer != "gold" || !stages.iter().any(|s| s.sql.contains(&format!("{{{key}"))) {
+            continue;
+        }
+        let column = self::mart(name)?.partition.ok_or_else(|| Error::Config(format!("{mart} reads {{{key}}}, but gold/{name} is not partitioned")))?;
+        let latest = tables::partition_values(table, column)?
+            .iter()
+            .filter_map(|v| NaiveDate::parse_from_str(v, "%Y-%m-%d").ok())
+            .max();
+        out.push((key, latest.into_iter().collect()));
+    }
+    Ok(out)
+}
+
+/// Named date lists filling `{<name>}` and `{<name>_from}` in the stages' SQL.
+type Lists = Vec<(String, Vec<NaiveDate>)>;
+
 /// The touched dates among the named date lists (added, empty, when missing).
-fn touched_list<'a>(lists: &'a mut Vec<(&'static str, Vec<NaiveDate>)>) -> &'a mut Vec<NaiveDate> {
-    let i = match lists.iter().position(|(n, _)| *n == TOUCHED) {
+fn touched_list(lists: &mut Lists) -> &mut Vec<NaiveDate> {
+    let i = match lists.iter().position(|(n, _)| n == TOUCHED) {
         Some(i) => i,
         None => {
-            lists.push((TOUCHED, Vec::new()));
+            lists.push((TOUCHED.to_string(), Vec::new()));
             lists.len() - 1
         }
     };
@@ -634,18 +666,18 @@ fn touched_list<'a>(lists: &'a mut Vec<(&'static str, Vec<NaiveDate>)>) -> &'a m
 /// stage but the last is registered under its name, and one with a date column `d` adds its
 /// dates to `lists`. Gives the last stage's result; `None` when `stop_untouched` and the
 /// `touched` stage found nothing.
-async fn run_stages(ctx: &SessionContext, mart: &str, stages: &[Stage], lists: &mut Vec<(&'static str, Vec<NaiveDate>)>, stop_untouched: bool) -> Result<Option<Changes>> {
+async fn run_stages(ctx: &SessionContext, mart: &str, stages: &[Stage], lists: &mut Lists, stop_untouched: bool) -> Result<Option<Changes>> {
     for (i, st) in stages.iter().enumerate() {
         let started = std::time::Instant::now();
-        let sql = fill(st.sql, lists.iter().map(|(n, d)| (*n, d.as_slice())));
+        let sql = fill(st.sql, lists.iter().map(|(n, d)| (n.as_str(), d.as_slice())));
         let what = format!("mart {mart}, stage {}", st.name);
         if st.name == TOUCHED {
             let (schema, batches) = tables::query(ctx, &what, &format!("SELECT DISTINCT d FROM ({sql}) t WHERE d IS NOT NULL")).await?;
             let dates = column_dates(&batches, &schema, "d", mart)?;
             tracing::debug!(mart, stage = st.name, dates = dates.len(), millis = started.elapsed().as_millis() as u64, "gold stage");
             let empty = dates.is_empty();
-            lists.retain(|(n, _)| *n != TOUCHED);
-            lists.push((TOUCHED, dates));
+            lists.retain(|(n, _)| n != TOUCHED);
+            lists.push((TOUCHED.to_string(), dates));
             if empty && stop_untouched {
                 return Ok(None);
             }
@@ -658,8 +690,8 @@ async fn run_stages(ctx: &SessionContext, mart: &str, stages: &[Stage], lists: &
         }
         if schema.column_with_name("d").is_some_and(|(_, f)| f.data_type() == &DataType::Date32) {
             let dates = column_dates(&batches, &schema, "d", mart)?;
-            lists.retain(|(n, _)| *n != st.name);
-            lists.push((st.name, dates));
+            lists.retain(|(n, _)| n != st.name);
+            lists.push((st.name.to_string(), dates));
         }
         let _ = ctx.deregister_table(st.name);
         tables::register_batches(ctx, st.name, schema, batches)?;
@@ -685,6 +717,7 @@ fn column_dates(batches: &[RecordBatch], schema: &SchemaRef, column: &str, mart:
 /// the reference an incremental build must equal.
 pub async fn compute(lake: &Lake, mart: &Mart) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     let ctx = tables::session();
+    let mut opened = Vec::new();
     for input in mart.inputs {
         let table = tables::open(lake, &uri(lake, input.layer, input.table)?).await?.ok_or_else(|| Error::query(mart.name, format!("no table {}/{} yet", input.layer, input.table)))?;
         tables::register(&ctx, input.table, &table).await?;
@@ -692,8 +725,11 @@ pub async fn compute(lake: &Lake, mart: &Mart) -> Result<(SchemaRef, Vec<RecordB
         if input.layer == "gold" && full_stages(mart).iter().any(|s| s.sql.contains(&format!("{}_touched", input.table))) {
             register_touched(&ctx, input.table, &table, 0, table.version().unwrap_or_default() as i64).await?;
         }
+        opened.push((input, table));
     }
-    run_stages(&ctx, mart.name, &full_stages(mart), &mut Vec::new(), false).await?.ok_or_else(|| Error::query(mart.name, "no result"))
+    let stages = full_stages(mart);
+    let mut lists = latest_lists(mart.name, opened.iter().map(|(i, t)| (i.layer, i.table, t)), &stages)?;
+    run_stages(&ctx, mart.name, &stages, &mut lists, false).await?.ok_or_else(|| Error::query(mart.name, "no result"))
 }
 
 /// The schema of the mart's current table (for a commit that only moves markers).

@@ -183,6 +183,15 @@ pub async fn query(ctx: &SessionContext, what: &str, sql: &str) -> Result<(Schem
     plain(schema, batches)
 }
 
+/// The distinct values of partition column `column` among `table`'s live files, sorted, from
+/// its file list (no data file is read; a null partition value is left out).
+pub fn partition_values(table: &DeltaTable, column: &str) -> Result<Vec<String>> {
+    let uri = table.table_url().clone();
+    let snapshot = table.snapshot().map_err(|e| Error::delta(&uri, e))?;
+    let values: std::collections::BTreeSet<String> = snapshot.log_data().iter().filter_map(|f| f.partition_values_map().get(column).cloned().flatten()).collect();
+    Ok(values.into_iter().collect())
+}
+
 /// The values of partition column `column` in which the commits `from..=to` of `table` added or
 /// removed data files (compaction, which changes no data, is left out): the partitions those
 /// versions rewrote. `None` when that cannot be told from the log (a commit already cleaned up,
