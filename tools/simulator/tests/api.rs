@@ -40,6 +40,17 @@ impl Sim {
         assert!(resp.status().is_success(), "{path}: {}", resp.status());
         resp.json().await.unwrap()
     }
+    /// The webhook run's log once the run has ended (it says so once every delivery is
+    /// answered), polled at most `polls` times 50 ms apart; the last log read otherwise.
+    async fn ended_webhook_run(&self, polls: usize) -> Value {
+        let mut log = Value::Null;
+        for _ in 0..polls {
+            log = self.control(reqwest::Method::GET, "/_sim/webhooks/log", None).await;
+            if log["running"] == false && log["sent"].as_u64().unwrap() > 0 { break; }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        log
+    }
 }
 
 fn header(r: &reqwest::Response, name: &str) -> String {
@@ -275,13 +286,7 @@ async fn webhooks_are_signed_and_incidents_are_tagged() {
         "url": hook, "rate": 200.0, "max_events": 60,
         "incidents": [{"at_secs": 0.0, "kind": "stockout"}, {"at_secs": 0.0, "kind": "suspicious_burst"}]
     }))).await;
-    // Wait (bounded) for the run to finish: the log says so once every delivery is answered.
-    let mut log = Value::Null;
-    for _ in 0..200 {
-        log = sim.control(reqwest::Method::GET, "/_sim/webhooks/log", None).await;
-        if log["running"] == false && log["sent"].as_u64().unwrap() > 0 { break; }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let log = sim.ended_webhook_run(200).await;
     assert_eq!(log["running"], false);
     assert_eq!(log["sent"], 60);
     assert_eq!(log["delivered"], 60);
@@ -314,12 +319,7 @@ async fn incidents_scheduled_within_the_run_go_out_even_when_deliveries_lag() {
         "url": hook, "rate": 500.0, "duration_secs": 1.0, "concurrency": 1,
         "incidents": [{"at_secs": 0.8, "kind": "suspicious_burst"}, {"at_secs": 5.0, "kind": "stockout"}]
     }))).await;
-    let mut log = Value::Null;
-    for _ in 0..1200 {
-        log = sim.control(reqwest::Method::GET, "/_sim/webhooks/log", None).await;
-        if log["running"] == false && log["sent"].as_u64().unwrap() > 0 { break; }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let log = sim.ended_webhook_run(1200).await;
     assert_eq!(log["running"], false);
     let deliveries = log["deliveries"].as_array().unwrap();
     let tagged = |k: &str| deliveries.iter().filter(|d| d["incident"] == k).count();
