@@ -5,7 +5,9 @@
 //! the inputs' changes since their markers (the change data feed of silver) are recomputed and
 //! replace exactly those rows; the customer marts fold the changes into their current rows
 //! (`customer_firsts` keeps each customer's first paid order date, so nothing rescans every
-//! order to find it); the small marts derived from gold are rebuilt whole.
+//! order to find it); a mart over a partitioned gold mart recomputes what the partitions that
+//! moved (read from that mart's Delta log) touch; the other small marts derived from gold are
+//! rebuilt whole. Marts build at the same time, each once the marts it reads are done.
 //!
 //! ```text
 //! s3://<lake>/gold/<mart>/
@@ -113,19 +115,19 @@ impl Mart {
     /// and `{touched}` / `{touched_from}` read it; `{<input>_latest_from}` becomes a `max()`
     /// subquery.
     pub fn portable_sql(&self) -> String {
+        // The partition column of each partitioned gold input.
+        let partitioned = || self.inputs.iter().filter(|i| i.layer == "gold").filter_map(|i| Some((i.table, MARTS.iter().find(|m| m.name == i.table)?.partition?)));
         let mut body = self.sql.replace("{touched_from}", "(SELECT min(d) FROM touched)").replace("{touched}", "(SELECT d FROM touched)");
-        for i in self.inputs {
-            if let Some(p) = MARTS.iter().find(|m| m.name == i.table).and_then(|m| m.partition) {
-                body = body.replace(&format!("{{{}_latest_from}}", i.table), &format!("(SELECT max({p}) FROM {})", i.table));
-            }
+        for (t, p) in partitioned() {
+            body = body.replace(&format!("{{{t}_latest_from}}"), &format!("(SELECT max({p}) FROM {t})"));
         }
         let Some(touched) = self.touched().filter(|_| self.sql.contains("{touched")) else { return body };
         let mut touched = touched.to_string();
         for i in self.inputs {
             touched = touched.replace(&format!("{}_changes", i.table), i.table);
-            if let Some(p) = MARTS.iter().find(|m| m.name == i.table).and_then(|m| m.partition) {
-                touched = touched.replace(&format!("{}_touched", i.table), &format!("(SELECT DISTINCT {p} AS d FROM {})", i.table));
-            }
+        }
+        for (t, p) in partitioned() {
+            touched = touched.replace(&format!("{t}_touched"), &format!("(SELECT DISTINCT {p} AS d FROM {t})"));
         }
         format!("WITH touched AS ({touched}) SELECT * FROM ({body}) m")
     }
@@ -616,12 +618,15 @@ async fn register_touched(ctx: &SessionContext, input: &str, table: &DeltaTable,
     register_dates(ctx, &format!("{input}_touched"), input, column, &values)
 }
 
+/// Partition values of the gold mart `input`'s `column` as dates; a value that is not a date is
+/// an error naming it.
+fn partition_dates(input: &str, column: &str, values: &[String]) -> Result<Vec<NaiveDate>> {
+    values.iter().map(|v| NaiveDate::parse_from_str(v, "%Y-%m-%d").map_err(|e| Error::Data { what: format!("{input}: partition {column}={v}"), reason: e.to_string() })).collect()
+}
+
 /// Registers partition values (dates as text) as `name`, one date column `d`.
 fn register_dates(ctx: &SessionContext, name: &str, input: &str, column: &str, values: &[String]) -> Result<()> {
-    let days = values
-        .iter()
-        .map(|v| NaiveDate::parse_from_str(v, "%Y-%m-%d").map(Date32Type::from_naive_date).map_err(|e| Error::Data { what: format!("{input}: partition {column}={v}"), reason: e.to_string() }))
-        .collect::<Result<Vec<i32>>>()?;
+    let days: Vec<i32> = partition_dates(input, column, values)?.into_iter().map(Date32Type::from_naive_date).collect();
     let schema: SchemaRef = Arc::new(Schema::new(vec![Field::new("d", DataType::Date32, true)]));
     let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(Date32Array::from(days))]).map_err(|e| Error::query(name, e))?;
     tables::register_batches(ctx, name, schema, vec![batch])
@@ -638,10 +643,7 @@ fn latest_lists<'a>(mart: &str, inputs: impl Iterator<Item = (&'a str, &'a str, 
             continue;
         }
         let column = self::mart(name)?.partition.ok_or_else(|| Error::Config(format!("{mart} reads {{{key}}}, but gold/{name} is not partitioned")))?;
-        let latest = tables::partition_values(table, column)?
-            .iter()
-            .filter_map(|v| NaiveDate::parse_from_str(v, "%Y-%m-%d").ok())
-            .max();
+        let latest = partition_dates(name, column, &tables::partition_values(table, column)?)?.into_iter().max();
         out.push((key, latest.into_iter().collect()));
     }
     Ok(out)

@@ -60,6 +60,13 @@ pub async fn marker(lake: &Lake, table: Option<&DeltaTable>, app_id: &str) -> Re
     }
 }
 
+/// The actions of `table`'s commit `version`, `None` when its commit file is gone (cleaned up).
+async fn commit_actions(table: &DeltaTable, version: u64) -> Result<Option<Vec<deltalake::kernel::Action>>> {
+    let uri = table.table_url();
+    let Some(bytes) = table.log_store().read_commit_entry(version).await.map_err(|e| Error::delta(uri, e))? else { return Ok(None) };
+    deltalake::logstore::get_actions(version, &bytes).map(Some).map_err(|e| Error::delta(uri, e))
+}
+
 /// Commits read back from the newest when looking for a marker before asking the log replay.
 const RECENT_COMMITS: u64 = 4;
 
@@ -72,11 +79,9 @@ const RECENT_COMMITS: u64 = 4;
 async fn recent_marker(table: &DeltaTable, app_id: &str) -> Result<Option<i64>> {
     use deltalake::kernel::Action;
     let Some(newest) = table.version() else { return Ok(None) };
-    let uri = table.table_url().clone();
-    let store = table.log_store();
     for v in (newest.saturating_sub(RECENT_COMMITS - 1)..=newest).rev() {
-        let Some(bytes) = store.read_commit_entry(v).await.map_err(|e| Error::delta(&uri, e))? else { return Ok(None) };
-        for action in deltalake::logstore::get_actions(v, &bytes).map_err(|e| Error::delta(&uri, e))? {
+        let Some(actions) = commit_actions(table, v).await? else { return Ok(None) };
+        for action in actions {
             if let Action::Txn(t) = action {
                 if t.app_id == app_id {
                     return Ok(Some(t.version));
@@ -199,12 +204,10 @@ pub fn partition_values(table: &DeltaTable, column: &str) -> Result<Vec<String>>
 /// partition as touched.
 pub async fn touched_partitions(table: &DeltaTable, column: &str, from: i64, to: i64) -> Result<Option<Vec<String>>> {
     use deltalake::kernel::Action;
-    let uri = table.table_url().clone();
-    let store = table.log_store();
     let mut out = std::collections::BTreeSet::new();
     for v in from.max(0)..=to {
-        let Some(bytes) = store.read_commit_entry(v as u64).await.map_err(|e| Error::delta(&uri, e))? else { return Ok(None) };
-        for action in deltalake::logstore::get_actions(v as u64, &bytes).map_err(|e| Error::delta(&uri, e))? {
+        let Some(actions) = commit_actions(table, v as u64).await? else { return Ok(None) };
+        for action in actions {
             let value = match action {
                 Action::Add(a) if a.data_change => a.partition_values.get(column).cloned(),
                 Action::Remove(r) if r.data_change => match r.partition_values.as_ref().map(|p| p.get(column).cloned()) {

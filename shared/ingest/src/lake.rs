@@ -136,19 +136,16 @@ impl Lake {
     /// commits since), else opened; `version()` is `None` when the table does not exist yet.
     pub async fn current(&self, uri: &Url) -> Result<DeltaTable> {
         let cached = self.tables.lock().ok().and_then(|m| m.get(uri).cloned());
-        let fresh = match cached {
-            Some(c) => match Self::refreshed(c).await {
-                Ok(Some(c)) => Some(c),
-                // Gone or replaced (the table was deleted, maybe recreated) or unreadable: open afresh.
-                Ok(None) => None,
-                Err(e) => {
-                    tracing::debug!(table = %uri, error = %e, "reopening a cached table");
-                    None
-                }
-            },
+        // `None`: not cached, or gone or replaced (the table was deleted, maybe recreated), or
+        // unreadable: open afresh.
+        let refreshed = match cached {
             None => None,
+            Some(c) => Self::refreshed(c).await.unwrap_or_else(|e| {
+                tracing::debug!(table = %uri, error = %e, "reopening a cached table");
+                None
+            }),
         };
-        let fresh = match fresh {
+        let fresh = match refreshed {
             Some(c) => c,
             None => {
                 let table = self.open(uri).await?;

@@ -43,7 +43,7 @@ pub struct BatchArgs {
     /// the new days' changes are the same on every run.
     #[arg(long)]
     reuse_load: bool,
-    /// Marts of one dependency level built at the same time (the aggregate's GOLD_CONCURRENCY).
+    /// Marts built at the same time (the aggregate's GOLD_CONCURRENCY).
     #[arg(long, default_value_t = gold::AggregateOptions::default().concurrency)]
     gold_concurrency: usize,
     /// The Python with DuckDB (installed by localstack/install.sh).
