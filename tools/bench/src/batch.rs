@@ -239,13 +239,14 @@ pub async fn run(a: BatchArgs) -> Result<()> {
     let duck_secs: f64 = duck.iter().filter_map(|m| m["secs"].as_f64()).sum();
     eprintln!("full gold build {full_secs:.2} s; DuckDB, same SQL: {duck_secs:.2} s");
 
-    // More days of store activity (each about a day's worth of new orders, plus status moves,
-    // price and stock changes), each through ingestion, silver and an incremental gold update.
+    // More days of store activity (each a day's worth of new orders, plus status moves, price
+    // and stock changes, spread over one calendar day of the store's clock), each through
+    // ingestion, silver and an incremental gold update.
     let per_day = (a.orders / a.days).max(1) as usize;
     let mut inc_days: Vec<(f64, f64, usize)> = Vec::new();
     let mut inc = Vec::new();
     for day in 1..=a.inc_days.max(1) {
-        reqwest::Client::new().post(format!("{}/_sim/mutate?n={}", local.base, per_day * 2)).send().await?.error_for_status()?;
+        reqwest::Client::new().post(format!("{}/_sim/mutate?n={}&over=86400", local.base, per_day * 2)).send().await?.error_for_status()?;
         local.run(&store).await;
         let t = Instant::now();
         silver::transform(&lake, None, silver::TransformOptions::default(), || true).await?;

@@ -441,7 +441,13 @@ async fn put_faults(State(st): State<Arc<AppState>>, body: axum::body::Bytes) ->
 
 async fn mutate(State(st): State<Arc<AppState>>, Query(p): Query<HashMap<String, String>>) -> Response {
     let n = p.get("n").and_then(|n| n.parse::<usize>().ok()).unwrap_or(1).min(100_000);
-    let changes = st.store_mut().mutate(n, None);
+    // `over`: the store seconds the changes are spread across (default: one second apart).
+    let over = match p.get("over").map(|s| s.parse::<u32>()) {
+        None => n as i64,
+        Some(Ok(s)) => i64::from(s),
+        Some(Err(_)) => return woo_error(StatusCode::BAD_REQUEST, "sim_bad_over", "over must be a whole number of seconds"),
+    };
+    let changes = st.store_mut().mutate_every(n, None, over / n.max(1) as i64);
     axum::Json(json!({"applied": changes.len(), "changes": changes.iter().map(|c| json!({"topic": c.topic, "id": c.id})).collect::<Vec<_>>()})).into_response()
 }
 

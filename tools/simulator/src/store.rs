@@ -451,10 +451,17 @@ impl Store {
     /// edits), each stamped with the store clock, which advances at least one second per change
     /// and never runs behind `now` when given.
     pub fn mutate(&mut self, n: usize, now: Option<i64>) -> Vec<Change> {
+        self.mutate_every(n, now, 1)
+    }
+
+    /// Like [`Store::mutate`], the clock advancing `step` seconds (at least one) per change: `n`
+    /// changes `86400 / n` seconds apart are one calendar day of activity.
+    pub fn mutate_every(&mut self, n: usize, now: Option<i64>, step: i64) -> Vec<Change> {
+        let step = step.max(1);
         let mut changes = Vec::with_capacity(n);
         for _ in 0..n {
             self.mutations += 1;
-            self.clock = (self.clock + 1).max(now.unwrap_or(i64::MIN));
+            self.clock = (self.clock + step).max(now.unwrap_or(i64::MIN));
             let at = self.clock;
             let mut r = data::rng(self.shape.seed, self.mutations, 0x11FE);
             let u: f64 = r.random();
@@ -682,6 +689,17 @@ mod tests {
         let touched: std::collections::HashSet<u32> = changes.iter().filter(|c| c.topic.starts_with("order")).map(|c| c.id).collect();
         assert_eq!(total, touched.len());
         assert_eq!(ids.iter().copied().collect::<std::collections::HashSet<_>>(), touched);
+    }
+
+    #[test]
+    fn changes_spread_over_a_day_are_stamped_across_it() {
+        let mut s = small(0.0);
+        let before = s.clock;
+        s.mutate_every(100, None, 864);
+        assert_eq!(s.clock, before + 86_400);
+        // A step below one second still moves the clock: stamps never repeat.
+        s.mutate_every(10, None, 0);
+        assert_eq!(s.clock, before + 86_410);
     }
 
     #[test]
