@@ -318,17 +318,22 @@ pub const MARTS: &[Mart] = &[
         inputs: &[silver("orders"), gold("customer_firsts")],
         partition: None,
         // Paying customers per day change only on the days the changes touched; new customers
-        // per day are counted again from customer_firsts (one row per customer, no order scan).
+        // per day only in the first months customer_firsts rewrote since the last build (its
+        // partitions, read from its log): they are counted again from those partitions, the
+        // other days keep their counts.
         update: Update::Fold {
             stages: &[
                 stage(TOUCHED, "SELECT order_date AS d FROM orders_changes"),
+                stage("first_months", "SELECT d FROM customer_firsts_touched"),
                 stage(
                     "result",
                     "WITH c AS (
                     SELECT order_date AS date, count(DISTINCT customer_token) AS customers FROM orders
                     WHERE is_paid AND customer_token IS NOT NULL AND order_date IN {touched} GROUP BY order_date
                     UNION ALL SELECT date, customers FROM customer_activity_current WHERE date NOT IN {touched}),
-                  n AS (SELECT first_date AS date, count(*) AS new_customers FROM customer_firsts GROUP BY first_date)
+                  n AS (SELECT first_date AS date, count(*) AS new_customers FROM customer_firsts WHERE first_month IN {first_months} GROUP BY first_date
+                    UNION ALL SELECT date, new_customers FROM customer_activity_current
+                    WHERE CAST(date_trunc('month', date) AS DATE) NOT IN {first_months} AND new_customers > 0)
                   SELECT c.date, c.customers, coalesce(n.new_customers, 0) AS new_customers, c.customers - coalesce(n.new_customers, 0) AS returning_customers
                   FROM c LEFT JOIN n ON n.date = c.date",
                 ),
@@ -776,13 +781,13 @@ pub async fn aggregate(lake: &Lake, opts: &AggregateOptions, only: Option<&[Stri
             mart(name)?;
         }
     }
-    let wanted: Vec<&Mart> = MARTS.iter().filter(|m| only.is_none_or(|o| o.iter().any(|n| n == m.name))).collect();
-    let opens = Opens::default();
+    let wanted: Vec<&'static Mart> = MARTS.iter().filter(|m| only.is_none_or(|o| o.iter().any(|n| n == m.name))).collect();
+    let opens = Arc::new(Opens::default());
     let slots = tokio::sync::Semaphore::new(opts.concurrency.max(1));
     // Per mart: `Some(true)` once built, `Some(false)` once it failed or did not start.
     let done: HashMap<&str, tokio::sync::watch::Sender<Option<bool>>> = wanted.iter().map(|m| (m.name, tokio::sync::watch::channel(None).0)).collect();
     let (opens, slots, done, keep_going) = (&opens, &slots, &done, &keep_going);
-    let builds = wanted.iter().map(|m| async move {
+    let builds = wanted.iter().copied().map(|m| async move {
         let result = async {
             for dep in m.inputs.iter().filter(|i| i.layer == "gold") {
                 let Some(tx) = done.get(dep.table) else { continue };
@@ -797,7 +802,12 @@ pub async fn aggregate(lake: &Lake, opts: &AggregateOptions, only: Option<&[Stri
                 tracing::warn!(mart = m.name, "not started: the deadline is near; the next run resumes here");
                 return Ok(None);
             }
-            tracing::Instrument::instrument(build_with(lake, m, opens), tracing::info_span!("mart", mart = m.name)).await.map(Some)
+            // Each build is a task of its own, so that two builds run on two threads: polled
+            // together in this future, their planning, log reads and Parquet writes took turns
+            // on one thread (perf: the two-at-a-time incremental run used 1.4 of 2 cores).
+            let (lake, opens) = (lake.clone(), Arc::clone(opens));
+            let build = tracing::Instrument::instrument(async move { build_with(&lake, m, &opens).await }, tracing::info_span!("mart", mart = m.name));
+            tokio::spawn(build).await.map_err(|e| Error::query(m.name, format!("the build task failed: {e}")))?.map(Some)
         }
         .await;
         if let Some(tx) = done.get(m.name) {

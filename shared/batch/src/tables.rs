@@ -234,6 +234,14 @@ fn commit_props(txns: &[(String, i64)]) -> CommitProperties {
     CommitProperties::default().with_max_retries(0).with_application_transactions(txns.iter().map(|(a, v)| Transaction::new(a, *v)).collect())
 }
 
+/// Keeps the table a commit just left in the lake's cache (best effort: without it the next
+/// open reads the commit back).
+async fn remember(lake: &Lake, uri: &Url, table: &DeltaTable) {
+    if let Err(e) = lake.remember(uri, table).await {
+        tracing::debug!(table = %uri, error = %e, "not cached after the commit");
+    }
+}
+
 /// A writable handle on `uri` (created on first write), current.
 async fn writable(lake: &Lake, uri: &Url) -> Result<DeltaTable> {
     lake.current(uri).await.map_err(Error::from)
@@ -342,6 +350,7 @@ pub async fn replace(lake: &Lake, uri: &Url, schema: SchemaRef, batches: Vec<Rec
         }
         match w.await {
             Ok(t) => {
+                remember(lake, uri, &t).await;
                 return Ok(Upserted::Committed { version: t.version().unwrap_or_default() as i64, rows });
             }
             Err(e) if is_conflict(&e) => continue,

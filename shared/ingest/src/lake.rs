@@ -161,6 +161,20 @@ impl Lake {
         Ok(fresh.table)
     }
 
+    /// Keeps `table`, as a commit of this process just left it, in the cache: the next
+    /// [`Lake::current`] of `uri` then reads only the commits after it (a mart built from one
+    /// just written opens it without reading that commit back).
+    pub async fn remember(&self, uri: &Url, table: &DeltaTable) -> Result<()> {
+        if table.version().is_none() {
+            return Ok(());
+        }
+        let tag = Self::commit_tag(table).await.map_err(|e| delta(uri, e))?.flatten();
+        if let Ok(mut m) = self.tables.lock() {
+            m.insert(uri.clone(), Cached { table: table.clone(), tag });
+        }
+        Ok(())
+    }
+
     /// The e-tag of the commit file of `table`'s version: `None` when the table has no version
     /// yet or the file is gone, `Some(None)` when the store gives no e-tag.
     async fn commit_tag(table: &DeltaTable) -> std::result::Result<Option<Option<String>>, DeltaTableError> {
