@@ -356,7 +356,7 @@ pub const MARTS: &[Mart] = &[
         // order they placed, but all those orders are on or after d: the months from d's on are
         // recomputed, earlier ones cannot change.
         update: Update::From { touched: "SELECT CAST(date_trunc('month', order_date) AS DATE) AS d FROM orders_changes", column: "activity_month" },
-        sql: "SELECT CAST(date_trunc('month', f.first_date) AS DATE) AS cohort_month,
+        sql: "SELECT f.first_month AS cohort_month,
                      CAST(date_trunc('month', o.order_date) AS DATE) AS activity_month,
                      count(DISTINCT o.customer_token) AS customers, count(*) AS orders,
                      CAST(sum(o.total_mad) AS DECIMAL(18,2)) AS revenue_mad
@@ -756,6 +756,17 @@ async fn empty_changes(table: &DeltaTable) -> Result<(SchemaRef, Vec<RecordBatch
     tables::plain(Arc::new(Schema::new(fields)), Vec::new())
 }
 
+/// A mart's weight when slots are short: its queries (stages) plus those of the heaviest chain
+/// of marts that read it. A rough cost, but it tells the chains apart: `customer_firsts` and the
+/// heavier mart over it run eleven queries, `daily_sales` and the heavier of its two three.
+fn chain_weight(m: &Mart) -> usize {
+    let own = match m.update {
+        Update::Fold { stages, .. } => stages.len(),
+        _ => full_stages(m).len(),
+    };
+    own + MARTS.iter().filter(|d| d.inputs.iter().any(|i| i.layer == "gold" && i.table == m.name)).map(chain_weight).max().unwrap_or(0)
+}
+
 /// How the marts are built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AggregateOptions {
@@ -787,7 +798,11 @@ pub async fn aggregate(lake: &Lake, opts: &AggregateOptions, only: Option<&[Stri
     // Per mart: `Some(true)` once built, `Some(false)` once it failed or did not start.
     let done: HashMap<&str, tokio::sync::watch::Sender<Option<bool>>> = wanted.iter().map(|m| (m.name, tokio::sync::watch::channel(None).0)).collect();
     let (opens, slots, done, keep_going) = (&opens, &slots, &done, &keep_going);
-    let builds = wanted.iter().copied().map(|m| async move {
+    // Marts take free slots in this order (the semaphore is first come, first served): the
+    // heaviest chains first, so that a long chain does not start last and run alone at the end.
+    let mut order: Vec<&'static Mart> = wanted.clone();
+    order.sort_by_key(|m| std::cmp::Reverse(chain_weight(m)));
+    let builds = order.iter().copied().map(|m| async move {
         let result = async {
             for dep in m.inputs.iter().filter(|i| i.layer == "gold") {
                 let Some(tx) = done.get(dep.table) else { continue };
@@ -815,9 +830,11 @@ pub async fn aggregate(lake: &Lake, opts: &AggregateOptions, only: Option<&[Stri
         }
         result
     });
+    let mut results: HashMap<&str, Result<Option<MartStep>>> = order.iter().map(|m| m.name).zip(futures::future::join_all(builds).await).collect();
     let mut out = Vec::new();
     let mut failed = None;
-    for (m, r) in wanted.iter().zip(futures::future::join_all(builds).await) {
+    for m in &wanted {
+        let Some(r) = results.remove(m.name) else { continue };
         match r {
             Ok(Some(s)) => {
                 tracing::info!(mart = %s.mart, mode = %s.mode, dates = s.dates, rows = s.rows, version = ?s.version, millis = s.millis, note = %s.note, "gold step");

@@ -224,7 +224,9 @@ impl Lake {
     pub async fn try_append(&self, table: DeltaTable, batch: RecordBatch, txn: Option<(String, i64)>, partitions: &[&str]) -> Result<Written> {
         let uri = table.table_url().clone();
         let creating = table.version().is_none();
-        let mut props = CommitProperties::default().with_max_retries(0);
+        // No expired-log clean-up after the commit: `maintain` does it (delta-rs would list the
+        // whole `_delta_log` after every append).
+        let mut props = CommitProperties::default().with_max_retries(0).with_cleanup_expired_logs(Some(false));
         if let Some((app, v)) = txn {
             props = props.with_application_transaction(Transaction::new(app, v));
         }
