@@ -512,12 +512,22 @@ async fn build_inner(lake: &Lake, mart: &Mart, opens: &Opens) -> Result<MartStep
         tables::register(&ctx, input.table, &table).await?;
         inputs.push(Opened { name: input.table, layer: input.layer, app, table, from, current });
     }
-    if target.is_some() && inputs.iter().all(|i| i.from > i.current) {
+    // A marker beyond an input's next version: the input was deleted and built again (its
+    // versions started over), so its changes since the marker cannot be read: build in full.
+    let replaced_input = inputs.iter().find(|i| i.from > i.current + 1).map(|i| format!("{}/{} was built again (marker {}, version {})", i.layer, i.name, i.from, i.current));
+    if target.is_some() && replaced_input.is_none() && inputs.iter().all(|i| i.from > i.current) {
         step.note = "inputs unchanged".into();
         return Ok(step);
     }
     let markers: Vec<(String, i64)> = inputs.iter().map(|i| (i.app.clone(), i.current + 1)).collect();
-    let full = target.is_none();
+    let full = target.is_none() || replaced_input.is_some();
+    if let Some(why) = replaced_input {
+        tracing::warn!(mart = mart.name, %why, "building in full");
+        step.note = format!("{why}: built in full");
+        for i in &mut inputs {
+            i.from = 0;
+        }
+    }
     step.mode = if full || matches!(mart.update, Update::Rebuild) { "full".into() } else { "incremental".into() };
     let stages = match (full, mart.update) {
         (false, Update::Fold { stages, .. }) => {
@@ -933,5 +943,29 @@ mod tests {
         assert_eq!(stored(&lake, "customer_firsts").await, ["a|2026-10-20|2026-10-01", "b|2026-10-03|2026-10-01", "c|2026-10-25|2026-10-01", "d|2026-10-07|2026-10-01", "f|2026-10-12|2026-10-01", "g|2026-11-03|2026-11-01"]);
         // Nothing new: skipped, nothing written.
         assert_eq!(build(&lake, customer_marts[0]).await.unwrap().mode, "skipped");
+    }
+
+    #[tokio::test]
+    async fn a_mart_over_an_input_built_again_is_built_in_full() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::new(&format!("file://{}", dir.path().display()), StorageConfig { endpoint_url: None, region: "us-east-1".into() }).unwrap();
+        let (firsts, activity) = (mart("customer_firsts").unwrap(), mart("customer_activity").unwrap());
+        upsert_orders(&lake, &[(1, 1, "a", 5, true, 10.0)], 1).await;
+        build(&lake, firsts).await.unwrap();
+        build(&lake, activity).await.unwrap();
+        upsert_orders(&lake, &[(2, 1, "b", 7, true, 20.0)], 2).await;
+        build(&lake, firsts).await.unwrap();
+        build(&lake, activity).await.unwrap();
+        upsert_orders(&lake, &[(3, 1, "c", 9, true, 30.0)], 3).await;
+        // customer_firsts is deleted and built again: its versions start over, below the
+        // marker customer_activity holds for it, and its log cannot say what moved.
+        std::fs::remove_dir_all(dir.path().join("gold/customer_firsts")).unwrap();
+        assert_eq!(build(&lake, firsts).await.unwrap().mode, "full");
+        let step = build(&lake, activity).await.unwrap();
+        assert_eq!(step.mode, "full", "{step:?}");
+        assert!(step.note.contains("gold/customer_firsts was built again"), "{step:?}");
+        let (_, want) = compute(&lake, activity).await.unwrap();
+        assert_eq!(stored(&lake, "customer_activity").await, text(&want));
+        assert_eq!(stored(&lake, "customer_activity").await, ["2026-10-05|1|1|0", "2026-10-07|1|1|0", "2026-10-09|1|1|0"]);
     }
 }
