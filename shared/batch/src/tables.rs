@@ -230,15 +230,10 @@ pub async fn touched_partitions(table: &DeltaTable, column: &str, from: i64, to:
     Ok(Some(out.into_iter().collect()))
 }
 
-/// Properties of every batch commit: no automatic retry (the caller re-checks its markers),
-/// the markers, and no expired-log clean-up (`maintain` does it, table by table under its
-/// lease: after every commit delta-rs would list the whole `_delta_log` to look for expired
-/// entries, on S3 a LIST of a month of commits, per commit).
+/// Properties of every batch commit: the lake's commit properties (no automatic retry, no
+/// expired-log clean-up) carrying the markers.
 fn commit_props(txns: &[(String, i64)]) -> CommitProperties {
-    CommitProperties::default()
-        .with_max_retries(0)
-        .with_cleanup_expired_logs(Some(false))
-        .with_application_transactions(txns.iter().map(|(a, v)| Transaction::new(a, *v)).collect())
+    alkasba_ingest::lake::commit_properties().with_application_transactions(txns.iter().map(|(a, v)| Transaction::new(a, *v)).collect())
 }
 
 /// Keeps the table a commit just left in the lake's cache (best effort: without it the next

@@ -224,9 +224,7 @@ impl Lake {
     pub async fn try_append(&self, table: DeltaTable, batch: RecordBatch, txn: Option<(String, i64)>, partitions: &[&str]) -> Result<Written> {
         let uri = table.table_url().clone();
         let creating = table.version().is_none();
-        // No expired-log clean-up after the commit: `maintain` does it (delta-rs would list the
-        // whole `_delta_log` after every append).
-        let mut props = CommitProperties::default().with_max_retries(0).with_cleanup_expired_logs(Some(false));
+        let mut props = commit_properties();
         if let Some((app, v)) = txn {
             props = props.with_application_transaction(Transaction::new(app, v));
         }
@@ -290,6 +288,15 @@ impl Lake {
 
 /// Whether a commit failed because another writer committed first (re-read and try again).
 pub use alkasba_lake::is_conflict;
+
+/// The properties every ingestion and batch commit starts from: no automatic retry (a conflict
+/// comes back to the caller, which re-reads, re-checks its markers and tries again) and no
+/// expired-log clean-up after the commit: `maintain` does it, table by table under its lease,
+/// where delta-rs would list the whole `_delta_log` after every commit (on S3, a LIST of a
+/// month of commits per commit).
+pub fn commit_properties() -> CommitProperties {
+    CommitProperties::default().with_max_retries(0).with_cleanup_expired_logs(Some(false))
+}
 
 fn delta(uri: &Url, e: DeltaTableError) -> Error {
     Error::Lake(alkasba_lake::Error::Delta { uri: uri.to_string(), source: e })
