@@ -54,11 +54,7 @@ pub fn ensure_localstack() -> Result<()> {
     STARTED
         .get_or_init(|| {
             let out = Command::new(repo().join("localstack/start.sh")).output().map_err(|e| e.to_string())?;
-            if out.status.success() {
-                Ok(())
-            } else {
-                Err(format!("localstack/start.sh failed:\n{}", String::from_utf8_lossy(&out.stderr)))
-            }
+            if out.status.success() { Ok(()) } else { Err(format!("localstack/start.sh failed:\n{}", String::from_utf8_lossy(&out.stderr))) }
         })
         .clone()
         .map_err(anyhow::Error::msg)
@@ -103,10 +99,7 @@ impl Stack {
         if !out.status.success() {
             bail!("provision {name} failed:\n{}", String::from_utf8_lossy(&out.stderr));
         }
-        let outputs = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| l.split_once('\t').map(|(k, v)| (k.to_string(), v.to_string())))
-            .collect();
+        let outputs = String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.split_once('\t').map(|(k, v)| (k.to_string(), v.to_string()))).collect();
         eprintln!("deployed {name} in {:.1}s", started.elapsed().as_secs_f64());
         Ok(Stack { name, outputs })
     }

@@ -63,7 +63,8 @@ async fn assert_gold_equals_truth(root: &str, base: &str) {
         .map(|r| ((s(&r["date"]), s(&r["currency"])), (r["orders"].as_i64().unwrap(), r["paid_orders"].as_i64().unwrap(), s(&r["gross"]), s(&r["refunds"]), s(&r["net"]))))
         .collect();
     let rows = duckdb(&format!("SELECT CAST(date AS VARCHAR) AS date, currency, orders, paid_orders, CAST(gross AS VARCHAR) AS gross, CAST(refunds AS VARCHAR) AS refunds, CAST(net AS VARCHAR) AS net FROM delta_scan('{root}/gold/daily_sales')")).unwrap();
-    let got: Daily = rows.iter().map(|r| ((s(&r["date"]), s(&r["currency"])), (r["orders"].as_i64().unwrap(), r["paid_orders"].as_i64().unwrap(), s(&r["gross"]), s(&r["refunds"]), s(&r["net"])))).collect();
+    let got: Daily =
+        rows.iter().map(|r| ((s(&r["date"]), s(&r["currency"])), (r["orders"].as_i64().unwrap(), r["paid_orders"].as_i64().unwrap(), s(&r["gross"]), s(&r["refunds"]), s(&r["net"])))).collect();
     let diff: Vec<_> = want.iter().filter(|(k, v)| got.get(*k) != Some(v)).take(5).map(|(k, v)| (k, v, got.get(k))).collect();
     assert!(diff.is_empty() && got.len() == want.len(), "gold daily_sales (read by DuckDB) differs from the truth (want, got): {diff:?}; {} vs {} rows", got.len(), want.len());
 }
@@ -75,11 +76,7 @@ async fn assert_gold_equals_truth(root: &str, base: &str) {
 fn assert_duckdb_reproduces(root: &str, mart: &str, key: &[&str]) {
     let m = gold::mart(mart).unwrap();
     let views: Vec<String> = m.inputs.iter().map(|i| format!("{t} AS (SELECT * FROM delta_scan('{root}/{l}/{t}'))", l = i.layer, t = i.table)).collect();
-    let sql = format!(
-        "WITH {} SELECT * FROM ({}) m",
-        views.join(", "),
-        m.portable_sql()
-    );
+    let sql = format!("WITH {} SELECT * FROM ({}) m", views.join(", "), m.portable_sql());
     let by_key = |rows: Vec<Value>| -> BTreeMap<String, Value> { rows.into_iter().map(|r| (key.iter().map(|k| s(&r[*k])).collect::<Vec<_>>().join("|"), r)).collect() };
     let engine = by_key(duckdb(&sql).unwrap());
     let stored = by_key(duckdb(&format!("SELECT * FROM delta_scan('{root}/gold/{mart}')")).unwrap());
@@ -97,7 +94,6 @@ fn assert_duckdb_reproduces(root: &str, mart: &str, key: &[&str]) {
         }
     }
 }
-
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn gold_equals_the_truth_duckdb_reproduces_it_and_reruns_change_nothing() {
@@ -165,7 +161,9 @@ async fn gold_equals_the_truth_duckdb_reproduces_it_and_reruns_change_nothing() 
     // The marts brought up to date incrementally from more than their own dates (the customer
     // marts fold changes in; top_products re-ranks the months of the partitions
     // daily_product_sales rewrote, read from its log) equal DuckDB's full computation.
-    for (mart, key) in [("customer_firsts", &["customer_token"][..]), ("customer_activity", &["date"]), ("customer_cohorts", &["cohort_month", "activity_month"]), ("top_products", &["month", "rank", "product_id"])] {
+    for (mart, key) in
+        [("customer_firsts", &["customer_token"][..]), ("customer_activity", &["date"]), ("customer_cohorts", &["cohort_month", "activity_month"]), ("top_products", &["month", "rank", "product_id"])]
+    {
         let step = a["marts"].as_array().unwrap().iter().find(|m| m["mart"] == mart).unwrap();
         assert_eq!(step["mode"], "incremental", "{a}");
         assert_duckdb_reproduces(&root, mart, key);

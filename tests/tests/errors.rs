@@ -79,24 +79,18 @@ fn runner_names_missing_credentials() {
 fn runner_names_a_stack_that_is_not_deployed_and_a_missing_binary() {
     ensure_localstack().unwrap();
     let template = repo().join("infra/template.yaml");
-    let (ok, out) = run(Command::new(bin_dir().join("alkasba-runner"))
-        .args(["run", "--stack", "it-never-deployed", "--template"])
-        .arg(&template));
+    let (ok, out) = run(Command::new(bin_dir().join("alkasba-runner")).args(["run", "--stack", "it-never-deployed", "--template"]).arg(&template));
     assert!(!ok);
     assert!(out.contains("it-never-deployed") && out.contains("provision.sh"), "{out}");
 
-    let (ok, out) = run(Command::new(bin_dir().join("alkasba-runner"))
-        .args(["list", "--template"])
-        .arg(repo().join("tests/fixtures/does-not-exist.yaml")));
+    let (ok, out) = run(Command::new(bin_dir().join("alkasba-runner")).args(["list", "--template"]).arg(repo().join("tests/fixtures/does-not-exist.yaml")));
     assert!(!ok);
     assert!(out.contains("does-not-exist.yaml"), "{out}");
 }
 
 #[test]
 fn simulator_refuses_to_start_without_credentials() {
-    let (ok, out) = run(Command::new(bin_dir().join("alkasba-sim"))
-        .args(["--listen", "127.0.0.1:0"])
-        .env_remove("ALKASBA_SIM_CONSUMER_KEY"));
+    let (ok, out) = run(Command::new(bin_dir().join("alkasba-sim")).args(["--listen", "127.0.0.1:0"]).env_remove("ALKASBA_SIM_CONSUMER_KEY"));
     assert!(!ok);
     assert!(out.contains("ALKASBA_SIM_CONSUMER_KEY"), "{out}");
 }

@@ -35,10 +35,7 @@ async fn heartbeat_ticks_land_in_delta_exactly_once_and_duckdb_reads_them() {
     runner.shutdown().await;
 
     let committed: std::collections::BTreeSet<String> = ticks.iter().map(|t| t.format("%Y-%m-%dT%H:%M:%S").to_string()).collect();
-    let rows = duckdb(&format!(
-        "SELECT strftime(tick_time, '%Y-%m-%dT%H:%M:%S') AS t, count(*) AS n FROM delta_scan('{table}') GROUP BY 1 ORDER BY 1"
-    ))
-    .unwrap();
+    let rows = duckdb(&format!("SELECT strftime(tick_time, '%Y-%m-%dT%H:%M:%S') AS t, count(*) AS n FROM delta_scan('{table}') GROUP BY 1 ORDER BY 1")).unwrap();
     // Ticks fired after the three we waited for may have committed too; each exactly once.
     assert!(rows.len() >= 3, "{rows:?}");
     assert!(rows.iter().all(|r| r["n"] == 1), "a tick recorded twice: {rows:?}");

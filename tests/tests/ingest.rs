@@ -57,7 +57,6 @@ async fn truth(base: &str, resource: &str) -> Value {
     reqwest::get(format!("{base}/_sim/truth/{resource}")).await.unwrap().json().await.unwrap()
 }
 
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bronze_is_exactly_the_truth_under_faults_redelivery_concurrency_and_sigkill() {
     // A short visibility timeout: a crashed fetcher's task comes back within the test, and slow
@@ -249,11 +248,8 @@ async fn a_poison_page_ends_in_the_dlq_with_its_reason_and_sealed_response() {
     let states = alkasba_ingest::runs::states(&lake).await.unwrap();
     assert!(!states.values().any(|s| s.completed.contains(&runs[0])));
     // ... and the sealed raw response opens with kms:Decrypt.
-    let out = std::process::Command::new(bin_dir().join("alkasba"))
-        .args(["pii", "open-error", "--stack", &stack.name, "--object", object])
-        .env("AWS_ENDPOINT_URL", alkasba_it::ENDPOINT)
-        .output()
-        .unwrap();
+    let out =
+        std::process::Command::new(bin_dir().join("alkasba")).args(["pii", "open-error", "--stack", &stack.name, "--object", object]).env("AWS_ENDPOINT_URL", alkasba_it::ENDPOINT).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("Error establishing a database connection"));
     stack.cleanup().await;

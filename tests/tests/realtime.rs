@@ -49,7 +49,9 @@ async fn incidents_raise_one_alert_each_and_every_delivery_lands_once() {
     let sqs = aws_sdk_sqs::Client::new(&cfg);
     let sns = aws_sdk_sns::Client::new(&cfg);
     let inbox = sqs.create_queue().queue_name(format!("{}-alerts-inbox", stack.name)).send().await.unwrap().queue_url().unwrap().to_string();
-    let inbox_arn = sqs.get_queue_attributes().queue_url(&inbox).attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn).send().await.unwrap().attributes().unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn].clone();
+    let inbox_arn = sqs.get_queue_attributes().queue_url(&inbox).attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn).send().await.unwrap().attributes().unwrap()
+        [&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+        .clone();
     sns.subscribe().topic_arn(stack.output("AlertsTopicArn")).protocol("sqs").endpoint(&inbox_arn).attributes("RawMessageDelivery", "true").send().await.unwrap();
 
     // Bad deliveries: each a 4xx with a reason.
@@ -57,7 +59,9 @@ async fn incidents_raise_one_alert_each_and_every_delivery_lands_once() {
     let body = serde_json::to_vec(&order).unwrap();
     let now = chrono::Utc::now().timestamp();
     let sign = |t: i64, b: &[u8]| alkasba_realtime::signature::sign(secret.as_bytes(), t, b);
-    let hdr = |sig: String, id: &str| vec![("x-alkasba-signature", sig), ("x-wc-webhook-topic", "order.created".to_string()), ("x-wc-webhook-delivery-id", id.to_string()), ("content-type", "application/json".to_string())];
+    let hdr = |sig: String, id: &str| {
+        vec![("x-alkasba-signature", sig), ("x-wc-webhook-topic", "order.created".to_string()), ("x-wc-webhook-delivery-id", id.to_string()), ("content-type", "application/json".to_string())]
+    };
     let bad = [
         (hdr(alkasba_realtime::signature::sign(b"not-the-secret-at-all", now, &body), "900000001"), body.clone(), 401),
         (hdr(sign(now - 3600, &body), "900000002"), body.clone(), 401),
@@ -167,7 +171,10 @@ async fn incidents_raise_one_alert_each_and_every_delivery_lands_once() {
 
     // Redelivery: the burst's messages sent to the queue again change nothing.
     let burst_token = on_sns.iter().find(|a| a["kind"] == json!("suspicious_burst")).and_then(|a| a["subject"].as_str()).unwrap().to_string();
-    let burst = duckdb(&format!("SELECT delivery_id, topic, record_key, epoch(signed_at)::BIGINT AS s, epoch_ms(received_at) AS r, record, email_token FROM delta_scan('{table}') WHERE email_token = '{burst_token}'")).unwrap();
+    let burst = duckdb(&format!(
+        "SELECT delivery_id, topic, record_key, epoch(signed_at)::BIGINT AS s, epoch_ms(received_at) AS r, record, email_token FROM delta_scan('{table}') WHERE email_token = '{burst_token}'"
+    ))
+    .unwrap();
     assert!(burst.len() >= 12, "{burst:?}");
     for r in &burst {
         let event = json!({"v": 1, "delivery_id": r["delivery_id"], "topic": r["topic"], "signed_at": r["s"], "received_at_ms": r["r"], "key": r["record_key"],

@@ -61,14 +61,7 @@ async fn dead_letters(sqs: &aws_sdk_sqs::Client, dlq: &str, n: usize) -> Vec<Str
 
 async fn queue_depth(sqs: &aws_sdk_sqs::Client, queue: &str) -> i64 {
     use aws_sdk_sqs::types::QueueAttributeName as A;
-    let r = sqs
-        .get_queue_attributes()
-        .queue_url(queue)
-        .attribute_names(A::ApproximateNumberOfMessages)
-        .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
-        .send()
-        .await
-        .unwrap();
+    let r = sqs.get_queue_attributes().queue_url(queue).attribute_names(A::ApproximateNumberOfMessages).attribute_names(A::ApproximateNumberOfMessagesNotVisible).send().await.unwrap();
     let attrs = r.attributes().unwrap();
     let get = |a: A| attrs.get(&a).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
     get(A::ApproximateNumberOfMessages) + get(A::ApproximateNumberOfMessagesNotVisible)
@@ -100,8 +93,12 @@ async fn sqs_batch_failures_are_redelivered_then_dead_lettered_and_good_messages
     for r in &reports {
         if let Trigger::Sqs { message_ids, failed_ids, .. } = &r.trigger {
             assert!(r.invocation.outcome.is_success(), "{:?}", r.invocation.outcome);
-            for id in message_ids { *delivered.entry(id.clone()).or_default() += 1; }
-            for id in failed_ids { *failed.entry(id.clone()).or_default() += 1; }
+            for id in message_ids {
+                *delivered.entry(id.clone()).or_default() += 1;
+            }
+            for id in failed_ids {
+                *failed.entry(id.clone()).or_default() += 1;
+            }
         }
     }
     for id in &good {
@@ -133,11 +130,7 @@ async fn overrunning_the_timeout_or_memory_stops_the_instance_and_the_message_re
     let mut reports = Vec::new();
     drain(&mut rx, &mut reports);
     let outcomes_for = |id: &str| -> Vec<&Outcome> {
-        reports
-            .iter()
-            .filter(|r| matches!(&r.trigger, Trigger::Sqs { message_ids, .. } if message_ids.iter().any(|m| m == id)))
-            .map(|r| &r.invocation.outcome)
-            .collect()
+        reports.iter().filter(|r| matches!(&r.trigger, Trigger::Sqs { message_ids, .. } if message_ids.iter().any(|m| m == id))).map(|r| &r.invocation.outcome).collect()
     };
     let slow_outcomes = outcomes_for(&slow);
     assert_eq!(slow_outcomes.len(), 2, "delivered twice (maxReceiveCount 2): {slow_outcomes:?}");

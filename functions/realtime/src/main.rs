@@ -16,13 +16,8 @@ async fn main() -> Result<(), Error> {
     let rules = RulesFile::load(settings.rules_file.as_deref())?;
     let sdk = aws_config::load_from_env().await;
     let lake = alkasba_ingest::lake::Lake::new(&settings.lake_root, StorageConfig::from_env()?)?;
-    let engine = Engine {
-        rules,
-        store: S3State::new(&lake)?,
-        alerts: SnsAlerts::new(&sdk, settings.need(&settings.alerts_topic_arn, "ALERTS_TOPIC_ARN")?),
-        lake: DeltaSink::new(lake)?,
-        flush: settings.flush,
-    };
+    let engine =
+        Engine { rules, store: S3State::new(&lake)?, alerts: SnsAlerts::new(&sdk, settings.need(&settings.alerts_topic_arn, "ALERTS_TOPIC_ARN")?), lake: DeltaSink::new(lake)?, flush: settings.flush };
     tracing::info!(rules = engine.rules.rules.len(), "realtime ready");
     let engine = &engine;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
@@ -57,7 +52,19 @@ async fn main() -> Result<(), Error> {
         }
         let span = tracing::info_span!("batch", events = events.len());
         match engine.process(events).instrument(span).await {
-            Ok(report) => tracing::info!(events = report.events, duplicates = report.duplicates, alerts = report.alerts.len(), generation = report.generation, attempts = report.attempts, flushed = report.flushed, commit_ms = report.commit_ms, lake_ms = report.lake_ms, publish_ms = report.publish_ms, total_ms = report.total_ms, "applied"),
+            Ok(report) => tracing::info!(
+                events = report.events,
+                duplicates = report.duplicates,
+                alerts = report.alerts.len(),
+                generation = report.generation,
+                attempts = report.attempts,
+                flushed = report.flushed,
+                commit_ms = report.commit_ms,
+                lake_ms = report.lake_ms,
+                publish_ms = report.publish_ms,
+                total_ms = report.total_ms,
+                "applied"
+            ),
             Err(e) => {
                 tracing::error!(error = %e, retryable = e.is_retryable(), "batch failed; SQS retries it");
                 ids.into_iter().for_each(&mut fail);

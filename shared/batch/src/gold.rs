@@ -160,7 +160,6 @@ fn fill<'a>(sql: &str, lists: impl IntoIterator<Item = (&'a str, &'a [NaiveDate]
     out
 }
 
-
 /// Every mart, in dependency order.
 pub const MARTS: &[Mart] = &[
     Mart {
@@ -734,7 +733,6 @@ fn column_dates(batches: &[RecordBatch], schema: &SchemaRef, column: &str, mart:
     Ok(out)
 }
 
-
 /// What a full build of `mart` would hold now, computed from its inputs and written nowhere:
 /// the reference an incremental build must equal.
 pub async fn compute(lake: &Lake, mart: &Mart) -> Result<(SchemaRef, Vec<RecordBatch>)> {
@@ -927,7 +925,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let lake = Lake::new(&format!("file://{}", dir.path().display()), StorageConfig { endpoint_url: None, region: "us-east-1".into() }).unwrap();
         let customer_marts: Vec<&Mart> = ["customer_firsts", "customer_activity", "customer_cohorts"].iter().map(|n| mart(n).unwrap()).collect();
-        upsert_orders(&lake, &[(1, 1, "a", 5, true, 10.0), (2, 1, "a", 20, true, 20.0), (3, 1, "b", 12, true, 30.0), (4, 1, "c", 25, true, 5.0), (5, 1, "d", 7, false, 1.0), (8, 1, "f", 12, true, 3.0), (10, 1, "g", 28, true, 6.0), (11, 1, "g", 34, true, 8.0)], 1).await;
+        upsert_orders(
+            &lake,
+            &[
+                (1, 1, "a", 5, true, 10.0),
+                (2, 1, "a", 20, true, 20.0),
+                (3, 1, "b", 12, true, 30.0),
+                (4, 1, "c", 25, true, 5.0),
+                (5, 1, "d", 7, false, 1.0),
+                (8, 1, "f", 12, true, 3.0),
+                (10, 1, "g", 28, true, 6.0),
+                (11, 1, "g", 34, true, 8.0),
+            ],
+            1,
+        )
+        .await;
         for m in &customer_marts {
             assert_eq!(build(&lake, m).await.unwrap().mode, "full");
         }
@@ -937,7 +949,20 @@ mod tests {
         // d pays (a new customer), e orders and is cancelled within the same changes, f orders
         // again later (not a candidate, but in a partition b's move rewrites: kept), g's first
         // order is cancelled and their first date moves into November, a month nothing touched.
-        upsert_orders(&lake, &[(1, 2, "a", 5, false, 10.0), (6, 2, "b", 3, true, 7.0), (4, 2, "c", 25, true, 5.0), (5, 2, "d", 7, true, 1.0), (7, 2, "e", 9, true, 4.0), (9, 2, "f", 22, true, 2.0), (10, 2, "g", 28, false, 6.0)], 2).await;
+        upsert_orders(
+            &lake,
+            &[
+                (1, 2, "a", 5, false, 10.0),
+                (6, 2, "b", 3, true, 7.0),
+                (4, 2, "c", 25, true, 5.0),
+                (5, 2, "d", 7, true, 1.0),
+                (7, 2, "e", 9, true, 4.0),
+                (9, 2, "f", 22, true, 2.0),
+                (10, 2, "g", 28, false, 6.0),
+            ],
+            2,
+        )
+        .await;
         upsert_orders(&lake, &[(7, 3, "e", 9, false, 4.0)], 3).await;
         for m in &customer_marts {
             let step = build(&lake, m).await.unwrap();
@@ -945,7 +970,10 @@ mod tests {
             let (_, want) = compute(&lake, m).await.unwrap();
             assert_eq!(stored(&lake, m.name).await, text(&want), "{}", m.name);
         }
-        assert_eq!(stored(&lake, "customer_firsts").await, ["a|2026-10-20|2026-10-01", "b|2026-10-03|2026-10-01", "c|2026-10-25|2026-10-01", "d|2026-10-07|2026-10-01", "f|2026-10-12|2026-10-01", "g|2026-11-03|2026-11-01"]);
+        assert_eq!(
+            stored(&lake, "customer_firsts").await,
+            ["a|2026-10-20|2026-10-01", "b|2026-10-03|2026-10-01", "c|2026-10-25|2026-10-01", "d|2026-10-07|2026-10-01", "f|2026-10-12|2026-10-01", "g|2026-11-03|2026-11-01"]
+        );
         // Nothing new: skipped, nothing written.
         assert_eq!(build(&lake, customer_marts[0]).await.unwrap().mode, "skipped");
     }

@@ -193,8 +193,7 @@ async fn maintain_held(table: DeltaTable, target: &Target, opts: &MaintainOption
             Some(c) => vec![(c.as_str(), FilterOp::In, FilterValue::Set(crowded.clone()))],
             None => Vec::new(),
         };
-        let (table, metrics) =
-            table.optimize().with_type(kind).with_target_size(target_size).with_filters(&filters).with_max_concurrent_tasks(2).await.map_err(|e| Error::delta(&uri, e))?;
+        let (table, metrics) = table.optimize().with_type(kind).with_target_size(target_size).with_filters(&filters).with_max_concurrent_tasks(2).await.map_err(|e| Error::delta(&uri, e))?;
         report.files_compacted = metrics.num_files_removed;
         report.files_written = metrics.num_files_added;
         table

@@ -19,7 +19,11 @@ pub const OPTIONS: &[(&str, &str, &str)] = &[
     ("DEADLINE_MARGIN_SECS", "60", "Stop starting steps this long before the invocation's deadline; the next run resumes where the last commit left off."),
     ("GOLD_CONCURRENCY", "2", "Aggregate: marts built at the same time, each as soon as the marts it reads are done (1: one after another)."),
     ("TARGET_FILE_SIZE_MB", "128", "Maintenance: compaction target file size."),
-    ("VACUUM_RETENTION_HOURS", "(each table's deletedFileRetentionDuration, 7 days)", "Maintenance: files removed from a table longer ago than this are deleted; time travel works within it. At least 168."),
+    (
+        "VACUUM_RETENTION_HOURS",
+        "(each table's deletedFileRetentionDuration, 7 days)",
+        "Maintenance: files removed from a table longer ago than this are deleted; time travel works within it. At least 168.",
+    ),
 ];
 
 /// The options, typed.

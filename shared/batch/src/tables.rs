@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use alkasba_ingest::lake::Lake;
+use alkasba_ingest::lake::is_conflict;
 use alkasba_lake::arrow::array::{ArrayRef, RecordBatch};
 use alkasba_lake::arrow::compute::cast;
 use alkasba_lake::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -14,7 +15,6 @@ use deltalake::datafusion::execution::config::SessionConfig;
 use deltalake::datafusion::physical_plan::collect;
 use deltalake::datafusion::prelude::{SessionContext, lit};
 use deltalake::kernel::Transaction;
-use alkasba_ingest::lake::is_conflict;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::operations::write::SchemaMode;
 use deltalake::protocol::SaveMode;
@@ -167,12 +167,8 @@ pub fn plain(schema: SchemaRef, batches: Vec<RecordBatch>) -> Result<(SchemaRef,
     let out = batches
         .into_iter()
         .map(|b| {
-            let cols: Vec<ArrayRef> = b
-                .columns()
-                .iter()
-                .zip(out_schema.fields())
-                .map(|(c, f)| if c.data_type() == f.data_type() { Ok(c.clone()) } else { cast(c, f.data_type()) })
-                .collect::<std::result::Result<_, _>>()?;
+            let cols: Vec<ArrayRef> =
+                b.columns().iter().zip(out_schema.fields()).map(|(c, f)| if c.data_type() == f.data_type() { Ok(c.clone()) } else { cast(c, f.data_type()) }).collect::<std::result::Result<_, _>>()?;
             RecordBatch::try_new(out_schema.clone(), cols)
         })
         .collect::<std::result::Result<Vec<_>, _>>()

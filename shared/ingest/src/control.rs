@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use deltalake::logstore::object_store::{ObjectStore, ObjectStoreExt, PutPayload, memory::InMemory, path::Path};
 use futures::TryStreamExt;
-use serde::{Deserialize, Serialize};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 

@@ -157,7 +157,14 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
                         break;
                     }
                     let group_first = next;
-                    next = group.iter().map(|g| match g { PageResult::Ok { page, .. } | PageResult::Dead { page, .. } => *page }).max().unwrap_or(next) + 1;
+                    next = group
+                        .iter()
+                        .map(|g| match g {
+                            PageResult::Ok { page, .. } | PageResult::Dead { page, .. } => *page,
+                        })
+                        .max()
+                        .unwrap_or(next)
+                        + 1;
                     self.commit_group(task, prep, &mut sealer, group, group_first, end, &mut report).await?;
                     if stopped {
                         self.continue_task(task, Pages::Range { first: next, last: last.max(next), follow }, &mut report).await?;
@@ -305,7 +312,13 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
     async fn commit_group(&self, task: &FetchTask, prep: &Prepared, sealer: &mut Sealer<K>, group: Vec<PageResult>, group_first: u64, end: bool, report: &mut TaskReport) -> Result<()> {
         let app_id = task.app_id();
         let now = Utc::now();
-        let group_last = group.iter().map(|g| match g { PageResult::Ok { page, .. } | PageResult::Dead { page, .. } => *page }).max().unwrap_or(group_first);
+        let group_last = group
+            .iter()
+            .map(|g| match g {
+                PageResult::Ok { page, .. } | PageResult::Dead { page, .. } => *page,
+            })
+            .max()
+            .unwrap_or(group_first);
         let mut g = TaskReport::default();
         let mut urls: Vec<(u64, String)> = Vec::new();
         let mut done = Processed::default();
@@ -440,7 +453,17 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
             Err(e) => {
                 let reason = format!("not a fetch task: {e}");
                 tracing::error!(%reason, "message dead-lettered");
-                let letter = DeadLetter { task: None, raw_message: Some(body.chars().take(4_000).collect()), page: None, url: None, reason, status: None, attempts: 1, error_object: None, at: Utc::now().to_rfc3339() };
+                let letter = DeadLetter {
+                    task: None,
+                    raw_message: Some(body.chars().take(4_000).collect()),
+                    page: None,
+                    url: None,
+                    reason,
+                    status: None,
+                    attempts: 1,
+                    error_object: None,
+                    at: Utc::now().to_rfc3339(),
+                };
                 return match self.queue.send_dead(&letter).await {
                     Ok(()) => MessageOutcome::Done,
                     Err(_) => MessageOutcome::Retry,
@@ -456,7 +479,8 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
             }
             Err(e) => {
                 tracing::error!(run_id = %task.run_id, task = task.task, error = %e, "task failed permanently; dead-lettered");
-                let letter = DeadLetter { task: Some(task), raw_message: None, page: None, url: None, reason: e.to_string(), status: None, attempts: 1, error_object: None, at: Utc::now().to_rfc3339() };
+                let letter =
+                    DeadLetter { task: Some(task), raw_message: None, page: None, url: None, reason: e.to_string(), status: None, attempts: 1, error_object: None, at: Utc::now().to_rfc3339() };
                 match self.queue.send_dead(&letter).await {
                     Ok(()) => MessageOutcome::Done,
                     Err(_) => MessageOutcome::Retry,

@@ -28,11 +28,7 @@ use crate::{Error, Result};
 /// (longer than any SQS message lives), so the set of markers does not grow forever; the change
 /// data feed is on so the batch layer reads only what was appended since its last run (appends
 /// write no extra files for it).
-const TABLE_PROPERTIES: [(&str, &str); 3] = [
-    ("delta.setTransactionRetentionDuration", "interval 14 days"),
-    ("delta.logRetentionDuration", "interval 30 days"),
-    ("delta.enableChangeDataFeed", "true"),
-];
+const TABLE_PROPERTIES: [(&str, &str); 3] = [("delta.setTransactionRetentionDuration", "interval 14 days"), ("delta.logRetentionDuration", "interval 30 days"), ("delta.enableChangeDataFeed", "true")];
 
 /// Where everything lives. Clones share the cache of opened tables.
 #[derive(Debug, Clone)]
@@ -89,9 +85,7 @@ impl Lake {
     /// real-time state), built from the same storage options as the tables.
     pub fn object_store(&self) -> Result<std::sync::Arc<dyn deltalake::logstore::object_store::ObjectStore>> {
         let root = &self.root;
-        let builder = deltalake::DeltaTableBuilder::from_url(root.clone())
-            .map_err(|e| Error::Config(format!("object store {root}: {e}")))?
-            .with_storage_options(self.storage.storage_options());
+        let builder = deltalake::DeltaTableBuilder::from_url(root.clone()).map_err(|e| Error::Config(format!("object store {root}: {e}")))?.with_storage_options(self.storage.storage_options());
         let log_store = builder.build_storage().map_err(|e| Error::Config(format!("object store {root}: {e}")))?;
         Ok(log_store.object_store(None))
     }

@@ -145,7 +145,14 @@ impl<Q: TaskQueue, K: alkasba_pii::KeyService> Ingest<Q, K> {
             let mut n = 0;
             while start <= total {
                 let last = (start + per - 1).min(total);
-                tasks.push(FetchTask { run_id: run_id.clone(), source: source.into(), stream: stream.name.clone(), task: n, url: first.clone(), pages: Pages::Range { first: start, last, follow: last == total } });
+                tasks.push(FetchTask {
+                    run_id: run_id.clone(),
+                    source: source.into(),
+                    stream: stream.name.clone(),
+                    task: n,
+                    url: first.clone(),
+                    pages: Pages::Range { first: start, last, follow: last == total },
+                });
                 start = last + 1;
                 n += 1;
             }
@@ -157,7 +164,13 @@ impl<Q: TaskQueue, K: alkasba_pii::KeyService> Ingest<Q, K> {
             opened_at: now.to_rfc3339(),
             watermark_from: from,
             watermark_to,
-            tasks: tasks.iter().filter_map(|t| match t.pages { Pages::Range { last, .. } => Some((t.task, last)), Pages::Chain { .. } => None }).collect(),
+            tasks: tasks
+                .iter()
+                .filter_map(|t| match t.pages {
+                    Pages::Range { last, .. } => Some((t.task, last)),
+                    Pages::Chain { .. } => None,
+                })
+                .collect(),
             chain,
         };
         // The plan is written before any task exists, so a fetcher always finds it.

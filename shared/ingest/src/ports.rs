@@ -38,13 +38,7 @@ impl TaskQueue for SqsQueue {
             let mut entries = Vec::with_capacity(chunk.len());
             for (i, t) in chunk.iter().enumerate() {
                 let body = serde_json::to_string(t).map_err(|e| Error::Task(e.to_string()))?;
-                entries.push(
-                    aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .message_body(body)
-                        .build()
-                        .map_err(|e| Error::Task(e.to_string()))?,
-                );
+                entries.push(aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder().id(i.to_string()).message_body(body).build().map_err(|e| Error::Task(e.to_string()))?);
             }
             let out = self.client.send_message_batch().queue_url(&self.tasks_url).set_entries(Some(entries)).send().await.map_err(|e| Error::aws("SQS", "SendMessageBatch", e))?;
             if !out.failed().is_empty() {

@@ -230,12 +230,7 @@ impl Prepared {
         let reasons = validate(&self.stream, &record);
         let key = self.key(&record);
         let subject = self.subject(&record, key.as_deref(), tokens);
-        let token_values = self
-            .stream
-            .tokens
-            .iter()
-            .map(|(name, p)| (name.clone(), record.pointer(p).and_then(Value::as_str).filter(|s| !s.trim().is_empty()).map(|s| tokens.token(s))))
-            .collect();
+        let token_values = self.stream.tokens.iter().map(|(name, p)| (name.clone(), record.pointer(p).and_then(Value::as_str).filter(|s| !s.trim().is_empty()).map(|s| tokens.token(s)))).collect();
         self.seal(&mut record, &subject, sealer).await?;
         Ok(Protected { record, key, tokens: token_values, reasons })
     }
@@ -245,12 +240,7 @@ impl Prepared {
         let reasons = validate(&self.stream, &record);
         let key = self.key(&record);
         let subject = self.subject(&record, key.as_deref(), tokens);
-        let token_values: Vec<Option<String>> = self
-            .stream
-            .tokens
-            .values()
-            .map(|p| record.pointer(p).and_then(Value::as_str).filter(|s| !s.trim().is_empty()).map(|s| tokens.token(s)))
-            .collect();
+        let token_values: Vec<Option<String>> = self.stream.tokens.values().map(|p| record.pointer(p).and_then(Value::as_str).filter(|s| !s.trim().is_empty()).map(|s| tokens.token(s))).collect();
         let version = match self.cursor(&record) {
             Some(c) => c.to_string(),
             // Without a cursor a record's version is its content: a keyed hash, since the
@@ -266,11 +256,7 @@ impl Prepared {
                     cells.push(cell(c, obj.get(&c.name)));
                 }
                 let declared: HashSet<&str> = self.columns.iter().map(|c| c.name.as_str()).collect();
-                let extra = obj
-                    .iter()
-                    .filter(|(k, v)| !declared.contains(k.as_str()) && !v.is_null())
-                    .map(|(k, v)| (column_name(k), text(v)))
-                    .collect();
+                let extra = obj.iter().filter(|(k, v)| !declared.contains(k.as_str()) && !v.is_null()).map(|(k, v)| (column_name(k), text(v))).collect();
                 Ok(Ok(Row { key, version, page: origin.page, cells, tokens: token_values, extra }))
             }
             (key, _) => Ok(Err(QuarantineRow { key, page: origin.page, reasons, record: record.to_string() })),
@@ -297,10 +283,7 @@ impl Prepared {
     pub fn bronze_batch(&self, rows: &[Row], run_id: &str, now: chrono::DateTime<chrono::Utc>) -> Result<RecordBatch> {
         let n = rows.len();
         let mut fields = vec![Field::new(KEY, DataType::Utf8, false), Field::new(VERSION, DataType::Utf8, false)];
-        let mut arrays: Vec<ArrayRef> = vec![
-            Arc::new(string_col(rows.iter().map(|r| Some(r.key.as_str())))),
-            Arc::new(string_col(rows.iter().map(|r| Some(r.version.as_str())))),
-        ];
+        let mut arrays: Vec<ArrayRef> = vec![Arc::new(string_col(rows.iter().map(|r| Some(r.key.as_str())))), Arc::new(string_col(rows.iter().map(|r| Some(r.version.as_str()))))];
         for (i, c) in self.columns.iter().enumerate() {
             let ty = Self::column_type(c);
             fields.push(Field::new(&c.name, ty.clone(), true));

@@ -105,10 +105,7 @@ impl Settings {
         let token_ref = SecretRef { store: SecretStore::SecretsManager, name: self.token_key_secret.clone() };
         let base_urls = parse_base_urls(&self.source_base_urls)?;
         // The token key and the sources' secrets are read concurrently (cold start).
-        let (token_json, catalog) = futures::try_join!(
-            crate::ports::SecretSource::get(&secrets, &token_ref),
-            Catalog::load(self.sources_dir.as_deref(), &base_urls, &secrets)
-        )?;
+        let (token_json, catalog) = futures::try_join!(crate::ports::SecretSource::get(&secrets, &token_ref), Catalog::load(self.sources_dir.as_deref(), &base_urls, &secrets))?;
         let token_key = token_json.get("key").and_then(|v| v.as_str()).ok_or_else(|| Error::Config(format!("secret {} has no string \"key\"", self.token_key_secret)))?;
         let tokens = Tokenizer::new(token_key).map_err(Error::Pii)?;
         let keys = Arc::new(KmsKeys::new(aws_sdk_kms_client(sdk), &self.pii_key_id));

@@ -236,11 +236,21 @@ terms = ["/lines/*/amount", "/shipping"]
     fn each_problem_is_named_without_its_value() {
         let s = stream();
         let cases: Vec<(Box<dyn Fn(&mut Value)>, &str)> = vec![
-            (Box::new(|r| { r.as_object_mut().unwrap().remove("id"); }), "/id: primary key is missing"),
+            (
+                Box::new(|r| {
+                    r.as_object_mut().unwrap().remove("id");
+                }),
+                "/id: primary key is missing",
+            ),
             (Box::new(|r| r["currency"] = json!("XYZ")), "/currency: not an ISO 4217 currency code"),
             (Box::new(|r| r["status"] = json!("lost")), "/status: not one of the allowed values"),
             (Box::new(|r| r["lines"][1]["qty"] = json!(-2)), "/lines/1/qty: below the minimum 1"),
-            (Box::new(|r| { r["lines"][0].as_object_mut().unwrap().remove("qty"); }), "/lines/0/qty: required"),
+            (
+                Box::new(|r| {
+                    r["lines"][0].as_object_mut().unwrap().remove("qty");
+                }),
+                "/lines/0/qty: required",
+            ),
             (Box::new(|r| r["billing"]["email"] = json!("ana_at_example.ma")), "/billing/email: not an email address"),
             (Box::new(|r| r["billing"]["phone"] = json!("0612")), "/billing/phone: not an international phone number"),
             (Box::new(|r| r["total"] = json!("40.50")), "/total: differs from the sum of /lines/*/amount + /shipping by 10.00"),

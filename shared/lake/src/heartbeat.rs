@@ -43,25 +43,13 @@ impl Tick {
         let (time, source) = if let Some(t) = event.get("scheduled_time") {
             (t, event.get("schedule_arn").and_then(Value::as_str).unwrap_or("aws.scheduler"))
         } else if let Some(t) = event.get("time") {
-            let source = event
-                .get("resources")
-                .and_then(|r| r.get(0))
-                .and_then(Value::as_str)
-                .or_else(|| event.get("source").and_then(Value::as_str))
-                .unwrap_or("aws.events");
+            let source = event.get("resources").and_then(|r| r.get(0)).and_then(Value::as_str).or_else(|| event.get("source").and_then(Value::as_str)).unwrap_or("aws.events");
             (t, source)
         } else {
-            return Err(Error::InvalidEvent(
-                "expected a scheduled event with `time` or a Scheduler input with `scheduled_time`"
-                    .into(),
-            ));
+            return Err(Error::InvalidEvent("expected a scheduled event with `time` or a Scheduler input with `scheduled_time`".into()));
         };
-        let time = time
-            .as_str()
-            .ok_or_else(|| Error::InvalidEvent(format!("tick time {time} is not a string")))?;
-        let scheduled_time = DateTime::parse_from_rfc3339(time)
-            .map_err(|e| Error::InvalidEvent(format!("tick time {time:?} is not RFC 3339: {e}")))?
-            .with_timezone(&Utc);
+        let time = time.as_str().ok_or_else(|| Error::InvalidEvent(format!("tick time {time} is not a string")))?;
+        let scheduled_time = DateTime::parse_from_rfc3339(time).map_err(|e| Error::InvalidEvent(format!("tick time {time:?} is not RFC 3339: {e}")))?.with_timezone(&Utc);
         Ok(Self { scheduled_time, source: source.to_string() })
     }
 }
@@ -89,17 +77,9 @@ pub fn schema() -> Arc<Schema> {
 }
 
 /// Records `tick` through `appender`, exactly once per tick.
-pub async fn record_tick<A: TableAppender>(
-    appender: &A,
-    tick: &Tick,
-    invocation: &Invocation,
-    now: DateTime<Utc>,
-) -> Result<Appended> {
+pub async fn record_tick<A: TableAppender>(appender: &A, tick: &Tick, invocation: &Invocation, now: DateTime<Utc>) -> Result<Appended> {
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(
-            TimestampMicrosecondArray::from(vec![tick.scheduled_time.timestamp_micros()])
-                .with_timezone("UTC"),
-        ),
+        Arc::new(TimestampMicrosecondArray::from(vec![tick.scheduled_time.timestamp_micros()]).with_timezone("UTC")),
         Arc::new(StringArray::from(vec![tick.scheduled_time.format("%Y-%m-%d").to_string()])),
         Arc::new(TimestampMicrosecondArray::from(vec![now.timestamp_micros()]).with_timezone("UTC")),
         Arc::new(StringArray::from(vec![tick.source.clone()])),
@@ -170,8 +150,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let uri = format!("file://{}", dir.path().display());
         let storage = StorageConfig { endpoint_url: None, region: "us-east-1".into() };
-        let appender =
-            DeltaAppender::new(&uri, &storage).unwrap().with_partition_columns(&[PARTITION_COLUMN]);
+        let appender = DeltaAppender::new(&uri, &storage).unwrap().with_partition_columns(&[PARTITION_COLUMN]);
         for minute in 0..3 {
             let t = format!("2026-11-25T10:0{minute}:00Z");
             let tick = Tick::from_event(&json!({ "time": t })).unwrap();
@@ -193,9 +172,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let uri = format!("file://{}", dir.path().display());
         let storage = StorageConfig { endpoint_url: None, region: "us-east-1".into() };
-        let appender = std::sync::Arc::new(
-            DeltaAppender::new(&uri, &storage).unwrap().with_partition_columns(&[PARTITION_COLUMN]).with_table_properties(TABLE_PROPERTIES),
-        );
+        let appender = std::sync::Arc::new(DeltaAppender::new(&uri, &storage).unwrap().with_partition_columns(&[PARTITION_COLUMN]).with_table_properties(TABLE_PROPERTIES));
         let first = Tick::from_event(&json!({"time": "2026-11-25T09:59:00Z"})).unwrap();
         record_tick(appender.as_ref(), &first, &inv(), Utc::now()).await.unwrap();
         let mut tasks = Vec::new();

@@ -13,11 +13,7 @@ use crate::{Error, Result, StorageConfig};
 /// Opens the table at `uri`, or `None` when no table exists there yet.
 pub async fn open_table(uri: &Url, storage: &StorageConfig) -> Result<Option<DeltaTable>> {
     crate::table::register_handlers();
-    let mut table = deltalake::DeltaTableBuilder::from_url(uri.clone())
-        .map_err(|e| Error::delta(uri, e))?
-        .with_storage_options(storage.storage_options())
-        .build()
-        .map_err(|e| Error::delta(uri, e))?;
+    let mut table = deltalake::DeltaTableBuilder::from_url(uri.clone()).map_err(|e| Error::delta(uri, e))?.with_storage_options(storage.storage_options()).build().map_err(|e| Error::delta(uri, e))?;
     match table.load().await {
         Ok(()) => Ok(Some(table)),
         Err(deltalake::DeltaTableError::NotATable(_)) => Ok(None),

@@ -2,12 +2,12 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Mutex, Once};
 
-use deltalake::kernel::transaction::TransactionError;
-use deltalake::{DeltaTable, DeltaTableError};
 use deltalake::arrow::record_batch::RecordBatch;
 use deltalake::kernel::Transaction;
 use deltalake::kernel::transaction::CommitProperties;
+use deltalake::kernel::transaction::TransactionError;
 use deltalake::protocol::SaveMode;
+use deltalake::{DeltaTable, DeltaTableError};
 use url::Url;
 
 use crate::{Error, Result, StorageConfig};
@@ -34,11 +34,7 @@ pub enum Appended {
 /// The port every job appends through: one batch, one atomic commit.
 pub trait TableAppender: Send + Sync {
     /// Appends `batch` as one commit, unless `txn` shows the same step is already committed.
-    fn append(
-        &self,
-        batch: RecordBatch,
-        txn: Option<AppTransaction>,
-    ) -> impl Future<Output = Result<Appended>> + Send;
+    fn append(&self, batch: RecordBatch, txn: Option<AppTransaction>) -> impl Future<Output = Result<Appended>> + Send;
 }
 
 static REGISTER_HANDLERS: Once = Once::new();
@@ -62,15 +58,9 @@ impl DeltaAppender {
     /// An appender for the table at `table_uri` (`s3://bucket/prefix` or `file:///path`).
     pub fn new(table_uri: &str, storage: &StorageConfig) -> Result<Self> {
         register_handlers();
-        let url = Url::parse(table_uri).map_err(|e| Error::InvalidTableUri {
-            uri: table_uri.to_string(),
-            reason: e.to_string(),
-        })?;
+        let url = Url::parse(table_uri).map_err(|e| Error::InvalidTableUri { uri: table_uri.to_string(), reason: e.to_string() })?;
         if !matches!(url.scheme(), "s3" | "s3a" | "file" | "memory") {
-            return Err(Error::InvalidTableUri {
-                uri: table_uri.to_string(),
-                reason: format!("scheme {:?} is not one of s3, s3a, file, memory", url.scheme()),
-            });
+            return Err(Error::InvalidTableUri { uri: table_uri.to_string(), reason: format!("scheme {:?} is not one of s3, s3a, file, memory", url.scheme()) });
         }
         Ok(Self { url, options: storage.storage_options(), partition_columns: Vec::new(), table_properties: Vec::new() })
     }
@@ -99,9 +89,7 @@ impl DeltaAppender {
                 std::fs::create_dir_all(&path).map_err(|e| Error::InvalidTableUri { uri: self.url.to_string(), reason: e.to_string() })?;
             }
         }
-        DeltaTable::try_from_url_with_storage_options(self.url.clone(), self.options.clone())
-            .await
-            .map_err(|e| Error::delta(&self.url, e))
+        DeltaTable::try_from_url_with_storage_options(self.url.clone(), self.options.clone()).await.map_err(|e| Error::delta(&self.url, e))
     }
 }
 
@@ -114,10 +102,7 @@ const MAX_CONFLICT_RETRIES: usize = 8;
 pub fn is_conflict(e: &DeltaTableError) -> bool {
     match e {
         DeltaTableError::VersionAlreadyExists(_) | DeltaTableError::CommitValidation { .. } => true,
-        DeltaTableError::Transaction { source } => matches!(
-            source,
-            TransactionError::VersionAlreadyExists(_) | TransactionError::MaxCommitAttempts(_) | TransactionError::CommitConflict(_)
-        ),
+        DeltaTableError::Transaction { source } => matches!(source, TransactionError::VersionAlreadyExists(_) | TransactionError::MaxCommitAttempts(_) | TransactionError::CommitConflict(_)),
         _ => false,
     }
 }
@@ -142,9 +127,7 @@ impl DeltaAppender {
             write = write.with_configuration(self.table_properties.iter().map(|(k, v)| (k.clone(), Some(v.clone()))));
         }
         if let Some(txn) = txn {
-            write = write.with_commit_properties(
-                CommitProperties::default().with_application_transaction(Transaction::new(txn.app_id, txn.version)),
-            );
+            write = write.with_commit_properties(CommitProperties::default().with_application_transaction(Transaction::new(txn.app_id, txn.version)));
         }
         let table = write.await.map_err(delta)?;
         Ok(Appended::Committed { table_version: table.version().unwrap_or_default() as i64, rows })
@@ -189,10 +172,7 @@ impl MemoryAppender {
 
 impl TableAppender for MemoryAppender {
     async fn append(&self, batch: RecordBatch, txn: Option<AppTransaction>) -> Result<Appended> {
-        let mut state = self
-            .state
-            .lock()
-            .map_err(|_| Error::InvalidEvent("memory appender poisoned".into()))?;
+        let mut state = self.state.lock().map_err(|_| Error::InvalidEvent("memory appender poisoned".into()))?;
         if let Some(txn) = &txn {
             if let Some(&committed) = state.txns.get(&txn.app_id).filter(|c| **c >= txn.version) {
                 return Ok(Appended::AlreadyCommitted { committed_version: committed });

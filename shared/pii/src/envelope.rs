@@ -20,8 +20,7 @@ pub(crate) fn seal_with(key: &LessSafeKey, aad: &[u8], plaintext: &[u8]) -> Resu
     out.extend_from_slice(&n);
     out.extend_from_slice(plaintext);
     let mut tail = out.split_off(NONCE_LEN);
-    key.seal_in_place_append_tag(Nonce::assume_unique_for_key(n), Aad::from(aad), &mut tail)
-        .map_err(|_| Error::Crypto("AES-256-GCM seal failed".into()))?;
+    key.seal_in_place_append_tag(Nonce::assume_unique_for_key(n), Aad::from(aad), &mut tail).map_err(|_| Error::Crypto("AES-256-GCM seal failed".into()))?;
     out.extend_from_slice(&tail);
     Ok(out)
 }
@@ -33,9 +32,7 @@ pub(crate) fn open_with(key: &LessSafeKey, aad: &[u8], sealed: &[u8]) -> Result<
     let (n, ct) = sealed.split_at(NONCE_LEN);
     let n: [u8; NONCE_LEN] = n.try_into().map_err(|_| Error::Crypto("bad nonce".into()))?;
     let mut buf = ct.to_vec();
-    let plain = key
-        .open_in_place(Nonce::assume_unique_for_key(n), Aad::from(aad), &mut buf)
-        .map_err(|_| Error::Crypto("AES-256-GCM open failed: wrong key, or the ciphertext was altered".into()))?;
+    let plain = key.open_in_place(Nonce::assume_unique_for_key(n), Aad::from(aad), &mut buf).map_err(|_| Error::Crypto("AES-256-GCM open failed: wrong key, or the ciphertext was altered".into()))?;
     Ok(plain.to_vec())
 }
 

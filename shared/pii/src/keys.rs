@@ -41,8 +41,7 @@ impl KmsKeys {
 
     fn err<E: std::error::Error + 'static, R: std::fmt::Debug>(&self, operation: &'static str, e: aws_sdk_kms::error::SdkError<E, R>) -> Error {
         use aws_sdk_kms::error::SdkError;
-        let retryable = matches!(e, SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_))
-            || format!("{e:?}").contains("Throttl");
+        let retryable = matches!(e, SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_)) || format!("{e:?}").contains("Throttl");
         let reason = match &e {
             SdkError::ServiceError(s) => format!("{:?}", s.err()),
             other => other.to_string(),
@@ -53,23 +52,14 @@ impl KmsKeys {
 
 fn key32(operation: &'static str, key: &str, bytes: Option<&[u8]>) -> Result<Zeroizing<[u8; 32]>> {
     let bytes = bytes.ok_or_else(|| Error::Kms { operation, key: key.into(), reason: "no plaintext in the answer".into(), retryable: false })?;
-    let arr: [u8; 32] = bytes
-        .try_into()
-        .map_err(|_| Error::Kms { operation, key: key.into(), reason: format!("plaintext is {} bytes, not 32", bytes.len()), retryable: false })?;
+    let arr: [u8; 32] = bytes.try_into().map_err(|_| Error::Kms { operation, key: key.into(), reason: format!("plaintext is {} bytes, not 32", bytes.len()), retryable: false })?;
     Ok(Zeroizing::new(arr))
 }
 
 impl KeyService for KmsKeys {
     async fn generate_data_key(&self) -> Result<DataKey> {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        let out = self
-            .client
-            .generate_data_key()
-            .key_id(&self.key_id)
-            .key_spec(aws_sdk_kms::types::DataKeySpec::Aes256)
-            .send()
-            .await
-            .map_err(|e| self.err("GenerateDataKey", e))?;
+        let out = self.client.generate_data_key().key_id(&self.key_id).key_spec(aws_sdk_kms::types::DataKeySpec::Aes256).send().await.map_err(|e| self.err("GenerateDataKey", e))?;
         let plaintext = key32("GenerateDataKey", &self.key_id, out.plaintext().map(|b| b.as_ref()))?;
         let blob = out.ciphertext_blob().map(|b| b.as_ref().to_vec()).unwrap_or_default();
         Ok(DataKey { plaintext, blob })
@@ -77,14 +67,7 @@ impl KeyService for KmsKeys {
 
     async fn decrypt_data_key(&self, blob: &[u8]) -> Result<Zeroizing<[u8; 32]>> {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        let out = self
-            .client
-            .decrypt()
-            .key_id(&self.key_id)
-            .ciphertext_blob(aws_sdk_kms::primitives::Blob::new(blob))
-            .send()
-            .await
-            .map_err(|e| self.err("Decrypt", e))?;
+        let out = self.client.decrypt().key_id(&self.key_id).ciphertext_blob(aws_sdk_kms::primitives::Blob::new(blob)).send().await.map_err(|e| self.err("Decrypt", e))?;
         key32("Decrypt", &self.key_id, out.plaintext().map(|b| b.as_ref()))
     }
 
@@ -146,4 +129,3 @@ pub(crate) fn nonce(rng: &SystemRandom) -> Result<[u8; NONCE_LEN]> {
 pub(crate) fn aes(key: &[u8; 32]) -> Result<LessSafeKey> {
     UnboundKey::new(&AES_256_GCM, key).map(LessSafeKey::new).map_err(|_| Error::Crypto("bad AES-256 key".into()))
 }
-

@@ -22,10 +22,10 @@ mod keyring;
 mod keys;
 mod token;
 
-pub use envelope::{Opener, Sealer, is_sealed, seal_blob, open_blob};
+/// The KMS client type, re-exported so callers need no direct SDK dependency.
+pub use aws_sdk_kms::Client as KmsClient;
+pub use envelope::{Opener, Sealer, is_sealed, open_blob, seal_blob};
 pub use error::{Error, Result};
 pub use keyring::{KEYRING_PARTITION, KeyringRow, keyring_batch, keyring_schema, read_keyring};
 pub use keys::{DataKey, KeyService, KmsKeys, LocalKeys};
-/// The KMS client type, re-exported so callers need no direct SDK dependency.
-pub use aws_sdk_kms::Client as KmsClient;
 pub use token::{Tokenizer, normalize};

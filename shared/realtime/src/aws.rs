@@ -345,15 +345,11 @@ impl AlertPublisher for SnsAlerts {
         let message = serde_json::to_string(alert).map_err(|e| Error::Aws { service: "sns", operation: "publish", reason: e.to_string() })?;
         let attr = |v: &str| aws_sdk_sns::types::MessageAttributeValue::builder().data_type("String").string_value(v).build();
         let kind = attr(&alert.kind).map_err(|e| Error::Aws { service: "sns", operation: "publish", reason: e.to_string() })?;
-        self.client
-            .publish()
-            .topic_arn(&self.topic_arn)
-            .subject(format!("Alkasba alert: {}", alert.kind))
-            .message(message)
-            .message_attributes("kind", kind)
-            .send()
-            .await
-            .map_err(|e| Error::Aws { service: "sns", operation: "publish", reason: format!("{}", aws_sdk_sns::error::DisplayErrorContext(&e)) })?;
+        self.client.publish().topic_arn(&self.topic_arn).subject(format!("Alkasba alert: {}", alert.kind)).message(message).message_attributes("kind", kind).send().await.map_err(|e| Error::Aws {
+            service: "sns",
+            operation: "publish",
+            reason: format!("{}", aws_sdk_sns::error::DisplayErrorContext(&e)),
+        })?;
         Ok(())
     }
 }
@@ -373,13 +369,11 @@ impl SqsEvents {
 
 impl EventQueue for SqsEvents {
     async fn send(&self, body: String) -> Result<()> {
-        self.client
-            .send_message()
-            .queue_url(&self.url)
-            .message_body(body)
-            .send()
-            .await
-            .map_err(|e| Error::Aws { service: "sqs", operation: "send_message", reason: format!("{}", aws_sdk_sqs::error::DisplayErrorContext(&e)) })?;
+        self.client.send_message().queue_url(&self.url).message_body(body).send().await.map_err(|e| Error::Aws {
+            service: "sqs",
+            operation: "send_message",
+            reason: format!("{}", aws_sdk_sqs::error::DisplayErrorContext(&e)),
+        })?;
         Ok(())
     }
 }

@@ -2,10 +2,10 @@
 
 use std::sync::Mutex;
 
+use crate::Result;
 use crate::engine::{AlertPublisher, LakeSink, Outbox};
 use crate::state::Alert;
 use crate::webhook::EventQueue;
-use crate::Result;
 
 /// Keeps what was sent.
 #[derive(Debug, Default)]

@@ -121,11 +121,7 @@ pub struct State {
 
 fn bitmap(s: &str) -> RoaringTreemap {
     use base64::Engine;
-    base64::engine::general_purpose::STANDARD
-        .decode(s)
-        .ok()
-        .and_then(|b| RoaringTreemap::deserialize_from(&b[..]).ok())
-        .unwrap_or_default()
+    base64::engine::general_purpose::STANDARD.decode(s).ok().and_then(|b| RoaringTreemap::deserialize_from(&b[..]).ok()).unwrap_or_default()
 }
 
 fn encode(b: &RoaringTreemap) -> String {
@@ -298,7 +294,14 @@ impl State {
                         let under = (ours - theirs) / ours * 100.0;
                         if ours > 0.0 && under > percent {
                             let competitor = r.get("competitor").cloned().unwrap_or(Value::Null);
-                            self.raise(rule, &pid.to_string(), t, Some(&e.delivery_id), json!({"product_id": pid, "our_price": ours, "their_price": theirs, "competitor": competitor, "percent_under": (under * 10.0).round() / 10.0}), alerts);
+                            self.raise(
+                                rule,
+                                &pid.to_string(),
+                                t,
+                                Some(&e.delivery_id),
+                                json!({"product_id": pid, "our_price": ours, "their_price": theirs, "competitor": competitor, "percent_under": (under * 10.0).round() / 10.0}),
+                                alerts,
+                            );
                         }
                     }
                 }
@@ -387,10 +390,8 @@ impl State {
     /// The live view: rolling 1-minute, 5-minute and 1-hour figures, best sellers with their
     /// stock, categories, low stock and the last alerts.
     pub fn live_view(&self, rules: &RulesFile, updated_ms: i64) -> Value {
-        let windows: serde_json::Map<String, Value> = [("1m", 60), ("5m", 300), ("1h", 3600)]
-            .into_iter()
-            .map(|(name, w)| (name.to_string(), serde_json::to_value(self.window(self.now, w)).unwrap_or(Value::Null)))
-            .collect();
+        let windows: serde_json::Map<String, Value> =
+            [("1m", 60), ("5m", 300), ("1h", 3600)].into_iter().map(|(name, w)| (name.to_string(), serde_json::to_value(self.window(self.now, w)).unwrap_or(Value::Null))).collect();
         let from = minute(self.now) - HISTORY_SECS + 60;
         let mut categories: BTreeMap<String, Agg> = BTreeMap::new();
         for p in self.products.values() {
@@ -407,12 +408,7 @@ impl State {
                 Some(json!({"product_id": id, "units_1h": units, "stock": p.stock, "price": p.price, "category": p.category}))
             })
             .collect();
-        let low_stock: Vec<Value> = self
-            .products
-            .iter()
-            .filter(|(_, p)| p.stock.is_some_and(|s| s <= 5))
-            .map(|(id, p)| json!({"product_id": id, "stock": p.stock}))
-            .collect();
+        let low_stock: Vec<Value> = self.products.iter().filter(|(_, p)| p.stock.is_some_and(|s| s <= 5)).map(|(id, p)| json!({"product_id": id, "stock": p.stock})).collect();
         json!({
             "updated_ms": updated_ms,
             "event_time": self.now,

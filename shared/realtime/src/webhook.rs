@@ -55,11 +55,7 @@ impl Request {
     pub fn from_http_event(event: &Value) -> Option<Self> {
         use base64::Engine;
         let method = event.pointer("/requestContext/http/method")?.as_str()?.to_string();
-        let headers = event
-            .get("headers")
-            .and_then(Value::as_object)
-            .map(|h| h.iter().filter_map(|(k, v)| Some((k.to_ascii_lowercase(), v.as_str()?.to_string()))).collect())
-            .unwrap_or_default();
+        let headers = event.get("headers").and_then(Value::as_object).map(|h| h.iter().filter_map(|(k, v)| Some((k.to_ascii_lowercase(), v.as_str()?.to_string()))).collect()).unwrap_or_default();
         let body = match event.get("body").and_then(Value::as_str) {
             None => Vec::new(),
             Some(b) if event.get("isBase64Encoded").and_then(Value::as_bool) == Some(true) => base64::engine::general_purpose::STANDARD.decode(b).ok()?,

@@ -79,17 +79,57 @@ async fn bad_deliveries_get_a_4xx_naming_the_problem_and_nothing_is_enqueued() {
     let body = serde_json::to_vec(&st.render(Resource::Orders, 2)).unwrap();
     let t = NOW_MS / 1000;
     let cases: Vec<(Request, u16, &str)> = vec![
-        ({ let mut r = request("order.created", &body, t, 1); r.headers.insert("x-alkasba-signature".into(), sign(b"wrong-secret-0123456789", t, &body)); r }, 401, "does not match"),
-        ({ let mut r = request("order.created", &body, t, 2); r.headers.remove("x-alkasba-signature"); r }, 401, "missing"),
-        ({ let mut r = request("order.created", &body, t, 3); r.headers.insert("x-alkasba-signature".into(), "t=1,v1=xyz".into()); r }, 401, "form"),
+        (
+            {
+                let mut r = request("order.created", &body, t, 1);
+                r.headers.insert("x-alkasba-signature".into(), sign(b"wrong-secret-0123456789", t, &body));
+                r
+            },
+            401,
+            "does not match",
+        ),
+        (
+            {
+                let mut r = request("order.created", &body, t, 2);
+                r.headers.remove("x-alkasba-signature");
+                r
+            },
+            401,
+            "missing",
+        ),
+        (
+            {
+                let mut r = request("order.created", &body, t, 3);
+                r.headers.insert("x-alkasba-signature".into(), "t=1,v1=xyz".into());
+                r
+            },
+            401,
+            "form",
+        ),
         (request("order.created", &body, t - 301, 4), 401, "older than 300"),
         (request("order.created", &body, t + 301, 5), 401, "future"),
         (request("order.created", b"{\"id\": 1,", t, 6), 400, "not valid JSON"),
         (request("order.created", b"[1, 2]", t, 7), 400, "not an object"),
         (request("coupon.created", &body, t, 8), 400, "unknown topic"),
-        ({ let mut r = request("order.created", &body, t, 9); r.method = "GET".into(); r }, 405, "POST"),
+        (
+            {
+                let mut r = request("order.created", &body, t, 9);
+                r.method = "GET".into();
+                r
+            },
+            405,
+            "POST",
+        ),
         (request("order.created", &serde_json::to_vec(&json!({"id": 5, "status": "lost", "currency": "MAD"})).unwrap(), t, 10), 422, "invalid payload"),
-        ({ let mut r = request("order.created", &body, t, 11); r.body.push(b' '); r }, 401, "does not match"),
+        (
+            {
+                let mut r = request("order.created", &body, t, 11);
+                r.body.push(b' ');
+                r
+            },
+            401,
+            "does not match",
+        ),
     ];
     for (req, status, says) in cases {
         let r = hook.handle(&req, NOW_MS).await;
@@ -178,7 +218,17 @@ impl Feed {
         self.next += 1;
         let mut tokens = BTreeMap::new();
         tokens.insert("email_token".to_string(), token.map(str::to_string));
-        self.events.push(StoreEvent { v: WIRE_VERSION, delivery_id: self.next.to_string(), topic: topic.into(), signed_at: at_ms / 1000, received_at_ms: at_ms, key: None, record, tokens, keys: vec![] });
+        self.events.push(StoreEvent {
+            v: WIRE_VERSION,
+            delivery_id: self.next.to_string(),
+            topic: topic.into(),
+            signed_at: at_ms / 1000,
+            received_at_ms: at_ms,
+            key: None,
+            record,
+            tokens,
+            keys: vec![],
+        });
     }
     fn order(&mut self, at_ms: i64, product: u64, total: f64, token: &str) {
         let rec = json!({"id": self.next + 1, "currency": "MAD", "total": format!("{total:.2}"), "status": "processing", "line_items": [{"product_id": product, "quantity": 1, "total": format!("{total:.2}")}]});
@@ -301,8 +351,16 @@ async fn concurrent_instances_apply_each_delivery_once() {
     // Each instance also gets some of the other's deliveries (a redelivery race).
     let (x2, y2) = ([x.clone(), y[..20].to_vec()].concat(), [y.clone(), x[..20].to_vec()].concat());
     let (ta, tb) = (a.clone(), b.clone());
-    let ja = tokio::spawn(async move { for c in x2.chunks(25) { ta.process(c.to_vec()).await.unwrap(); } });
-    let jb = tokio::spawn(async move { for c in y2.chunks(25) { tb.process(c.to_vec()).await.unwrap(); } });
+    let ja = tokio::spawn(async move {
+        for c in x2.chunks(25) {
+            ta.process(c.to_vec()).await.unwrap();
+        }
+    });
+    let jb = tokio::spawn(async move {
+        for c in y2.chunks(25) {
+            tb.process(c.to_vec()).await.unwrap();
+        }
+    });
     ja.await.unwrap();
     jb.await.unwrap();
     a.flush().await.unwrap();

@@ -94,9 +94,7 @@ impl<'de> Deserialize<'de> for SecretRef {
             Some(("secretsmanager", n)) => (SecretStore::SecretsManager, n),
             Some(("ssm", n)) => (SecretStore::Ssm, n),
             _ => {
-                return Err(serde::de::Error::custom(format!(
-                    "secret reference {s:?} must be secretsmanager:<name> or ssm:<name> (the secret itself never goes in a config file)"
-                )));
+                return Err(serde::de::Error::custom(format!("secret reference {s:?} must be secretsmanager:<name> or ssm:<name> (the secret itself never goes in a config file)")));
             }
         };
         if name.is_empty() {
@@ -368,9 +366,7 @@ fn cerr(file: &str, key: impl Into<String>, problem: impl Into<String>) -> Error
 
 fn valid_name(s: &str) -> bool {
     let mut chars = s.chars();
-    chars.next().is_some_and(|c| c.is_ascii_lowercase())
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        && s.len() <= 48
+    chars.next().is_some_and(|c| c.is_ascii_lowercase()) && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') && s.len() <= 48
 }
 
 /// Whether `p` names a top-level field (`/total`), which becomes a bronze column.
@@ -384,11 +380,7 @@ fn column_ok(c: &str) -> bool {
 }
 
 fn pointer(file: &str, key: String, p: &str, allow_empty: bool) -> Result<()> {
-    if (p.is_empty() && allow_empty) || p.starts_with('/') {
-        Ok(())
-    } else {
-        Err(cerr(file, key, format!("{p:?} is not a JSON pointer (it starts with '/', for example \"/id\")")))
-    }
+    if (p.is_empty() && allow_empty) || p.starts_with('/') { Ok(()) } else { Err(cerr(file, key, format!("{p:?} is not a JSON pointer (it starts with '/', for example \"/id\")"))) }
 }
 
 /// Parses and validates source TOML; `file` names it in errors.

@@ -113,12 +113,8 @@ pub fn next_page(stream: &Stream, page: &Page) -> Result<Next> {
                 return Ok(Next::Done);
             }
             if let Some(h) = total_pages_header {
-                let total: u64 = page
-                    .header(h)
-                    .ok_or_else(|| page.err(stream, format!("header {h} is missing")))?
-                    .trim()
-                    .parse()
-                    .map_err(|_| page.err(stream, format!("header {h} is not a number")))?;
+                let total: u64 =
+                    page.header(h).ok_or_else(|| page.err(stream, format!("header {h} is missing")))?.trim().parse().map_err(|_| page.err(stream, format!("header {h} is not a number")))?;
                 if current >= total {
                     return Ok(Next::Done);
                 }
@@ -178,10 +174,7 @@ pub fn remaining_pages(stream: &Stream, first: &Page) -> Result<Option<Vec<Url>>
     let Paginator::PageNumber { page_param, total_pages_header: Some(h), .. } = &stream.paginator else {
         return Ok(None);
     };
-    let total: u64 = first
-        .header(h)
-        .and_then(|v| v.trim().parse().ok())
-        .ok_or_else(|| first.err(stream, format!("header {h} is missing or not a number")))?;
+    let total: u64 = first.header(h).and_then(|v| v.trim().parse().ok()).ok_or_else(|| first.err(stream, format!("header {h} is missing or not a number")))?;
     Ok(Some((2..=total).map(|p| with_param(&first.url, page_param, &p.to_string())).collect()))
 }
 
@@ -197,9 +190,7 @@ fn next_link(header: &str) -> Option<String> {
         let params = &rest[end + 1..params_end];
         let is_next = params.split(';').any(|p| {
             let p = p.trim();
-            p.strip_prefix("rel=")
-                .map(|v| v.trim_matches('"').split_whitespace().any(|r| r.eq_ignore_ascii_case("next")))
-                .unwrap_or(false)
+            p.strip_prefix("rel=").map(|v| v.trim_matches('"').split_whitespace().any(|r| r.eq_ignore_ascii_case("next"))).unwrap_or(false)
         });
         if is_next {
             return Some(target.to_string());
@@ -221,9 +212,7 @@ impl Auth {
     /// The request header for this auth, from the secret's JSON (as stored in Secrets Manager or
     /// SSM). `None` for `Auth::None`.
     pub fn header(&self, secret: &Value) -> std::result::Result<Option<(String, String)>, String> {
-        let get = |k: &str| {
-            secret.get(k).and_then(Value::as_str).map(str::to_string).ok_or_else(|| format!("the secret has no string key {k:?}"))
-        };
+        let get = |k: &str| secret.get(k).and_then(Value::as_str).map(str::to_string).ok_or_else(|| format!("the secret has no string key {k:?}"));
         Ok(match self {
             Auth::None => None,
             Auth::Basic { username_key, password_key, .. } => {

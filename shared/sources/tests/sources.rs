@@ -101,13 +101,11 @@ async fn every_paginator_walks_the_simulator_to_its_ground_truth() {
     // Incremental: exactly what changed after the watermark.
     let watermark = chrono::DateTime::from_timestamp(state.store().clock, 0).unwrap().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let changed = http.post(format!("{base}/_sim/mutate?n=30")).send().await.unwrap().json::<Value>().await.unwrap();
-    let touched: HashSet<u64> = changed["changes"].as_array().unwrap().iter()
-        .filter(|c| c["topic"].as_str().unwrap().starts_with("order")).map(|c| c["id"].as_u64().unwrap()).collect();
+    let touched: HashSet<u64> = changed["changes"].as_array().unwrap().iter().filter(|c| c["topic"].as_str().unwrap().starts_with("order")).map(|c| c["id"].as_u64().unwrap()).collect();
     let incremental = crawl(&http, store, 2, auth(store), Some(&watermark)).await;
     let got: HashSet<u64> = incremental.iter().filter_map(|o| o["id"].as_u64()).collect();
     let truth: Value = http.get(format!("{base}/_sim/truth/orders")).send().await.unwrap().json().await.unwrap();
-    let no_id: HashSet<u64> = truth["invalid"].as_array().unwrap().iter()
-        .filter(|i| i["reason"] == "missing_id").map(|i| i["id"].as_u64().unwrap()).collect();
+    let no_id: HashSet<u64> = truth["invalid"].as_array().unwrap().iter().filter(|i| i["reason"] == "missing_id").map(|i| i["id"].as_u64().unwrap()).collect();
     assert_eq!(incremental.len(), touched.len(), "one record per touched order");
     assert_eq!(got, touched.difference(&no_id).copied().collect::<HashSet<u64>>());
 
@@ -130,9 +128,13 @@ async fn every_paginator_walks_the_simulator_to_its_ground_truth() {
 
     // Link header: the same orders, following rel="next".
     let mut linked = store.clone();
-    linked.streams[2].paginator = parse("x", "[source]\nname='x'\nbase_url='http://h'\nauth={type='none'}\n[[stream]]\nname='s'\npath='/p'\nprimary_key=['/id']\nparams={per_page='100'}\npaginator={type='link_header'}\n").unwrap().streams[0].paginator.clone();
+    linked.streams[2].paginator =
+        parse("x", "[source]\nname='x'\nbase_url='http://h'\nauth={type='none'}\n[[stream]]\nname='s'\npath='/p'\nprimary_key=['/id']\nparams={per_page='100'}\npaginator={type='link_header'}\n")
+            .unwrap()
+            .streams[0]
+            .paginator
+            .clone();
     linked.streams[2].params.insert("per_page".into(), "100".into());
     let via_links = crawl(&http, &linked, 2, auth(store), None).await;
     assert_eq!(via_links.len(), state.store().orders.len());
 }
-

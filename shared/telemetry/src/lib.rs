@@ -19,18 +19,7 @@ deltalake_core::writer::stats=error";
 /// Installs the global subscriber. Safe to call more than once (later calls do nothing).
 pub fn init() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
-    let json = std::env::var("ALKASBA_LOG_FORMAT").map(|f| f == "json").unwrap_or(false)
-        || std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some();
+    let json = std::env::var("ALKASBA_LOG_FORMAT").map(|f| f == "json").unwrap_or(false) || std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some();
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = if json {
-        builder
-            .json()
-            .with_current_span(true)
-            .with_span_list(false)
-            .flatten_event(true)
-            .without_time()
-            .try_init()
-    } else {
-        builder.compact().try_init()
-    };
+    let _ = if json { builder.json().with_current_span(true).with_span_list(false).flatten_event(true).without_time().try_init() } else { builder.compact().try_init() };
 }

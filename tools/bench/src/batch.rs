@@ -116,7 +116,8 @@ async fn table_rows(url: &url::Url, lake: &Lake) -> Result<Vec<String>> {
         let names: Vec<String> = b.schema().fields().iter().map(|f| f.name().clone()).collect();
         for i in 0..b.num_rows() {
             // Columns in name order: a rebuilt table may order them differently.
-            let mut row: Vec<(String, String)> = names.iter().zip(&cols).map(|(n, c)| (n.clone(), if deltalake::arrow::array::Array::is_null(c, i) { "NULL".into() } else { c.value(i).to_string() })).collect();
+            let mut row: Vec<(String, String)> =
+                names.iter().zip(&cols).map(|(n, c)| (n.clone(), if deltalake::arrow::array::Array::is_null(c, i) { "NULL".into() } else { c.value(i).to_string() })).collect();
             row.sort();
             out.push(format!("{row:?}"));
         }
@@ -200,7 +201,9 @@ pub async fn run(a: BatchArgs) -> Result<()> {
 
     let store = ["alkasba_store.products", "alkasba_store.customers", "alkasba_store.orders", "alkasba_store.refunds"];
     let (load_secs, transform_secs, silver_orders, silver_lines) = match &reused {
-        Some(m) => (m["load_secs"].as_f64().unwrap_or(0.0), m["transform_secs"].as_f64().unwrap_or(0.0), m["silver_orders"].as_u64().unwrap_or(0) as usize, m["silver_lines"].as_u64().unwrap_or(0) as usize),
+        Some(m) => {
+            (m["load_secs"].as_f64().unwrap_or(0.0), m["transform_secs"].as_f64().unwrap_or(0.0), m["silver_orders"].as_u64().unwrap_or(0) as usize, m["silver_lines"].as_u64().unwrap_or(0) as usize)
+        }
         None => {
             let t = Instant::now();
             local.run(&store).await;
@@ -300,7 +303,12 @@ pub async fn run(a: BatchArgs) -> Result<()> {
 
     println!("store           {} orders over {} days: {silver_orders} silver orders, {silver_lines} order lines", a.orders, a.days);
     println!("load            bronze in {load_secs:.1} s; transform bronze → silver in {transform_secs:.1} s");
-    println!("full gold       {full_secs:.2} s ({} marts, written as Delta, {} at once) vs DuckDB {duck_secs:.2} s (same SQL, same tables, materialised in memory) = {:.2}x", marts.len(), a.gold_concurrency, full_secs / duck_secs);
+    println!(
+        "full gold       {full_secs:.2} s ({} marts, written as Delta, {} at once) vs DuckDB {duck_secs:.2} s (same SQL, same tables, materialised in memory) = {:.2}x",
+        marts.len(),
+        a.gold_concurrency,
+        full_secs / duck_secs
+    );
     println!("                  {:<24} {:>8}   {:>8} {:>8}   {:>11} {:>8}", "mart", "rows", "ours s", "DuckDB s", "incremental", "mode");
     for (m, d) in marts.iter().zip(&duck) {
         let i = inc.iter().find(|s| s.mart == m.mart);

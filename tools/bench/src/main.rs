@@ -139,7 +139,11 @@ fn bench_sources(dir: &Path, rps: u32) -> Result<Vec<SourceFile>> {
         let path = entry?.path();
         let mut text = std::fs::read_to_string(&path)?;
         if path.file_name().is_some_and(|n| n == "alkasba_store.toml") {
-            text = text.lines().map(|l| if l.starts_with("rate_limit =") { format!("rate_limit = {{ requests_per_second = {rps}, burst = {} }}", (rps / 10).max(1)) } else { l.to_string() }).collect::<Vec<_>>().join("\n");
+            text = text
+                .lines()
+                .map(|l| if l.starts_with("rate_limit =") { format!("rate_limit = {{ requests_per_second = {rps}, burst = {} }}", (rps / 10).max(1)) } else { l.to_string() })
+                .collect::<Vec<_>>()
+                .join("\n");
         }
         std::fs::write(dir.join(path.file_name().context("file name")?), text)?;
     }
@@ -152,7 +156,8 @@ fn bench_sources(dir: &Path, rps: u32) -> Result<Vec<SourceFile>> {
 }
 
 pub(crate) fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|c| c.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|s| s.trim().to_string())).unwrap_or_default();
+    let cpu =
+        std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|c| c.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|s| s.trim().to_string())).unwrap_or_default();
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let mem = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| m.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|k| k.parse::<u64>().ok())).unwrap_or(0) / 1024 / 1024;
     format!("{cores} cores ({cpu}), {mem} GiB")
@@ -351,11 +356,26 @@ async fn ingest(a: IngestArgs) -> Result<()> {
     let floor_rate = floor_records as f64 / floor_secs;
 
     println!("end to end      {fetched} records ({valid} valid, {quarantined} quarantined) in {e2e_secs:.2} s = {e2e_rate:.0} records/s");
-    println!("                {} fetchers, {} pages/task, {} pages/commit, {} pages in flight per fetcher, store limit {} req/s", a.fetchers, a.pages_per_task, a.pages_per_commit, a.fetch_concurrency, a.store_rps);
-    println!("in-memory floor {floor_records} records in {floor_secs:.2} s on {threads} threads = {floor_rate:.0} records/s ({:.1} MB of Parquet); end to end is {:.0}% of it", parquet_bytes as f64 / 1e6, 100.0 * e2e_rate / floor_rate);
+    println!(
+        "                {} fetchers, {} pages/task, {} pages/commit, {} pages in flight per fetcher, store limit {} req/s",
+        a.fetchers, a.pages_per_task, a.pages_per_commit, a.fetch_concurrency, a.store_rps
+    );
+    println!(
+        "in-memory floor {floor_records} records in {floor_secs:.2} s on {threads} threads = {floor_rate:.0} records/s ({:.1} MB of Parquet); end to end is {:.0}% of it",
+        parquet_bytes as f64 / 1e6,
+        100.0 * e2e_rate / floor_rate
+    );
     println!("KMS requests    {kms} for {fetched} records = {kms_per_1000:.2} per 1,000 records");
     println!("fetcher RSS     peak {max_rss} MB over {tasks} invocations (largest batch {max_task} records)");
-    println!("cold start      isolated, {} one at a time: median {:.1} ms, max {:.1} ms; during the run ({} fetchers starting together on the loaded machine): median {:.1} ms, max {:.1} ms (process start → first /next)", isolated.len(), init_ms(isolated.get(isolated.len() / 2)), init_ms(isolated.last()), inits.len(), init_ms(inits.get(inits.len() / 2)), init_ms(inits.last()));
+    println!(
+        "cold start      isolated, {} one at a time: median {:.1} ms, max {:.1} ms; during the run ({} fetchers starting together on the loaded machine): median {:.1} ms, max {:.1} ms (process start → first /next)",
+        isolated.len(),
+        init_ms(isolated.get(isolated.len() / 2)),
+        init_ms(isolated.last()),
+        inits.len(),
+        init_ms(inits.get(inits.len() / 2)),
+        init_ms(inits.last())
+    );
     println!();
     println!(
         "| {} | {} | {e2e_rate:.0} | {floor_rate:.0} | {:.0}% | {kms_per_1000:.2} | {max_rss} MB ({max_task} rec) | {:.1} / {:.1} ms isolated; {:.1} / {:.1} ms under load |",

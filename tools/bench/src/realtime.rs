@@ -135,11 +135,7 @@ pub async fn run(a: RealtimeArgs) -> Result<()> {
     let client = reqwest::Client::new();
     eprintln!("sending {} deliveries/s for {} s to {url} ({} incidents)", a.rate, a.secs, incidents.len());
     let started = Instant::now();
-    let r = client
-        .post(format!("{base}/_sim/webhooks/start"))
-        .json(&json!({"url": url, "rate": a.rate, "duration_secs": a.secs, "concurrency": a.in_flight, "incidents": incidents}))
-        .send()
-        .await?;
+    let r = client.post(format!("{base}/_sim/webhooks/start")).json(&json!({"url": url, "rate": a.rate, "duration_secs": a.secs, "concurrency": a.in_flight, "incidents": incidents})).send().await?;
     if !r.status().is_success() {
         bail!("starting the webhooks: {}", r.text().await?);
     }
@@ -206,7 +202,14 @@ pub async fn run(a: RealtimeArgs) -> Result<()> {
     let mut alerts: Vec<(Value, i64)> = Vec::new();
     let wait = Instant::now();
     while wait.elapsed() < Duration::from_secs(20) {
-        let got = sqs.receive_message().queue_url(&inbox).max_number_of_messages(10).wait_time_seconds(2).message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::SentTimestamp).send().await?;
+        let got = sqs
+            .receive_message()
+            .queue_url(&inbox)
+            .max_number_of_messages(10)
+            .wait_time_seconds(2)
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::SentTimestamp)
+            .send()
+            .await?;
         if got.messages().is_empty() && !alerts.is_empty() {
             break;
         }
@@ -240,13 +243,28 @@ pub async fn run(a: RealtimeArgs) -> Result<()> {
     println!("sent for {send_secs:.1} s at a target of {} deliveries/s: {} sent, statuses {statuses:?}", a.rate, deliveries.len());
     println!("accepted: {} ({accepted_rate:.0}/s); in the events table: {} (lost {lost}, stored twice {dupes}); drained {drain_secs:.1} s after the last send", accepted.len(), stored.len());
     println!("alerts: {kinds:?} (incidents delivered: {bursts} suspicious bursts of the {} scripted, {stockouts} stock-out, {undercuts} undercut)", incidents.len() - 2);
-    println!("alert latency, accepted trigger → SNS, {} alerts: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms", latencies.len(), percentile(&latencies, 0.5), percentile(&latencies, 0.99), latencies.last().copied().unwrap_or(f64::NAN));
+    println!(
+        "alert latency, accepted trigger → SNS, {} alerts: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+        latencies.len(),
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        latencies.last().copied().unwrap_or(f64::NAN)
+    );
     println!("peak RSS (MB): {peak:?}; invocations: {invocations:?}; state object {:.0} KB", state_bytes as f64 / 1024.0);
     if let Some(c) = ceiling {
         println!("LocalStack ceiling for the webhook's calls ({} clients, no webhook, no realtime): {c:.0} deliveries/s (create-if-absent S3 PUT + SQS send each)", a.instances);
     }
     println!();
-    println!("| {} | {} /s for {} s | {accepted_rate:.0} /s | {lost} | {:.0} / {:.0} ms ({} alerts) | {} |", chrono::Utc::now().format("%Y-%m-%d"), a.rate, a.secs, percentile(&latencies, 0.5), percentile(&latencies, 0.99), latencies.len(), peak.iter().map(|(f, m)| format!("{f} {m} MB")).collect::<Vec<_>>().join(", "));
+    println!(
+        "| {} | {} /s for {} s | {accepted_rate:.0} /s | {lost} | {:.0} / {:.0} ms ({} alerts) | {} |",
+        chrono::Utc::now().format("%Y-%m-%d"),
+        a.rate,
+        a.secs,
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        latencies.len(),
+        peak.iter().map(|(f, m)| format!("{f} {m} MB")).collect::<Vec<_>>().join(", ")
+    );
     Ok(())
 }
 

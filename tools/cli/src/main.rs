@@ -113,7 +113,10 @@ async fn batch(sdk: &aws_config::SdkConfig, stack: Option<&str>, command: Batch)
         Batch::Maintain { tables } => {
             let reports = alkasba_batch::maintain::maintain(&lake, only(tables).as_deref(), &settings.maintain, || true).await?;
             for r in &reports {
-                println!("{:<36} files {:>6} -> {:<6} ({} partitions)  compacted {:>6}  vacuumed {:>6}  logs removed {:>4}  {}", r.table, r.files_before, r.files_after, r.partitions, r.files_compacted, r.vacuumed, r.logs_removed, r.note);
+                println!(
+                    "{:<36} files {:>6} -> {:<6} ({} partitions)  compacted {:>6}  vacuumed {:>6}  logs removed {:>4}  {}",
+                    r.table, r.files_before, r.files_after, r.partitions, r.files_compacted, r.vacuumed, r.logs_removed, r.note
+                );
             }
         }
     }
@@ -320,10 +323,8 @@ async fn status(sdk: &aws_config::SdkConfig, stack: Option<&str>, wait: Option<D
     let s = settings(sdk, stack).await?;
     let lake = alkasba_ingest::lake::Lake::new(&s.lake_root, StorageConfig::from_env()?)?;
     let control = alkasba_ingest::control::Control::for_lake(&lake)?;
-    let streams: Vec<(String, String)> = alkasba_ingest::catalog::source_files(s.sources_dir.as_deref())?
-        .into_iter()
-        .flat_map(|f| f.streams.into_iter().map(move |st| (f.source.name.clone(), st.name)))
-        .collect();
+    let streams: Vec<(String, String)> =
+        alkasba_ingest::catalog::source_files(s.sources_dir.as_deref())?.into_iter().flat_map(|f| f.streams.into_iter().map(move |st| (f.source.name.clone(), st.name))).collect();
     let started = Instant::now();
     let spinner = ProgressBar::new_spinner();
     let rows = loop {
@@ -399,10 +400,7 @@ async fn decrypt(sdk: &aws_config::SdkConfig, stack: Option<&str>, table: &str, 
             rows.push(m);
         }
     }
-    let key_ids: Vec<String> = rows
-        .iter()
-        .flat_map(|m| m.values().filter_map(Value::as_str).filter(|v| is_sealed(v)).filter_map(|v| v.split(':').nth(1).map(str::to_string)))
-        .collect();
+    let key_ids: Vec<String> = rows.iter().flat_map(|m| m.values().filter_map(Value::as_str).filter(|v| is_sealed(v)).filter_map(|v| v.split(':').nth(1).map(str::to_string))).collect();
     let keyring = url::Url::parse(&format!("{}/security/keyring", s.lake_root.trim_end_matches('/')))?;
     let ring = read_keyring(&keyring, &storage, Some(&key_ids)).await?;
     let keys = Arc::new(KmsKeys::new(KmsClient::new(sdk), &s.pii_key_id));

@@ -195,17 +195,8 @@ async fn invocation_response(State(s): State<Arc<ApiState>>, UrlPath(id): UrlPat
     finish(&s, &id, Reply::Response(body))
 }
 
-async fn invocation_error(
-    State(s): State<Arc<ApiState>>,
-    UrlPath(id): UrlPath<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let error_type = headers
-        .get("lambda-runtime-function-error-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("Unhandled")
-        .to_string();
+async fn invocation_error(State(s): State<Arc<ApiState>>, UrlPath(id): UrlPath<String>, headers: HeaderMap, body: Bytes) -> Response {
+    let error_type = headers.get("lambda-runtime-function-error-type").and_then(|v| v.to_str().ok()).unwrap_or("Unhandled").to_string();
     finish(&s, &id, Reply::Error { error_type, body })
 }
 
@@ -220,31 +211,19 @@ impl Instance {
     async fn start(cfg: &FunctionConfig, index: usize) -> Result<Self> {
         let ferr = |reason: String| Error::Function { function: cfg.name.clone(), reason };
         if !cfg.binary.is_file() {
-            return Err(ferr(format!(
-                "binary {} not found (build it: cargo build --bins)",
-                cfg.binary.display()
-            )));
+            return Err(ferr(format!("binary {} not found (build it: cargo build --bins)", cfg.binary.display())));
         }
         let (tx, rx) = mpsc::channel(1);
         let (init_tx, init_rx) = oneshot::channel();
-        let state = Arc::new(ApiState {
-            next: Mutex::new(Some(rx)),
-            init_error: std::sync::Mutex::new(Some(init_tx)),
-            function_arn: cfg.function_arn.clone(),
-            ..Default::default()
-        });
+        let state = Arc::new(ApiState { next: Mutex::new(Some(rx)), init_error: std::sync::Mutex::new(Some(init_tx)), function_arn: cfg.function_arn.clone(), ..Default::default() });
         let app = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next_invocation))
             .route("/2018-06-01/runtime/invocation/{id}/response", post(invocation_response))
             .route("/2018-06-01/runtime/invocation/{id}/error", post(invocation_error))
             .route("/2018-06-01/runtime/init/error", post(init_error))
             .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(|e| Error::Listen { addr: "127.0.0.1:0".into(), reason: e.to_string() })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| Error::Listen { addr: "127.0.0.1:0".into(), reason: e.to_string() })?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| Error::Listen { addr: "127.0.0.1:0".into(), reason: e.to_string() })?;
+        let addr = listener.local_addr().map_err(|e| Error::Listen { addr: "127.0.0.1:0".into(), reason: e.to_string() })?;
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -286,12 +265,7 @@ impl Instance {
             *g = Some(picked_tx);
         }
         let (reply_tx, reply_rx) = oneshot::channel();
-        let pending = Pending {
-            request_id: request_id.to_string(),
-            event,
-            deadline_ms: epoch_ms() + cfg.timeout.as_millis() as u64,
-            reply: reply_tx,
-        };
+        let pending = Pending { request_id: request_id.to_string(), event, deadline_ms: epoch_ms() + cfg.timeout.as_millis() as u64, reply: reply_tx };
         if self.invocations.send(pending).await.is_err() {
             return (Outcome::Crashed("runtime API closed".into()), false, 0);
         }
@@ -377,26 +351,15 @@ fn describe_exit(status: std::io::Result<std::process::ExitStatus>) -> String {
 }
 
 fn epoch_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 /// The few variables a process needs from the runner's environment (as Lambda gives a clean one).
 fn inherited_env() -> Vec<(String, String)> {
-    ["PATH", "HOME", "TZ", "LANG", "RUST_BACKTRACE", "SSL_CERT_FILE"]
-        .iter()
-        .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
-        .collect()
+    ["PATH", "HOME", "TZ", "LANG", "RUST_BACKTRACE", "SSL_CERT_FILE"].iter().filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v))).collect()
 }
 
-async fn forward_lines(
-    stream: impl tokio::io::AsyncRead + Unpin,
-    label: String,
-    log_file: Option<PathBuf>,
-    echo: bool,
-) {
+async fn forward_lines(stream: impl tokio::io::AsyncRead + Unpin, label: String, log_file: Option<PathBuf>, echo: bool) {
     let mut lines = BufReader::new(stream).lines();
     let mut file = match &log_file {
         Some(p) => tokio::fs::OpenOptions::new().create(true).append(true).open(p).await.ok(),
@@ -424,11 +387,7 @@ impl FunctionPool {
     /// A pool of at most `concurrency` instances. Nothing starts until the first invocation.
     pub fn new(cfg: FunctionConfig, concurrency: usize) -> Self {
         let concurrency = concurrency.max(1);
-        Self {
-            cfg,
-            idle: Mutex::new((0..concurrency).map(|i| (i, None)).collect()),
-            permits: Semaphore::new(concurrency),
-        }
+        Self { cfg, idle: Mutex::new((0..concurrency).map(|i| (i, None)).collect()), permits: Semaphore::new(concurrency) }
     }
 
     /// The function's configuration.
@@ -441,14 +400,7 @@ impl FunctionPool {
         let request_id = uuid::Uuid::new_v4().to_string();
         let begun = Instant::now();
         let Ok(_permit) = self.permits.acquire().await else {
-            return Invocation {
-                request_id,
-                outcome: Outcome::Crashed("pool closed".into()),
-                duration: Duration::ZERO,
-                cold_start: false,
-                peak_rss_mb: 0,
-                init_duration: None,
-            };
+            return Invocation { request_id, outcome: Outcome::Crashed("pool closed".into()), duration: Duration::ZERO, cold_start: false, peak_rss_mb: 0, init_duration: None };
         };
         // Prefer a warm instance.
         let (index, slot) = {
@@ -463,14 +415,7 @@ impl FunctionPool {
                 Ok(i) => i,
                 Err(e) => {
                     self.idle.lock().await.push((index, None));
-                    return Invocation {
-                        request_id,
-                        outcome: Outcome::InitError(e.to_string()),
-                        duration: begun.elapsed(),
-                        cold_start,
-                        peak_rss_mb: 0,
-                        init_duration: None,
-                    };
+                    return Invocation { request_id, outcome: Outcome::InitError(e.to_string()), duration: begun.elapsed(), cold_start, peak_rss_mb: 0, init_duration: None };
                 }
             },
         };

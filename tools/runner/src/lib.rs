@@ -102,27 +102,17 @@ pub struct Runner {
 pub async fn aws_config(endpoint: Option<&str>) -> Result<aws_config::SdkConfig> {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
     if let Some(e) = endpoint {
-        let region = std::env::var("AWS_REGION")
-            .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
-            .unwrap_or_else(|_| "us-east-1".into());
-        let credentials = CredentialsProviderChain::first_try("Environment", EnvironmentVariableCredentialsProvider::new())
-            .or_else("Profile", ProfileFileCredentialsProvider::builder().build());
+        let region = std::env::var("AWS_REGION").or_else(|_| std::env::var("AWS_DEFAULT_REGION")).unwrap_or_else(|_| "us-east-1".into());
+        let credentials = CredentialsProviderChain::first_try("Environment", EnvironmentVariableCredentialsProvider::new()).or_else("Profile", ProfileFileCredentialsProvider::builder().build());
         loader = loader.endpoint_url(e).region(aws_config::Region::new(region)).credentials_provider(credentials);
     } else {
         loader = loader.region(RegionProviderChain::default_provider().or_else("us-east-1"));
     }
     let config = loader.load().await;
-    let provider = config.credentials_provider().ok_or_else(|| {
-        Error::Config("no AWS credentials provider; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (LocalStack accepts test/test)".into())
-    })?;
+    let provider = config.credentials_provider().ok_or_else(|| Error::Config("no AWS credentials provider; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (LocalStack accepts test/test)".into()))?;
     aws_credential_types::provider::ProvideCredentials::provide_credentials(&provider)
         .await
-        .map_err(|e| {
-            Error::Config(format!(
-                "AWS credentials missing or unusable ({}); set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (LocalStack accepts test/test)",
-                resolve::display_sdk(&e)
-            ))
-        })?;
+        .map_err(|e| Error::Config(format!("AWS credentials missing or unusable ({}); set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (LocalStack accepts test/test)", resolve::display_sdk(&e))))?;
     Ok(config)
 }
 
@@ -151,8 +141,7 @@ impl Runner {
         let context = StackContext::load(&aws_sdk_cloudformation::Client::new(&sdk), &cfg.stack, &region).await?;
         let sqs = aws_sdk_sqs::Client::new(&sdk);
         if let Some(dir) = &cfg.log_dir {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| Error::Config(format!("cannot create log dir {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir).map_err(|e| Error::Config(format!("cannot create log dir {}: {e}", dir.display())))?;
         }
 
         let (reports, _) = broadcast::channel(4096);
@@ -162,8 +151,7 @@ impl Runner {
         for spec in selected {
             let pool = Arc::new(FunctionPool::new(runner.function_config(&cfg, spec, &region)?, cfg.concurrency));
             runner.pools.insert(spec.logical_id.clone(), pool.clone());
-            let mut http_events: Vec<String> =
-                spec.events.iter().filter(|e| matches!(e, EventSpec::Http { .. })).map(|e| e.name().to_string()).collect();
+            let mut http_events: Vec<String> = spec.events.iter().filter(|e| matches!(e, EventSpec::Http { .. })).map(|e| e.name().to_string()).collect();
             if spec.function_url {
                 http_events.push("FunctionUrl".into());
             }
@@ -197,10 +185,8 @@ impl Runner {
                             continue;
                         }
                         let queue_arn = runner.context.resolve(queue)?;
-                        let queue_url = runner.context.queue_url_for_arn(&queue_arn).ok_or_else(|| Error::Resolve {
-                            what: queue_arn.clone(),
-                            reason: format!("no queue with that ARN in stack {}", cfg.stack),
-                        })?;
+                        let queue_url =
+                            runner.context.queue_url_for_arn(&queue_arn).ok_or_else(|| Error::Resolve { what: queue_arn.clone(), reason: format!("no queue with that ARN in stack {}", cfg.stack) })?;
                         let source = sources::SqsSource {
                             function: spec.logical_id.clone(),
                             event: name.clone(),
@@ -234,17 +220,11 @@ impl Runner {
     fn function_config(&self, cfg: &RunnerConfig, spec: &FunctionSpec, region: &str) -> Result<FunctionConfig> {
         let binary = cfg.bin_dir.join(&spec.binary);
         if !binary.is_file() {
-            return Err(Error::Function {
-                function: spec.logical_id.clone(),
-                reason: format!("binary {} not found; build it with `cargo build --bins`", binary.display()),
-            });
+            return Err(Error::Function { function: spec.logical_id.clone(), reason: format!("binary {} not found; build it with `cargo build --bins`", binary.display()) });
         }
         let mut env = HashMap::new();
         for (k, v) in &spec.environment {
-            let value = self.context.resolve(v).map_err(|e| Error::Function {
-                function: spec.logical_id.clone(),
-                reason: format!("environment variable {k}: {e}"),
-            })?;
+            let value = self.context.resolve(v).map_err(|e| Error::Function { function: spec.logical_id.clone(), reason: format!("environment variable {k}: {e}") })?;
             env.insert(k.clone(), value);
         }
         env.insert("AWS_REGION".into(), region.to_string());

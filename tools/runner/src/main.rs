@@ -132,12 +132,15 @@ async fn main() -> anyhow::Result<()> {
             let runner = Runner::start(cfg).await?;
             let inv = runner.invoke(&function, &event).await?;
             runner.shutdown().await;
-            println!("{}", serde_json::to_string_pretty(&serde_json::json!({
-                "request_id": inv.request_id, "outcome": inv.outcome.label(),
-                "duration_ms": inv.duration.as_millis() as u64, "cold_start": inv.cold_start,
-                "init_ms": inv.init_duration.map(|d| d.as_millis() as u64), "peak_rss_mb": inv.peak_rss_mb,
-                "result": match &inv.outcome { alkasba_runner::Outcome::Success(v) => v.clone(), other => serde_json::Value::String(format!("{other:?}")) },
-            }))?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({
+                    "request_id": inv.request_id, "outcome": inv.outcome.label(),
+                    "duration_ms": inv.duration.as_millis() as u64, "cold_start": inv.cold_start,
+                    "init_ms": inv.init_duration.map(|d| d.as_millis() as u64), "peak_rss_mb": inv.peak_rss_mb,
+                    "result": match &inv.outcome { alkasba_runner::Outcome::Success(v) => v.clone(), other => serde_json::Value::String(format!("{other:?}")) },
+                }))?
+            );
             if !inv.outcome.is_success() {
                 std::process::exit(1);
             }

@@ -28,27 +28,15 @@ impl StackContext {
     /// Reads the stack's parameters and resources from CloudFormation.
     pub async fn load(client: &aws_sdk_cloudformation::Client, stack: &str, region: &str) -> Result<Self> {
         let err = |reason: String| Error::Stack { stack: stack.to_string(), reason };
-        let described = client
-            .describe_stacks()
-            .stack_name(stack)
-            .send()
-            .await
-            .map_err(|e| err(format!("describe-stacks failed: {} (is it deployed? run localstack/provision.sh)", display_sdk(&e))))?;
+        let described =
+            client.describe_stacks().stack_name(stack).send().await.map_err(|e| err(format!("describe-stacks failed: {} (is it deployed? run localstack/provision.sh)", display_sdk(&e))))?;
         let s = described.stacks().first().ok_or_else(|| err("not found".into()))?;
         let status = s.stack_status().map(|st| st.as_str().to_string()).unwrap_or_default();
         if !status.ends_with("_COMPLETE") || status.contains("ROLLBACK") || status.starts_with("DELETE") {
             return Err(err(format!("status is {status}, not a completed deployment")));
         }
-        let account_id = s
-            .stack_id()
-            .and_then(|arn| arn.split(':').nth(4))
-            .unwrap_or("000000000000")
-            .to_string();
-        let parameters = s
-            .parameters()
-            .iter()
-            .filter_map(|p| Some((p.parameter_key()?.to_string(), p.parameter_value()?.to_string())))
-            .collect();
+        let account_id = s.stack_id().and_then(|arn| arn.split(':').nth(4)).unwrap_or("000000000000").to_string();
+        let parameters = s.parameters().iter().filter_map(|p| Some((p.parameter_key()?.to_string(), p.parameter_value()?.to_string()))).collect();
         let mut resources = HashMap::new();
         let mut pages = client.list_stack_resources().stack_name(stack).into_paginator().send();
         while let Some(page) = pages.next().await {
@@ -112,10 +100,9 @@ impl StackContext {
     }
 
     fn deployed(&self, name: &str) -> Result<&Deployed> {
-        self.resources.get(name).ok_or_else(|| Error::Resolve {
-            what: name.to_string(),
-            reason: format!("no such resource in stack {} (a parameter, a typo, or a conditional resource?)", self.stack_name),
-        })
+        self.resources
+            .get(name)
+            .ok_or_else(|| Error::Resolve { what: name.to_string(), reason: format!("no such resource in stack {} (a parameter, a typo, or a conditional resource?)", self.stack_name) })
     }
 
     fn reference(&self, name: &str) -> Result<String> {
@@ -153,10 +140,7 @@ impl StackContext {
             ("AWS::IAM::Role", "Arn") => format!("arn:aws:iam::{account}:role/{id}"),
             ("AWS::SecretsManager::Secret", "Id") => id.clone(),
             (ty, attr) => {
-                return Err(Error::Resolve {
-                    what: format!("{name}.{attr}"),
-                    reason: format!("GetAtt {attr} of {ty} is not supported by the local runner"),
-                });
+                return Err(Error::Resolve { what: format!("{name}.{attr}"), reason: format!("GetAtt {attr} of {ty} is not supported by the local runner") });
             }
         })
     }
@@ -167,10 +151,7 @@ impl StackContext {
         while let Some(start) = rest.find("${") {
             out.push_str(&rest[..start]);
             let after = &rest[start + 2..];
-            let end = after.find('}').ok_or_else(|| Error::Resolve {
-                what: text.to_string(),
-                reason: "unclosed ${ in Sub".into(),
-            })?;
+            let end = after.find('}').ok_or_else(|| Error::Resolve { what: text.to_string(), reason: "unclosed ${ in Sub".into() })?;
             let name = &after[..end];
             if let Some(literal) = name.strip_prefix('!') {
                 out.push_str("${");
@@ -193,10 +174,7 @@ impl StackContext {
     /// up among the stack's queues first.
     pub fn queue_url_for_arn(&self, arn: &str) -> Option<String> {
         let name = arn.rsplit(':').next()?;
-        self.resources
-            .values()
-            .find(|d| d.resource_type == "AWS::SQS::Queue" && d.physical_id.rsplit('/').next() == Some(name))
-            .map(|d| d.physical_id.clone())
+        self.resources.values().find(|d| d.resource_type == "AWS::SQS::Queue" && d.physical_id.rsplit('/').next() == Some(name)).map(|d| d.physical_id.clone())
     }
 }
 
@@ -220,17 +198,8 @@ mod tests {
     fn ctx() -> StackContext {
         let mut resources = HashMap::new();
         resources.insert("Bucket".into(), Deployed { resource_type: "AWS::S3::Bucket".into(), physical_id: "my-lake".into() });
-        resources.insert("Q".into(), Deployed {
-            resource_type: "AWS::SQS::Queue".into(),
-            physical_id: "http://127.0.0.1:4566/000000000000/stack-Q-ABC".into(),
-        });
-        StackContext {
-            stack_name: "st".into(),
-            region: "us-east-1".into(),
-            account_id: "000000000000".into(),
-            parameters: HashMap::from([("Mode".into(), "local".into())]),
-            resources,
-        }
+        resources.insert("Q".into(), Deployed { resource_type: "AWS::SQS::Queue".into(), physical_id: "http://127.0.0.1:4566/000000000000/stack-Q-ABC".into() });
+        StackContext { stack_name: "st".into(), region: "us-east-1".into(), account_id: "000000000000".into(), parameters: HashMap::from([("Mode".into(), "local".into())]), resources }
     }
 
     #[test]
@@ -242,10 +211,7 @@ mod tests {
         assert_eq!(c.resolve(&json!({"Fn::GetAtt": ["Q", "Arn"]})).unwrap(), "arn:aws:sqs:us-east-1:000000000000:stack-Q-ABC");
         assert_eq!(c.resolve(&json!({"Fn::Sub": "${Q.QueueName}"})).unwrap(), "stack-Q-ABC");
         assert_eq!(c.resolve(&json!({"Fn::Join": ["-", ["a", {"Ref": "Bucket"}]]})).unwrap(), "a-my-lake");
-        assert_eq!(
-            c.queue_url_for_arn("arn:aws:sqs:us-east-1:000000000000:stack-Q-ABC").as_deref(),
-            Some("http://127.0.0.1:4566/000000000000/stack-Q-ABC")
-        );
+        assert_eq!(c.queue_url_for_arn("arn:aws:sqs:us-east-1:000000000000:stack-Q-ABC").as_deref(), Some("http://127.0.0.1:4566/000000000000/stack-Q-ABC"));
     }
 
     #[test]

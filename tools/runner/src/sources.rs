@@ -119,12 +119,7 @@ impl ScheduleSource {
             let (pool, reports, this) = (pool.clone(), reports.clone(), this.clone());
             tokio::spawn(async move {
                 let invocation = pool.invoke(&this.event(at)).await;
-                publish(&reports, Report {
-                    function: this.function.clone(),
-                    event: this.event.clone(),
-                    trigger: Trigger::Schedule { scheduled_time: at },
-                    invocation,
-                });
+                publish(&reports, Report { function: this.function.clone(), event: this.event.clone(), trigger: Trigger::Schedule { scheduled_time: at }, invocation });
             });
         }
     }
@@ -149,13 +144,7 @@ pub struct SqsSource {
 
 impl SqsSource {
     /// Polls the queue until shutdown, invoking the function with batches as Lambda's poller does.
-    pub async fn run(
-        self,
-        pool: Arc<FunctionPool>,
-        sqs: aws_sdk_sqs::Client,
-        reports: broadcast::Sender<Report>,
-        mut stop: watch::Receiver<bool>,
-    ) {
+    pub async fn run(self, pool: Arc<FunctionPool>, sqs: aws_sdk_sqs::Client, reports: broadcast::Sender<Report>, mut stop: watch::Receiver<bool>) {
         let permits = Arc::new(Semaphore::new(self.concurrency.max(1)));
         let this = Arc::new(self);
         let mut backoff = Duration::from_millis(200);
@@ -169,7 +158,10 @@ impl SqsSource {
                 b = this.receive_batch(&sqs) => b,
             };
             let messages = match batch {
-                Ok(m) => { backoff = Duration::from_millis(200); m }
+                Ok(m) => {
+                    backoff = Duration::from_millis(200);
+                    m
+                }
                 Err(e) => {
                     tracing::warn!(queue = %this.queue_url, error = %e, "receive failed; backing off");
                     tokio::time::sleep(backoff).await;
@@ -195,11 +187,7 @@ impl SqsSource {
             let want = (self.batch_size as usize - out.len()).min(10) as i32;
             // The first call long-polls; later calls (filling a batching window) wait at most
             // for the window's remainder.
-            let wait = if out.is_empty() {
-                self.poll_wait
-            } else {
-                deadline.saturating_duration_since(Instant::now()).min(Duration::from_secs(20))
-            };
+            let wait = if out.is_empty() { self.poll_wait } else { deadline.saturating_duration_since(Instant::now()).min(Duration::from_secs(20)) };
             let resp = sqs
                 .receive_message()
                 .queue_url(&self.queue_url)
@@ -224,22 +212,22 @@ impl SqsSource {
         let records: Vec<Value> = messages
             .iter()
             .map(|m| {
-                let attributes: HashMap<String, String> = m
-                    .attributes()
-                    .map(|a| a.iter().map(|(k, v)| (k.as_str().to_string(), v.clone())).collect())
-                    .unwrap_or_default();
+                let attributes: HashMap<String, String> = m.attributes().map(|a| a.iter().map(|(k, v)| (k.as_str().to_string(), v.clone())).collect()).unwrap_or_default();
                 let message_attributes: serde_json::Map<String, Value> = m
                     .message_attributes()
                     .map(|a| {
                         a.iter()
                             .map(|(k, v)| {
-                                (k.clone(), json!({
-                                    "stringValue": v.string_value(),
-                                    "binaryValue": v.binary_value().map(|b| base64::engine::general_purpose::STANDARD.encode(b.as_ref())),
-                                    "stringListValues": [],
-                                    "binaryListValues": [],
-                                    "dataType": v.data_type(),
-                                }))
+                                (
+                                    k.clone(),
+                                    json!({
+                                        "stringValue": v.string_value(),
+                                        "binaryValue": v.binary_value().map(|b| base64::engine::general_purpose::STANDARD.encode(b.as_ref())),
+                                        "stringListValues": [],
+                                        "binaryListValues": [],
+                                        "dataType": v.data_type(),
+                                    }),
+                                )
                             })
                             .collect()
                     })
@@ -261,33 +249,15 @@ impl SqsSource {
         json!({ "Records": records })
     }
 
-    async fn deliver(
-        &self,
-        pool: &FunctionPool,
-        sqs: &aws_sdk_sqs::Client,
-        reports: &broadcast::Sender<Report>,
-        messages: Vec<aws_sdk_sqs::types::Message>,
-    ) {
+    async fn deliver(&self, pool: &FunctionPool, sqs: &aws_sdk_sqs::Client, reports: &broadcast::Sender<Report>, messages: Vec<aws_sdk_sqs::types::Message>) {
         let ids: Vec<String> = messages.iter().filter_map(|m| m.message_id().map(str::to_string)).collect();
         let invocation = pool.invoke(&self.event(&messages)).await;
         let failed: HashSet<String> = self.failed_ids(&invocation.outcome, &ids);
-        let to_delete: Vec<&aws_sdk_sqs::types::Message> = messages
-            .iter()
-            .filter(|m| m.message_id().is_some_and(|id| !failed.contains(id)))
-            .collect();
+        let to_delete: Vec<&aws_sdk_sqs::types::Message> = messages.iter().filter(|m| m.message_id().is_some_and(|id| !failed.contains(id))).collect();
         let mut deleted = 0;
         for chunk in to_delete.chunks(10) {
-            let entries: Vec<DeleteMessageBatchRequestEntry> = chunk
-                .iter()
-                .enumerate()
-                .filter_map(|(i, m)| {
-                    DeleteMessageBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .receipt_handle(m.receipt_handle()?)
-                        .build()
-                        .ok()
-                })
-                .collect();
+            let entries: Vec<DeleteMessageBatchRequestEntry> =
+                chunk.iter().enumerate().filter_map(|(i, m)| DeleteMessageBatchRequestEntry::builder().id(i.to_string()).receipt_handle(m.receipt_handle()?).build().ok()).collect();
             match sqs.delete_message_batch().queue_url(&self.queue_url).set_entries(Some(entries)).send().await {
                 Ok(r) => {
                     deleted += r.successful().len();
@@ -300,12 +270,10 @@ impl SqsSource {
         }
         let mut failed_ids: Vec<String> = failed.into_iter().collect();
         failed_ids.sort();
-        publish(reports, Report {
-            function: self.function.clone(),
-            event: self.event.clone(),
-            trigger: Trigger::Sqs { queue_url: self.queue_url.clone(), message_ids: ids, failed_ids, deleted },
-            invocation,
-        });
+        publish(
+            reports,
+            Report { function: self.function.clone(), event: self.event.clone(), trigger: Trigger::Sqs { queue_url: self.queue_url.clone(), message_ids: ids, failed_ids, deleted }, invocation },
+        );
     }
 
     /// Which messages failed, with Lambda's rules: any error fails the whole batch; with
@@ -343,21 +311,10 @@ struct HttpState {
 
 /// Serves a function on a local HTTP endpoint, translating requests to the API Gateway v2 /
 /// Function URL payload (format 2.0) and the function's answer back to HTTP.
-pub async fn serve_http(
-    addr: SocketAddr,
-    pool: Arc<FunctionPool>,
-    function: String,
-    event: String,
-    reports: broadcast::Sender<Report>,
-    mut stop: watch::Receiver<bool>,
-) -> Result<SocketAddr> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| Error::Listen { addr: addr.to_string(), reason: format!("{e} (is the port in use?)") })?;
+pub async fn serve_http(addr: SocketAddr, pool: Arc<FunctionPool>, function: String, event: String, reports: broadcast::Sender<Report>, mut stop: watch::Receiver<bool>) -> Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| Error::Listen { addr: addr.to_string(), reason: format!("{e} (is the port in use?)") })?;
     let bound = listener.local_addr().map_err(|e| Error::Listen { addr: addr.to_string(), reason: e.to_string() })?;
-    let app = axum::Router::new()
-        .fallback(http_invoke)
-        .with_state(HttpState { pool, reports, function, event });
+    let app = axum::Router::new().fallback(http_invoke).with_state(HttpState { pool, reports, function, event });
     tokio::spawn(async move {
         let _ = axum::serve(listener, app)
             .with_graceful_shutdown(async move {
@@ -376,20 +333,20 @@ async fn http_invoke(State(st): State<HttpState>, method: Method, uri: Uri, head
         Outcome::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "function timed out").into_response(),
         _ => (StatusCode::BAD_GATEWAY, axum::Json(json!({"message": "Internal Server Error"}))).into_response(),
     };
-    publish(&st.reports, Report {
-        function: st.function.clone(),
-        event: st.event.clone(),
-        trigger: Trigger::Http { method: method.to_string(), path: uri.path().to_string(), status: response.status().as_u16() },
-        invocation,
-    });
+    publish(
+        &st.reports,
+        Report {
+            function: st.function.clone(),
+            event: st.event.clone(),
+            trigger: Trigger::Http { method: method.to_string(), path: uri.path().to_string(), status: response.status().as_u16() },
+            invocation,
+        },
+    );
     response
 }
 
 fn http_event(method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> Value {
-    let header_map: serde_json::Map<String, Value> = headers
-        .iter()
-        .map(|(k, v)| (k.as_str().to_string(), Value::String(String::from_utf8_lossy(v.as_bytes()).into_owned())))
-        .collect();
+    let header_map: serde_json::Map<String, Value> = headers.iter().map(|(k, v)| (k.as_str().to_string(), Value::String(String::from_utf8_lossy(v.as_bytes()).into_owned()))).collect();
     let query: serde_json::Map<String, Value> = uri
         .query()
         .unwrap_or_default()
@@ -440,9 +397,7 @@ fn http_response(v: &Value) -> Response {
     };
     let status = StatusCode::from_u16(status as u16).unwrap_or(StatusCode::BAD_GATEWAY);
     let body = match v.get("body") {
-        Some(Value::String(s)) if v.get("isBase64Encoded").and_then(Value::as_bool) == Some(true) => {
-            base64::engine::general_purpose::STANDARD.decode(s).unwrap_or_default()
-        }
+        Some(Value::String(s)) if v.get("isBase64Encoded").and_then(Value::as_bool) == Some(true) => base64::engine::general_purpose::STANDARD.decode(s).unwrap_or_default(),
         Some(Value::String(s)) => s.clone().into_bytes(),
         Some(Value::Null) | None => Vec::new(),
         Some(other) => other.to_string().into_bytes(),
@@ -450,9 +405,7 @@ fn http_response(v: &Value) -> Response {
     let mut resp = (status, body).into_response();
     if let Some(h) = v.get("headers").and_then(Value::as_object) {
         for (k, val) in h {
-            if let (Ok(name), Some(Ok(value))) =
-                (HeaderName::try_from(k.as_str()), val.as_str().map(HeaderValue::from_str))
-            {
+            if let (Ok(name), Some(Ok(value))) = (HeaderName::try_from(k.as_str()), val.as_str().map(HeaderValue::from_str)) {
                 resp.headers_mut().insert(name, value);
             }
         }

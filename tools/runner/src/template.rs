@@ -87,8 +87,7 @@ pub struct Template {
 impl Template {
     /// Reads and parses the template at `path`.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::Template { path: path.display().to_string(), reason: e.to_string() })?;
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Template { path: path.display().to_string(), reason: e.to_string() })?;
         Self::parse(&text).map_err(|e| match e {
             Error::Template { reason, .. } => Error::Template { path: path.display().to_string(), reason },
             other => other,
@@ -97,13 +96,9 @@ impl Template {
 
     /// Parses template text (YAML or JSON).
     pub fn parse(text: &str) -> Result<Self> {
-        let yaml: serde_yaml_ng::Value =
-            serde_yaml_ng::from_str(text).map_err(|e| template_err(format!("not valid YAML: {e}")))?;
+        let yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(|e| template_err(format!("not valid YAML: {e}")))?;
         let raw = yaml_to_json(yaml)?;
-        let resources = raw
-            .get("Resources")
-            .and_then(Value::as_object)
-            .ok_or_else(|| template_err("no Resources section".into()))?;
+        let resources = raw.get("Resources").and_then(Value::as_object).ok_or_else(|| template_err("no Resources section".into()))?;
         let globals = raw.pointer("/Globals/Function").cloned().unwrap_or(Value::Null);
         let mut functions = Vec::new();
         for (id, resource) in resources {
@@ -135,11 +130,7 @@ fn function_spec(id: &str, resource: &Value, globals: &Value) -> Result<Function
     let binary = resource
         .pointer("/Metadata/BuildProperties/Binary")
         .and_then(Value::as_str)
-        .ok_or_else(|| {
-            template_err(format!(
-                "function {id}: Metadata.BuildProperties.Binary is missing (it names the cargo binary)"
-            ))
-        })?
+        .ok_or_else(|| template_err(format!("function {id}: Metadata.BuildProperties.Binary is missing (it names the cargo binary)")))?
         .to_string();
     let timeout_ref = get("Timeout").filter(|v| v.is_object()).cloned();
     let timeout = if timeout_ref.is_some() { 3.0 } else { number(get("Timeout"), 3.0, &format!("{id}.Timeout"))? };
@@ -194,20 +185,10 @@ fn event_spec(fid: &str, name: &str, ev: &Value) -> Result<Option<EventSpec>> {
     Ok(Some(match kind {
         "Schedule" | "ScheduleV2" => {
             let key = if kind == "Schedule" { "Schedule" } else { "ScheduleExpression" };
-            let expr = p
-                .get(key)
-                .and_then(Value::as_str)
-                .ok_or_else(|| template_err(format!("{at}: {key} is missing")))?;
+            let expr = p.get(key).and_then(Value::as_str).ok_or_else(|| template_err(format!("{at}: {key} is missing")))?;
             let every = parse_rate(expr).map_err(|e| template_err(format!("{at}: {e}")))?;
-            let enabled = p.get("Enabled").and_then(Value::as_bool).unwrap_or(true)
-                && p.get("State").and_then(Value::as_str).unwrap_or("ENABLED") == "ENABLED";
-            EventSpec::Schedule {
-                name: name.into(),
-                every,
-                scheduler: kind == "ScheduleV2",
-                input: p.get("Input").and_then(Value::as_str).map(str::to_string),
-                enabled,
-            }
+            let enabled = p.get("Enabled").and_then(Value::as_bool).unwrap_or(true) && p.get("State").and_then(Value::as_str).unwrap_or("ENABLED") == "ENABLED";
+            EventSpec::Schedule { name: name.into(), every, scheduler: kind == "ScheduleV2", input: p.get("Input").and_then(Value::as_str).map(str::to_string), enabled }
         }
         "SQS" => {
             let queue = p.get("Queue").cloned().ok_or_else(|| template_err(format!("{at}: Queue is missing")))?;
@@ -217,14 +198,9 @@ fn event_spec(fid: &str, name: &str, ev: &Value) -> Result<Option<EventSpec>> {
             }
             let window = number(p.get("MaximumBatchingWindowInSeconds"), 0.0, &format!("{at} window"))?;
             if batch_size > 10 && window <= 0.0 {
-                return Err(template_err(format!(
-                    "{at}: BatchSize above 10 needs MaximumBatchingWindowInSeconds, as on AWS"
-                )));
+                return Err(template_err(format!("{at}: BatchSize above 10 needs MaximumBatchingWindowInSeconds, as on AWS")));
             }
-            let report = p
-                .get("FunctionResponseTypes")
-                .and_then(Value::as_array)
-                .is_some_and(|a| a.iter().any(|t| t == "ReportBatchItemFailures"));
+            let report = p.get("FunctionResponseTypes").and_then(Value::as_array).is_some_and(|a| a.iter().any(|t| t == "ReportBatchItemFailures"));
             EventSpec::Sqs {
                 name: name.into(),
                 queue,
@@ -235,11 +211,9 @@ fn event_spec(fid: &str, name: &str, ev: &Value) -> Result<Option<EventSpec>> {
                 enabled: p.get("Enabled").and_then(Value::as_bool).unwrap_or(true),
             }
         }
-        "HttpApi" | "Api" => EventSpec::Http {
-            name: name.into(),
-            method: p.get("Method").and_then(Value::as_str).map(str::to_string),
-            path: p.get("Path").and_then(Value::as_str).map(str::to_string),
-        },
+        "HttpApi" | "Api" => {
+            EventSpec::Http { name: name.into(), method: p.get("Method").and_then(Value::as_str).map(str::to_string), path: p.get("Path").and_then(Value::as_str).map(str::to_string) }
+        }
         other => {
             tracing::warn!(function = fid, event = name, kind = other, "event type not played by the local runner; ignored");
             return Ok(None);
@@ -253,10 +227,7 @@ pub fn parse_rate(expr: &str) -> std::result::Result<Duration, String> {
     if expr.starts_with("cron(") {
         return Err(format!("{expr:?}: cron schedules are not played by the local runner yet; use rate(...)"));
     }
-    let inner = expr
-        .strip_prefix("rate(")
-        .and_then(|s| s.strip_suffix(')'))
-        .ok_or_else(|| format!("{expr:?} is not rate(N unit)"))?;
+    let inner = expr.strip_prefix("rate(").and_then(|s| s.strip_suffix(')')).ok_or_else(|| format!("{expr:?} is not rate(N unit)"))?;
     let mut parts = inner.split_whitespace();
     let (Some(n), Some(unit), None) = (parts.next(), parts.next(), parts.next()) else {
         return Err(format!("{expr:?} is not rate(N unit)"));
@@ -306,9 +277,7 @@ fn yaml_to_json(v: serde_yaml_ng::Value) -> Result<Value> {
                 "GetAtt" => {
                     let value = match inner {
                         Value::String(s) => {
-                            let (res, attr) = s
-                                .split_once('.')
-                                .ok_or_else(|| template_err(format!("!GetAtt {s}: expected Resource.Attribute")))?;
+                            let (res, attr) = s.split_once('.').ok_or_else(|| template_err(format!("!GetAtt {s}: expected Resource.Attribute")))?;
                             Value::Array(vec![res.into(), attr.into()])
                         }
                         other => other,

@@ -148,7 +148,8 @@ fn throttled(retry_after: u64) -> Response {
 fn bad_param(name: &str, why: String) -> Response {
     let mut r = woo_error(StatusCode::BAD_REQUEST, "rest_invalid_param", format!("Invalid parameter(s): {name}"));
     if let Ok(body) = serde_json::to_vec(&json!({"code": "rest_invalid_param", "message": format!("Invalid parameter(s): {name}"),
-        "data": {"status": 400, "params": {name: why}}})) {
+        "data": {"status": 400, "params": {name: why}}}))
+    {
         *r.body_mut() = body.into();
     }
     r
@@ -160,15 +161,12 @@ fn parse_date(name: &str, v: &str, gmt: bool) -> Result<i64, Response> {
     if let Ok(t) = DateTime::parse_from_rfc3339(v) {
         return Ok(t.timestamp());
     }
-    let naive = NaiveDateTime::parse_from_str(v, "%Y-%m-%dT%H:%M:%S")
-        .map_err(|_| bad_param(name, format!("{name} must be an ISO 8601 date, got {v:?}")))?;
+    let naive = NaiveDateTime::parse_from_str(v, "%Y-%m-%dT%H:%M:%S").map_err(|_| bad_param(name, format!("{name} must be an ISO 8601 date, got {v:?}")))?;
     Ok(naive.and_utc().timestamp() - if gmt { 0 } else { 3600 })
 }
 
 fn parse_list(p: &HashMap<String, String>, resource: Resource) -> Result<ListQuery, Response> {
-    let num = |name: &str, default: usize| -> Result<usize, Response> {
-        p.get(name).map_or(Ok(default), |v| v.parse().map_err(|_| bad_param(name, format!("{name} must be an integer"))))
-    };
+    let num = |name: &str, default: usize| -> Result<usize, Response> { p.get(name).map_or(Ok(default), |v| v.parse().map_err(|_| bad_param(name, format!("{name} must be an integer")))) };
     let page = num("page", 1)?;
     if page < 1 {
         return Err(bad_param("page", "page must be at least 1".into()));
@@ -194,23 +192,12 @@ fn parse_list(p: &HashMap<String, String>, resource: Resource) -> Result<ListQue
         None | Some("any") => None,
         Some(list) if resource == Resource::Orders => Some(
             list.split(',')
-                .map(|s| crate::data::STATUSES.iter().position(|x| *x == s).map(|i| i as u8)
-                    .ok_or_else(|| bad_param("status", format!("unknown status {s:?}"))))
+                .map(|s| crate::data::STATUSES.iter().position(|x| *x == s).map(|i| i as u8).ok_or_else(|| bad_param("status", format!("unknown status {s:?}"))))
                 .collect::<Result<Vec<u8>, _>>()?,
         ),
         Some(_) => return Err(bad_param("status", "status filters orders only".into())),
     };
-    Ok(ListQuery {
-        page,
-        per_page,
-        orderby,
-        desc,
-        after: date("after")?,
-        before: date("before")?,
-        modified_after: date("modified_after")?,
-        modified_before: date("modified_before")?,
-        status,
-    })
+    Ok(ListQuery { page, per_page, orderby, desc, after: date("after")?, before: date("before")?, modified_after: date("modified_after")?, modified_before: date("modified_before")?, status })
 }
 
 /// `Link` header with `next`/`prev` pages, keeping every other query parameter.
@@ -316,9 +303,7 @@ async fn categories(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Resp
     if let Err(r) = check_basic(&headers, &st.credentials) {
         return r;
     }
-    let cats: Vec<Value> = crate::data::CATEGORIES.iter().enumerate()
-        .map(|(i, n)| json!({"id": i + 1, "name": n, "slug": format!("cat-{}", i + 1), "parent": 0}))
-        .collect();
+    let cats: Vec<Value> = crate::data::CATEGORIES.iter().enumerate().map(|(i, n)| json!({"id": i + 1, "name": n, "slug": format!("cat-{}", i + 1), "parent": 0})).collect();
     axum::Json(cats).into_response()
 }
 
@@ -339,14 +324,7 @@ fn feed_limit(p: &HashMap<String, String>, default: usize, max: usize) -> Result
 
 /// What every feed request does first: check the credential in constant time, roll the fault
 /// dice, parse `date` and `limit`.
-async fn feed_gate(
-    st: &AppState,
-    presented: &str,
-    expected: &str,
-    what: &str,
-    p: &HashMap<String, String>,
-    (default_limit, max_limit): (usize, usize),
-) -> Result<(Fault, NaiveDate, usize), Response> {
+async fn feed_gate(st: &AppState, presented: &str, expected: &str, what: &str, p: &HashMap<String, String>, (default_limit, max_limit): (usize, usize)) -> Result<(Fault, NaiveDate, usize), Response> {
     if !ct_eq(presented, expected) {
         return Err((StatusCode::UNAUTHORIZED, axum::Json(json!({"error": format!("missing or invalid {what}")}))).into_response());
     }
@@ -374,11 +352,12 @@ async fn competitor_prices(State(st): State<Arc<AppState>>, Query(p): Query<Hash
     };
     let offset = match p.get("cursor") {
         None => 0,
-        Some(c) => match base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c).ok()
-            .and_then(|b| String::from_utf8(b).ok()).and_then(|s| s.strip_prefix("o:").and_then(|n| n.parse::<usize>().ok())) {
-            Some(o) => o,
-            None => return bad_param("cursor", "cursor is not one this feed issued".into()),
-        },
+        Some(c) => {
+            match base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(c).ok().and_then(|b| String::from_utf8(b).ok()).and_then(|s| s.strip_prefix("o:").and_then(|n| n.parse::<usize>().ok())) {
+                Some(o) => o,
+                None => return bad_param("cursor", "cursor is not one this feed issued".into()),
+            }
+        }
     };
     let all = {
         let store = st.store();
@@ -454,7 +433,10 @@ async fn mutate(State(st): State<Arc<AppState>>, Query(p): Query<HashMap<String,
 async fn truth(State(st): State<Arc<AppState>>, Path(resource): Path<String>, Query(p): Query<HashMap<String, String>>) -> Response {
     match resource.as_str() {
         "competitor-prices" | "exchange-rates" => {
-            let day = match feed_day(&p) { Ok(d) => d, Err(r) => return r };
+            let day = match feed_day(&p) {
+                Ok(d) => d,
+                Err(r) => return r,
+            };
             let store = st.store();
             let data = if resource == "exchange-rates" { feeds::exchange_rates(store.shape.seed, day) } else { feeds::competitor_prices(store.shape.seed, &store.products, day) };
             return axum::Json(json!({"date": day.to_string(), "data": data})).into_response();

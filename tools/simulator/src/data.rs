@@ -70,29 +70,52 @@ pub const ST_CANCELLED: u8 = 4;
 pub const ST_REFUNDED: u8 = 5;
 pub const ST_FAILED: u8 = 6;
 
-pub const CATEGORIES: [&str; 12] = [
-    "Argan & Beauty", "Ceramics", "Rugs & Textiles", "Leather Goods", "Lighting", "Tea & Spices",
-    "Jewellery", "Clothing", "Home Decor", "Kitchen", "Books", "Electronics",
-];
+pub const CATEGORIES: [&str; 12] =
+    ["Argan & Beauty", "Ceramics", "Rugs & Textiles", "Leather Goods", "Lighting", "Tea & Spices", "Jewellery", "Clothing", "Home Decor", "Kitchen", "Books", "Electronics"];
 const FIRST: [&str; 24] = [
-    "Yasmine", "Omar", "Salma", "Youssef", "Imane", "Mehdi", "Khadija", "Hamza", "Nadia", "Karim",
-    "Sara", "Amine", "Leila", "Adam", "Fatima", "Rachid", "Camille", "Lucas", "Emma", "Hugo",
-    "Olivia", "James", "Sofia", "Noah",
+    "Yasmine", "Omar", "Salma", "Youssef", "Imane", "Mehdi", "Khadija", "Hamza", "Nadia", "Karim", "Sara", "Amine", "Leila", "Adam", "Fatima", "Rachid", "Camille", "Lucas", "Emma", "Hugo", "Olivia",
+    "James", "Sofia", "Noah",
 ];
 const LAST: [&str; 24] = [
-    "Alaoui", "Benali", "Bennani", "Chraibi", "El Amrani", "El Idrissi", "Fassi", "Haddad", "Kettani",
-    "Lahlou", "Mansouri", "Naciri", "Ouazzani", "Rami", "Sebti", "Tazi", "Berrada", "Dupont",
-    "Martin", "Bernard", "Smith", "Johnson", "Garcia", "Rossi",
+    "Alaoui",
+    "Benali",
+    "Bennani",
+    "Chraibi",
+    "El Amrani",
+    "El Idrissi",
+    "Fassi",
+    "Haddad",
+    "Kettani",
+    "Lahlou",
+    "Mansouri",
+    "Naciri",
+    "Ouazzani",
+    "Rami",
+    "Sebti",
+    "Tazi",
+    "Berrada",
+    "Dupont",
+    "Martin",
+    "Bernard",
+    "Smith",
+    "Johnson",
+    "Garcia",
+    "Rossi",
 ];
 const CITIES: [(&str, &str, &str); 10] = [
-    ("Casablanca", "MA", "20000"), ("Rabat", "MA", "10000"), ("Marrakech", "MA", "40000"),
-    ("Fes", "MA", "30000"), ("Tangier", "MA", "90000"), ("Agadir", "MA", "80000"),
-    ("Paris", "FR", "75011"), ("Lyon", "FR", "69002"), ("New York", "US", "10001"), ("Madrid", "ES", "28001"),
+    ("Casablanca", "MA", "20000"),
+    ("Rabat", "MA", "10000"),
+    ("Marrakech", "MA", "40000"),
+    ("Fes", "MA", "30000"),
+    ("Tangier", "MA", "90000"),
+    ("Agadir", "MA", "80000"),
+    ("Paris", "FR", "75011"),
+    ("Lyon", "FR", "69002"),
+    ("New York", "US", "10001"),
+    ("Madrid", "ES", "28001"),
 ];
-const STREETS: [&str; 8] = [
-    "Avenue Mohammed V", "Rue Ibn Battouta", "Boulevard Zerktouni", "Rue de la Liberte",
-    "Avenue Hassan II", "Rue des Consuls", "Derb Sidi Bouloukat", "Rue Allal Ben Abdellah",
-];
+const STREETS: [&str; 8] =
+    ["Avenue Mohammed V", "Rue Ibn Battouta", "Boulevard Zerktouni", "Rue de la Liberte", "Avenue Hassan II", "Rue des Consuls", "Derb Sidi Bouloukat", "Rue Allal Ben Abdellah"];
 const DOMAINS: [&str; 5] = ["gmail.com", "yahoo.fr", "outlook.com", "menara.ma", "hotmail.com"];
 const ADJECTIVES: [&str; 12] = ["Handwoven", "Classic", "Berber", "Royal", "Atlas", "Saharan", "Fassi", "Vintage", "Organic", "Modern", "Riad", "Imperial"];
 
@@ -182,9 +205,7 @@ fn day_weight(seed: u64, day: NaiveDate) -> f64 {
 }
 
 /// Hour of day weights: quiet nights, busy evenings.
-const HOURS: [f64; 24] = [
-    0.3, 0.2, 0.1, 0.1, 0.1, 0.2, 0.4, 0.7, 1.0, 1.2, 1.3, 1.4, 1.5, 1.4, 1.3, 1.3, 1.4, 1.6, 1.9, 2.2, 2.3, 2.0, 1.4, 0.8,
-];
+const HOURS: [f64; 24] = [0.3, 0.2, 0.1, 0.1, 0.1, 0.2, 0.4, 0.7, 1.0, 1.2, 1.3, 1.4, 1.5, 1.4, 1.3, 1.3, 1.4, 1.6, 1.9, 2.2, 2.3, 2.0, 1.4, 0.8];
 
 fn pick_cdf(cdf: &[f64], u: f64) -> usize {
     let target = u * cdf.last().copied().unwrap_or(1.0);
@@ -193,7 +214,12 @@ fn pick_cdf(cdf: &[f64], u: f64) -> usize {
 
 fn cdf(weights: impl Iterator<Item = f64>) -> Vec<f64> {
     let mut acc = 0.0;
-    weights.map(|w| { acc += w; acc }).collect()
+    weights
+        .map(|w| {
+            acc += w;
+            acc
+        })
+        .collect()
 }
 
 /// Zipf-like product popularity (a long tail), shared by order generation and the live feed.
@@ -296,7 +322,13 @@ pub fn generate(shape: &Shape) -> Generated {
             let age_days = (last_ts - created) / 86_400;
             let u = r.random::<f64>();
             let status = if age_days < 2 && u < 0.6 {
-                if u < 0.1 { ST_PENDING } else if u < 0.5 { ST_PROCESSING } else { ST_ON_HOLD }
+                if u < 0.1 {
+                    ST_PENDING
+                } else if u < 0.5 {
+                    ST_PROCESSING
+                } else {
+                    ST_ON_HOLD
+                }
             } else if u < 0.82 {
                 ST_COMPLETED
             } else if u < 0.88 {
@@ -309,7 +341,13 @@ pub fn generate(shape: &Shape) -> Generated {
                 ST_PROCESSING
             };
             let c = r.random::<f64>();
-            let currency = if c < 0.6 { 0 } else if c < 0.85 { 1 } else { 2 };
+            let currency = if c < 0.6 {
+                0
+            } else if c < 0.85 {
+                1
+            } else {
+                2
+            };
             let items = 1 + (r.random::<f64>().powi(2) * 5.0) as u8;
             let modified = match status {
                 ST_COMPLETED | ST_REFUNDED | ST_CANCELLED => (created + r.random_range(3_600..5 * 86_400)).min(last_ts),
@@ -322,11 +360,7 @@ pub fn generate(shape: &Shape) -> Generated {
     let customers: Vec<CustomerRec> = (1..=shape.customers)
         .map(|id| {
             let first = customer_first[id as usize - 1];
-            let created = if first == i64::MAX {
-                first_ts + (unit(seed, id as u64, 0xC0) * (last_ts - first_ts) as f64) as i64
-            } else {
-                first - (unit(seed, id as u64, 0xC1) * 3600.0) as i64
-            };
+            let created = if first == i64::MAX { first_ts + (unit(seed, id as u64, 0xC0) * (last_ts - first_ts) as f64) as i64 } else { first - (unit(seed, id as u64, 0xC1) * 3600.0) as i64 };
             CustomerRec { id, created, modified: created }
         })
         .collect();
@@ -338,13 +372,7 @@ pub fn generate(shape: &Shape) -> Generated {
         if o.status == ST_REFUNDED || partial {
             let totals = order_totals(seed, o, |p| products[p].selling_price(), &pcdf);
             let amount = if partial { (totals.total / 3).max(100) } else { totals.total };
-            refunds.push(RefundRec {
-                id: refunds.len() as u32 + 1,
-                order: o.id,
-                created: o.modified.max(o.created + 3_600).min(o.modified),
-                amount,
-                full: !partial,
-            });
+            refunds.push(RefundRec { id: refunds.len() as u32 + 1, order: o.id, created: o.modified.max(o.created + 3_600).min(o.modified), amount, full: !partial });
         }
     }
     Generated { products, customers, orders, refunds }
@@ -480,13 +508,17 @@ mod tests {
         let pcdf = product_cdf(200);
         let mut units = vec![0i64; 200];
         for o in &g.orders {
-            for (p, q) in line_items(3, o, &pcdf) { units[p] += q; }
+            for (p, q) in line_items(3, o, &pcdf) {
+                units[p] += q;
+            }
         }
         let total: i64 = units.iter().sum();
         let top: i64 = units.iter().take(20).sum();
         assert!(top * 2 > total, "top {top} of {total}");
         // Several currencies.
-        for c in 0..3u8 { assert!(g.orders.iter().any(|o| o.currency == c)); }
+        for c in 0..3u8 {
+            assert!(g.orders.iter().any(|o| o.currency == c));
+        }
         // Weekends busier than mid-week.
         let by_weekday = |wd: u32| g.orders.iter().filter(|o| DateTime::from_timestamp(o.created, 0).unwrap().weekday().num_days_from_monday() == wd).count();
         assert!(by_weekday(5) > by_weekday(2));

@@ -79,11 +79,7 @@ pub struct FaultDice {
 impl FaultDice {
     pub fn roll(&self, seed: u64, f: &Faults, list_page: bool) -> Fault {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        if self
-            .burst_left
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| b.checked_sub(1))
-            .is_ok()
-        {
+        if self.burst_left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| b.checked_sub(1)).is_ok() {
             return Fault::Throttle;
         }
         let u = |salt: u64| data::unit(seed, n, salt);

@@ -37,10 +37,8 @@ pub fn competitor_prices(seed: u64, products: &[ProductRec], day: NaiveDate) -> 
 }
 
 /// Currencies quoted by the exchange-rate feed, with a base MAD-per-unit rate.
-const QUOTED: [(&str, f64); 12] = [
-    ("EUR", 0.0), ("USD", 0.0), ("GBP", 12.6), ("CHF", 11.3), ("CAD", 7.2), ("AED", 2.71),
-    ("SAR", 2.65), ("CNY", 1.38), ("JPY", 0.066), ("TRY", 0.29), ("QAR", 2.73), ("EGP", 0.2),
-];
+const QUOTED: [(&str, f64); 12] =
+    [("EUR", 0.0), ("USD", 0.0), ("GBP", 12.6), ("CHF", 11.3), ("CAD", 7.2), ("AED", 2.71), ("SAR", 2.65), ("CNY", 1.38), ("JPY", 0.066), ("TRY", 0.29), ("QAR", 2.73), ("EGP", 0.2)];
 
 /// The rates for `day`: MAD per unit of each currency. EUR and USD match what orders use.
 pub fn exchange_rates(seed: u64, day: NaiveDate) -> Vec<Value> {
@@ -75,12 +73,15 @@ mod tests {
         assert!(a.len() > 50 && a.len() < 150, "{}", a.len());
         assert_ne!(a, b);
         assert_eq!(a, competitor_prices(3, &g.products, d1));
-        let cheaper = a.iter().filter(|r| {
-            let sku: u32 = r["sku"].as_str().unwrap()[4..].parse().unwrap();
-            let p = &g.products[sku as usize - 1];
-            let theirs = (r["price"].as_str().unwrap().parse::<f64>().unwrap() * 100.0).round() as i64;
-            theirs < p.sale_mad.unwrap_or(p.price_mad)
-        }).count();
+        let cheaper = a
+            .iter()
+            .filter(|r| {
+                let sku: u32 = r["sku"].as_str().unwrap()[4..].parse().unwrap();
+                let p = &g.products[sku as usize - 1];
+                let theirs = (r["price"].as_str().unwrap().parse::<f64>().unwrap() * 100.0).round() as i64;
+                theirs < p.sale_mad.unwrap_or(p.price_mad)
+            })
+            .count();
         assert!(cheaper > 0 && cheaper < a.len());
     }
 

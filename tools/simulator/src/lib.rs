@@ -13,9 +13,9 @@
 //! * Ground truth under `/_sim/truth/...`.
 
 pub mod api;
+pub mod data;
 pub mod faults;
 pub mod feeds;
-pub mod data;
 mod index;
 pub mod store;
 pub mod webhooks;
@@ -24,8 +24,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub use api::AppState;
-pub use faults::Faults;
 pub use data::Shape;
+pub use faults::Faults;
 
 /// The secrets clients must present. Never defaulted in code: the CLI reads them from the
 /// environment, tests generate them.
@@ -79,14 +79,7 @@ impl SimConfig {
     /// A small store with random credentials and no faults.
     pub fn small(seed: u64, orders: u32) -> Self {
         SimConfig {
-            shape: Shape {
-                seed,
-                products: 200,
-                customers: (orders / 4).max(10),
-                orders,
-                end: chrono::NaiveDate::from_ymd_opt(2026, 10, 31).unwrap_or_default(),
-                days: 90,
-            },
+            shape: Shape { seed, products: 200, customers: (orders / 4).max(10), orders, end: chrono::NaiveDate::from_ymd_opt(2026, 10, 31).unwrap_or_default(), days: 90 },
             invalid_rate: 0.0,
             credentials: Credentials::random(),
             faults: Faults::default(),
@@ -115,9 +108,7 @@ impl SimConfig {
 pub async fn serve(cfg: SimConfig, addr: SocketAddr) -> anyhow::Result<(SocketAddr, Arc<AppState>, tokio::task::JoinHandle<()>)> {
     cfg.validate().map_err(|e| anyhow::anyhow!("simulator configuration: {e}"))?;
     let state = AppState::new(cfg);
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e} (is the port in use?)"))?;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e} (is the port in use?)"))?;
     let bound = listener.local_addr()?;
     let app = api::router(state.clone());
     let handle = tokio::spawn(async move {

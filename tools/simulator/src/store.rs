@@ -7,7 +7,7 @@ use chrono::{DateTime, NaiveDate};
 use rand::Rng;
 use serde_json::{Value, json};
 
-use crate::data::{self, Currency, CustomerRec, OrderRec, ProductRec, RefundRec, Shape, Totals, STATUSES};
+use crate::data::{self, Currency, CustomerRec, OrderRec, ProductRec, RefundRec, STATUSES, Shape, Totals};
 use crate::index::ModIndex;
 
 /// The resources the API lists.
@@ -182,10 +182,7 @@ impl Store {
             let lo = q.after.map(|a| self.orders.partition_point(|o| o.created <= a)).unwrap_or(0);
             let hi = q.before.map(|b| self.orders.partition_point(|o| o.created < b)).unwrap_or(self.orders.len());
             let total = hi.saturating_sub(lo);
-            let ids = (offset..total.min(offset + q.per_page))
-                .map(|k| if q.desc { hi - 1 - k } else { lo + k })
-                .map(|i| self.orders[i].id)
-                .collect();
+            let ids = (offset..total.min(offset + q.per_page)).map(|k| if q.desc { hi - 1 - k } else { lo + k }).map(|i| self.orders[i].id).collect();
             return (total, ids);
         }
         if q.orderby != OrderBy::Modified && modified_filter && !created_filter && q.status.is_none() {
@@ -470,18 +467,28 @@ impl Store {
             } else if u < 0.85 {
                 // Move a recent open order along its life cycle.
                 let from = self.orders.len().saturating_sub(2_000);
-                let open: Vec<usize> = (from..self.orders.len())
-                    .filter(|i| matches!(self.orders[*i].status, data::ST_PENDING | data::ST_PROCESSING | data::ST_ON_HOLD))
-                    .collect();
+                let open: Vec<usize> = (from..self.orders.len()).filter(|i| matches!(self.orders[*i].status, data::ST_PENDING | data::ST_PROCESSING | data::ST_ON_HOLD)).collect();
                 let Some(&i) = open.get(r.random_range(0..open.len().max(1))) else {
                     changes.push(self.new_order(at, &mut r, None));
                     continue;
                 };
                 let o = &mut self.orders[i];
                 o.status = match o.status {
-                    data::ST_PENDING => if r.random_bool(0.85) { data::ST_PROCESSING } else { data::ST_FAILED },
+                    data::ST_PENDING => {
+                        if r.random_bool(0.85) {
+                            data::ST_PROCESSING
+                        } else {
+                            data::ST_FAILED
+                        }
+                    }
                     data::ST_ON_HOLD => data::ST_PROCESSING,
-                    _ => if r.random_bool(0.93) { data::ST_COMPLETED } else { data::ST_CANCELLED },
+                    _ => {
+                        if r.random_bool(0.93) {
+                            data::ST_COMPLETED
+                        } else {
+                            data::ST_CANCELLED
+                        }
+                    }
                 };
                 o.modified = at;
                 let id = o.id;
@@ -546,13 +553,7 @@ impl Store {
     pub fn new_order(&mut self, at: i64, r: &mut impl Rng, customer: Option<u32>) -> Change {
         self.clock = self.clock.max(at);
         let id = self.orders.len() as u32 + 1;
-        let customer = customer.unwrap_or_else(|| {
-            if self.customers.is_empty() || r.random_bool(0.3) {
-                self.new_customer(at)
-            } else {
-                r.random_range(1..=self.customers.len() as u32)
-            }
-        });
+        let customer = customer.unwrap_or_else(|| if self.customers.is_empty() || r.random_bool(0.3) { self.new_customer(at) } else { r.random_range(1..=self.customers.len() as u32) });
         let c: f64 = r.random();
         let order = OrderRec {
             id,
@@ -560,7 +561,13 @@ impl Store {
             created: at,
             modified: at,
             status: if r.random_bool(0.9) { data::ST_PROCESSING } else { data::ST_PENDING },
-            currency: if c < 0.6 { 0 } else if c < 0.85 { 1 } else { 2 },
+            currency: if c < 0.6 {
+                0
+            } else if c < 0.85 {
+                1
+            } else {
+                2
+            },
             items: 1 + (r.random::<f64>().powi(2) * 5.0) as u8,
             coupon: false,
         };
@@ -600,7 +607,12 @@ impl Store {
     /// included); refunds are counted on the refund's date.
     pub fn daily(&self) -> Value {
         #[derive(Default)]
-        struct Day { orders: u64, paid_orders: u64, gross: i64, refunds: i64 }
+        struct Day {
+            orders: u64,
+            paid_orders: u64,
+            gross: i64,
+            refunds: i64,
+        }
         let mut days: BTreeMap<(NaiveDate, Currency), Day> = BTreeMap::new();
         let mut products: BTreeMap<(NaiveDate, u32, Currency), (i64, i64)> = BTreeMap::new();
         let date = |t: i64| DateTime::from_timestamp(t, 0).unwrap_or_default().date_naive();

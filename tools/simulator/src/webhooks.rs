@@ -125,10 +125,7 @@ pub struct Webhooks {
 }
 
 pub fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/_sim/webhooks/start", post(start))
-        .route("/_sim/webhooks/stop", post(stop))
-        .route("/_sim/webhooks/log", get(log))
+    Router::new().route("/_sim/webhooks/start", post(start)).route("/_sim/webhooks/stop", post(stop)).route("/_sim/webhooks/log", get(log))
 }
 
 async fn start(State(st): State<Arc<AppState>>, body: axum::body::Bytes) -> Response {
@@ -172,12 +169,7 @@ struct Outgoing {
 
 fn event(st: &AppState, topic: &str, resource: Resource, id: u32, incident: Option<IncidentKind>) -> Outgoing {
     let body = st.store().render(resource, id);
-    Outgoing {
-        topic: topic.into(),
-        resource_id: body.get("id").cloned().unwrap_or(Value::Null),
-        body: serde_json::to_vec(&body).unwrap_or_default(),
-        incident,
-    }
+    Outgoing { topic: topic.into(), resource_id: body.get("id").cloned().unwrap_or(Value::Null), body: serde_json::to_vec(&body).unwrap_or_default(), incident }
 }
 
 /// Produces the events due now, applying them to the store first.
@@ -263,9 +255,7 @@ async fn drive(st: Arc<AppState>, req: StartRequest, mut stop: watch::Receiver<b
         // behind the schedule, the last loop turn can come long after their time).
         let finishing = req.duration_secs.is_some_and(|d| elapsed >= d);
         let now = chrono::Utc::now().timestamp();
-        let active = |k: IncidentKind| {
-            req.incidents.iter().any(|i| i.kind == k && elapsed >= i.at_secs && elapsed < i.at_secs + i.duration_secs.unwrap_or(60.0))
-        };
+        let active = |k: IncidentKind| req.incidents.iter().any(|i| i.kind == k && elapsed >= i.at_secs && elapsed < i.at_secs + i.duration_secs.unwrap_or(60.0));
         let mut due: Vec<Outgoing> = Vec::new();
         for (i, inc) in req.incidents.iter().enumerate() {
             if !fired[i] && elapsed >= inc.at_secs && req.duration_secs.is_none_or(|d| inc.at_secs < d) {
@@ -274,8 +264,20 @@ async fn drive(st: Arc<AppState>, req: StartRequest, mut stop: watch::Receiver<b
                 due.extend(one_shot(&st, inc.kind, now, &mut rng));
             }
         }
-        let multiplier = if active(IncidentKind::OrderSpike) { 5.0 } else if active(IncidentKind::SalesDrop) { 0.15 } else { 1.0 };
-        let incident = if active(IncidentKind::OrderSpike) { Some(IncidentKind::OrderSpike) } else if active(IncidentKind::SalesDrop) { Some(IncidentKind::SalesDrop) } else { None };
+        let multiplier = if active(IncidentKind::OrderSpike) {
+            5.0
+        } else if active(IncidentKind::SalesDrop) {
+            0.15
+        } else {
+            1.0
+        };
+        let incident = if active(IncidentKind::OrderSpike) {
+            Some(IncidentKind::OrderSpike)
+        } else if active(IncidentKind::SalesDrop) {
+            Some(IncidentKind::SalesDrop)
+        } else {
+            None
+        };
         budget += if finishing { 0.0 } else { req.rate * multiplier * last.elapsed().as_secs_f64() };
         last = Instant::now();
         while budget >= 1.0 {

@@ -24,12 +24,7 @@ async fn start(cfg: SimConfig) -> Sim {
 
 impl Sim {
     async fn get(&self, path: &str) -> reqwest::Response {
-        self.http
-            .get(format!("{}{path}", self.base))
-            .basic_auth(&self.creds.consumer_key, Some(&self.creds.consumer_secret))
-            .send()
-            .await
-            .unwrap()
+        self.http.get(format!("{}{path}", self.base)).basic_auth(&self.creds.consumer_key, Some(&self.creds.consumer_secret)).send().await.unwrap()
     }
     async fn control(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
@@ -46,7 +41,9 @@ impl Sim {
         let mut log = Value::Null;
         for _ in 0..polls {
             log = self.control(reqwest::Method::GET, "/_sim/webhooks/log", None).await;
-            if log["running"] == false && log["sent"].as_u64().unwrap() > 0 { break; }
+            if log["running"] == false && log["sent"].as_u64().unwrap() > 0 {
+                break;
+            }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
         log
@@ -74,10 +71,7 @@ async fn pagination_headers_and_a_full_walk_match_the_truth() {
         for o in page {
             assert!(seen.insert(o["id"].as_u64().unwrap()), "duplicate across pages");
         }
-        url = link
-            .split(", ")
-            .find(|l| l.ends_with("rel=\"next\""))
-            .map(|l| l.trim_start_matches('<').split('>').next().unwrap().replacen(&sim.base, "", 1));
+        url = link.split(", ").find(|l| l.ends_with("rel=\"next\"")).map(|l| l.trim_start_matches('<').split('>').next().unwrap().replacen(&sim.base, "", 1));
     }
     let truth = sim.control(reqwest::Method::GET, "/_sim/truth/orders", None).await;
     let want: HashSet<u64> = truth["valid"].as_array().unwrap().iter().map(|v| v["id"].as_u64().unwrap()).collect();
@@ -97,9 +91,7 @@ async fn modified_after_sees_live_changes_in_order() {
     let info = sim.control(reqwest::Method::GET, "/_sim/info", None).await;
     let clock = info["clock"].as_str().unwrap().to_string();
     let changed = sim.control(reqwest::Method::POST, "/_sim/mutate?n=40", None).await;
-    let touched: HashSet<u64> = changed["changes"].as_array().unwrap().iter()
-        .filter(|c| c["topic"].as_str().unwrap().starts_with("order"))
-        .map(|c| c["id"].as_u64().unwrap()).collect();
+    let touched: HashSet<u64> = changed["changes"].as_array().unwrap().iter().filter(|c| c["topic"].as_str().unwrap().starts_with("order")).map(|c| c["id"].as_u64().unwrap()).collect();
     let r = sim.get(&format!("/wp-json/wc/v3/orders?per_page=100&orderby=modified&order=asc&modified_after={}", clock.replace("+00:00", "Z"))).await;
     let page: Vec<Value> = r.json().await.unwrap();
     let ids: HashSet<u64> = page.iter().map(|o| o["id"].as_u64().unwrap()).collect();
@@ -159,7 +151,11 @@ async fn fault_knobs_inject_errors_bursts_and_broken_pages() {
     let mut errors = 0;
     for _ in 0..200 {
         let s = sim.get("/wp-json/wc/v3/orders?per_page=1").await.status().as_u16();
-        if [500, 502, 503].contains(&s) { errors += 1; } else { assert_eq!(s, 200); }
+        if [500, 502, 503].contains(&s) {
+            errors += 1;
+        } else {
+            assert_eq!(s, 200);
+        }
     }
     assert!((35..=85).contains(&errors), "{errors} of 200 failed at a 30% error rate");
 
@@ -214,20 +210,26 @@ async fn feeds_paginate_by_cursor_and_by_offset() {
     let mut rows = 0;
     loop {
         let mut url = format!("{}/feeds/competitors/prices?date=2026-10-01&limit=50", sim.base);
-        if let Some(c) = &cursor { url.push_str(&format!("&cursor={c}")); }
+        if let Some(c) = &cursor {
+            url.push_str(&format!("&cursor={c}"));
+        }
         let v: Value = sim.http.get(url).header("x-api-key", &sim.creds.feed_api_key).send().await.unwrap().json().await.unwrap();
         rows += v["data"].as_array().unwrap().len();
-        match v["next_cursor"].as_str() { Some(c) => cursor = Some(c.to_string()), None => break }
+        match v["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
     }
     let truth = sim.control(reqwest::Method::GET, "/_sim/truth/competitor-prices?date=2026-10-01", None).await;
     assert_eq!(rows, truth["data"].as_array().unwrap().len());
     let mut offset = 0;
     let mut rates = Vec::new();
     loop {
-        let v: Value = sim.http.get(format!("{}/feeds/fx/rates?date=2026-10-01&offset={offset}&limit=5", sim.base))
-            .bearer_auth(&sim.creds.fx_token).send().await.unwrap().json().await.unwrap();
+        let v: Value = sim.http.get(format!("{}/feeds/fx/rates?date=2026-10-01&offset={offset}&limit=5", sim.base)).bearer_auth(&sim.creds.fx_token).send().await.unwrap().json().await.unwrap();
         let page = v["rates"].as_array().unwrap().clone();
-        if page.is_empty() { break; }
+        if page.is_empty() {
+            break;
+        }
         offset += page.len();
         rates.extend(page);
         assert_eq!(v["total"], 12);
@@ -260,32 +262,40 @@ async fn webhooks_are_signed_and_incidents_are_tagged() {
     let secret = sim_cfg.credentials.webhook_secret.clone();
     let received: Arc<Mutex<Vec<(String, bool, bool)>>> = Arc::default();
     let (rx, sec) = (received.clone(), secret.clone());
-    let app = axum::Router::new().route("/hook", axum::routing::post(move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
-        let (rx, sec) = (rx.clone(), sec.clone());
-        async move {
-            let mut mac = Hmac::<Sha256>::new_from_slice(sec.as_bytes()).unwrap();
-            mac.update(&body);
-            let woo = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
-            let woo_ok = headers["x-wc-webhook-signature"].to_str().unwrap() == woo;
-            let ts_header = headers["x-alkasba-signature"].to_str().unwrap().to_string();
-            let (t, v1) = ts_header.split_once(',').unwrap();
-            let mut mac = Hmac::<Sha256>::new_from_slice(sec.as_bytes()).unwrap();
-            mac.update(format!("{}.", &t[2..]).as_bytes());
-            mac.update(&body);
-            let ts_ok = v1 == format!("v1={}", hex::encode(mac.finalize().into_bytes()));
-            rx.lock().unwrap().push((headers["x-wc-webhook-topic"].to_str().unwrap().to_string(), woo_ok, ts_ok));
-            "ok"
-        }
-    }));
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+            let (rx, sec) = (rx.clone(), sec.clone());
+            async move {
+                let mut mac = Hmac::<Sha256>::new_from_slice(sec.as_bytes()).unwrap();
+                mac.update(&body);
+                let woo = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+                let woo_ok = headers["x-wc-webhook-signature"].to_str().unwrap() == woo;
+                let ts_header = headers["x-alkasba-signature"].to_str().unwrap().to_string();
+                let (t, v1) = ts_header.split_once(',').unwrap();
+                let mut mac = Hmac::<Sha256>::new_from_slice(sec.as_bytes()).unwrap();
+                mac.update(format!("{}.", &t[2..]).as_bytes());
+                mac.update(&body);
+                let ts_ok = v1 == format!("v1={}", hex::encode(mac.finalize().into_bytes()));
+                rx.lock().unwrap().push((headers["x-wc-webhook-topic"].to_str().unwrap().to_string(), woo_ok, ts_ok));
+                "ok"
+            }
+        }),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let hook = format!("http://{}/hook", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
     let sim = start(sim_cfg).await;
-    sim.control(reqwest::Method::POST, "/_sim/webhooks/start", Some(json!({
-        "url": hook, "rate": 200.0, "max_events": 60,
-        "incidents": [{"at_secs": 0.0, "kind": "stockout"}, {"at_secs": 0.0, "kind": "suspicious_burst"}]
-    }))).await;
+    sim.control(
+        reqwest::Method::POST,
+        "/_sim/webhooks/start",
+        Some(json!({
+            "url": hook, "rate": 200.0, "max_events": 60,
+            "incidents": [{"at_secs": 0.0, "kind": "stockout"}, {"at_secs": 0.0, "kind": "suspicious_burst"}]
+        })),
+    )
+    .await;
     let log = sim.ended_webhook_run(200).await;
     assert_eq!(log["running"], false);
     assert_eq!(log["sent"], 60);
@@ -315,10 +325,15 @@ async fn incidents_scheduled_within_the_run_go_out_even_when_deliveries_lag() {
     let hook = format!("http://{}/hook", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let sim = start(SimConfig::small(29, 200)).await;
-    sim.control(reqwest::Method::POST, "/_sim/webhooks/start", Some(json!({
-        "url": hook, "rate": 500.0, "duration_secs": 1.0, "concurrency": 1,
-        "incidents": [{"at_secs": 0.8, "kind": "suspicious_burst"}, {"at_secs": 5.0, "kind": "stockout"}]
-    }))).await;
+    sim.control(
+        reqwest::Method::POST,
+        "/_sim/webhooks/start",
+        Some(json!({
+            "url": hook, "rate": 500.0, "duration_secs": 1.0, "concurrency": 1,
+            "incidents": [{"at_secs": 0.8, "kind": "suspicious_burst"}, {"at_secs": 5.0, "kind": "stockout"}]
+        })),
+    )
+    .await;
     let log = sim.ended_webhook_run(1200).await;
     assert_eq!(log["running"], false);
     let deliveries = log["deliveries"].as_array().unwrap();
