@@ -6,8 +6,14 @@ source "$(dirname "$0")/lib.sh"
 step "installing LocalStack and the test tools (pinned)"
 localstack/install.sh
 
+step "checking the house format (cargo fmt --check; STYLE.md)"
+cargo fmt --all -- --check
+
 step "building (first build: ~10 min on 2 cores)"
 cargo build --workspace --bins --tests
+
+step "linting (cargo clippy --all-targets -D warnings)"
+cargo clippy --workspace --all-targets -- -D warnings
 
 step "starting LocalStack (reused when already healthy)"
 started=0

@@ -214,8 +214,8 @@ pub async fn sim_credentials(stack: &str) -> alkasba_sim::Credentials {
 }
 
 /// The stack's lake.
-pub fn lake(stack: &Stack) -> alkasba_ingest::lake::Lake {
-    alkasba_ingest::lake::Lake::new(stack.output("LakeRoot"), alkasba_lake::StorageConfig { endpoint_url: Some(ENDPOINT.into()), region: "us-east-1".into() }).unwrap()
+pub fn lake(stack: &Stack) -> alkasba_lake::Lake {
+    alkasba_lake::Lake::new(stack.output("LakeRoot"), alkasba_lake::StorageConfig { endpoint_url: Some(ENDPOINT.into()), region: "us-east-1".into() }).unwrap()
 }
 
 /// Plans `streams` through the planner binary (as of `run_date`, `YYYY-MM-DD`, or now); every
@@ -232,7 +232,7 @@ pub async fn plan(runner: &alkasba_runner::Runner, streams: &[&str], run_date: O
 }
 
 /// Waits (at most `limit`) until every run of `runs` is recorded as completed in the ledger.
-pub async fn wait_completed(lake: &alkasba_ingest::lake::Lake, runs: &[String], limit: Duration) {
+pub async fn wait_completed(lake: &alkasba_lake::Lake, runs: &[String], limit: Duration) {
     eventually(limit, "every run completed in the ledger", || async {
         let states = alkasba_ingest::runs::states(lake).await.ok()?;
         runs.iter().all(|r| states.values().any(|s| s.completed.contains(r))).then_some(())

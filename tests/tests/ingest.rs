@@ -15,8 +15,8 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use alkasba_ingest::lake::Lake;
 use alkasba_it::{Stack, bin_dir, duckdb, eventually, lake, plan, repo, sdk, sim_credentials, wait_completed};
+use alkasba_lake::Lake;
 use alkasba_lake::arrow::array::Array;
 use alkasba_lake::read::strings;
 use alkasba_runner::{Runner, RunnerConfig};
@@ -69,7 +69,9 @@ async fn bronze_is_exactly_the_truth_under_faults_redelivery_concurrency_and_sig
     let (addr, state, _) = serve(cfg, "127.0.0.1:0".parse().unwrap()).await.unwrap();
     let base = format!("http://{addr}");
     let lake = lake(&stack);
-    let runner = start_runner(&stack, &base, &[("PAGES_PER_TASK", "4"), ("PAGES_PER_COMMIT", "2"), ("DEADLINE_MARGIN_SECS", "5"), ("FETCH_CONCURRENCY", "2")]).await;
+    // A page that fails a whole round of retries under the 20% errors comes back 2 s later (the
+    // rounds are what make the run complete whatever page is unlucky).
+    let runner = start_runner(&stack, &base, &[("PAGES_PER_TASK", "4"), ("PAGES_PER_COMMIT", "2"), ("DEADLINE_MARGIN_SECS", "5"), ("FETCH_CONCURRENCY", "2"), ("PAGE_RETRY_DELAY_SECS", "2")]).await;
     let http = reqwest::Client::new();
 
     let streams = ["alkasba_store.orders", "alkasba_store.customers", "competitor_prices.prices", "exchange_rates.rates"];
@@ -214,8 +216,8 @@ async fn a_poison_page_ends_in_the_dlq_with_its_reason_and_sealed_response() {
     let (addr, _state, _) = serve(cfg, "127.0.0.1:0".parse().unwrap()).await.unwrap();
     let base = format!("http://{addr}");
     let lake = lake(&stack);
-    // Retries kept short so the poison page is given up on quickly.
-    let runner = start_runner(&stack, &base, &[("PAGES_PER_TASK", "2")]).await;
+    // Two short rounds, so the poison page is given up on quickly.
+    let runner = start_runner(&stack, &base, &[("PAGES_PER_TASK", "2"), ("PAGE_RETRY_ROUNDS", "2"), ("PAGE_RETRY_DELAY_SECS", "1")]).await;
     let runs = plan(&runner, &["alkasba_store.products"], None).await;
     let sqs = aws_sdk_sqs::Client::new(&sdk().await);
     let dlq = stack.output("FetchTasksDlqUrl").to_string();

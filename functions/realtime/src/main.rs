@@ -15,7 +15,7 @@ async fn main() -> Result<(), Error> {
     let settings = Settings::from_env()?;
     let rules = RulesFile::load(settings.rules_file.as_deref())?;
     let sdk = aws_config::load_from_env().await;
-    let lake = alkasba_ingest::lake::Lake::new(&settings.lake_root, StorageConfig::from_env()?)?;
+    let lake = alkasba_lake::Lake::new(&settings.lake_root, StorageConfig::from_env()?)?;
     let engine =
         Engine { rules, store: S3State::new(&lake)?, alerts: SnsAlerts::new(&sdk, settings.need(&settings.alerts_topic_arn, "ALERTS_TOPIC_ARN")?), lake: DeltaSink::new(lake)?, flush: settings.flush };
     tracing::info!(rules = engine.rules.rules.len(), "realtime ready");

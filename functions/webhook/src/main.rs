@@ -17,7 +17,7 @@ async fn main() -> Result<(), Error> {
     alkasba_telemetry::init();
     let settings = Settings::from_env()?;
     let sdk = aws_config::load_from_env().await;
-    let lake = alkasba_ingest::lake::Lake::new(&settings.lake_root, StorageConfig::from_env()?)?;
+    let lake = alkasba_lake::Lake::new(&settings.lake_root, StorageConfig::from_env()?)?;
     let secrets = AwsSecrets::new(&sdk, &settings.stack);
     let field = |v: &Value, k: &str, name: &str| v.get(k).and_then(Value::as_str).map(str::to_string).ok_or_else(|| format!("secret {name} has no string {k:?}"));
     let secret_ref = |name: &str| SecretRef { store: SecretStore::SecretsManager, name: name.to_string() };

@@ -17,17 +17,9 @@ pub enum Error {
     #[error("{what}: {reason}")]
     Data { what: String, reason: String },
 
-    /// Another writer committed first too many times in a row.
-    #[error("{uri}: lost {attempts} commit races in a row")]
-    Contended { uri: String, attempts: u32 },
-
     /// The lake crates failed.
     #[error(transparent)]
     Lake(#[from] alkasba_lake::Error),
-
-    /// The ingestion crate's lake layout failed.
-    #[error(transparent)]
-    Ingest(#[from] alkasba_ingest::Error),
 }
 
 /// Result alias for this crate.
@@ -47,9 +39,7 @@ impl Error {
                     | deltalake::DeltaTableError::VersionAlreadyExists(_)
                     | deltalake::DeltaTableError::Transaction { .. }
             ),
-            Error::Contended { .. } => true,
             Error::Lake(e) => e.is_retryable(),
-            Error::Ingest(e) => e.is_retryable(),
         }
     }
 

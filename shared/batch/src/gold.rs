@@ -20,7 +20,7 @@ use tokio::sync::OnceCell;
 
 use chrono::NaiveDate;
 
-use alkasba_ingest::lake::Lake;
+use alkasba_lake::Lake;
 use alkasba_lake::arrow::array::{Array, AsArray, Date32Array, RecordBatch};
 use alkasba_lake::arrow::datatypes::{DataType, Date32Type, Field, Schema, SchemaRef};
 use deltalake::DeltaTable;

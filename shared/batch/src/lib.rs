@@ -17,6 +17,7 @@
 mod error;
 pub mod gold;
 pub mod maintain;
+pub mod registry;
 pub mod settings;
 pub mod silver;
 pub mod tables;

@@ -7,6 +7,9 @@
 //!   object `_maintain.lease` in the table's root created with a conditional put (If-None-Match)
 //!   and taken over only when expired (If-Match on its ETag). Readers and the other jobs ignore
 //!   it (Delta ignores files starting with `_` outside the log, and vacuum never deletes them).
+//! * Every table of the registry ([`crate::registry`]), the keyring and the real-time tables
+//!   included; vacuum runs in full mode, so files no commit references (a lost race, a killed
+//!   writer) are removed once older than the retention.
 //! * Safe for readers and writers: compaction commits only rewrite files (no data change), so
 //!   appends and MERGEs running at the same time keep their commits (a conflicting MERGE retries);
 //!   vacuum never deletes a file younger than the table's `deletedFileRetentionDuration` (7
@@ -16,50 +19,16 @@ use std::collections::BTreeMap;
 use std::num::NonZeroU64;
 use std::time::Duration;
 
-use alkasba_ingest::lake::Lake;
+use alkasba_lake::Lake;
 use deltalake::DeltaTable;
 use deltalake::operations::optimize::OptimizeType;
 use deltalake::{FilterLiteral, FilterOp, FilterValue};
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 use serde::Serialize;
 
-use crate::{Error, Result, gold, silver, tables};
+use alkasba_lake::layout::TableSpec;
 
-/// A table to maintain and the columns to z-order it by (empty: compaction only).
-#[derive(Debug, Clone)]
-pub struct Target {
-    /// `<layer>/<name>` under the lake root.
-    pub path: String,
-    pub zorder: Vec<String>,
-}
-
-/// Every table of the lake: bronze streams, quarantine, operations tables, silver and gold.
-pub fn targets() -> Vec<Target> {
-    let t = |path: String, z: &[&str]| Target { path, zorder: z.iter().map(|c| c.to_string()).collect() };
-    let mut out = Vec::new();
-    let mut streams: Vec<(&str, &str)> = silver::SILVER.iter().map(|s| (s.source, s.stream)).collect();
-    streams.dedup();
-    for (source, stream) in streams {
-        out.push(t(format!("bronze/{source}/{stream}"), &[]));
-    }
-    for p in ["quarantine/ingest", "ops/ingestion_runs", "ops/heartbeat", "security/keyring"] {
-        out.push(t(p.into(), &[]));
-    }
-    for s in silver::SILVER {
-        let z: &[&str] = match s.name {
-            "orders" => &["customer_token"],
-            "order_lines" => &["product_id"],
-            "competitor_prices" => &["sku"],
-            _ => &[],
-        };
-        out.push(t(format!("silver/{}", s.name), z));
-    }
-    for m in gold::MARTS {
-        let z: &[&str] = if m.name == "daily_product_sales" { &["product_id"] } else { &[] };
-        out.push(t(format!("gold/{}", m.name), z));
-    }
-    out
-}
+use crate::{Error, Result, registry, tables};
 
 /// Maintenance settings.
 #[derive(Debug, Clone)]
@@ -154,7 +123,7 @@ async fn acquire(store: &dyn ObjectStore, owner: &str, ttl: Duration) -> Result<
 }
 
 /// Maintains one table under its lease.
-pub async fn table(lake: &Lake, target: &Target, opts: &MaintainOptions) -> Result<TableReport> {
+pub async fn table(lake: &Lake, target: &TableSpec, opts: &MaintainOptions) -> Result<TableReport> {
     let mut report = TableReport { table: target.path.clone(), ..Default::default() };
     let uri = lake.table(&target.path)?;
     let Some(table) = tables::open(lake, &uri).await? else {
@@ -174,7 +143,7 @@ pub async fn table(lake: &Lake, target: &Target, opts: &MaintainOptions) -> Resu
     result.map(|()| report)
 }
 
-async fn maintain_held(table: DeltaTable, target: &Target, opts: &MaintainOptions, report: &mut TableReport) -> Result<()> {
+async fn maintain_held(table: DeltaTable, target: &TableSpec, opts: &MaintainOptions, report: &mut TableReport) -> Result<()> {
     let uri = table.table_url().clone();
     // Only crowded partitions are rewritten: more than one file, and more files than the
     // partition's size needs at the target size. Z-ordering rewrites whatever it is given, so a
@@ -200,7 +169,10 @@ async fn maintain_held(table: DeltaTable, target: &Target, opts: &MaintainOption
     };
     deltalake::checkpoints::create_checkpoint(&table, None).await.map_err(|e| Error::delta(&uri, e))?;
     report.checkpoint_version = table.version().map(|v| v as i64);
-    let mut vacuum = table.vacuum();
+    // Full mode: besides the files the log removed, every file under the table that no commit
+    // references (uploaded for a commit that lost its race or whose writer was killed) goes once
+    // it is older than the retention.
+    let mut vacuum = table.vacuum().with_mode(deltalake::operations::vacuum::VacuumMode::Full);
     if let Some(r) = opts.retention {
         vacuum = vacuum.with_retention_period(r);
     }
@@ -219,7 +191,8 @@ async fn maintain_held(table: DeltaTable, target: &Target, opts: &MaintainOption
 /// Maintains every table (or those whose path starts with one of `only`), one at a time,
 /// stopping before the deadline (`keep_going`); the next run goes on.
 pub async fn maintain(lake: &Lake, only: Option<&[String]>, opts: &MaintainOptions, keep_going: impl Fn() -> bool) -> Result<Vec<TableReport>> {
-    let all = targets();
+    let registry = registry::registry();
+    let all = registry.tables();
     if let Some(only) = only {
         if let Some(bad) = only.iter().find(|o| !all.iter().any(|t| t.path.starts_with(o.as_str()))) {
             return Err(Error::Config(format!("no table matches {bad:?}; tables: {}", all.iter().map(|t| t.path.as_str()).collect::<Vec<_>>().join(", "))));

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use alkasba_ingest::lake::Lake;
+use alkasba_lake::Lake;
 use alkasba_lake::StorageConfig;
 use alkasba_lake::options::Options;
 

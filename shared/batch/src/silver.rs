@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-use alkasba_ingest::lake::Lake;
+use alkasba_lake::Lake;
 use alkasba_lake::arrow::array::{Array, ArrayRef, AsArray, Date32Builder, Decimal128Builder, Int64Builder, RecordBatch, StringArray, StringBuilder, UInt32Builder};
 use alkasba_lake::arrow::compute::{cast, take};
 use alkasba_lake::arrow::datatypes::{DataType, Date32Type, Decimal128Type, Field, Int64Type, Schema, SchemaRef};
@@ -187,7 +187,7 @@ pub fn spec(name: &str) -> Result<&'static SilverSpec> {
 
 /// The silver table `name`.
 pub fn uri(lake: &Lake, name: &str) -> Result<Url> {
-    Ok(lake.table(&format!("silver/{name}"))?)
+    Ok(lake.table(&alkasba_lake::layout::silver(name))?)
 }
 
 /// The marker a silver table keeps for the bronze table it reads.

@@ -4,11 +4,12 @@
 
 use std::sync::Arc;
 
-use alkasba_ingest::lake::Lake;
-use alkasba_ingest::lake::is_conflict;
+use alkasba_lake::Attempt;
+use alkasba_lake::Lake;
 use alkasba_lake::arrow::array::{ArrayRef, RecordBatch};
 use alkasba_lake::arrow::compute::cast;
 use alkasba_lake::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use alkasba_lake::lake::is_conflict;
 use deltalake::DeltaTable;
 use deltalake::datafusion::datasource::{MemTable, TableProvider};
 use deltalake::datafusion::execution::config::SessionConfig;
@@ -29,9 +30,6 @@ pub const CHANGE_TYPE: &str = "_change_type";
 const SILVER_PROPERTIES: [(&str, &str); 3] = [("delta.enableChangeDataFeed", "true"), ("delta.logRetentionDuration", "interval 30 days"), ("delta.deletedFileRetentionDuration", "interval 7 days")];
 /// Properties of every gold table.
 const GOLD_PROPERTIES: [(&str, &str); 2] = [("delta.logRetentionDuration", "interval 30 days"), ("delta.deletedFileRetentionDuration", "interval 7 days")];
-
-/// Commit attempts before giving up on a contended table (another writer keeps winning).
-const ATTEMPTS: u32 = 10;
 
 /// A DataFusion session for our SQL: plain UTF-8 strings (what Delta, Athena and Trino call
 /// `string`), identifiers as written.
@@ -60,11 +58,8 @@ pub async fn marker(lake: &Lake, table: Option<&DeltaTable>, app_id: &str) -> Re
     }
 }
 
-/// The actions of `table`'s commit `version`, `None` when its commit file is gone (cleaned up).
 async fn commit_actions(table: &DeltaTable, version: u64) -> Result<Option<Vec<deltalake::kernel::Action>>> {
-    let uri = table.table_url();
-    let Some(bytes) = table.log_store().read_commit_entry(version).await.map_err(|e| Error::delta(uri, e))? else { return Ok(None) };
-    deltalake::logstore::get_actions(version, &bytes).map(Some).map_err(|e| Error::delta(uri, e))
+    Ok(Lake::commit_actions(table, version).await?)
 }
 
 /// Commits read back from the newest when looking for a marker before asking the log replay.
@@ -229,7 +224,7 @@ pub async fn touched_partitions(table: &DeltaTable, column: &str, from: i64, to:
 /// Properties of every batch commit: the lake's commit properties (no automatic retry, no
 /// expired-log clean-up) carrying the markers.
 fn commit_props(txns: &[(String, i64)]) -> CommitProperties {
-    alkasba_ingest::lake::commit_properties().with_application_transactions(txns.iter().map(|(a, v)| Transaction::new(a, *v)).collect())
+    alkasba_lake::commit_properties().with_application_transactions(txns.iter().map(|(a, v)| Transaction::new(a, *v)).collect())
 }
 
 /// Keeps the table a commit just left in the lake's cache (best effort: without it the next
@@ -238,11 +233,6 @@ async fn remember(lake: &Lake, uri: &Url, table: &DeltaTable) {
     if let Err(e) = lake.remember(uri, table).await {
         tracing::debug!(table = %uri, error = %e, "not cached after the commit");
     }
-}
-
-/// A writable handle on `uri` (created on first write), current.
-async fn writable(lake: &Lake, uri: &Url) -> Result<DeltaTable> {
-    lake.current(uri).await.map_err(Error::from)
 }
 
 /// What an upsert did.
@@ -273,12 +263,12 @@ pub async fn upsert(lake: &Lake, uri: &Url, schema: SchemaRef, batches: Vec<Reco
     let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
     // A write needs at least one batch, even an empty one, to know the schema.
     let batches = if batches.is_empty() { vec![RecordBatch::new_empty(schema.clone())] } else { batches };
-    for _ in 0..ATTEMPTS {
-        let table = writable(lake, uri).await?;
+    let (batches, schema, marker) = (&batches, &schema, &marker);
+    lake.commit_with_retries(uri, |table| async move {
         if self::marker(lake, table.version().is_some().then_some(&table), &marker.0).await? >= marker.1 {
-            return Ok(Upserted::AlreadyDone);
+            return Ok(Attempt::Done(Upserted::AlreadyDone));
         }
-        let props = commit_props(std::slice::from_ref(&marker));
+        let props = commit_props(std::slice::from_ref(marker));
         let result = if table.version().is_none() || rows == 0 {
             // A new table (its rows are already one per key), or only a marker to move.
             let mut w = table.write(batches.clone()).with_save_mode(SaveMode::Append).with_schema_mode(SchemaMode::Merge).with_commit_properties(props);
@@ -307,12 +297,12 @@ pub async fn upsert(lake: &Lake, uri: &Url, schema: SchemaRef, batches: Vec<Reco
             merged.await.map(|(t, _)| t.version().unwrap_or_default() as i64)
         };
         match result {
-            Ok(version) => return Ok(Upserted::Committed { version, rows }),
-            Err(e) if is_conflict(&e) => continue,
-            Err(e) => return Err(Error::delta(uri, e)),
+            Ok(version) => Ok(Attempt::Done(Upserted::Committed { version, rows })),
+            Err(e) if is_conflict(&e) => Ok(Attempt::Contended),
+            Err(e) => Err(Error::delta(uri, e)),
         }
-    }
-    Err(Error::Contended { uri: uri.to_string(), attempts: ATTEMPTS })
+    })
+    .await
 }
 
 /// Replaces the rows of the table at `uri` that match `predicate` (all rows when `None`) with
@@ -321,8 +311,8 @@ pub async fn upsert(lake: &Lake, uri: &Url, schema: SchemaRef, batches: Vec<Reco
 pub async fn replace(lake: &Lake, uri: &Url, schema: SchemaRef, batches: Vec<RecordBatch>, predicate: Option<&str>, partition: Option<&str>, markers: &[(String, i64)]) -> Result<Upserted> {
     let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
     let batches = if batches.is_empty() { vec![RecordBatch::new_empty(schema)] } else { batches };
-    for _ in 0..ATTEMPTS {
-        let table = writable(lake, uri).await?;
+    let batches = &batches;
+    lake.commit_with_retries(uri, |table| async move {
         let mut done = true;
         for (app, v) in markers {
             if self::marker(lake, table.version().is_some().then_some(&table), app).await? < *v {
@@ -330,7 +320,7 @@ pub async fn replace(lake: &Lake, uri: &Url, schema: SchemaRef, batches: Vec<Rec
             }
         }
         if done && !markers.is_empty() {
-            return Ok(Upserted::AlreadyDone);
+            return Ok(Attempt::Done(Upserted::AlreadyDone));
         }
         let creating = table.version().is_none();
         let mut w = table.write(batches.clone()).with_commit_properties(commit_props(markers));
@@ -349,13 +339,13 @@ pub async fn replace(lake: &Lake, uri: &Url, schema: SchemaRef, batches: Vec<Rec
         match w.await {
             Ok(t) => {
                 remember(lake, uri, &t).await;
-                return Ok(Upserted::Committed { version: t.version().unwrap_or_default() as i64, rows });
+                Ok(Attempt::Done(Upserted::Committed { version: t.version().unwrap_or_default() as i64, rows }))
             }
-            Err(e) if is_conflict(&e) => continue,
-            Err(e) => return Err(Error::delta(uri, e)),
+            Err(e) if is_conflict(&e) => Ok(Attempt::Contended),
+            Err(e) => Err(Error::delta(uri, e)),
         }
-    }
-    Err(Error::Contended { uri: uri.to_string(), attempts: ATTEMPTS })
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use alkasba_batch::maintain::{self, MaintainOptions};
 use alkasba_batch::{gold, silver};
-use alkasba_ingest::lake::Lake;
 use alkasba_ingest::{Tuning, testkit};
+use alkasba_lake::Lake;
 use alkasba_lake::arrow::array::{Array, RecordBatch};
 use alkasba_lake::arrow::compute::cast;
 use alkasba_lake::arrow::datatypes::DataType;

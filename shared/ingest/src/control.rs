@@ -1,11 +1,10 @@
-//! Run plans and task progress markers: small JSON objects under `_control/ingest/`, and sealed
-//! error objects under `errors/`. A run is complete when every planned task has a marker for its
-//! last page; listing one prefix answers that, where the Delta log would need a replay per task.
+//! Run plans: small JSON objects under `_control/ingest/`, and sealed error objects under
+//! `errors/`. What a run's tasks have done is not kept here but in the bronze commits themselves
+//! (see [`crate::runs::progress`]): data and progress are one atomic write.
 
 use std::sync::Arc;
 
 use deltalake::logstore::object_store::{ObjectStore, ObjectStoreExt, PutPayload, memory::InMemory, path::Path};
-use futures::TryStreamExt;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -27,27 +26,10 @@ pub struct RunPlan {
     pub tasks: Vec<(u32, u64)>,
     /// A cursor chain (one task, pages discovered one by one).
     pub chain: bool,
-}
-
-/// One commit of a task.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TaskProgress {
-    pub task: u32,
-    pub first_page: u64,
-    pub last_page: u64,
-    /// The last page of the whole stream was reached.
-    pub end: bool,
-    pub fetched: u64,
-    pub valid: u64,
-    pub quarantined: u64,
-    pub duplicates: u64,
-    /// Pages that needed more than one request.
-    pub retried_pages: u64,
-    /// Pages handed to the dead-letter queue.
-    pub dead_pages: Vec<u64>,
-    /// Largest cursor value seen.
-    pub max_cursor: Option<String>,
+    /// The first bronze table version that can hold this run's commits (the table's version
+    /// when the run was planned, plus one): progress is read from the log from there on.
+    #[serde(default)]
+    pub bronze_from: i64,
 }
 
 /// The control store.
@@ -59,7 +41,7 @@ pub struct Control {
 
 impl Control {
     /// Control objects in the lake's bucket.
-    pub fn for_lake(lake: &crate::lake::Lake) -> Result<Self> {
+    pub fn for_lake(lake: &alkasba_lake::Lake) -> Result<Self> {
         Ok(Self { store: lake.object_store()?, root: lake.root().to_string() })
     }
 
@@ -108,24 +90,6 @@ impl Control {
         let mut runs: Vec<String> = listing.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_string)).collect();
         runs.sort();
         Ok(runs)
-    }
-
-    pub async fn write_progress(&self, source: &str, stream: &str, run: &str, p: &TaskProgress) -> Result<()> {
-        let path = Path::from(format!("{}/tasks/{:06}-{:010}.json", Self::run_dir(source, stream, run), p.task, p.last_page));
-        self.put_json(path, p).await
-    }
-
-    /// Every progress marker of a run.
-    pub async fn progress(&self, source: &str, stream: &str, run: &str) -> Result<Vec<TaskProgress>> {
-        let prefix = Path::from(format!("{}/tasks", Self::run_dir(source, stream, run)));
-        let metas: Vec<_> = self.store.list(Some(&prefix)).try_collect().await.map_err(|e| self.err(&prefix, e))?;
-        let mut out = Vec::with_capacity(metas.len());
-        for m in metas {
-            if let Some(p) = self.get_json(m.location).await? {
-                out.push(p);
-            }
-        }
-        Ok(out)
     }
 
     /// Stores a sealed error object; returns its full location.

@@ -5,7 +5,8 @@
 //!   enqueues [`task::FetchTask`]s.
 //! * [`fetcher`]: runs a task: fetches pages ([`http`]), validates ([`validate`]), seals personal
 //!   fields ([`record`], `alkasba-pii`), commits groups of pages to quarantine and bronze once
-//!   ([`lake`]), records progress ([`control`]) and completes runs ([`runs`]).
+//!   (through `alkasba_lake::Lake`), progress in the same commits, and completes runs
+//!   ([`runs`]).
 //! * [`ports`]: queues and secret stores behind small traits, with AWS and in-memory versions.
 //! * [`settings`]: every option's name, default and documentation.
 
@@ -14,7 +15,6 @@ pub mod control;
 mod error;
 pub mod fetcher;
 pub mod http;
-pub mod lake;
 pub mod planner;
 pub mod ports;
 pub mod record;

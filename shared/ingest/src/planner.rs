@@ -93,7 +93,7 @@ impl<Q: TaskQueue, K: alkasba_pii::KeyService> Ingest<Q, K> {
         if let Some(last) = self.control.runs(source, &stream.name).await?.last() {
             if !state.completed.contains(last) {
                 if let Some(plan) = self.control.plan(source, &stream.name, last).await? {
-                    let done = runs::try_complete(&self.lake, &self.control, &plan, now).await?.is_some();
+                    let done = runs::try_complete(&self.lake, &plan, now).await?.is_some();
                     let opened = DateTime::parse_from_rfc3339(&plan.opened_at).map(|t| t.with_timezone(&Utc)).unwrap_or(now);
                     if done {
                         // Its watermark is now committed; plan the next run from it.
@@ -135,7 +135,7 @@ impl<Q: TaskQueue, K: alkasba_pii::KeyService> Ingest<Q, K> {
         let mut pages = 0;
         let chain = !matches!(&stream.paginator, Paginator::PageNumber { total_pages_header: Some(_), .. });
         if chain {
-            tasks.push(FetchTask { run_id: run_id.clone(), source: source.into(), stream: stream.name.clone(), task: 0, url: first, pages: Pages::Chain { step: 1 } });
+            tasks.push(FetchTask { run_id: run_id.clone(), source: source.into(), stream: stream.name.clone(), task: 0, url: first, pages: Pages::Chain { step: 1 }, round: 0, redrive: 0 });
         } else {
             let page = entry.http.fetch(stream, &first, deadline).await.map_err(|f| Error::Task(format!("{}: first page: {} ({})", prep.id, f.reason, f.url)))?.page;
             let total = if page.records(stream)?.is_empty() { 0 } else { remaining_pages(stream, &page)?.map(|r| r.len() as u64 + 1).unwrap_or(1) };
@@ -152,12 +152,18 @@ impl<Q: TaskQueue, K: alkasba_pii::KeyService> Ingest<Q, K> {
                     task: n,
                     url: first.clone(),
                     pages: Pages::Range { first: start, last, follow: last == total },
+                    round: 0,
+                    redrive: 0,
                 });
                 start = last + 1;
                 n += 1;
             }
         }
+        // The run's commits come after the bronze table's version now: its progress is read from
+        // there on (see `runs::progress`).
+        let bronze_from = self.lake.current(&self.lake.bronze(source, &stream.name)?).await?.version().map_or(0, |v| v as i64 + 1);
         let plan = RunPlan {
+            bronze_from,
             run_id: run_id.clone(),
             source: source.into(),
             stream: stream.name.clone(),
@@ -176,7 +182,7 @@ impl<Q: TaskQueue, K: alkasba_pii::KeyService> Ingest<Q, K> {
         // The plan is written before any task exists, so a fetcher always finds it.
         self.control.write_plan(&plan).await?;
         if tasks.is_empty() {
-            runs::try_complete(&self.lake, &self.control, &plan, now).await?;
+            runs::try_complete(&self.lake, &plan, now).await?;
             return Ok(Planned { stream: prep.id.clone(), run_id: Some(run_id), tasks: 0, pages: 0, note: "no records to read".into() });
         }
         self.queue.send_tasks(&tasks).await?;

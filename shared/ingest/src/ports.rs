@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use alkasba_sources::{SecretRef, SecretStore};
 use serde_json::Value;
@@ -14,9 +15,14 @@ use crate::{Error, Result};
 pub trait TaskQueue: Send + Sync {
     /// Enqueues fetch tasks.
     fn send_tasks(&self, tasks: &[FetchTask]) -> impl Future<Output = Result<()>> + Send;
+    /// Enqueues one task to be delivered after `delay` (at most 15 minutes: SQS's limit).
+    fn send_later(&self, task: &FetchTask, delay: Duration) -> impl Future<Output = Result<()>> + Send;
     /// Leaves a message on the dead-letter queue.
     fn send_dead(&self, letter: &DeadLetter) -> impl Future<Output = Result<()>> + Send;
 }
+
+/// SQS's longest delivery delay, in seconds.
+pub const MAX_DELAY_SECS: u64 = 900;
 
 /// SQS: the fetch-task queue and its dead-letter queue.
 #[derive(Debug, Clone)]
@@ -49,6 +55,13 @@ impl TaskQueue for SqsQueue {
         Ok(())
     }
 
+    async fn send_later(&self, task: &FetchTask, delay: Duration) -> Result<()> {
+        let body = serde_json::to_string(task).map_err(|e| Error::Task(e.to_string()))?;
+        let secs = delay.as_secs().min(MAX_DELAY_SECS) as i32;
+        self.client.send_message().queue_url(&self.tasks_url).message_body(body).delay_seconds(secs).send().await.map_err(|e| Error::aws("SQS", "SendMessage", e))?;
+        Ok(())
+    }
+
     async fn send_dead(&self, letter: &DeadLetter) -> Result<()> {
         let body = serde_json::to_string(letter).map_err(|e| Error::Task(e.to_string()))?;
         self.client.send_message().queue_url(&self.dead_url).message_body(body).send().await.map_err(|e| Error::aws("SQS", "SendMessage", e))?;
@@ -57,10 +70,12 @@ impl TaskQueue for SqsQueue {
 }
 
 /// Keeps tasks and letters in memory (unit tests; the backfill command runs its own tasks).
+/// A delayed task is queued at once, with its delay beside it in `delays`.
 #[derive(Debug, Default)]
 pub struct MemoryQueue {
     pub tasks: Mutex<Vec<FetchTask>>,
     pub dead: Mutex<Vec<DeadLetter>>,
+    pub delays: Mutex<Vec<Duration>>,
 }
 
 impl MemoryQueue {
@@ -74,6 +89,10 @@ impl TaskQueue for MemoryQueue {
     async fn send_tasks(&self, tasks: &[FetchTask]) -> Result<()> {
         self.tasks.lock().map_err(|_| Error::Task("queue poisoned".into()))?.extend_from_slice(tasks);
         Ok(())
+    }
+    async fn send_later(&self, task: &FetchTask, delay: Duration) -> Result<()> {
+        self.delays.lock().map_err(|_| Error::Task("queue poisoned".into()))?.push(delay);
+        self.send_tasks(std::slice::from_ref(task)).await
     }
     async fn send_dead(&self, letter: &DeadLetter) -> Result<()> {
         self.dead.lock().map_err(|_| Error::Task("queue poisoned".into()))?.push(letter.clone());

@@ -8,10 +8,11 @@ use alkasba_lake::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use alkasba_lake::arrow::record_batch::RecordBatch;
 use chrono::{DateTime, Utc};
 use deltalake::datafusion::prelude::{col, lit};
+use serde::{Deserialize, Serialize};
 
-use crate::control::{Control, RunPlan, TaskProgress};
-use crate::lake::Lake;
+use crate::control::{Control, RunPlan};
 use crate::{Error, Result};
+use alkasba_lake::Lake;
 
 /// A completed run's totals.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -22,6 +23,60 @@ pub struct RunTotals {
     pub quarantined: u64,
     pub duplicates: u64,
     pub retried_pages: u64,
+}
+
+/// What one bronze commit of a task did: kept in the commit itself (its `commitInfo`, see
+/// `alkasba_lake::Append::metadata`), so data and progress are one atomic write and a task killed
+/// at any point leaves either both or neither.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TaskProgress {
+    pub run_id: String,
+    pub task: u32,
+    /// The redrive this commit belongs to (0: the planned task).
+    #[serde(default)]
+    pub redrive: u32,
+    pub first_page: u64,
+    pub last_page: u64,
+    /// The last page of the whole stream was reached.
+    pub end: bool,
+    pub fetched: u64,
+    pub valid: u64,
+    pub quarantined: u64,
+    pub duplicates: u64,
+    /// Pages that needed more than one request.
+    pub retried_pages: u64,
+    /// Pages of `first_page..=last_page` handed to the dead-letter queue (not landed).
+    pub dead_pages: Vec<u64>,
+    /// Largest cursor value seen.
+    pub max_cursor: Option<String>,
+}
+
+impl TaskProgress {
+    /// Whether this commit landed `page` of `task`.
+    fn landed(&self, task: u32, page: u64) -> bool {
+        self.task == task && (self.first_page..=self.last_page).contains(&page) && !self.dead_pages.contains(&page)
+    }
+}
+
+/// Every commit of `plan`'s run in its bronze table, oldest first (read from the Delta log from
+/// the version the run was planned at).
+pub async fn progress(lake: &Lake, plan: &RunPlan) -> Result<Vec<TaskProgress>> {
+    let uri = lake.bronze(&plan.source, &plan.stream)?;
+    let mut out = Vec::new();
+    for (version, meta) in lake.commit_metadata(&uri, plan.bronze_from).await? {
+        let Some(p) = meta.get("progress") else { continue };
+        let p: TaskProgress = serde_json::from_value(p.clone()).map_err(|e| Error::Task(format!("{uri} version {version}: unreadable task progress: {e}")))?;
+        if p.run_id == plan.run_id {
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
+/// Pages of a run that went to the dead-letter queue and have not landed since, as
+/// `(task, page)`.
+pub fn dead_pages(progress: &[TaskProgress]) -> BTreeSet<(u32, u64)> {
+    progress.iter().flat_map(|p| p.dead_pages.iter().map(move |d| (p.task, *d))).filter(|(t, d)| !progress.iter().any(|q| q.landed(*t, *d))).collect()
 }
 
 /// What the ledger says about a stream.
@@ -74,21 +129,23 @@ pub async fn states(lake: &Lake) -> Result<HashMap<(String, String), StreamState
     Ok(out)
 }
 
-/// Totals of a run from its progress markers, if every planned page is committed; `None` while
-/// pages are missing or a page went to the dead-letter queue.
+/// Totals of a run from its commits, if every planned page has landed; `None` while pages are
+/// missing or a dead-lettered page has not landed since.
 pub fn completion(plan: &RunPlan, progress: &[TaskProgress]) -> Option<RunTotals> {
-    let dead: BTreeSet<u64> = progress.iter().flat_map(|p| p.dead_pages.iter().copied()).collect();
-    if !dead.is_empty() {
+    if !dead_pages(progress).is_empty() {
         return None;
     }
     let done = if plan.chain {
         progress.iter().any(|p| p.end)
     } else {
-        let last_task = plan.tasks.iter().map(|(t, _)| *t).max();
-        plan.tasks.iter().all(|(task, last)| {
-            let mine = progress.iter().filter(|p| p.task == *task);
-            let reached = mine.clone().map(|p| p.last_page).max().unwrap_or(0) >= *last;
-            reached && (Some(*task) != last_task || mine.clone().any(|p| p.end))
+        // Tasks cover consecutive ranges in task order: each starts after the one before.
+        let mut tasks = plan.tasks.clone();
+        tasks.sort();
+        let last_task = tasks.last().map(|(t, _)| *t);
+        let firsts = std::iter::once(1).chain(tasks.iter().map(|(_, last)| last + 1));
+        tasks.iter().zip(firsts).all(|((task, last), first)| {
+            let every_page = (first..=*last).all(|page| progress.iter().any(|p| p.landed(*task, page)));
+            every_page && (Some(*task) != last_task || progress.iter().any(|p| p.task == *task && p.end))
         })
     };
     if !done {
@@ -96,7 +153,7 @@ pub fn completion(plan: &RunPlan, progress: &[TaskProgress]) -> Option<RunTotals
     }
     let mut t = RunTotals::default();
     for p in progress {
-        t.pages += p.last_page + 1 - p.first_page;
+        t.pages += p.last_page + 1 - p.first_page - p.dead_pages.len() as u64;
         t.fetched += p.fetched;
         t.valid += p.valid;
         t.quarantined += p.quarantined;
@@ -107,8 +164,8 @@ pub fn completion(plan: &RunPlan, progress: &[TaskProgress]) -> Option<RunTotals
 }
 
 /// Records the run as completed if it is; `Some` when it is (now or already).
-pub async fn try_complete(lake: &Lake, control: &Control, plan: &RunPlan, now: DateTime<Utc>) -> Result<Option<RunTotals>> {
-    let progress = control.progress(&plan.source, &plan.stream, &plan.run_id).await?;
+pub async fn try_complete(lake: &Lake, plan: &RunPlan, now: DateTime<Utc>) -> Result<Option<RunTotals>> {
+    let progress = progress(lake, plan).await?;
     let Some(totals) = completion(plan, &progress) else { return Ok(None) };
     let watermark_to = plan.watermark_to.clone().or_else(|| progress.iter().filter_map(|p| p.max_cursor.clone()).max());
     let i = |v: u64| -> ArrayRef { Arc::new(Int64Array::from(vec![v as i64])) };
@@ -160,7 +217,8 @@ pub struct StreamStatus {
     pub pages_planned: Option<u64>,
     /// Records of that run fetched so far.
     pub fetched: u64,
-    /// Pages of that run handed to the dead-letter queue (the run cannot complete).
+    /// Pages of that run in the dead-letter queue that have not landed since (the run cannot
+    /// complete until they do: redrive them, or the next plan supersedes the run).
     pub dead_pages: usize,
 }
 
@@ -175,15 +233,52 @@ pub async fn status(lake: &Lake, control: &Control, streams: &[(String, String)]
             s.completed = state.completed.contains(&run);
             if let Some(plan) = control.plan(source, stream, &run).await? {
                 s.pages_planned = (!plan.chain).then(|| plan.tasks.iter().map(|(_, last)| *last).max().unwrap_or(0));
-            }
-            for p in control.progress(source, stream, &run).await? {
-                s.pages_committed += p.last_page + 1 - p.first_page;
-                s.fetched += p.fetched;
-                s.dead_pages += p.dead_pages.len();
+                let progress = progress(lake, &plan).await?;
+                for p in &progress {
+                    s.pages_committed += p.last_page + 1 - p.first_page - p.dead_pages.len() as u64;
+                    s.fetched += p.fetched;
+                }
+                s.dead_pages = dead_pages(&progress).len();
             }
             s.latest_run = Some(run);
         }
         out.push(s);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(tasks: Vec<(u32, u64)>, chain: bool) -> RunPlan {
+        RunPlan { run_id: "r".into(), source: "s".into(), stream: "x".into(), opened_at: String::new(), watermark_from: None, watermark_to: None, tasks, chain, bronze_from: 0 }
+    }
+
+    fn p(task: u32, first: u64, last: u64, end: bool, dead: &[u64]) -> TaskProgress {
+        TaskProgress { run_id: "r".into(), task, first_page: first, last_page: last, end, fetched: 1, dead_pages: dead.to_vec(), ..Default::default() }
+    }
+
+    #[test]
+    fn a_range_run_completes_when_every_page_landed_and_dead_pages_were_redriven() {
+        let plan = plan(vec![(0, 3), (1, 5)], false);
+        let mut progress = vec![p(0, 1, 2, false, &[]), p(1, 4, 5, true, &[])];
+        assert!(completion(&plan, &progress).is_none(), "page 3 is missing");
+        progress.push(p(0, 3, 3, false, &[3]));
+        assert!(completion(&plan, &progress).is_none(), "page 3 is dead");
+        assert_eq!(dead_pages(&progress).into_iter().collect::<Vec<_>>(), [(0, 3)]);
+        progress.push(TaskProgress { redrive: 1, ..p(0, 3, 3, false, &[]) });
+        let t = completion(&plan, &progress).expect("complete once the redrive landed page 3");
+        assert_eq!(t.pages, 5);
+        assert!(completion(&plan, &[p(0, 1, 3, false, &[]), p(1, 4, 5, false, &[])]).is_none(), "the last task has not seen the end");
+    }
+
+    #[test]
+    fn a_chain_completes_at_its_end_with_no_dead_step_left() {
+        let plan = plan(vec![], true);
+        let mut progress = vec![p(0, 1, 4, false, &[4])];
+        assert!(completion(&plan, &progress).is_none());
+        progress.push(TaskProgress { redrive: 1, ..p(0, 4, 6, true, &[]) });
+        assert_eq!(completion(&plan, &progress).map(|t| t.pages), Some(6));
+    }
 }

@@ -13,10 +13,10 @@ use alkasba_sources::{SecretRef, SecretStore};
 use crate::catalog::Catalog;
 use crate::control::Control;
 use crate::fetcher::{Ingest, Tuning};
-use crate::lake::Lake;
 use crate::planner::parse_base_urls;
 use crate::ports::{AwsSecrets, SqsQueue};
 use crate::{Error, Result};
+use alkasba_lake::Lake;
 
 /// (variable, default, meaning): the documentation of every option, printed by `--help` texts
 /// and the function READMEs.
@@ -34,6 +34,8 @@ pub const OPTIONS: &[(&str, &str, &str)] = &[
     ("FETCH_CONCURRENCY", "4", "Pages fetched at once by one fetcher."),
     ("DEADLINE_MARGIN_SECS", "20", "Stop starting pages this long before the invocation's deadline; the rest goes back to the queue."),
     ("MAX_RUN_AGE_SECS", "900", "An unfinished run older than this is superseded by the next plan."),
+    ("PAGE_RETRY_ROUNDS", "4", "Rounds a failing page gets (each the source's whole retry policy) before it is dead-lettered."),
+    ("PAGE_RETRY_DELAY_SECS", "30", "Pause before a failing page's second round; doubles each round, up to 900."),
 ];
 
 /// The options, typed.
@@ -75,6 +77,8 @@ impl Settings {
                 fetch_concurrency: number("FETCH_CONCURRENCY", 4, 1..=64)? as usize,
                 deadline_margin: Duration::from_secs(number("DEADLINE_MARGIN_SECS", 20, 1..=600)?),
                 max_run_age: Duration::from_secs(number("MAX_RUN_AGE_SECS", 900, 60..=86_400)?),
+                page_retry_rounds: number("PAGE_RETRY_ROUNDS", 4, 1..=20)? as u32,
+                page_retry_delay: Duration::from_secs(number("PAGE_RETRY_DELAY_SECS", 30, 1..=900)?),
             },
             stack,
         })

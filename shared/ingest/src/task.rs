@@ -28,6 +28,19 @@ pub struct FetchTask {
     /// Range: the first page's URL (page parameter set per page). Chain: the URL of `step`.
     pub url: Url,
     pub pages: Pages,
+    /// Rounds the first page of `pages` has already failed in (each round is the source's whole
+    /// retry policy); the task comes back after a growing delay until `PAGE_RETRY_ROUNDS`, then
+    /// the page is dead-lettered.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub round: u32,
+    /// 0 for a planned task; n for the n-th redrive of a dead-lettered page (its own exactly-once
+    /// marker, since the planned task's marker has moved past the page).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub redrive: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl FetchTask {
@@ -35,11 +48,17 @@ impl FetchTask {
     /// committed (range) or the last step committed (chain): pages are committed in order, so a
     /// redelivered or continued task skips everything at or below it.
     pub fn app_id(&self) -> String {
-        format!("ingest.{}.{}.{}.t{}", self.source, self.stream, self.run_id, self.task)
+        match self.redrive {
+            0 => format!("ingest.{}.{}.{}.t{}", self.source, self.stream, self.run_id, self.task),
+            r => format!("ingest.{}.{}.{}.t{}.r{r}", self.source, self.stream, self.run_id, self.task),
+        }
     }
 }
 
 /// What the dead-letter queue receives when a page cannot be fetched or a task cannot be run.
+/// Its `task` is what to run to redo the work (for a dead page: that page alone, as a redrive
+/// with its own marker), so the letter itself can be moved back to the task queue (SQS's
+/// redrive, or `alkasba dlq redrive`): the fetcher accepts a letter as well as a task.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeadLetter {
     /// The task, for a replay.

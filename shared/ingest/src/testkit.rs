@@ -16,9 +16,9 @@ use tokio::time::Instant;
 
 use crate::catalog::Catalog;
 use crate::control::Control;
-use crate::lake::Lake;
 use crate::ports::{MemoryQueue, StaticSecrets};
 use crate::{Ingest, TaskReport, Tuning};
+use alkasba_lake::Lake;
 
 /// Ingestion against a local simulator and a local lake.
 pub struct Local {

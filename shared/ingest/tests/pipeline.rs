@@ -94,3 +94,46 @@ async fn bronze_equals_the_truth_and_personal_data_is_sealed() {
     assert_eq!(pairs.len(), set.len(), "no duplicates after the incremental run (lookback overlap skipped)");
     assert!(valid.is_subset(&set), "every current version present: missing {:?}", valid.difference(&set).take(5).collect::<Vec<_>>());
 }
+
+/// Issue 15: a page that fails more often than one round of retries allows comes back in a
+/// later round by itself, and the run completes; a page that fails every round is dead-lettered
+/// with its redrive, the run waits for it, and the letter moved back to the queue completes the
+/// run. Bronze equals the truth in the end, with nothing read twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn failing_pages_come_back_in_later_rounds_and_a_dead_one_is_redriven() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = SimConfig::small(3, 2_000);
+    // Six requests a round (the store's retry policy): page 2 fails 8 in a row (two rounds), page
+    // 5 fails 40 (more than all three rounds).
+    cfg.faults.flaky_pages = std::collections::BTreeMap::from([(2, 8), (5, 40)]);
+    let tuning = Tuning { pages_per_task: 3, pages_per_commit: 2, page_retry_rounds: 3, ..Tuning::default() };
+    let local = testkit::local(cfg, dir.path(), tuning).await;
+    let (ingest, base) = (&local.ingest, local.base.clone());
+
+    let reports = local.run(&["alkasba_store.orders"]).await;
+    assert!(reports.iter().any(|r| r.retry_round == Some(2)), "page 2 came back for a second round: {reports:#?}");
+    assert!(!reports.iter().any(|r| r.run_completed), "page 5 is dead: the run cannot complete yet");
+    let dead: Vec<_> = ingest.queue.dead.lock().unwrap().drain(..).collect();
+    assert_eq!(dead.len(), 1, "{dead:#?}");
+    assert_eq!(dead[0].page, Some(5));
+    let redrive = dead[0].task.clone().unwrap();
+    assert_eq!((redrive.redrive, &redrive.pages), (1, &alkasba_ingest::task::Pages::Range { first: 5, last: 5, follow: false }));
+    let plan = ingest.control.plan("alkasba_store", "orders", &redrive.run_id).await.unwrap().unwrap();
+    let progress = alkasba_ingest::runs::progress(&ingest.lake, &plan).await.unwrap();
+    assert_eq!(alkasba_ingest::runs::dead_pages(&progress).into_iter().collect::<Vec<_>>(), [(redrive.task, 5)]);
+
+    // The store recovers; the dead letter is moved back to the task queue as it is.
+    reqwest::Client::new().put(format!("{base}/_sim/faults")).json(&serde_json::json!({})).send().await.unwrap();
+    let body = serde_json::to_string(&dead[0]).unwrap();
+    let outcome = ingest.handle_message(&body, tokio::time::Instant::now() + std::time::Duration::from_secs(600)).await;
+    assert_eq!(outcome, alkasba_ingest::MessageOutcome::Done);
+    let states = alkasba_ingest::runs::states(&ingest.lake).await.unwrap();
+    assert!(states.values().any(|s| s.completed.contains(&redrive.run_id)), "the redrive completed the run");
+
+    let (valid, _) = truth(&base, "orders").await;
+    let got = rows(ingest, "alkasba_store", "orders", &["_key", "_version"]).await;
+    let pairs: Vec<(String, String)> = got.iter().map(|r| (r[0].clone().unwrap(), r[1].clone().unwrap())).collect();
+    let set: HashSet<(String, String)> = pairs.iter().cloned().collect();
+    assert_eq!(pairs.len(), set.len(), "no key+version twice");
+    assert_eq!(set, valid, "bronze equals the truth");
+}

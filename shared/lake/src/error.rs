@@ -31,6 +31,11 @@ pub enum Error {
     #[error("building Arrow batch: {0}")]
     Arrow(#[from] deltalake::arrow::error::ArrowError),
 
+    /// A commit lost its race with other writers every time it was tried: the work is fine and
+    /// may be tried again later.
+    #[error("{uri}: lost {attempts} commit races in a row")]
+    Contended { uri: String, attempts: usize },
+
     /// The triggering event could not be understood.
     #[error("invalid event: {0}")]
     InvalidEvent(String),
@@ -44,6 +49,7 @@ impl Error {
     /// as opposed to a permanent problem (bad config, bad event) that must go to a DLQ.
     pub fn is_retryable(&self) -> bool {
         match self {
+            Error::Contended { .. } => true,
             Error::Delta { source, .. } => matches!(
                 source,
                 DeltaTableError::ObjectStore { .. }
@@ -56,7 +62,7 @@ impl Error {
         }
     }
 
-    pub(crate) fn delta(uri: &url::Url, source: DeltaTableError) -> Self {
+    pub fn delta(uri: &url::Url, source: DeltaTableError) -> Self {
         Error::Delta { uri: uri.to_string(), source }
     }
 }

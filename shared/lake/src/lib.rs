@@ -4,18 +4,24 @@
 //!   environment once at start-up.
 //! * [`TableAppender`]: the port every job writes through; [`DeltaAppender`] is the real Delta
 //!   implementation, [`MemoryAppender`] the in-memory fake for unit tests.
+//! * [`Lake`]: the lake root, a cache of opened tables, and the one commit loop every writer
+//!   uses (exactly-once appends under application transactions, bounded jittered retries).
+//! * [`layout`]: the registry of every table (path, partitioning, maintenance).
 //! * [`read`]: reading tables back through DataFusion (pruned scans).
 //! * [`options`]: reading a job's options from the environment, errors naming the variable.
 //! * [`heartbeat`]: the scheduled job that proves the chain template → runner → Lambda → Delta.
 
 mod error;
 pub mod heartbeat;
+pub mod lake;
+pub mod layout;
 pub mod options;
 pub mod read;
 mod storage;
 mod table;
 
 pub use error::{Error, Result};
+pub use lake::{Append, Attempt, Lake, Written, commit_properties};
 pub use storage::StorageConfig;
 pub use table::{AppTransaction, Appended, DeltaAppender, MemoryAppender, TableAppender, is_conflict};
 

@@ -2,12 +2,9 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Mutex, Once};
 
+use deltalake::DeltaTableError;
 use deltalake::arrow::record_batch::RecordBatch;
-use deltalake::kernel::Transaction;
-use deltalake::kernel::transaction::CommitProperties;
 use deltalake::kernel::transaction::TransactionError;
-use deltalake::protocol::SaveMode;
-use deltalake::{DeltaTable, DeltaTableError};
 use url::Url;
 
 use crate::{Error, Result, StorageConfig};
@@ -44,12 +41,13 @@ pub(crate) fn register_handlers() {
     REGISTER_HANDLERS.call_once(|| deltalake::aws::register_handlers(None));
 }
 
-/// Appends to a real Delta table (S3, or a local path in tests). The table is created by the
-/// first append, with the batch's schema and the configured partition columns.
+/// Appends to a real Delta table (S3, or a local path in tests) through the lake's commit loop
+/// ([`crate::Lake::commit_with_retries`]). The table is created by the first append, with the
+/// batch's schema and the configured partition columns.
 #[derive(Debug, Clone)]
 pub struct DeltaAppender {
     url: Url,
-    options: HashMap<String, String>,
+    lake: crate::Lake,
     partition_columns: Vec<String>,
     table_properties: Vec<(String, String)>,
 }
@@ -59,10 +57,11 @@ impl DeltaAppender {
     pub fn new(table_uri: &str, storage: &StorageConfig) -> Result<Self> {
         register_handlers();
         let url = Url::parse(table_uri).map_err(|e| Error::InvalidTableUri { uri: table_uri.to_string(), reason: e.to_string() })?;
-        if !matches!(url.scheme(), "s3" | "s3a" | "file" | "memory") {
-            return Err(Error::InvalidTableUri { uri: table_uri.to_string(), reason: format!("scheme {:?} is not one of s3, s3a, file, memory", url.scheme()) });
+        if !matches!(url.scheme(), "s3" | "s3a" | "file") {
+            return Err(Error::InvalidTableUri { uri: table_uri.to_string(), reason: format!("scheme {:?} is not one of s3, s3a, file", url.scheme()) });
         }
-        Ok(Self { url, options: storage.storage_options(), partition_columns: Vec::new(), table_properties: Vec::new() })
+        let lake = crate::Lake::new(table_uri, storage.clone())?;
+        Ok(Self { url, lake, partition_columns: Vec::new(), table_properties: Vec::new() })
     }
 
     /// Partition columns used when the first append creates the table.
@@ -81,20 +80,7 @@ impl DeltaAppender {
     pub fn url(&self) -> &Url {
         &self.url
     }
-
-    async fn open(&self) -> Result<DeltaTable> {
-        if self.url.scheme() == "file" {
-            // A local table's directory must exist before deltalake opens it.
-            if let Ok(path) = self.url.to_file_path() {
-                std::fs::create_dir_all(&path).map_err(|e| Error::InvalidTableUri { uri: self.url.to_string(), reason: e.to_string() })?;
-            }
-        }
-        DeltaTable::try_from_url_with_storage_options(self.url.clone(), self.options.clone()).await.map_err(|e| Error::delta(&self.url, e))
-    }
 }
-
-/// How often an append re-reads the table and tries again after losing a commit race.
-const MAX_CONFLICT_RETRIES: usize = 8;
 
 /// Whether a failed commit lost a race with another writer (someone else committed the same
 /// version first, or a concurrent commit carried the same application-transaction id). The
@@ -107,47 +93,30 @@ pub fn is_conflict(e: &DeltaTableError) -> bool {
     }
 }
 
-impl DeltaAppender {
-    async fn append_once(&self, batch: RecordBatch, txn: Option<AppTransaction>) -> Result<Appended> {
-        let table = self.open().await?;
-        let delta = |e| Error::delta(&self.url, e);
-        if let (Some(txn), Some(_)) = (&txn, table.version()) {
-            let state = table.snapshot().map_err(delta)?;
-            let committed = state.transaction_version(table.log_store().as_ref(), &txn.app_id).await.map_err(delta)?;
-            if let Some(committed) = committed.filter(|c| *c >= txn.version) {
-                return Ok(Appended::AlreadyCommitted { committed_version: committed });
-            }
-        }
-        let rows = batch.num_rows();
-        let mut write = table.write(vec![batch]).with_save_mode(SaveMode::Append);
-        if !self.partition_columns.is_empty() {
-            write = write.with_partition_columns(self.partition_columns.clone());
-        }
-        if !self.table_properties.is_empty() {
-            write = write.with_configuration(self.table_properties.iter().map(|(k, v)| (k.clone(), Some(v.clone()))));
-        }
-        if let Some(txn) = txn {
-            write = write.with_commit_properties(CommitProperties::default().with_application_transaction(Transaction::new(txn.app_id, txn.version)));
-        }
-        let table = write.await.map_err(delta)?;
-        Ok(Appended::Committed { table_version: table.version().unwrap_or_default() as i64, rows })
-    }
-}
-
 impl TableAppender for DeltaAppender {
     async fn append(&self, batch: RecordBatch, txn: Option<AppTransaction>) -> Result<Appended> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self.append_once(batch.clone(), txn.clone()).await {
-                // Lost a race: the next attempt re-reads the log, so a step the winner already
-                // committed answers AlreadyCommitted and a different step commits after it.
-                Err(Error::Delta { source, .. }) if is_conflict(&source) && attempt < MAX_CONFLICT_RETRIES => {
-                    tracing::debug!(table = %self.url, attempt, error = %source, "commit conflict; retrying");
+        let partitions: Vec<&str> = self.partition_columns.iter().map(String::as_str).collect();
+        let properties: Vec<(&str, &str)> = self.table_properties.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let append =
+            crate::Append { partitions: &partitions, txn: txn.as_ref().map(|t| (t.app_id.clone(), t.version)), metadata: None, properties: (!properties.is_empty()).then_some(properties.as_slice()) };
+        let rows = batch.num_rows();
+        let lake = &self.lake;
+        lake.commit_with_retries(&self.url, |table| {
+            let (batch, append, txn) = (batch.clone(), &append, &txn);
+            async move {
+                if let Some(t) = txn {
+                    let committed = lake.txn_version(&table, &t.app_id).await?;
+                    if table.version().is_some() && committed >= t.version {
+                        return Ok::<_, Error>(crate::Attempt::Done(Appended::AlreadyCommitted { committed_version: committed }));
+                    }
                 }
-                other => return other,
+                Ok(match lake.try_append(table, batch, append).await? {
+                    crate::Written::Committed(v) => crate::Attempt::Done(Appended::Committed { table_version: v, rows }),
+                    crate::Written::Conflict => crate::Attempt::Contended,
+                })
             }
-        }
+        })
+        .await
     }
 }
 

@@ -1,12 +1,12 @@
 //! The ports on AWS: S3 (state, outbox, live view, replay claims) through the lake's object
-//! store, Delta tables through ingestion's lake, SQS and SNS.
+//! store, Delta tables through the lake's commit loop, SQS and SNS.
 
 use std::sync::Arc;
 
-use alkasba_ingest::lake::Lake;
 use alkasba_lake::arrow::array::{ArrayRef, Int64Array, StringArray, TimestampMicrosecondArray};
 use alkasba_lake::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use alkasba_lake::arrow::record_batch::RecordBatch;
+use alkasba_lake::{Append, Attempt, Lake, Written, layout};
 use alkasba_pii::keyring_batch;
 use deltalake::logstore::object_store::path::Path;
 use deltalake::logstore::object_store::{self, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
@@ -25,8 +25,8 @@ pub const OUTBOX: &str = "_realtime/outbox";
 pub const LIVE: &str = "_realtime/live/metrics.json";
 pub const REPLAY: &str = "_realtime/replay";
 /// The tables.
-pub const EVENTS_TABLE: &str = "bronze/realtime/store_events";
-pub const ALERTS_TABLE: &str = "ops/alerts";
+pub const EVENTS_TABLE: &str = layout::STORE_EVENTS;
+pub const ALERTS_TABLE: &str = layout::ALERTS;
 
 fn state_err(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::State { path: path.to_string(), reason: e.to_string() }
@@ -208,21 +208,24 @@ impl DeltaSink {
     /// generation, marked with the highest of them; retries lost commit races (re-reading the
     /// mark, so work another instance committed meanwhile is not written twice).
     async fn append_outboxes(&self, uri: &Url, outboxes: &[Outbox], partitions: &[&str], build: impl Fn(&[&Outbox]) -> Result<Option<RecordBatch>>) -> Result<()> {
-        for _ in 0..20 {
-            let table = self.lake.current(uri).await?;
-            let mark = self.lake.txn_version(&table, APP_ID).await?;
-            let fresh: Vec<&Outbox> = outboxes.iter().filter(|o| o.generation as i64 > mark).collect();
-            let Some(top) = fresh.last().map(|o| o.generation as i64) else {
-                return Ok(());
-            };
-            let Some(batch) = build(&fresh)? else {
-                return Ok(());
-            };
-            if let alkasba_ingest::lake::Written::Committed(_) = self.lake.try_append(table, batch, Some((APP_ID.to_string(), top)), partitions).await? {
-                return Ok(());
-            }
-        }
-        Err(Error::State { path: uri.to_string(), reason: "lost 20 commit races in a row".into() })
+        let build = &build;
+        self.lake
+            .commit_with_retries(uri, |table| async move {
+                let mark = self.lake.txn_version(&table, APP_ID).await?;
+                let fresh: Vec<&Outbox> = outboxes.iter().filter(|o| o.generation as i64 > mark).collect();
+                let Some(top) = fresh.last().map(|o| o.generation as i64) else {
+                    return Ok(Attempt::Done(()));
+                };
+                let Some(batch) = build(&fresh)? else {
+                    return Ok(Attempt::Done(()));
+                };
+                let append = Append { partitions, txn: Some((APP_ID.to_string(), top)), metadata: None, properties: None };
+                Ok::<_, Error>(match self.lake.try_append(table, batch, &append).await? {
+                    Written::Committed(_) => Attempt::Done(()),
+                    Written::Conflict => Attempt::Contended,
+                })
+            })
+            .await
     }
 }
 

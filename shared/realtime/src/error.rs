@@ -21,7 +21,11 @@ pub enum Error {
     #[error("{service} {operation}: {reason}")]
     Aws { service: &'static str, operation: &'static str, reason: String },
 
-    /// Ingestion's lake, validation and sealing code.
+    /// The lake (tables, commits).
+    #[error(transparent)]
+    Lake(#[from] alkasba_lake::Error),
+
+    /// Ingestion's validation and sealing code.
     #[error(transparent)]
     Ingest(#[from] alkasba_ingest::Error),
 
@@ -44,6 +48,7 @@ impl Error {
         match self {
             Error::Config(_) | Error::BadMessage { .. } | Error::Arrow(_) => false,
             Error::State { .. } | Error::StateConflict | Error::Aws { .. } => true,
+            Error::Lake(e) => e.is_retryable(),
             Error::Ingest(e) => e.is_retryable(),
             Error::Pii(e) => e.is_retryable(),
         }

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use alkasba_batch::{gold, maintain, silver};
-use alkasba_ingest::lake::Lake;
 use alkasba_ingest::{Tuning, testkit};
+use alkasba_lake::Lake;
 use alkasba_sim::SimConfig;
 use anyhow::{Context, Result, bail};
 use chrono::{TimeZone, Utc};

@@ -27,8 +27,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use alkasba_ingest::control::Control;
-use alkasba_ingest::lake::Lake;
 use alkasba_ingest::record::{Origin, Prepared, Processed, quarantine_batch};
+use alkasba_lake::Lake;
 use alkasba_lake::StorageConfig;
 use alkasba_lake::arrow::array::{Array, Int64Array, TimestampMicrosecondArray};
 use alkasba_lake::arrow::record_batch::RecordBatch;

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use alkasba_ingest::lake::Lake;
+use alkasba_lake::Lake;
 use alkasba_lake::StorageConfig;
 use alkasba_lake::arrow::array::AsArray;
 use alkasba_lake::arrow::datatypes::TimestampMicrosecondType;

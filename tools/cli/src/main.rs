@@ -77,7 +77,7 @@ enum Batch {
 }
 
 /// The lake: `LAKE_ROOT`, else the stack's `LakeRoot` output.
-async fn batch_lake(sdk: &aws_config::SdkConfig, stack: Option<&str>) -> Result<alkasba_ingest::lake::Lake> {
+async fn batch_lake(sdk: &aws_config::SdkConfig, stack: Option<&str>) -> Result<alkasba_lake::Lake> {
     let root = match std::env::var("LAKE_ROOT").ok().filter(|r| !r.trim().is_empty()) {
         Some(r) => r,
         None => {
@@ -85,7 +85,7 @@ async fn batch_lake(sdk: &aws_config::SdkConfig, stack: Option<&str>) -> Result<
             stack_outputs(sdk, stack).await?.get("LakeRoot").cloned().with_context(|| format!("stack {stack} has no LakeRoot output"))?
         }
     };
-    Ok(alkasba_ingest::lake::Lake::new(&root, StorageConfig::from_env()?)?)
+    Ok(alkasba_lake::Lake::new(&root, StorageConfig::from_env()?)?)
 }
 
 async fn batch(sdk: &aws_config::SdkConfig, stack: Option<&str>, command: Batch) -> Result<()> {
@@ -204,13 +204,45 @@ async fn settings(sdk: &aws_config::SdkConfig, stack: Option<&str>) -> Result<Se
 /// Runs tasks here; dead letters go to the real dead-letter queue.
 struct LocalQueue {
     tasks: Mutex<Vec<FetchTask>>,
+    /// Tasks to run later (a failing page's next round), with when.
+    later: Mutex<Vec<(Instant, FetchTask)>>,
     sqs: SqsQueue,
+}
+
+impl LocalQueue {
+    /// The tasks ready to run: those queued, and the delayed ones whose time has come; when
+    /// only delayed tasks are left, waits for the first of them. Empty when nothing is left.
+    async fn ready(&self) -> Vec<FetchTask> {
+        loop {
+            let now = Instant::now();
+            let mut ready: Vec<FetchTask> = self.tasks.lock().map(|mut t| std::mem::take(&mut *t)).unwrap_or_default();
+            let next = match self.later.lock() {
+                Ok(mut later) => {
+                    let (due, wait): (Vec<_>, Vec<_>) = std::mem::take(&mut *later).into_iter().partition(|(at, _)| *at <= now);
+                    ready.extend(due.into_iter().map(|(_, t)| t));
+                    *later = wait;
+                    later.iter().map(|(at, _)| *at).min()
+                }
+                Err(_) => None,
+            };
+            match (ready.is_empty(), next) {
+                (false, _) | (true, None) => return ready,
+                (true, Some(at)) => tokio::time::sleep(at.saturating_duration_since(now)).await,
+            }
+        }
+    }
 }
 
 impl TaskQueue for LocalQueue {
     async fn send_tasks(&self, tasks: &[FetchTask]) -> alkasba_ingest::Result<()> {
         if let Ok(mut t) = self.tasks.lock() {
             t.extend_from_slice(tasks);
+        }
+        Ok(())
+    }
+    async fn send_later(&self, task: &FetchTask, delay: Duration) -> alkasba_ingest::Result<()> {
+        if let Ok(mut t) = self.later.lock() {
+            t.push((Instant::now() + delay, task.clone()));
         }
         Ok(())
     }
@@ -246,7 +278,7 @@ mod tests {
 
 async fn backfill(sdk: &aws_config::SdkConfig, stack: Option<&str>, streams: Vec<String>, workers: usize, dates: Option<Vec<chrono::NaiveDate>>) -> Result<()> {
     let s = settings(sdk, stack).await?;
-    let queue = LocalQueue { tasks: Mutex::new(Vec::new()), sqs: s.sqs(sdk) };
+    let queue = LocalQueue { tasks: Mutex::new(Vec::new()), later: Mutex::new(Vec::new()), sqs: s.sqs(sdk) };
     let ingest = Arc::new(s.build_with(sdk, queue).await?);
     let only = (!streams.is_empty()).then_some(streams);
     let moments: Vec<chrono::DateTime<chrono::Utc>> = match dates {
@@ -278,7 +310,7 @@ async fn backfill_at(ingest: &Arc<alkasba_ingest::Ingest<LocalQueue, KmsKeys>>, 
     let mut records = 0u64;
     let mut failed = 0;
     loop {
-        let batch: Vec<FetchTask> = ingest.queue.tasks.lock().map(|mut t| std::mem::take(&mut *t)).unwrap_or_default();
+        let batch = ingest.queue.ready().await;
         if batch.is_empty() {
             break;
         }
@@ -321,7 +353,7 @@ async fn backfill_at(ingest: &Arc<alkasba_ingest::Ingest<LocalQueue, KmsKeys>>, 
 
 async fn status(sdk: &aws_config::SdkConfig, stack: Option<&str>, wait: Option<Duration>, json: bool) -> Result<()> {
     let s = settings(sdk, stack).await?;
-    let lake = alkasba_ingest::lake::Lake::new(&s.lake_root, StorageConfig::from_env()?)?;
+    let lake = alkasba_lake::Lake::new(&s.lake_root, StorageConfig::from_env()?)?;
     let control = alkasba_ingest::control::Control::for_lake(&lake)?;
     let streams: Vec<(String, String)> =
         alkasba_ingest::catalog::source_files(s.sources_dir.as_deref())?.into_iter().flat_map(|f| f.streams.into_iter().map(move |st| (f.source.name.clone(), st.name))).collect();
@@ -426,7 +458,7 @@ async fn open_error(sdk: &aws_config::SdkConfig, stack: Option<&str>, object: &s
     let s = settings(sdk, stack).await?;
     let root = s.lake_root.trim_end_matches('/');
     let key = object.strip_prefix(&format!("{root}/errors/")).with_context(|| format!("{object} is not under {root}/errors/"))?;
-    let lake = alkasba_ingest::lake::Lake::new(root, StorageConfig::from_env()?)?;
+    let lake = alkasba_lake::Lake::new(root, StorageConfig::from_env()?)?;
     let control = alkasba_ingest::control::Control::for_lake(&lake)?;
     let sealed = control.get_error(key).await?;
     let keys = KmsKeys::new(KmsClient::new(sdk), &s.pii_key_id);

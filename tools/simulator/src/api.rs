@@ -31,6 +31,8 @@ pub struct AppState {
     pub credentials: Credentials,
     pub mutations_per_request: usize,
     dice: FaultDice,
+    /// Requests seen per `(resource, page)` of the flaky pages.
+    flaky_seen: std::sync::Mutex<HashMap<(Resource, usize), u32>>,
     limiter: Option<DefaultDirectRateLimiter>,
     pub webhooks: Webhooks,
     requests: AtomicU64,
@@ -48,6 +50,7 @@ impl AppState {
             credentials: cfg.credentials,
             mutations_per_request: cfg.mutations_per_request,
             dice: FaultDice::default(),
+            flaky_seen: std::sync::Mutex::default(),
             limiter,
             webhooks: Webhooks::default(),
             requests: AtomicU64::new(0),
@@ -254,8 +257,17 @@ async fn list(State(st): State<Arc<AppState>>, Path(resource): Path<String>, Que
         Ok(q) => q,
         Err(r) => return r,
     };
-    let poisoned = st.faults.read().unwrap_or_else(|e| e.into_inner()).poison_pages.contains(&q.page);
-    let fault = if poisoned { Fault::Malformed } else { fault };
+    let (poisoned, flaky) = {
+        let f = st.faults.read().unwrap_or_else(|e| e.into_inner());
+        (f.poison_pages.contains(&q.page), f.flaky_pages.get(&q.page).copied())
+    };
+    let failing = flaky.is_some_and(|n| {
+        let mut seen = st.flaky_seen.lock().unwrap_or_else(|e| e.into_inner());
+        let c = seen.entry((resource, q.page)).or_default();
+        *c += 1;
+        *c <= n
+    });
+    let fault = if poisoned || failing { Fault::Malformed } else { fault };
     if resource == Resource::Orders && st.mutations_per_request > 0 {
         // A live store: orders change while clients page through them.
         st.store_mut().mutate(st.mutations_per_request, None);

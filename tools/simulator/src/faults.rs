@@ -32,6 +32,10 @@ pub struct Faults {
     /// Store list pages (by page number) that always answer a non-JSON body: poison pages that no
     /// retry fixes.
     pub poison_pages: Vec<usize>,
+    /// Store list pages (by page number) whose first N requests answer a non-JSON body, then
+    /// succeed: a page that fails more often than one round of retries allows, and recovers.
+    /// Counted per `(resource, page)`.
+    pub flaky_pages: std::collections::BTreeMap<usize, u32>,
 }
 
 impl Faults {

@@ -1,30 +1,26 @@
-//! The lake's layout and its exactly-once writes.
-//!
-//! ```text
-//! s3://<lake>/bronze/<source>/<stream>/   one Delta table per stream, partitioned by _ingest_date
-//! s3://<lake>/quarantine/ingest/          invalid records of every stream, same partitioning
-//! s3://<lake>/ops/ingestion_runs/         one row per completed run: counts and watermark
-//! s3://<lake>/security/keyring/           wrapped person keys (see alkasba-pii)
-//! s3://<lake>/errors/<source>/<stream>/   sealed raw responses of dead-lettered pages
-//! s3://<lake>/_control/ingest/            run plans and task progress markers
-//! ```
+//! The lake: where every table lives (see [`crate::layout`]), a cache of opened tables, and
+//! the one way to commit: re-read, check the application transaction, append, and on a lost race
+//! try again a bounded number of times ([`Lake::commit_with_retries`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use alkasba_lake::arrow::record_batch::RecordBatch;
-use alkasba_lake::{StorageConfig, read};
+use std::future::Future;
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
 use deltalake::DeltaTable;
 use deltalake::DeltaTableError;
+use deltalake::arrow::record_batch::RecordBatch;
 use deltalake::kernel::Transaction;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::operations::write::SchemaMode;
 use deltalake::protocol::SaveMode;
 use url::Url;
 
-use crate::{Error, Result};
+use crate::{Error, Result, StorageConfig, read};
 
-/// Table properties of every ingestion table: application transaction ids are kept 14 days
+/// Table properties of every appended table: application transaction ids are kept 14 days
 /// (longer than any SQS message lives), so the set of markers does not grow forever; the change
 /// data feed is on so the batch layer reads only what was appended since its last run (appends
 /// write no extra files for it).
@@ -39,6 +35,9 @@ pub struct Lake {
     /// commits since (a fresh open replays the log from the last checkpoint: up to a hundred
     /// object reads per open on a busy table).
     tables: Arc<Mutex<HashMap<Url, Cached>>>,
+    /// Commit metadata this process has read, per table and version (see
+    /// [`Lake::commit_metadata`]).
+    metadata: Arc<Mutex<HashMap<Url, HashMap<u64, Option<serde_json::Value>>>>>,
 }
 
 /// A cached table and the e-tag of its version's commit file: a table deleted and created again
@@ -58,19 +57,49 @@ pub enum Written {
     Conflict,
 }
 
+/// What one attempt of [`Lake::commit_with_retries`] came to.
+#[derive(Debug)]
+pub enum Attempt<T> {
+    /// Done (committed, or nothing left to commit).
+    Done(T),
+    /// Another writer committed first: re-read the table and try again.
+    Contended,
+}
+
+/// Attempts of one commit before giving up with [`Error::Contended`] (retryable: the caller's
+/// queue brings the work back later).
+pub const COMMIT_ATTEMPTS: usize = 30;
+
+/// One append: the rows, the table's partition columns, the application transaction that makes
+/// it exactly-once, and metadata kept in the commit's `commitInfo` under [`COMMIT_METADATA_KEY`]
+/// (for example what a fetch task has done: data and progress in one atomic write).
+#[derive(Debug, Clone, Default)]
+pub struct Append<'a> {
+    pub partitions: &'a [&'a str],
+    pub txn: Option<(String, i64)>,
+    pub metadata: Option<serde_json::Value>,
+    /// Delta table properties set when this append creates the table (`None`: the lake's
+    /// defaults for appended tables).
+    pub properties: Option<&'a [(&'a str, &'a str)]>,
+}
+
+/// The `commitInfo` key of [`Append::metadata`].
+pub const COMMIT_METADATA_KEY: &str = "alkasba";
+
 fn join(root: &Url, path: &str) -> Result<Url> {
     let base = root.as_str().trim_end_matches('/');
-    Url::parse(&format!("{base}/{path}")).map_err(|e| Error::Config(format!("table URL {base}/{path}: {e}")))
+    Url::parse(&format!("{base}/{path}")).map_err(|e| Error::InvalidTableUri { uri: format!("{base}/{path}"), reason: e.to_string() })
 }
 
 impl Lake {
     /// The lake at `root` (`s3://bucket` or `s3://bucket/prefix`, `file:///dir` in tests).
     pub fn new(root: &str, storage: StorageConfig) -> Result<Self> {
-        let root = Url::parse(root.trim_end_matches('/')).map_err(|e| Error::Config(format!("LAKE_ROOT {root:?}: {e}")))?;
+        let bad = |reason: String| Error::InvalidTableUri { uri: format!("LAKE_ROOT {root}"), reason };
+        let root = Url::parse(root.trim_end_matches('/')).map_err(|e| bad(e.to_string()))?;
         if !matches!(root.scheme(), "s3" | "s3a" | "file") {
-            return Err(Error::Config(format!("LAKE_ROOT {root}: scheme must be s3 or file")));
+            return Err(bad("scheme must be s3 or file".into()));
         }
-        Ok(Self { root, storage, tables: Arc::default() })
+        Ok(Self { root, storage, tables: Arc::default(), metadata: Arc::default() })
     }
 
     pub fn root(&self) -> &Url {
@@ -85,8 +114,8 @@ impl Lake {
     /// real-time state), built from the same storage options as the tables.
     pub fn object_store(&self) -> Result<std::sync::Arc<dyn deltalake::logstore::object_store::ObjectStore>> {
         let root = &self.root;
-        let builder = deltalake::DeltaTableBuilder::from_url(root.clone()).map_err(|e| Error::Config(format!("object store {root}: {e}")))?.with_storage_options(self.storage.storage_options());
-        let log_store = builder.build_storage().map_err(|e| Error::Config(format!("object store {root}: {e}")))?;
+        let builder = deltalake::DeltaTableBuilder::from_url(root.clone()).map_err(|e| Error::delta(root, e))?.with_storage_options(self.storage.storage_options());
+        let log_store = builder.build_storage().map_err(|e| Error::delta(root, e))?;
         Ok(log_store.object_store(None))
     }
 
@@ -96,29 +125,29 @@ impl Lake {
     }
 
     pub fn bronze(&self, source: &str, stream: &str) -> Result<Url> {
-        join(&self.root, &format!("bronze/{source}/{stream}"))
+        join(&self.root, &crate::layout::bronze(source, stream))
     }
 
     pub fn quarantine(&self) -> Result<Url> {
-        join(&self.root, "quarantine/ingest")
+        join(&self.root, crate::layout::QUARANTINE)
     }
 
     pub fn runs(&self) -> Result<Url> {
-        join(&self.root, "ops/ingestion_runs")
+        join(&self.root, crate::layout::INGESTION_RUNS)
     }
 
     pub fn keyring(&self) -> Result<Url> {
-        join(&self.root, "security/keyring")
+        join(&self.root, crate::layout::KEYRING)
     }
 
     /// Opens a table handle; `version()` is `None` when the table does not exist yet.
     pub async fn open(&self, uri: &Url) -> Result<DeltaTable> {
-        alkasba_lake::DeltaAppender::new(uri.as_str(), &self.storage)?;
+        crate::table::register_handlers();
         if uri.scheme() == "file" {
             // A local table's directory must exist before deltalake opens it (S3 has no
             // directories).
             if let Ok(path) = uri.to_file_path() {
-                std::fs::create_dir_all(&path).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+                std::fs::create_dir_all(&path).map_err(|e| Error::InvalidTableUri { uri: uri.to_string(), reason: format!("{}: {e}", path.display()) })?;
             }
         }
         let mut opts: HashMap<String, String> = self.storage.storage_options();
@@ -212,55 +241,139 @@ impl Lake {
         Ok(v.unwrap_or(0))
     }
 
-    /// Appends `batch` as one commit carrying `txn`, failing fast (no automatic retry) if
-    /// another writer committed since `table` was read: the caller re-reads, re-checks its
-    /// markers and duplicates, and tries again. Creates the table on first write.
-    pub async fn try_append(&self, table: DeltaTable, batch: RecordBatch, txn: Option<(String, i64)>, partitions: &[&str]) -> Result<Written> {
+    /// Appends `batch` as one commit carrying `append`'s marker and metadata, failing fast (no
+    /// automatic retry) if another writer committed since `table` was read: the caller re-reads,
+    /// re-checks its markers and duplicates, and tries again (see [`Lake::commit_with_retries`]).
+    /// Creates the table on first write.
+    pub async fn try_append(&self, table: DeltaTable, batch: RecordBatch, append: &Append<'_>) -> Result<Written> {
         let uri = table.table_url().clone();
         let creating = table.version().is_none();
         let mut props = commit_properties();
-        if let Some((app, v)) = txn {
-            props = props.with_application_transaction(Transaction::new(app, v));
+        if let Some((app, v)) = &append.txn {
+            props = props.with_application_transaction(Transaction::new(app, *v));
+        }
+        if let Some(m) = &append.metadata {
+            props = props.with_metadata([(COMMIT_METADATA_KEY.to_string(), m.clone())]);
         }
         let mut w = table.write(vec![batch]).with_save_mode(SaveMode::Append).with_schema_mode(SchemaMode::Merge).with_commit_properties(props);
-        if !partitions.is_empty() {
-            w = w.with_partition_columns(partitions.iter().map(|p| p.to_string()));
+        if !append.partitions.is_empty() {
+            w = w.with_partition_columns(append.partitions.iter().map(|p| p.to_string()));
         }
         if creating {
-            w = w.with_configuration(TABLE_PROPERTIES.iter().map(|(k, v)| (k.to_string(), Some(v.to_string()))));
+            let properties: &[(&str, &str)] = append.properties.unwrap_or(&TABLE_PROPERTIES);
+            w = w.with_configuration(properties.iter().map(|(k, v)| (k.to_string(), Some(v.to_string()))));
         }
         match w.await {
             Ok(t) => Ok(Written::Committed(t.version().unwrap_or_default() as i64)),
             Err(e) if is_conflict(&e) => Ok(Written::Conflict),
-            Err(e) => Err(delta(&uri, e)),
+            Err(e) => Err(Error::delta(&uri, e)),
         }
+    }
+
+    /// The one commit loop of the lake: `attempt` gets the table as of now and either commits
+    /// (or finds nothing left to do) or reports that another writer committed first; then the
+    /// table is read again and `attempt` runs again, after a short jittered pause (two writers
+    /// that collided do not collide again in step), at most [`COMMIT_ATTEMPTS`] times. Giving
+    /// up is [`Error::Contended`], which is retryable.
+    pub async fn commit_with_retries<T, E, F, Fut>(&self, uri: &Url, mut attempt: F) -> Result<T, E>
+    where
+        E: From<Error>,
+        F: FnMut(DeltaTable) -> Fut,
+        Fut: Future<Output = Result<Attempt<T>, E>>,
+    {
+        let mut pauses = ExponentialBuilder::default().with_min_delay(Duration::from_millis(10)).with_max_delay(Duration::from_secs(2)).with_max_times(COMMIT_ATTEMPTS).with_jitter().build();
+        for n in 1..=COMMIT_ATTEMPTS {
+            let table = self.current(uri).await?;
+            match attempt(table).await? {
+                Attempt::Done(v) => return Ok(v),
+                Attempt::Contended => {
+                    tracing::debug!(table = %uri, attempt = n, "commit race lost; re-reading");
+                    if let Some(p) = pauses.next() {
+                        tokio::time::sleep(p).await;
+                    }
+                }
+            }
+        }
+        Err(Error::Contended { uri: uri.to_string(), attempts: COMMIT_ATTEMPTS }.into())
     }
 
     /// Appends `batch` once under `txn` (skipped if that marker is committed), retrying lost
     /// commit races. `true` when this call committed it.
     pub async fn append_once(&self, uri: &Url, batch: RecordBatch, txn: (String, i64), partitions: &[&str]) -> Result<bool> {
-        for _ in 0..20 {
-            let table = self.current(uri).await?;
-            if self.txn_version(&table, &txn.0).await? >= txn.1 {
-                return Ok(false);
+        self.append_once_with(uri, batch, &Append { partitions, txn: Some(txn), metadata: None, properties: None }).await
+    }
+
+    /// [`Lake::append_once`] with every option of [`Append`]; `append.txn` must be set.
+    pub async fn append_once_with(&self, uri: &Url, batch: RecordBatch, append: &Append<'_>) -> Result<bool> {
+        let txn = append.txn.clone().ok_or_else(|| Error::InvalidEvent(format!("{uri}: an exactly-once append needs a marker")))?;
+        self.commit_with_retries(uri, |table| {
+            let (batch, txn) = (batch.clone(), &txn);
+            async move {
+                if self.txn_version(&table, &txn.0).await? >= txn.1 {
+                    return Ok::<_, Error>(Attempt::Done(false));
+                }
+                Ok(match self.try_append(table, batch, append).await? {
+                    Written::Committed(_) => Attempt::Done(true),
+                    Written::Conflict => Attempt::Contended,
+                })
             }
-            if let Written::Committed(_) = self.try_append(table, batch.clone(), Some(txn.clone()), partitions).await? {
-                return Ok(true);
-            }
-        }
-        Err(Error::Lake(alkasba_lake::Error::InvalidEvent(format!("{uri}: lost 20 commit races in a row"))))
+        })
+        .await
     }
 
     /// Appends `batch` (no marker), retrying lost commit races (for example two writers creating
     /// the table at once).
     pub async fn append(&self, uri: &Url, batch: RecordBatch, partitions: &[&str]) -> Result<()> {
-        for _ in 0..20 {
-            let table = self.current(uri).await?;
-            if let Written::Committed(_) = self.try_append(table, batch.clone(), None, partitions).await? {
-                return Ok(());
+        let append = Append { partitions, txn: None, metadata: None, properties: None };
+        self.commit_with_retries(uri, |table| {
+            let (batch, append) = (batch.clone(), &append);
+            async move {
+                Ok::<_, Error>(match self.try_append(table, batch, append).await? {
+                    Written::Committed(_) => Attempt::Done(()),
+                    Written::Conflict => Attempt::Contended,
+                })
             }
+        })
+        .await
+    }
+
+    /// The actions of `table`'s commit `version`, `None` when its commit file is gone (cleaned
+    /// up by `maintain` after the log retention).
+    pub async fn commit_actions(table: &DeltaTable, version: u64) -> Result<Option<Vec<deltalake::kernel::Action>>> {
+        let uri = table.table_url();
+        let Some(bytes) = table.log_store().read_commit_entry(version).await.map_err(|e| Error::delta(uri, e))? else { return Ok(None) };
+        deltalake::logstore::get_actions(version, &bytes).map(Some).map_err(|e| Error::delta(uri, e))
+    }
+
+    /// The [`Append::metadata`] of every commit of `uri` from version `from` to the newest, with
+    /// its version, oldest first. Commit files never change, so what this process has read is
+    /// kept and only newer commits are read (a fetcher asks after every task).
+    pub async fn commit_metadata(&self, uri: &Url, from: i64) -> Result<Vec<(i64, serde_json::Value)>> {
+        let table = self.current(uri).await?;
+        let Some(newest) = table.version() else { return Ok(Vec::new()) };
+        let from = from.max(0) as u64;
+        let known: HashMap<u64, Option<serde_json::Value>> = self.metadata.lock().ok().and_then(|m| m.get(uri).cloned()).unwrap_or_default();
+        let missing: Vec<u64> = (from..=newest as u64).filter(|v| !known.contains_key(v)).collect();
+        let read = futures::future::try_join_all(missing.iter().map(|v| {
+            let table = &table;
+            async move {
+                let actions = Self::commit_actions(table, *v).await?.unwrap_or_default();
+                let meta = actions.into_iter().find_map(|a| match a {
+                    deltalake::kernel::Action::CommitInfo(mut info) => info.info.remove(COMMIT_METADATA_KEY),
+                    _ => None,
+                });
+                Ok::<_, Error>((*v, meta))
+            }
+        }))
+        .await?;
+        let mut all = known;
+        all.extend(read);
+        let mut out: Vec<(i64, serde_json::Value)> = all.iter().filter(|(v, _)| **v >= from).filter_map(|(v, m)| m.clone().map(|m| (*v as i64, m))).collect();
+        out.sort_by_key(|(v, _)| *v);
+        if let Ok(mut m) = self.metadata.lock() {
+            m.insert(uri.clone(), all);
         }
-        Err(Error::Lake(alkasba_lake::Error::InvalidEvent(format!("{uri}: lost 20 commit races in a row"))))
+        Ok(out)
     }
 
     /// Rows of `uri` matching `filter`; empty when the table does not exist.
@@ -280,8 +393,7 @@ impl Lake {
     }
 }
 
-/// Whether a commit failed because another writer committed first (re-read and try again).
-pub use alkasba_lake::is_conflict;
+pub use crate::table::is_conflict;
 
 /// The properties every ingestion and batch commit starts from: no automatic retry (a conflict
 /// comes back to the caller, which re-reads, re-checks its markers and tries again) and no
@@ -293,14 +405,14 @@ pub fn commit_properties() -> CommitProperties {
 }
 
 fn delta(uri: &Url, e: DeltaTableError) -> Error {
-    Error::Lake(alkasba_lake::Error::Delta { uri: uri.to_string(), source: e })
+    Error::delta(uri, e)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alkasba_lake::arrow::array::Int64Array;
-    use alkasba_lake::arrow::datatypes::{DataType, Field, Schema};
+    use deltalake::arrow::array::Int64Array;
+    use deltalake::arrow::datatypes::{DataType, Field, Schema};
 
     fn batch(v: i64) -> RecordBatch {
         let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, true)]));
@@ -339,5 +451,31 @@ mod tests {
         let mut values: Vec<i64> = lake.scan_table(&t, None, &["v"]).await.unwrap().iter().flat_map(|b| b.column(0).as_any().downcast_ref::<Int64Array>().unwrap().values().to_vec()).collect();
         values.sort();
         assert_eq!(values, [5, 6, 7]);
+    }
+}
+
+#[cfg(test)]
+mod metadata_tests {
+    use super::*;
+    use deltalake::arrow::array::Int64Array;
+    use deltalake::arrow::datatypes::{DataType, Field, Schema};
+
+    #[tokio::test]
+    async fn commit_metadata_comes_back_from_the_log_with_its_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::new(&format!("file://{}", dir.path().display()), StorageConfig { endpoint_url: None, region: "us-east-1".into() }).unwrap();
+        let uri = lake.table("t/m").unwrap();
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, true)]));
+        for i in 0..3 {
+            let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(vec![i]))]).unwrap();
+            let meta = (i != 1).then(|| serde_json::json!({ "n": i }));
+            let append = Append { partitions: &[], txn: Some(("app".into(), i + 1)), metadata: meta, properties: None };
+            let table = lake.current(&uri).await.unwrap();
+            assert!(matches!(lake.try_append(table, batch, &append).await.unwrap(), Written::Committed(_)));
+        }
+        let got = lake.commit_metadata(&uri, 0).await.unwrap();
+        assert_eq!(got, vec![(0, serde_json::json!({"n": 0})), (2, serde_json::json!({"n": 2}))]);
+        // Read again from the cache, and from a later version.
+        assert_eq!(lake.commit_metadata(&uri, 1).await.unwrap(), vec![(2, serde_json::json!({"n": 2}))]);
     }
 }

@@ -1,0 +1,198 @@
+//! A group of fetched pages to the lake: keys first, then quarantine, then bronze with the
+//! task's marker and progress in the same commit; and the dead letters of pages given up on.
+
+use std::collections::HashSet;
+
+use alkasba_lake::{Append, Attempt, Written};
+use alkasba_pii::{KeyService, keyring_batch};
+use chrono::Utc;
+use deltalake::datafusion::prelude::{col, lit};
+
+use super::{Ingest, PageResult, Run, TaskReport};
+use crate::http::FetchFailure;
+use crate::ports::TaskQueue;
+use crate::record::{INGEST_DATE, Origin, Prepared, Processed, Row, quarantine_batch};
+use crate::runs::TaskProgress;
+use crate::task::{DeadLetter, FetchTask, Pages};
+use crate::{Error, Result};
+
+impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
+    /// Processes and commits pages `group_first..` (each `Ok` or given up on); `end`: the last
+    /// page of the stream is among them.
+    pub(super) async fn commit_group(&self, run: &mut Run<'_, K>, group: Vec<PageResult>, group_first: u64, end: bool, report: &mut TaskReport) -> Result<()> {
+        let (task, prep) = (run.task, run.prep);
+        let app_id = task.app_id();
+        let now = Utc::now();
+        let group_last = group.iter().map(PageResult::page).max().unwrap_or(group_first);
+        let mut g = TaskReport::default();
+        let mut urls: Vec<(u64, String)> = Vec::new();
+        let mut done = Processed::default();
+        for r in group {
+            match r {
+                PageResult::Dead { page, failure } => {
+                    self.dead_letter(run, page, &failure).await?;
+                    g.dead_pages.push(page);
+                }
+                PageResult::Ok { page, fetched } => {
+                    if fetched.attempts > 1 {
+                        g.retried_pages += 1;
+                    }
+                    let url = fetched.page.url.to_string();
+                    prep.process_page(fetched.page.body, Origin { run_id: &task.run_id, page, url: &url }, &self.tokens, &mut run.sealer, &mut done).await?;
+                    urls.push((page, url));
+                }
+            }
+        }
+        let Processed { rows, quarantined: qrows, fetched, duplicates, max_cursor, .. } = done;
+        g.fetched = fetched;
+        g.duplicates = duplicates;
+        // Keys first: nothing sealed under a key may be committed before the key.
+        let new_keys = run.sealer.take_new_keys();
+        if !new_keys.is_empty() {
+            self.lake.append(&self.lake.keyring()?, keyring_batch(&new_keys).map_err(Error::Pii)?, &[]).await?;
+        }
+        let url_of = |p: u64| urls.iter().find(|(q, _)| *q == p).map(|(_, u)| u.clone()).unwrap_or_default();
+        g.quarantined = qrows.len() as u64;
+        if !qrows.is_empty() {
+            let batch = quarantine_batch(&prep.id, &qrows, &task.run_id, url_of, now)?;
+            self.lake.append_once(&self.lake.quarantine()?, batch, (app_id.clone(), group_last as i64), &[INGEST_DATE]).await?;
+        }
+        // Bronze: re-read, skip pages a racing copy of this task committed, drop rows already in
+        // the table (same key and version), commit with the task's marker and its progress; on a
+        // lost race, do it all again against the new table version.
+        let uri = self.lake.bronze(&task.source, &task.stream)?;
+        let progress = |valid: u64, duplicates: u64| TaskProgress {
+            run_id: task.run_id.clone(),
+            task: task.task,
+            redrive: task.redrive,
+            first_page: group_first,
+            last_page: group_last,
+            end,
+            fetched: g.fetched,
+            valid,
+            quarantined: g.quarantined,
+            duplicates,
+            retried_pages: g.retried_pages,
+            dead_pages: g.dead_pages.clone(),
+            max_cursor: max_cursor.clone(),
+        };
+        let (rows, progress, report_conflicts) = (&rows, &progress, std::sync::atomic::AtomicU64::new(0));
+        let committed = self
+            .lake
+            .commit_with_retries(&uri, |table| {
+                let (app_id, report_conflicts) = (&app_id, &report_conflicts);
+                async move {
+                    let done = self.lake.txn_version(&table, app_id).await? as u64;
+                    if done >= group_last {
+                        return Ok::<_, Error>(Attempt::Done(None));
+                    }
+                    let todo: Vec<&Row> = rows.iter().filter(|r| r.page > done).collect();
+                    let existing = self.existing(&table, prep, &todo).await?;
+                    let fresh: Vec<Row> = todo.into_iter().filter(|r| !existing.contains(&(r.key.clone(), r.version.clone()))).cloned().collect();
+                    let dups = rows.iter().filter(|r| r.page > done).count() - fresh.len();
+                    let p = progress(fresh.len() as u64, g.duplicates + dups as u64);
+                    let meta = serde_json::json!({ "progress": p });
+                    let batch = prep.bronze_batch(&fresh, &task.run_id, now)?;
+                    let append = Append { partitions: &[INGEST_DATE], txn: Some((app_id.clone(), group_last as i64)), metadata: Some(meta), properties: None };
+                    Ok(match self.lake.try_append(table, batch, &append).await? {
+                        Written::Committed(v) => {
+                            tracing::debug!(version = v, rows = fresh.len(), pages = ?(group_first..=group_last), "bronze commit");
+                            Attempt::Done(Some(p))
+                        }
+                        Written::Conflict => {
+                            report_conflicts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            Attempt::Contended
+                        }
+                    })
+                }
+            })
+            .await?;
+        report.commit_conflicts += report_conflicts.into_inner();
+        // `None`: a racing copy of this task committed the group (its counts are in its commit).
+        if let Some(p) = committed {
+            report.commits += 1;
+            report.valid += p.valid;
+            report.duplicates += p.duplicates;
+        }
+        report.pages_committed += group_last + 1 - group_first - g.dead_pages.len() as u64;
+        report.fetched += g.fetched;
+        report.quarantined += g.quarantined;
+        report.retried_pages += g.retried_pages;
+        report.dead_pages.extend(g.dead_pages);
+        Ok(())
+    }
+
+    /// Hands a page whose rounds are spent to the dead-letter queue, with its raw response
+    /// sealed under `errors/` and, as the letter's task, the page's redrive: that page alone
+    /// (its own marker), or for a chain the rest of the chain from it.
+    async fn dead_letter(&self, run: &mut Run<'_, K>, page: u64, f: &FetchFailure) -> Result<()> {
+        let task = run.task;
+        let mut error_object = None;
+        if let Some(body) = &f.body {
+            let key = format!("{}/{}/{}/page-{page:06}-{}.sealed", task.source, task.stream, task.run_id, uuid::Uuid::new_v4().simple());
+            // The raw response may hold personal data: sealed under the task's data key, bound
+            // to its own key name.
+            let sealed = run.sealer.seal_blob(&format!("errors/{key}"), body).await.map_err(Error::Pii)?;
+            error_object = Some(self.control.put_error(&key, sealed).await?);
+        }
+        let pages = match task.pages {
+            Pages::Range { follow, .. } => Pages::Range { first: page, last: page, follow },
+            Pages::Chain { .. } => Pages::Chain { step: page },
+        };
+        let url = match task.pages {
+            Pages::Range { .. } => task.url.clone(),
+            Pages::Chain { .. } => f.url.clone(),
+        };
+        let redrive = FetchTask { url, pages, round: 0, redrive: task.redrive + 1, ..task.clone() };
+        let letter = DeadLetter {
+            task: Some(redrive),
+            raw_message: None,
+            page: Some(page),
+            url: Some(f.url.to_string()),
+            reason: f.reason.clone(),
+            status: f.status,
+            attempts: f.attempts,
+            error_object,
+            at: Utc::now().to_rfc3339(),
+        };
+        tracing::error!(run_id = %task.run_id, task = task.task, page, reason = %f.reason, status = ?f.status, attempts = f.attempts, rounds = self.settings.page_retry_rounds,
+            "page given up on after its rounds: dead-lettered (the run completes once it is redriven)");
+        self.queue.send_dead(&letter).await
+    }
+
+    /// (key, version) pairs of `rows` already in the table, read with a filter that prunes files
+    /// by their key and version statistics.
+    async fn existing(&self, table: &deltalake::DeltaTable, prep: &Prepared, rows: &[&Row]) -> Result<HashSet<(String, String)>> {
+        if rows.is_empty() || table.version().is_none() {
+            return Ok(HashSet::new());
+        }
+        let vmin = rows.iter().map(|r| r.version.as_str()).min().unwrap_or_default();
+        let vmax = rows.iter().map(|r| r.version.as_str()).max().unwrap_or_default();
+        let mut filter = col(crate::record::VERSION).between(lit(vmin), lit(vmax));
+        match &prep.int_key_column {
+            Some(c) => {
+                let ids: Vec<i64> = rows.iter().filter_map(|r| r.key.parse().ok()).collect();
+                if let (Some(lo), Some(hi)) = (ids.iter().min(), ids.iter().max()) {
+                    filter = filter.and(col(c.as_str()).between(lit(*lo), lit(*hi)));
+                }
+            }
+            None => {
+                let kmin = rows.iter().map(|r| r.key.as_str()).min().unwrap_or_default();
+                let kmax = rows.iter().map(|r| r.key.as_str()).max().unwrap_or_default();
+                filter = filter.and(col(crate::record::KEY).between(lit(kmin), lit(kmax)));
+            }
+        }
+        let batches = self.lake.scan_table(table, Some(filter), &[crate::record::KEY, crate::record::VERSION]).await?;
+        let wanted: HashSet<(&str, &str)> = rows.iter().map(|r| (r.key.as_str(), r.version.as_str())).collect();
+        let mut out = HashSet::new();
+        for b in batches {
+            let (k, v) = (alkasba_lake::read::strings(b.column(0))?, alkasba_lake::read::strings(b.column(1))?);
+            for i in 0..b.num_rows() {
+                if wanted.contains(&(k.value(i), v.value(i))) {
+                    out.insert((k.value(i).to_string(), v.value(i).to_string()));
+                }
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,256 @@
+//! Running fetch tasks: fetch pages, validate, seal, and commit each group of pages exactly once
+//! to quarantine and bronze (with the task's progress in the same bronze commit); continue
+//! before the deadline; bring failing pages back in later rounds, and dead-letter a page only
+//! when its rounds are spent.
+//!
+//! * [`range`]: numbered pages (`Pages::Range`), several in flight.
+//! * [`chain`]: cursor chains (`Pages::Chain`), one page after another.
+//! * [`commit`]: a group of fetched pages to quarantine and bronze, and dead letters.
+
+mod chain;
+mod commit;
+mod range;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use alkasba_lake::Lake;
+use alkasba_pii::{KeyService, Sealer, Tokenizer};
+use chrono::Utc;
+use serde::Serialize;
+use tokio::time::Instant;
+
+use crate::catalog::Catalog;
+use crate::control::Control;
+use crate::http::{FetchFailure, Fetched};
+use crate::ports::{MAX_DELAY_SECS, TaskQueue};
+use crate::task::{DeadLetter, FetchTask, Pages};
+use crate::{Result, runs};
+
+/// Tuning, with the defaults in one place (see [`crate::settings`]).
+#[derive(Debug, Clone)]
+pub struct Tuning {
+    /// Pages per task when a run is planned.
+    pub pages_per_task: u64,
+    /// Pages per commit.
+    pub pages_per_commit: u64,
+    /// Pages fetched at once by one fetcher.
+    pub fetch_concurrency: usize,
+    /// Stop starting work this long before the invocation's deadline.
+    pub deadline_margin: Duration,
+    /// A run older than this that has not completed is superseded by the next plan.
+    pub max_run_age: Duration,
+    /// Rounds a failing page gets (each round is the source's whole retry policy) before it is
+    /// dead-lettered.
+    pub page_retry_rounds: u32,
+    /// The pause before a page's second round; it doubles each round, up to SQS's 15 minutes.
+    pub page_retry_delay: Duration,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Self {
+            pages_per_task: 20,
+            pages_per_commit: 20,
+            fetch_concurrency: 4,
+            deadline_margin: Duration::from_secs(20),
+            max_run_age: Duration::from_secs(900),
+            page_retry_rounds: 4,
+            page_retry_delay: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Tuning {
+    /// The pause before round `round` (2, 3, ...) of a failing page.
+    pub fn retry_delay(&self, round: u32) -> Duration {
+        let factor = 1u32.checked_shl(round.saturating_sub(2)).unwrap_or(u32::MAX);
+        self.page_retry_delay.saturating_mul(factor).min(Duration::from_secs(MAX_DELAY_SECS))
+    }
+}
+
+/// Everything ingestion needs, built once per process.
+pub struct Ingest<Q, K> {
+    pub catalog: Catalog,
+    pub lake: Lake,
+    pub control: Control,
+    pub queue: Q,
+    pub keys: Arc<K>,
+    pub tokens: Tokenizer,
+    pub settings: Tuning,
+}
+
+/// What one task invocation did.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct TaskReport {
+    pub pages_committed: u64,
+    pub pages_skipped: u64,
+    pub fetched: u64,
+    pub valid: u64,
+    pub quarantined: u64,
+    pub duplicates: u64,
+    pub retried_pages: u64,
+    /// Pages given up on (their rounds spent) and handed to the dead-letter queue.
+    pub dead_pages: Vec<u64>,
+    /// A page failed its round: the task comes back later from it (`round` of the new message).
+    pub retry_round: Option<u32>,
+    pub commits: u64,
+    pub commit_conflicts: u64,
+    /// A continuation task was enqueued (deadline, or a failing page's next round).
+    pub continued: bool,
+    /// The run is now complete.
+    pub run_completed: bool,
+    /// KMS requests the process made while this task ran (one task at a time per fetcher, so
+    /// the task's own; the cost figure of envelope encryption).
+    pub kms_requests: u64,
+}
+
+/// A page's outcome inside a group.
+enum PageResult {
+    Ok { page: u64, fetched: Fetched },
+    Dead { page: u64, failure: FetchFailure },
+}
+
+impl PageResult {
+    fn page(&self) -> u64 {
+        match self {
+            PageResult::Ok { page, .. } | PageResult::Dead { page, .. } => *page,
+        }
+    }
+}
+
+/// What a task invocation reads and writes through: the task, its stream, and its sealer.
+struct Run<'a, K: KeyService> {
+    task: &'a FetchTask,
+    entry: &'a crate::catalog::SourceEntry,
+    prep: &'a crate::record::Prepared,
+    sealer: Sealer<K>,
+    deadline: Instant,
+    /// The marker committed before this invocation (last page or step).
+    committed: u64,
+}
+
+impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
+    /// Runs one task until it is done or `deadline` (minus the margin) is near.
+    pub async fn run_task(&self, task: &FetchTask, deadline: Instant) -> Result<TaskReport> {
+        let (entry, prep) = self.catalog.stream(&task.source, &task.stream)?;
+        let bronze = self.lake.current(&self.lake.bronze(&task.source, &task.stream)?).await?;
+        let committed = self.lake.txn_version(&bronze, &task.app_id()).await? as u64;
+        let deadline = deadline.checked_sub(self.settings.deadline_margin).unwrap_or(deadline);
+        let mut run = Run { task, entry, prep, sealer: Sealer::new(self.keys.clone()), deadline, committed };
+        let mut report = TaskReport { kms_requests: self.keys.requests(), ..TaskReport::default() };
+        match task.pages.clone() {
+            Pages::Range { first, last, follow } => self.run_range(&mut run, first, last, follow, &mut report).await?,
+            Pages::Chain { step } => self.run_chain(&mut run, step, &mut report).await?,
+        }
+        self.finish(task, report).await
+    }
+
+    async fn finish(&self, task: &FetchTask, mut report: TaskReport) -> Result<TaskReport> {
+        report.kms_requests = self.keys.requests().saturating_sub(report.kms_requests);
+        if !report.continued {
+            if let Some(plan) = self.control.plan(&task.source, &task.stream, &task.run_id).await? {
+                report.run_completed = runs::try_complete(&self.lake, &plan, Utc::now()).await?.is_some();
+            }
+        }
+        tracing::info!(run_id = %task.run_id, task = task.task, redrive = task.redrive, pages = report.pages_committed, fetched = report.fetched, valid = report.valid,
+            quarantined = report.quarantined, duplicates = report.duplicates, retried_pages = report.retried_pages,
+            dead_pages = report.dead_pages.len(), retry_round = ?report.retry_round, commits = report.commits, conflicts = report.commit_conflicts,
+            continued = report.continued, run_completed = report.run_completed, kms_requests = report.kms_requests, "task done");
+        Ok(report)
+    }
+
+    /// Sends the rest of `task` (`pages`, from `url` for a chain) back to the queue: at once
+    /// when the deadline is near, or after a pause when its first page failed this round.
+    async fn continue_task(&self, task: &FetchTask, pages: Pages, url: Option<url::Url>, failed_round: bool, report: &mut TaskReport) -> Result<()> {
+        let first = |p: &Pages| match p {
+            Pages::Range { first, .. } => *first,
+            Pages::Chain { step } => *step,
+        };
+        let same_first = first(&pages) == first(&task.pages);
+        let mut t = task.clone();
+        t.round = match (failed_round, same_first) {
+            (true, true) => task.round + 1,
+            (true, false) => 1,
+            (false, true) => task.round,
+            (false, false) => 0,
+        };
+        t.pages = pages;
+        if let Some(u) = url {
+            t.url = u;
+        }
+        report.continued = true;
+        if failed_round {
+            let delay = self.settings.retry_delay(t.round + 1);
+            report.retry_round = Some(t.round + 1);
+            tracing::warn!(run_id = %task.run_id, task = task.task, pages = ?t.pages, round = t.round + 1, delay_secs = delay.as_secs(), "a page failed this round; the task comes back for it later");
+            self.queue.send_later(&t, delay).await
+        } else {
+            tracing::info!(run_id = %task.run_id, task = task.task, pages = ?t.pages, "deadline near: continuing in a new message");
+            self.queue.send_tasks(&[t]).await
+        }
+    }
+}
+
+/// What became of one queue message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessageOutcome {
+    /// Done (committed, or dead-lettered with its reason): delete the message.
+    Done,
+    /// A retryable failure: leave the message for SQS to redeliver (partial batch failure).
+    Retry,
+}
+
+impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
+    /// Handles one fetch-task message body: runs it; a retryable failure is left to SQS, a
+    /// permanent one (an unreadable message, an unknown stream) goes to the dead-letter queue
+    /// with its reason at once. A dead letter moved back from the dead-letter queue runs the
+    /// task it carries (a dead page's redrive).
+    pub async fn handle_message(&self, body: &str, deadline: Instant) -> MessageOutcome {
+        let task: FetchTask = match serde_json::from_str(body) {
+            Ok(t) => t,
+            Err(e) => match serde_json::from_str::<DeadLetter>(body) {
+                Ok(DeadLetter { task: Some(t), .. }) => {
+                    tracing::info!(run_id = %t.run_id, task = t.task, redrive = t.redrive, "a dead letter came back: running its task");
+                    t
+                }
+                _ => {
+                    let reason = format!("not a fetch task: {e}");
+                    tracing::error!(%reason, "message dead-lettered");
+                    let letter = DeadLetter {
+                        task: None,
+                        raw_message: Some(body.chars().take(4_000).collect()),
+                        page: None,
+                        url: None,
+                        reason,
+                        status: None,
+                        attempts: 1,
+                        error_object: None,
+                        at: Utc::now().to_rfc3339(),
+                    };
+                    return match self.queue.send_dead(&letter).await {
+                        Ok(()) => MessageOutcome::Done,
+                        Err(_) => MessageOutcome::Retry,
+                    };
+                }
+            },
+        };
+        let span = tracing::info_span!("task", run_id = %task.run_id, stream = %format!("{}.{}", task.source, task.stream), task = task.task);
+        match tracing::Instrument::instrument(self.run_task(&task, deadline), span).await {
+            Ok(_) => MessageOutcome::Done,
+            Err(e) if e.is_retryable() => {
+                tracing::warn!(run_id = %task.run_id, task = task.task, error = %e, "task failed; SQS will redeliver it");
+                MessageOutcome::Retry
+            }
+            Err(e) => {
+                tracing::error!(run_id = %task.run_id, task = task.task, error = %e, "task failed permanently; dead-lettered");
+                let letter =
+                    DeadLetter { task: Some(task), raw_message: None, page: None, url: None, reason: e.to_string(), status: None, attempts: 1, error_object: None, at: Utc::now().to_rfc3339() };
+                match self.queue.send_dead(&letter).await {
+                    Ok(()) => MessageOutcome::Done,
+                    Err(_) => MessageOutcome::Retry,
+                }
+            }
+        }
+    }
+}
