@@ -18,7 +18,7 @@ use alkasba_sim::{SimConfig, serve};
 use serde_json::{Value, json};
 
 async fn start_runner(stack: &Stack, base: &str) -> Runner {
-    let mut cfg = RunnerConfig::new(&repo().join("infra/template.yaml"), &stack.name, bin_dir());
+    let mut cfg = RunnerConfig::new(repo().join("infra/template.yaml"), &stack.name, bin_dir());
     cfg.functions = vec!["planner".into(), "fetcher".into(), "transform".into(), "aggregate".into(), "maintain".into()];
     cfg.concurrency = 4;
     cfg.log_dir = Some(repo().join(".local/logs").join(&stack.name));

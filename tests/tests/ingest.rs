@@ -226,10 +226,10 @@ async fn a_poison_page_ends_in_the_dlq_with_its_reason_and_sealed_response() {
     let mut reports = runner.subscribe();
     let waited = tokio::time::timeout(Duration::from_secs(180), async {
         loop {
-            if let Ok(got) = sqs.receive_message().queue_url(&dlq).max_number_of_messages(1).wait_time_seconds(1).send().await {
-                if let Some(v) = got.messages().first().and_then(|m| serde_json::from_str::<Value>(m.body()?).ok()) {
-                    return v;
-                }
+            if let Ok(got) = sqs.receive_message().queue_url(&dlq).max_number_of_messages(1).wait_time_seconds(1).send().await
+                && let Some(v) = got.messages().first().and_then(|m| serde_json::from_str::<Value>(m.body()?).ok())
+            {
+                return v;
             }
         }
     })

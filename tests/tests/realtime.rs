@@ -36,7 +36,7 @@ async fn incidents_raise_one_alert_each_and_every_delivery_lands_once() {
     let (addr, state, _) = serve(cfg, "127.0.0.1:0".parse().unwrap()).await.unwrap();
     let base = format!("http://{addr}");
 
-    let mut rc = RunnerConfig::new(&repo().join("infra/template.yaml"), &stack.name, bin_dir());
+    let mut rc = RunnerConfig::new(repo().join("infra/template.yaml"), &stack.name, bin_dir());
     rc.functions = vec!["webhook".into(), "realtime".into()];
     rc.concurrency = 4;
     rc.log_dir = Some(repo().join(".local/logs").join(&stack.name));

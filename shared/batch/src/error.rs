@@ -7,7 +7,7 @@ pub enum Error {
 
     /// Reading or writing a Delta table failed.
     #[error("{uri}: {source}")]
-    Delta { uri: String, source: deltalake::DeltaTableError },
+    Delta { uri: String, source: Box<deltalake::DeltaTableError> },
 
     /// A query (a transform's or a mart's SQL) failed.
     #[error("{what}: {reason}")]
@@ -33,7 +33,7 @@ impl Error {
             Error::Config(_) | Error::Data { .. } => false,
             Error::Query { .. } => false,
             Error::Delta { source, .. } => matches!(
-                source,
+                source.as_ref(),
                 deltalake::DeltaTableError::ObjectStore { .. }
                     | deltalake::DeltaTableError::Io { .. }
                     | deltalake::DeltaTableError::VersionAlreadyExists(_)
@@ -44,7 +44,7 @@ impl Error {
     }
 
     pub(crate) fn delta(uri: &url::Url, source: deltalake::DeltaTableError) -> Self {
-        Error::Delta { uri: uri.to_string(), source }
+        Error::Delta { uri: uri.to_string(), source: Box::new(source) }
     }
 
     pub(crate) fn query(what: impl std::fmt::Display, e: impl std::fmt::Display) -> Self {

@@ -451,14 +451,19 @@ struct Opened {
 /// A change read: schema and rows.
 type Changes = (SchemaRef, Vec<RecordBatch>);
 
+/// A table opened once per run (`None`: no table there).
+type OpenCell = Arc<OnceCell<Option<DeltaTable>>>;
+/// A change read made once per run, keyed by table and versions.
+type ChangeCell = Arc<OnceCell<Changes>>;
+
 /// Silver tables and change reads, opened once per aggregate run and shared by the marts that
 /// read them, also by marts built at the same time (silver does not change during the run; gold
 /// inputs do, and are opened afresh; a change read is of fixed versions, so it never goes
 /// stale). Each is read once: a second mart asking meanwhile waits for the first read.
 #[derive(Default)]
 pub struct Opens {
-    tables: Mutex<HashMap<String, Arc<OnceCell<Option<DeltaTable>>>>>,
-    changes: Mutex<HashMap<(String, i64, i64), Arc<OnceCell<Changes>>>>,
+    tables: Mutex<HashMap<String, OpenCell>>,
+    changes: Mutex<HashMap<(String, i64, i64), ChangeCell>>,
 }
 
 /// The cell for `key` in `map` (a poisoned lock only means another build panicked mid-insert;

@@ -73,13 +73,16 @@ pub struct TableReport {
     pub note: String,
 }
 
+/// Files and bytes per partition value.
+type PartitionFiles = BTreeMap<String, (usize, u64)>;
+
 /// Live files and their bytes per partition value of the table's (single) partition column;
 /// one entry keyed "" for an unpartitioned table.
-fn files_per_partition(table: &DeltaTable) -> Result<(Option<String>, BTreeMap<String, (usize, u64)>)> {
+fn files_per_partition(table: &DeltaTable) -> Result<(Option<String>, PartitionFiles)> {
     let uri = table.table_url().clone();
     let state = table.snapshot().map_err(|e| Error::delta(&uri, e))?;
     let column = state.metadata().partition_columns().first().cloned();
-    let mut out: BTreeMap<String, (usize, u64)> = BTreeMap::new();
+    let mut out: PartitionFiles = BTreeMap::new();
     for file in state.snapshot().try_log_data().map_err(|e| Error::delta(&uri, e))?.iter() {
         let value = column.as_ref().and_then(|c| file.partition_values_map().remove(c).flatten()).unwrap_or_default();
         let e = out.entry(value).or_default();
@@ -193,10 +196,10 @@ async fn maintain_held(table: DeltaTable, target: &TableSpec, opts: &MaintainOpt
 pub async fn maintain(lake: &Lake, only: Option<&[String]>, opts: &MaintainOptions, keep_going: impl Fn() -> bool) -> Result<Vec<TableReport>> {
     let registry = registry::registry();
     let all = registry.tables();
-    if let Some(only) = only {
-        if let Some(bad) = only.iter().find(|o| !all.iter().any(|t| t.path.starts_with(o.as_str()))) {
-            return Err(Error::Config(format!("no table matches {bad:?}; tables: {}", all.iter().map(|t| t.path.as_str()).collect::<Vec<_>>().join(", "))));
-        }
+    if let Some(only) = only
+        && let Some(bad) = only.iter().find(|o| !all.iter().any(|t| t.path.starts_with(o.as_str())))
+    {
+        return Err(Error::Config(format!("no table matches {bad:?}; tables: {}", all.iter().map(|t| t.path.as_str()).collect::<Vec<_>>().join(", "))));
     }
     let mut out = Vec::new();
     for t in all.iter().filter(|t| only.is_none_or(|o| o.iter().any(|p| t.path.starts_with(p.as_str())))) {

@@ -77,10 +77,10 @@ async fn recent_marker(table: &DeltaTable, app_id: &str) -> Result<Option<i64>> 
     for v in (newest.saturating_sub(RECENT_COMMITS - 1)..=newest).rev() {
         let Some(actions) = commit_actions(table, v).await? else { return Ok(None) };
         for action in actions {
-            if let Action::Txn(t) = action {
-                if t.app_id == app_id {
-                    return Ok(Some(t.version));
-                }
+            if let Action::Txn(t) = action
+                && t.app_id == app_id
+            {
+                return Ok(Some(t.version));
             }
         }
     }

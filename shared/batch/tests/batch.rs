@@ -61,16 +61,20 @@ fn money(v: &Value) -> String {
     v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())
 }
 
+/// (date, currency) of a daily_sales row, and its figures as text.
+type DayCurrency = (String, String);
+type DailyFigures = (String, String, String, String, String);
+
 /// Gold daily_sales and daily_product_sales equal the simulator's daily truth, exactly.
 async fn assert_gold_equals_truth(lake: &Lake, base: &str) {
     let truth: Value = reqwest::get(format!("{base}/_sim/truth/daily")).await.unwrap().json().await.unwrap();
-    let want: BTreeMap<(String, String), (String, String, String, String, String)> = truth["by_day_currency"]
+    let want: BTreeMap<DayCurrency, DailyFigures> = truth["by_day_currency"]
         .as_array()
         .unwrap()
         .iter()
         .map(|r| ((money(&r["date"]), money(&r["currency"])), (r["orders"].to_string(), r["paid_orders"].to_string(), money(&r["gross"]), money(&r["refunds"]), money(&r["net"]))))
         .collect();
-    let got: BTreeMap<(String, String), (String, String, String, String, String)> = rows(lake, "gold", "daily_sales")
+    let got: BTreeMap<DayCurrency, DailyFigures> = rows(lake, "gold", "daily_sales")
         .await
         .iter()
         .map(|r| ((get(r, "date"), get(r, "currency")), (get(r, "orders"), get(r, "paid_orders"), get(r, "gross"), get(r, "refunds"), get(r, "net"))))

@@ -118,10 +118,8 @@ impl HttpSource {
             if let Err(e) = page.records(stream) {
                 return Attempt::Retry { reason: e.to_string(), status: Some(status.as_u16()), body: Some(body), after: None };
             }
-            if check_next {
-                if let Err(e) = next_page(stream, &page) {
-                    return Attempt::Retry { reason: e.to_string(), status: Some(status.as_u16()), body: Some(body), after: None };
-                }
+            if check_next && let Err(e) = next_page(stream, &page) {
+                return Attempt::Retry { reason: e.to_string(), status: Some(status.as_u16()), body: Some(body), after: None };
             }
             return Attempt::Done(page);
         }

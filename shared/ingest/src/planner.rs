@@ -39,15 +39,6 @@ pub fn noon_of(date: &str) -> Result<DateTime<Utc>> {
     d.and_hms_opt(12, 0, 0).map(|t| t.and_utc()).ok_or_else(|| Error::Config(format!("{date:?}: no noon that day")))
 }
 
-#[cfg(test)]
-mod noon_tests {
-    #[test]
-    fn noon_of_a_date_and_a_clear_error() {
-        assert_eq!(super::noon_of("2026-10-01").unwrap().to_rfc3339(), "2026-10-01T12:00:00+00:00");
-        assert!(super::noon_of("01/10/2026").unwrap_err().to_string().contains("YYYY-MM-DD"));
-    }
-}
-
 /// A run id that sorts by time.
 pub fn new_run_id(now: DateTime<Utc>) -> String {
     format!("{}-{}", now.format("%Y%m%dT%H%M%SZ"), &uuid::Uuid::new_v4().simple().to_string()[..8])
@@ -67,7 +58,7 @@ impl<Q: TaskQueue, K: alkasba_pii::KeyService> Ingest<Q, K> {
         let mut out = Vec::new();
         for entry in self.catalog.sources.values() {
             for prep in entry.streams.values() {
-                if only.is_some_and(|o| !o.iter().any(|s| *s == prep.id)) {
+                if only.is_some_and(|o| !o.contains(&prep.id)) {
                     continue;
                 }
                 let state = states.get(&(entry.source.name.clone(), prep.stream.name.clone())).cloned().unwrap_or_default();
@@ -90,21 +81,20 @@ impl<Q: TaskQueue, K: alkasba_pii::KeyService> Ingest<Q, K> {
         // An unfinished run: complete it if its pages are all in, else leave it alone until it
         // is older than max_run_age (a stuck run is then superseded: the next run starts from
         // the same watermark, so nothing is lost).
-        if let Some(last) = self.control.runs(source, &stream.name).await?.last() {
-            if !state.completed.contains(last) {
-                if let Some(plan) = self.control.plan(source, &stream.name, last).await? {
-                    let done = runs::try_complete(&self.lake, &plan, now).await?.is_some();
-                    let opened = DateTime::parse_from_rfc3339(&plan.opened_at).map(|t| t.with_timezone(&Utc)).unwrap_or(now);
-                    if done {
-                        // Its watermark is now committed; plan the next run from it.
-                        return Box::pin(self.plan_stream(source, prep, &runs::states(&self.lake).await?.remove(&(source.to_string(), stream.name.clone())).unwrap_or_default(), now)).await;
-                    }
-                    if (now - opened).to_std().unwrap_or_default() < self.settings.max_run_age {
-                        return Ok(skip(format!("run {last} is still in progress")));
-                    }
-                    tracing::warn!(run_id = %last, "superseding a run that did not complete in time");
-                }
+        if let Some(last) = self.control.runs(source, &stream.name).await?.last()
+            && !state.completed.contains(last)
+            && let Some(plan) = self.control.plan(source, &stream.name, last).await?
+        {
+            let done = runs::try_complete(&self.lake, &plan, now).await?.is_some();
+            let opened = DateTime::parse_from_rfc3339(&plan.opened_at).map(|t| t.with_timezone(&Utc)).unwrap_or(now);
+            if done {
+                // Its watermark is now committed; plan the next run from it.
+                return Box::pin(self.plan_stream(source, prep, &runs::states(&self.lake).await?.remove(&(source.to_string(), stream.name.clone())).unwrap_or_default(), now)).await;
             }
+            if (now - opened).to_std().unwrap_or_default() < self.settings.max_run_age {
+                return Ok(skip(format!("run {last} is still in progress")));
+            }
+            tracing::warn!(run_id = %last, "superseding a run that did not complete in time");
         }
         let deadline = Instant::now() + std::time::Duration::from_secs(60);
         let from = match (&stream.cursor, &state.watermark) {
@@ -120,10 +110,10 @@ impl<Q: TaskQueue, K: alkasba_pii::KeyService> Ingest<Q, K> {
             }
             let page = entry.http.fetch(stream, &url, deadline).await.map_err(|f| Error::Task(format!("{}: newest record: {} ({})", prep.id, f.reason, f.url)))?.page;
             watermark_to = page.records(stream)?.first().and_then(|r| prep.cursor(r)).map(str::to_string);
-            if let (Some(to), Some(w)) = (&watermark_to, &state.watermark) {
-                if to <= w {
-                    return Ok(skip(format!("no change since {w}")));
-                }
+            if let (Some(to), Some(w)) = (&watermark_to, &state.watermark)
+                && to <= w
+            {
+                return Ok(skip(format!("no change since {w}")));
             }
             if watermark_to.is_none() {
                 return Ok(skip("the stream is empty".into()));
@@ -199,4 +189,13 @@ pub fn parse_base_urls(s: &str) -> Result<HashMap<String, url::Url>> {
         out.insert(name.to_string(), url);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod noon_tests {
+    #[test]
+    fn noon_of_a_date_and_a_clear_error() {
+        assert_eq!(super::noon_of("2026-10-01").unwrap().to_rfc3339(), "2026-10-01T12:00:00+00:00");
+        assert!(super::noon_of("01/10/2026").unwrap_err().to_string().contains("YYYY-MM-DD"));
+    }
 }

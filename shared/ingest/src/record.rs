@@ -145,10 +145,10 @@ impl Prepared {
         };
         for rec in records {
             out.fetched += 1;
-            if let Some(c) = self.cursor(&rec) {
-                if out.max_cursor.as_deref().is_none_or(|m| c > m) {
-                    out.max_cursor = Some(c.to_string());
-                }
+            if let Some(c) = self.cursor(&rec)
+                && out.max_cursor.as_deref().is_none_or(|m| c > m)
+            {
+                out.max_cursor = Some(c.to_string());
             }
             match self.process(rec, origin, tokens, sealer).await? {
                 Ok(row) => {

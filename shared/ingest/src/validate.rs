@@ -78,10 +78,10 @@ fn check_value(at: &str, spec: &FieldSpec, v: &Value, reasons: &mut Vec<String>)
                 reasons.push(format!("{at}: not a string"));
                 return;
             };
-            if let Some(allowed) = &spec.allowed {
-                if !allowed.iter().any(|a| a == s) {
-                    reasons.push(format!("{at}: not one of the allowed values"));
-                }
+            if let Some(allowed) = &spec.allowed
+                && !allowed.iter().any(|a| a == s)
+            {
+                reasons.push(format!("{at}: not one of the allowed values"));
             }
             match spec.format {
                 Some(Format::Email) if !email_address::EmailAddress::is_valid(s) => reasons.push(format!("{at}: not an email address")),
@@ -235,7 +235,8 @@ terms = ["/lines/*/amount", "/shipping"]
     #[test]
     fn each_problem_is_named_without_its_value() {
         let s = stream();
-        let cases: Vec<(Box<dyn Fn(&mut Value)>, &str)> = vec![
+        type Case = (Box<dyn Fn(&mut Value)>, &'static str);
+        let cases: Vec<Case> = vec![
             (
                 Box::new(|r| {
                     r.as_object_mut().unwrap().remove("id");

@@ -20,7 +20,7 @@ pub enum Error {
     Delta {
         uri: String,
         #[source]
-        source: DeltaTableError,
+        source: Box<DeltaTableError>,
     },
 
     /// A read query failed.
@@ -51,7 +51,7 @@ impl Error {
         match self {
             Error::Contended { .. } => true,
             Error::Delta { source, .. } => matches!(
-                source,
+                source.as_ref(),
                 DeltaTableError::ObjectStore { .. }
                     | DeltaTableError::Io { .. }
                     | DeltaTableError::VersionAlreadyExists(_)
@@ -63,6 +63,6 @@ impl Error {
     }
 
     pub fn delta(uri: &url::Url, source: DeltaTableError) -> Self {
-        Error::Delta { uri: uri.to_string(), source }
+        Error::Delta { uri: uri.to_string(), source: Box::new(source) }
     }
 }

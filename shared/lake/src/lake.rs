@@ -37,8 +37,11 @@ pub struct Lake {
     tables: Arc<Mutex<HashMap<Url, Cached>>>,
     /// Commit metadata this process has read, per table and version (see
     /// [`Lake::commit_metadata`]).
-    metadata: Arc<Mutex<HashMap<Url, HashMap<u64, Option<serde_json::Value>>>>>,
+    metadata: Arc<Mutex<MetadataCache>>,
 }
+
+/// Per table, per commit version: the commit's [`Append::metadata`] (`None`: it has none).
+type MetadataCache = HashMap<Url, HashMap<u64, Option<serde_json::Value>>>;
 
 /// A cached table and the e-tag of its version's commit file: a table deleted and created again
 /// with as many commits has a commit file of that version too, but not the same one.
@@ -176,10 +179,10 @@ impl Lake {
                 Cached { table, tag }
             }
         };
-        if fresh.table.version().is_some() {
-            if let Ok(mut m) = self.tables.lock() {
-                m.insert(uri.clone(), fresh.clone());
-            }
+        if fresh.table.version().is_some()
+            && let Ok(mut m) = self.tables.lock()
+        {
+            m.insert(uri.clone(), fresh.clone());
         }
         Ok(fresh.table)
     }
@@ -353,7 +356,7 @@ impl Lake {
         let Some(newest) = table.version() else { return Ok(Vec::new()) };
         let from = from.max(0) as u64;
         let known: HashMap<u64, Option<serde_json::Value>> = self.metadata.lock().ok().and_then(|m| m.get(uri).cloned()).unwrap_or_default();
-        let missing: Vec<u64> = (from..=newest as u64).filter(|v| !known.contains_key(v)).collect();
+        let missing: Vec<u64> = (from..=newest).filter(|v| !known.contains_key(v)).collect();
         let read = futures::future::try_join_all(missing.iter().map(|v| {
             let table = &table;
             async move {
@@ -389,7 +392,7 @@ impl Lake {
         if table.version().is_none() {
             return Ok(Vec::new());
         }
-        Ok(read::scan(table, filter, columns).await?)
+        read::scan(table, filter, columns).await
     }
 }
 

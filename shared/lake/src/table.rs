@@ -142,10 +142,10 @@ impl MemoryAppender {
 impl TableAppender for MemoryAppender {
     async fn append(&self, batch: RecordBatch, txn: Option<AppTransaction>) -> Result<Appended> {
         let mut state = self.state.lock().map_err(|_| Error::InvalidEvent("memory appender poisoned".into()))?;
-        if let Some(txn) = &txn {
-            if let Some(&committed) = state.txns.get(&txn.app_id).filter(|c| **c >= txn.version) {
-                return Ok(Appended::AlreadyCommitted { committed_version: committed });
-            }
+        if let Some(txn) = &txn
+            && let Some(&committed) = state.txns.get(&txn.app_id).filter(|c| **c >= txn.version)
+        {
+            return Ok(Appended::AlreadyCommitted { committed_version: committed });
         }
         let rows = batch.num_rows();
         state.batches.push(batch);

@@ -10,8 +10,8 @@
 //!    commits nothing; then drop them from the state. Outboxes are flushed as a prefix in
 //!    generation order, so the single high-water mark never skips one;
 //! 5. refresh the live view.
-//! A crash after 2 leaves a committed outbox reference that a later invocation flushes (and, if
-//! its alerts were never published, publishes them once it is clearly orphaned).
+//!    A crash after 2 leaves a committed outbox reference that a later invocation flushes (and, if
+//!    its alerts were never published, publishes them once it is clearly orphaned).
 
 use std::future::Future;
 use std::time::Duration;

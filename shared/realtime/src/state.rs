@@ -231,10 +231,10 @@ impl State {
                     p.minutes.entry(minute(t)).or_default().add(&pa);
                     // The selling price (MAD, the store's currency) as of this order, until a
                     // product event says otherwise.
-                    if currency == "MAD" {
-                        if let Some(price) = money(line.get("price")) {
-                            p.price = Some(price);
-                        }
+                    if currency == "MAD"
+                        && let Some(price) = money(line.get("price"))
+                    {
+                        p.price = Some(price);
                     }
                 }
                 self.buckets.entry(bucket).or_default().add(&agg);
@@ -277,12 +277,13 @@ impl State {
                 let stock = p.stock;
                 let top = self.top_sellers(rules.top_sellers);
                 for rule in &rules.rules {
-                    if let (RuleKind::LowStock { at_or_below }, Some(stock)) = (&rule.kind, stock) {
-                        if stock <= *at_or_below && top.iter().any(|(id, _)| *id == pid) {
-                            let rank = top.iter().position(|(id, _)| *id == pid).map(|i| i + 1);
-                            let what = if stock == 0 { "stock_out" } else { "low_stock" };
-                            self.raise(rule, &pid.to_string(), t, Some(&e.delivery_id), json!({"product_id": pid, "stock": stock, "state": what, "seller_rank_1h": rank}), alerts);
-                        }
+                    if let (RuleKind::LowStock { at_or_below }, Some(stock)) = (&rule.kind, stock)
+                        && stock <= *at_or_below
+                        && top.iter().any(|(id, _)| *id == pid)
+                    {
+                        let rank = top.iter().position(|(id, _)| *id == pid).map(|i| i + 1);
+                        let what = if stock == 0 { "stock_out" } else { "low_stock" };
+                        self.raise(rule, &pid.to_string(), t, Some(&e.delivery_id), json!({"product_id": pid, "stock": stock, "state": what, "seller_rank_1h": rank}), alerts);
                     }
                 }
             }

@@ -418,10 +418,10 @@ fn validate(file: &str, f: &SourceFile) -> Result<()> {
         Auth::Bearer { key, .. } if !key_ok(key) => return Err(cerr(file, "source.auth.key", "must not be empty")),
         _ => {}
     }
-    if let Some(r) = &s.rate_limit {
-        if r.requests_per_second == 0 || r.burst == 0 {
-            return Err(cerr(file, "source.rate_limit", "requests_per_second and burst must be at least 1"));
-        }
+    if let Some(r) = &s.rate_limit
+        && (r.requests_per_second == 0 || r.burst == 0)
+    {
+        return Err(cerr(file, "source.rate_limit", "requests_per_second and burst must be at least 1"));
     }
     let r = &s.retry;
     if r.max_attempts == 0 || r.max_attempts > 20 {
@@ -474,15 +474,15 @@ fn validate(file: &str, f: &SourceFile) -> Result<()> {
         }
         for (p, spec) in &st.schema {
             pointer(file, at(&format!("schema.\"{p}\"")), p, false)?;
-            if let Some(f) = top_level(p) {
-                if !column_ok(f) {
-                    return Err(cerr(file, at(&format!("schema.\"{p}\"")), "a top-level field becomes a column: [a-z][a-z0-9_]*"));
-                }
+            if let Some(f) = top_level(p)
+                && !column_ok(f)
+            {
+                return Err(cerr(file, at(&format!("schema.\"{p}\"")), "a top-level field becomes a column: [a-z][a-z0-9_]*"));
             }
-            if let (Some(lo), Some(hi)) = (spec.min, spec.max) {
-                if lo > hi {
-                    return Err(cerr(file, at(&format!("schema.\"{p}\"")), format!("min {lo} is above max {hi}")));
-                }
+            if let (Some(lo), Some(hi)) = (spec.min, spec.max)
+                && lo > hi
+            {
+                return Err(cerr(file, at(&format!("schema.\"{p}\"")), format!("min {lo} is above max {hi}")));
             }
             if spec.format.is_some() && spec.ty != FieldType::String {
                 return Err(cerr(file, at(&format!("schema.\"{p}\".format")), "formats apply to type = \"string\" only"));
@@ -500,7 +500,7 @@ fn validate(file: &str, f: &SourceFile) -> Result<()> {
             for t in terms {
                 pointer(file, at(&format!("rule[{i}].terms")), t, false)?;
             }
-            if !(*tolerance >= 0.0) {
+            if tolerance.is_nan() || *tolerance < 0.0 {
                 return Err(cerr(file, at(&format!("rule[{i}].tolerance")), "must be zero or more"));
             }
         }

@@ -264,18 +264,6 @@ fn parse_dates(s: &str) -> std::result::Result<Vec<chrono::NaiveDate>, String> {
     Ok(from.iter_days().take_while(|d| *d <= to).collect())
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn dates_are_a_day_or_an_inclusive_range() {
-        assert_eq!(super::parse_dates("2026-10-01").unwrap().len(), 1);
-        let r = super::parse_dates("2026-09-29..2026-10-02").unwrap();
-        assert_eq!((r.len(), r[0].to_string(), r[3].to_string()), (4, "2026-09-29".into(), "2026-10-02".into()));
-        assert!(super::parse_dates("2026-10-02..2026-10-01").unwrap_err().contains("ends before"));
-        assert!(super::parse_dates("yesterday").unwrap_err().contains("YYYY-MM-DD"));
-    }
-}
-
 async fn backfill(sdk: &aws_config::SdkConfig, stack: Option<&str>, streams: Vec<String>, workers: usize, dates: Option<Vec<chrono::NaiveDate>>) -> Result<()> {
     let s = settings(sdk, stack).await?;
     let queue = LocalQueue { tasks: Mutex::new(Vec::new()), later: Mutex::new(Vec::new()), sqs: s.sqs(sdk) };
@@ -480,5 +468,17 @@ async fn main() -> Result<()> {
         Command::Pii(Pii::Decrypt { table, keys, limit }) => decrypt(&sdk, stack, &table, keys, limit).await,
         Command::Pii(Pii::OpenError { object }) => open_error(&sdk, stack, &object).await,
         Command::Batch(b) => batch(&sdk, stack, b).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dates_are_a_day_or_an_inclusive_range() {
+        assert_eq!(super::parse_dates("2026-10-01").unwrap().len(), 1);
+        let r = super::parse_dates("2026-09-29..2026-10-02").unwrap();
+        assert_eq!((r.len(), r[0].to_string(), r[3].to_string()), (4, "2026-09-29".into(), "2026-10-02".into()));
+        assert!(super::parse_dates("2026-10-02..2026-10-01").unwrap_err().contains("ends before"));
+        assert!(super::parse_dates("yesterday").unwrap_err().contains("YYYY-MM-DD"));
     }
 }

@@ -162,10 +162,10 @@ async fn next_invocation(State(state): State<Arc<ApiState>>) -> Response {
     let Some(p) = rx.recv().await else {
         return (StatusCode::GONE, "instance shutting down").into_response();
     };
-    if let Ok(mut picked) = state.picked_up.lock() {
-        if let Some(tx) = picked.take() {
-            let _ = tx.send(());
-        }
+    if let Ok(mut picked) = state.picked_up.lock()
+        && let Some(tx) = picked.take()
+    {
+        let _ = tx.send(());
     }
     if let Ok(mut map) = state.in_flight.lock() {
         map.insert(p.request_id.clone(), p.reply);

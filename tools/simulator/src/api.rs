@@ -119,11 +119,11 @@ fn check_basic(headers: &HeaderMap, c: &Credentials) -> Result<(), Response> {
 /// Rate limit and fault dice shared by every API and feed route.
 async fn gate(st: &AppState, list_page: bool) -> Result<Fault, Response> {
     st.requests.fetch_add(1, Ordering::Relaxed);
-    if let Some(limiter) = &st.limiter {
-        if let Err(not_until) = limiter.check() {
-            let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
-            return Err(throttled(wait.as_secs().max(1)));
-        }
+    if let Some(limiter) = &st.limiter
+        && let Err(not_until) = limiter.check()
+    {
+        let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+        return Err(throttled(wait.as_secs().max(1)));
     }
     let faults = st.faults.read().unwrap_or_else(|e| e.into_inner()).clone();
     match st.dice.roll(st.seed(), &faults, list_page) {

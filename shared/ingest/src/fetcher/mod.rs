@@ -148,10 +148,10 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
 
     async fn finish(&self, task: &FetchTask, mut report: TaskReport) -> Result<TaskReport> {
         report.kms_requests = self.keys.requests().saturating_sub(report.kms_requests);
-        if !report.continued {
-            if let Some(plan) = self.control.plan(&task.source, &task.stream, &task.run_id).await? {
-                report.run_completed = runs::try_complete(&self.lake, &plan, Utc::now()).await?.is_some();
-            }
+        if !report.continued
+            && let Some(plan) = self.control.plan(&task.source, &task.stream, &task.run_id).await?
+        {
+            report.run_completed = runs::try_complete(&self.lake, &plan, Utc::now()).await?.is_some();
         }
         tracing::info!(run_id = %task.run_id, task = task.task, redrive = task.redrive, pages = report.pages_committed, fetched = report.fetched, valid = report.valid,
             quarantined = report.quarantined, duplicates = report.duplicates, retried_pages = report.retried_pages,
