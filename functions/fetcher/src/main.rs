@@ -1,10 +1,9 @@
 //! `fetcher` Lambda: wiring only. The logic is `alkasba_ingest::fetcher`.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
 use alkasba_ingest::MessageOutcome;
 use alkasba_ingest::settings::Settings;
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use alkasba_runtime::{BatchFailures, deadline};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 #[tokio::main]
@@ -16,20 +15,15 @@ async fn main() -> Result<(), Error> {
     tracing::info!(sources = ingest.catalog.sources.len(), "fetcher ready");
     let ingest = &ingest;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or_default();
-        let left = Duration::from_millis(event.context.deadline.saturating_sub(now_ms));
-        let deadline = tokio::time::Instant::now() + left;
-        let mut response = SqsBatchResponse::default();
+        let deadline = deadline(event.context.deadline);
+        let mut failures = BatchFailures::default();
         for message in event.payload.records {
-            let id = message.message_id.clone().unwrap_or_default();
             let body = message.body.as_deref().unwrap_or_default();
             if ingest.handle_message(body, deadline).await == MessageOutcome::Retry {
-                let mut failure = BatchItemFailure::default();
-                failure.item_identifier = id;
-                response.batch_item_failures.push(failure);
+                failures.retry(message.message_id.unwrap_or_default());
             }
         }
-        Ok::<SqsBatchResponse, Error>(response)
+        Ok::<SqsBatchResponse, Error>(failures.into_response())
     }))
     .await
 }

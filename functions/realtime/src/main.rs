@@ -5,7 +5,8 @@ use alkasba_realtime::aws::{DeltaSink, S3State, SnsAlerts};
 use alkasba_realtime::engine::Engine;
 use alkasba_realtime::rules::RulesFile;
 use alkasba_realtime::settings::Settings;
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use alkasba_runtime::BatchFailures;
+use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use tracing::Instrument;
 
@@ -28,12 +29,7 @@ async fn main() -> Result<(), Error> {
             return Ok::<serde_json::Value, Error>(serde_json::json!({ "flushed": flushed }));
         }
         let event = LambdaEvent { payload: serde_json::from_value::<SqsEvent>(event.payload)?, context: event.context };
-        let mut response = SqsBatchResponse::default();
-        let mut fail = |id: String| {
-            let mut f = BatchItemFailure::default();
-            f.item_identifier = id;
-            response.batch_item_failures.push(f);
-        };
+        let mut failures = BatchFailures::default();
         let mut events = Vec::new();
         let mut ids = Vec::new();
         for m in event.payload.records {
@@ -46,7 +42,7 @@ async fn main() -> Result<(), Error> {
                 // Stays on the queue, then the redrive policy moves it to the DLQ.
                 Err(e) => {
                     tracing::error!(error = %e, "bad message");
-                    fail(id);
+                    failures.retry(id);
                 }
             }
         }
@@ -67,10 +63,10 @@ async fn main() -> Result<(), Error> {
             ),
             Err(e) => {
                 tracing::error!(error = %e, retryable = e.is_retryable(), "batch failed; SQS retries it");
-                ids.into_iter().for_each(&mut fail);
+                ids.into_iter().for_each(|id| failures.retry(id));
             }
         }
-        Ok::<serde_json::Value, Error>(serde_json::to_value(response)?)
+        Ok::<serde_json::Value, Error>(serde_json::to_value(failures.into_response())?)
     }))
     .await
 }

@@ -2,12 +2,12 @@
 
 use std::sync::Arc;
 
-use alkasba_ingest::ports::{AwsSecrets, SecretSource};
 use alkasba_lake::StorageConfig;
 use alkasba_pii::{KmsClient, KmsKeys, Tokenizer};
 use alkasba_realtime::aws::{S3State, SqsEvents};
 use alkasba_realtime::settings::Settings;
 use alkasba_realtime::webhook::{Request, Webhook};
+use alkasba_runtime::{AwsSecrets, SecretSource};
 use alkasba_sources::{SecretRef, SecretStore};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;

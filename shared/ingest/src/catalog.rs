@@ -3,28 +3,19 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use alkasba_sources::{Source, SourceFile, load_dir, parse};
+use alkasba_sources::{Source, SourceFile, load_dir};
 use url::Url;
 
 use crate::http::HttpSource;
-use crate::ports::SecretSource;
-use crate::record::Prepared;
 use crate::{Error, Result};
-
-mod shipped {
-    include!(concat!(env!("OUT_DIR"), "/shipped_sources.rs"));
-}
-
-/// The shipped source files, parsed.
-pub fn shipped_sources() -> Result<Vec<SourceFile>> {
-    shipped::SHIPPED.iter().map(|(name, text)| parse(&format!("config/sources/{name}"), text).map_err(Error::from)).collect()
-}
+use alkasba_records::Prepared;
+use alkasba_runtime::SecretSource;
 
 /// The source files of `dir`, or the shipped ones.
 pub fn source_files(dir: Option<&Path>) -> Result<Vec<SourceFile>> {
     match dir {
         Some(d) => Ok(load_dir(d)?),
-        None => shipped_sources(),
+        None => Ok(alkasba_sources::shipped()?),
     }
 }
 

@@ -13,6 +13,14 @@ pub enum Error {
     #[error(transparent)]
     Lake(#[from] alkasba_lake::Error),
 
+    /// A secret could not be read.
+    #[error(transparent)]
+    Secret(#[from] alkasba_runtime::Error),
+
+    /// Turning records into rows failed.
+    #[error(transparent)]
+    Records(#[from] alkasba_records::Error),
+
     /// Sealing or key management failed.
     #[error("personal data protection: {0}")]
     Pii(alkasba_pii::Error),
@@ -46,6 +54,8 @@ impl Error {
             Error::Source(e) => e.is_retryable(),
             Error::Lake(e) => e.is_retryable() || matches!(e, alkasba_lake::Error::Query { .. }),
             Error::Pii(e) => e.is_retryable(),
+            Error::Records(e) => e.is_retryable(),
+            Error::Secret(e) => e.is_retryable(),
             Error::Aws { retryable, .. } => *retryable,
             Error::Control { .. } => true,
         }

@@ -17,13 +17,13 @@ pub mod fetcher;
 pub mod http;
 pub mod planner;
 pub mod ports;
-pub mod record;
 pub mod runs;
 pub mod settings;
 pub mod task;
 #[cfg(feature = "testkit")]
 pub mod testkit;
-pub mod validate;
 
+/// Records to rows (validation, sealing, Arrow), shared with the webhook.
+pub use alkasba_records as records;
 pub use error::{Error, Result};
 pub use fetcher::{Ingest, MessageOutcome, TaskReport, Tuning};

@@ -10,11 +10,11 @@ use tokio::time::Instant;
 use crate::control::RunPlan;
 use crate::fetcher::Ingest;
 use crate::ports::TaskQueue;
-use crate::record::Prepared;
 use crate::runs::{self, StreamState};
 use crate::task::{FetchTask, Pages};
-use crate::validate::timestamp_micros;
 use crate::{Error, Result};
+use alkasba_records::record::Prepared;
+use alkasba_records::validate::timestamp_micros;
 
 /// What the planner did for one stream.
 #[derive(Debug, Clone, Serialize)]

@@ -1,12 +1,9 @@
-//! Ports to the queues and the secret stores, with AWS and in-memory implementations.
+//! The port to the fetch-task queue and its dead-letter queue, with SQS and in-memory
+//! implementations (secrets are read through `alkasba_runtime::SecretSource`).
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
-
-use alkasba_sources::{SecretRef, SecretStore};
-use serde_json::Value;
 
 use crate::task::{DeadLetter, FetchTask};
 use crate::{Error, Result};
@@ -97,64 +94,5 @@ impl TaskQueue for MemoryQueue {
     async fn send_dead(&self, letter: &DeadLetter) -> Result<()> {
         self.dead.lock().map_err(|_| Error::Task("queue poisoned".into()))?.push(letter.clone());
         Ok(())
-    }
-}
-
-/// Reads secrets by reference.
-pub trait SecretSource: Send + Sync {
-    /// The secret's JSON.
-    fn get(&self, r: &SecretRef) -> impl Future<Output = Result<Value>> + Send;
-}
-
-/// Secrets Manager and SSM Parameter Store (SecureString), `${stack}` resolved.
-#[derive(Debug, Clone)]
-pub struct AwsSecrets {
-    sm: aws_sdk_secretsmanager::Client,
-    ssm: aws_sdk_ssm::Client,
-    stack: String,
-}
-
-impl AwsSecrets {
-    pub fn new(config: &aws_config::SdkConfig, stack: impl Into<String>) -> Self {
-        Self { sm: aws_sdk_secretsmanager::Client::new(config), ssm: aws_sdk_ssm::Client::new(config), stack: stack.into() }
-    }
-
-    /// A secret's raw string.
-    pub async fn get_string(&self, r: &SecretRef) -> Result<String> {
-        let name = r.resolved_name(&self.stack);
-        let fail = |reason: String, retryable| Error::Aws { service: "secrets", operation: "get", reason: format!("{name}: {reason}"), retryable };
-        match r.store {
-            SecretStore::SecretsManager => {
-                let out = self.sm.get_secret_value().secret_id(&name).send().await.map_err(|e| {
-                    let retryable = !matches!(&e, aws_sdk_secretsmanager::error::SdkError::ServiceError(_));
-                    fail(format!("{:?}", e.into_service_error()), retryable)
-                })?;
-                out.secret_string().map(str::to_string).ok_or_else(|| fail("has no string value".into(), false))
-            }
-            SecretStore::Ssm => {
-                let out = self.ssm.get_parameter().name(&name).with_decryption(true).send().await.map_err(|e| {
-                    let retryable = !matches!(&e, aws_sdk_ssm::error::SdkError::ServiceError(_));
-                    fail(format!("{:?}", e.into_service_error()), retryable)
-                })?;
-                out.parameter().and_then(|p| p.value()).map(str::to_string).ok_or_else(|| fail("has no value".into(), false))
-            }
-        }
-    }
-}
-
-impl SecretSource for AwsSecrets {
-    async fn get(&self, r: &SecretRef) -> Result<Value> {
-        let s = self.get_string(r).await?;
-        serde_json::from_str(&s).map_err(|_| Error::Config(format!("secret {} is not a JSON object", r.resolved_name(&self.stack))))
-    }
-}
-
-/// Secrets from a map (unit tests), keyed by the unresolved name.
-#[derive(Debug, Default)]
-pub struct StaticSecrets(pub HashMap<String, Value>);
-
-impl SecretSource for StaticSecrets {
-    async fn get(&self, r: &SecretRef) -> Result<Value> {
-        self.0.get(&r.name).cloned().ok_or_else(|| Error::Config(format!("secret {} is not set", r.name)))
     }
 }

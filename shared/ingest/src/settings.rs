@@ -14,9 +14,10 @@ use crate::catalog::Catalog;
 use crate::control::Control;
 use crate::fetcher::{Ingest, Tuning};
 use crate::planner::parse_base_urls;
-use crate::ports::{AwsSecrets, SqsQueue};
+use crate::ports::SqsQueue;
 use crate::{Error, Result};
 use alkasba_lake::Lake;
+use alkasba_runtime::{AwsSecrets, SecretSource};
 
 /// (variable, default, meaning): the documentation of every option, printed by `--help` texts
 /// and the function READMEs.
@@ -109,7 +110,7 @@ impl Settings {
         let token_ref = SecretRef { store: SecretStore::SecretsManager, name: self.token_key_secret.clone() };
         let base_urls = parse_base_urls(&self.source_base_urls)?;
         // The token key and the sources' secrets are read concurrently (cold start).
-        let (token_json, catalog) = futures::try_join!(crate::ports::SecretSource::get(&secrets, &token_ref), Catalog::load(self.sources_dir.as_deref(), &base_urls, &secrets))?;
+        let (token_json, catalog) = futures::try_join!(async { SecretSource::get(&secrets, &token_ref).await.map_err(Error::from) }, Catalog::load(self.sources_dir.as_deref(), &base_urls, &secrets))?;
         let token_key = token_json.get("key").and_then(|v| v.as_str()).ok_or_else(|| Error::Config(format!("secret {} has no string \"key\"", self.token_key_secret)))?;
         let tokens = Tokenizer::new(token_key).map_err(Error::Pii)?;
         let keys = Arc::new(KmsKeys::new(aws_sdk_kms_client(sdk), &self.pii_key_id));

@@ -16,9 +16,10 @@ use tokio::time::Instant;
 
 use crate::catalog::Catalog;
 use crate::control::Control;
-use crate::ports::{MemoryQueue, StaticSecrets};
+use crate::ports::MemoryQueue;
 use crate::{Ingest, TaskReport, Tuning};
 use alkasba_lake::Lake;
+use alkasba_runtime::StaticSecrets;
 
 /// Ingestion against a local simulator and a local lake.
 pub struct Local {

@@ -25,9 +25,13 @@ pub enum Error {
     #[error(transparent)]
     Lake(#[from] alkasba_lake::Error),
 
-    /// Ingestion's validation and sealing code.
+    /// Validation and sealing of records.
     #[error(transparent)]
-    Ingest(#[from] alkasba_ingest::Error),
+    Records(#[from] alkasba_records::Error),
+
+    /// A source definition.
+    #[error(transparent)]
+    Source(#[from] alkasba_sources::Error),
 
     /// Sealing or key handling.
     #[error(transparent)]
@@ -49,7 +53,8 @@ impl Error {
             Error::Config(_) | Error::BadMessage { .. } | Error::Arrow(_) => false,
             Error::State { .. } | Error::StateConflict | Error::Aws { .. } => true,
             Error::Lake(e) => e.is_retryable(),
-            Error::Ingest(e) => e.is_retryable(),
+            Error::Records(e) => e.is_retryable(),
+            Error::Source(e) => e.is_retryable(),
             Error::Pii(e) => e.is_retryable(),
         }
     }

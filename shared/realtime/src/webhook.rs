@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 
-use alkasba_ingest::record::Prepared;
 use alkasba_pii::{KeyService, Sealer, Tokenizer};
+use alkasba_records::record::Prepared;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
@@ -109,7 +109,7 @@ impl<Q: EventQueue, R: ReplayGuard, K: KeyService> Webhook<Q, R, K> {
         if secret.len() < 16 {
             return Err(Error::Config(format!("the webhook secret is {} bytes; at least 16 are needed", secret.len())));
         }
-        let files = alkasba_ingest::catalog::shipped_sources()?;
+        let files = alkasba_sources::shipped()?;
         let mut streams = HashMap::new();
         for topic in ["order", "product", "customer", "competitor"] {
             let (source, stream) = stream_of(topic).ok_or_else(|| Error::Config(format!("no stream for topic {topic}")))?;

@@ -25,4 +25,15 @@ mod paginate;
 
 pub use config::{Auth, Cursor, FieldSpec, FieldType, Format, Paginator, RateLimit, RetryPolicy, Rule, SecretRef, SecretStore, Source, SourceFile, Stream, load_dir, load_file, parse, top_level};
 pub use error::{Error, Result};
+
+mod shipped_files {
+    include!(concat!(env!("OUT_DIR"), "/shipped_sources.rs"));
+}
+
+/// The shipped source files (`config/sources/*.toml`, embedded at build time so a function needs
+/// no packaged config directory), parsed.
+pub fn shipped() -> Result<Vec<SourceFile>> {
+    shipped_files::SHIPPED.iter().map(|(name, text)| parse(&format!("config/sources/{name}"), text)).collect()
+}
+
 pub use paginate::{Next, Page, first_url, next_page, page_url, remaining_pages, total_pages, with_param};

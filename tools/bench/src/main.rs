@@ -27,12 +27,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use alkasba_ingest::control::Control;
-use alkasba_ingest::record::{Origin, Prepared, Processed, quarantine_batch};
 use alkasba_lake::Lake;
 use alkasba_lake::StorageConfig;
 use alkasba_lake::arrow::array::{Array, Int64Array, TimestampMicrosecondArray};
 use alkasba_lake::arrow::record_batch::RecordBatch;
 use alkasba_pii::{KeyService, LocalKeys, Sealer, Tokenizer, keyring_batch};
+use alkasba_records::record::{Origin, Prepared, Processed, quarantine_batch};
 use alkasba_runner::{Outcome, Runner, RunnerConfig};
 use alkasba_sim::{SimConfig, serve};
 use alkasba_sources::{SourceFile, first_url, with_param};

@@ -11,10 +11,10 @@ use deltalake::datafusion::prelude::{col, lit};
 use super::{Ingest, PageResult, Run, TaskReport};
 use crate::http::FetchFailure;
 use crate::ports::TaskQueue;
-use crate::record::{INGEST_DATE, Origin, Prepared, Processed, Row, quarantine_batch};
 use crate::runs::TaskProgress;
 use crate::task::{DeadLetter, FetchTask, Pages};
 use crate::{Error, Result};
+use alkasba_records::record::{INGEST_DATE, Origin, Prepared, Processed, Row, quarantine_batch};
 
 impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
     /// Processes and commits pages `group_first..` (each `Ok` or given up on); `end`: the last
@@ -168,7 +168,7 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
         }
         let vmin = rows.iter().map(|r| r.version.as_str()).min().unwrap_or_default();
         let vmax = rows.iter().map(|r| r.version.as_str()).max().unwrap_or_default();
-        let mut filter = col(crate::record::VERSION).between(lit(vmin), lit(vmax));
+        let mut filter = col(alkasba_records::record::VERSION).between(lit(vmin), lit(vmax));
         match &prep.int_key_column {
             Some(c) => {
                 let ids: Vec<i64> = rows.iter().filter_map(|r| r.key.parse().ok()).collect();
@@ -179,10 +179,10 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
             None => {
                 let kmin = rows.iter().map(|r| r.key.as_str()).min().unwrap_or_default();
                 let kmax = rows.iter().map(|r| r.key.as_str()).max().unwrap_or_default();
-                filter = filter.and(col(crate::record::KEY).between(lit(kmin), lit(kmax)));
+                filter = filter.and(col(alkasba_records::record::KEY).between(lit(kmin), lit(kmax)));
             }
         }
-        let batches = self.lake.scan_table(table, Some(filter), &[crate::record::KEY, crate::record::VERSION]).await?;
+        let batches = self.lake.scan_table(table, Some(filter), &[alkasba_records::record::KEY, alkasba_records::record::VERSION]).await?;
         let wanted: HashSet<(&str, &str)> = rows.iter().map(|r| (r.key.as_str(), r.version.as_str())).collect();
         let mut out = HashSet::new();
         for b in batches {

@@ -123,7 +123,7 @@ impl PageResult {
 struct Run<'a, K: KeyService> {
     task: &'a FetchTask,
     entry: &'a crate::catalog::SourceEntry,
-    prep: &'a crate::record::Prepared,
+    prep: &'a alkasba_records::record::Prepared,
     sealer: Sealer<K>,
     deadline: Instant,
     /// The marker committed before this invocation (last page or step).

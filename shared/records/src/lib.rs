@@ -1,0 +1,11 @@
+//! A stream's records, the same whether they come from a REST page or a webhook delivery:
+//! validated against the stream's declared fields and rules ([`validate`]), given a key and a
+//! version, tokens and sealed personal fields, and turned into bronze or quarantine rows as Arrow
+//! batches ([`record`]).
+
+mod error;
+pub mod record;
+pub mod validate;
+
+pub use error::{Error, Result};
+pub use record::{Origin, Prepared, Processed, QuarantineRow, Row, quarantine_batch};
