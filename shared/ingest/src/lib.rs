@@ -12,6 +12,7 @@
 
 pub mod catalog;
 pub mod control;
+pub mod crash;
 mod error;
 pub mod fetcher;
 pub mod http;

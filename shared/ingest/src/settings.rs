@@ -37,6 +37,8 @@ pub const OPTIONS: &[(&str, &str, &str)] = &[
     ("MAX_RUN_AGE_SECS", "900", "An unfinished run older than this is superseded by the next plan."),
     ("PAGE_RETRY_ROUNDS", "4", "Rounds a failing page gets (each the source's whole retry policy) before it is dead-lettered."),
     ("PAGE_RETRY_DELAY_SECS", "30", "Pause before a failing page's second round; doubles each round, up to 900."),
+    ("CRASH_AT", "", "Tests only: abort at these steps of a commit (before_write, before_bronze, after_commit), once each."),
+    ("CRASH_ONCE_DIR", "", "Tests only: where CRASH_AT remembers the steps it crashed at."),
 ];
 
 /// The options, typed.
@@ -80,6 +82,7 @@ impl Settings {
                 max_run_age: Duration::from_secs(number("MAX_RUN_AGE_SECS", 900, 60..=86_400)?),
                 page_retry_rounds: number("PAGE_RETRY_ROUNDS", 4, 1..=20)? as u32,
                 page_retry_delay: Duration::from_secs(number("PAGE_RETRY_DELAY_SECS", 30, 1..=900)?),
+                crash: crate::crash::CrashPoints::parse(get("CRASH_AT").as_deref(), get("CRASH_ONCE_DIR").as_deref()).map_err(Error::Config)?,
             },
             stack,
         })

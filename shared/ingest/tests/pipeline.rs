@@ -137,3 +137,24 @@ async fn failing_pages_come_back_in_later_rounds_and_a_dead_one_is_redriven() {
     assert_eq!(pairs.len(), set.len(), "no key+version twice");
     assert_eq!(set, valid, "bronze equals the truth");
 }
+
+/// A deadline margin that leaves an invocation no time is a clear configuration error, not a task
+/// that sends itself on forever without reading a page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_margin_longer_than_the_invocation_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = testkit::local(SimConfig::small(1, 100), dir.path(), Tuning::default()).await;
+    let task = alkasba_ingest::task::FetchTask {
+        run_id: "r".into(),
+        source: "alkasba_store".into(),
+        stream: "orders".into(),
+        task: 0,
+        url: format!("{}/wp-json/wc/v3/orders", local.base).parse().unwrap(),
+        pages: alkasba_ingest::task::Pages::Range { first: 1, last: 1, follow: true },
+        round: 0,
+        redrive: 0,
+    };
+    let err = local.ingest.run_task(&task, tokio::time::Instant::now() + std::time::Duration::from_secs(10)).await.unwrap_err();
+    assert!(err.to_string().contains("DEADLINE_MARGIN_SECS (20 s)") && !err.is_retryable(), "{err}");
+    assert!(local.ingest.queue.take_tasks().is_empty(), "nothing sent on");
+}

@@ -9,6 +9,7 @@ use chrono::Utc;
 use deltalake::datafusion::prelude::{col, lit};
 
 use super::{Ingest, PageResult, Run, TaskReport};
+use crate::crash::Step;
 use crate::http::FetchFailure;
 use crate::ports::TaskQueue;
 use crate::runs::TaskProgress;
@@ -46,6 +47,7 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
         let Processed { rows, quarantined: qrows, fetched, duplicates, max_cursor, .. } = done;
         g.fetched = fetched;
         g.duplicates = duplicates;
+        self.settings.crash.hit(Step::BeforeWrite);
         // Keys first: nothing sealed under a key may be committed before the key.
         let new_keys = run.sealer.take_new_keys();
         if !new_keys.is_empty() {
@@ -57,6 +59,7 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
             let batch = quarantine_batch(&prep.id, &qrows, &task.run_id, url_of, now)?;
             self.lake.append_once(&self.lake.quarantine()?, batch, (app_id.clone(), group_last as i64), &[INGEST_DATE]).await?;
         }
+        self.settings.crash.hit(Step::BeforeBronze);
         // Bronze: re-read, skip pages a racing copy of this task committed, drop rows already in
         // the table (same key and version), commit with the task's marker and its progress; on a
         // lost race, do it all again against the new table version.
@@ -107,6 +110,7 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
                 }
             })
             .await?;
+        self.settings.crash.hit(Step::AfterCommit);
         report.commit_conflicts += report_conflicts.into_inner();
         // `None`: a racing copy of this task committed the group (its counts are in its commit).
         if let Some(p) = committed {

@@ -25,7 +25,7 @@ use crate::control::Control;
 use crate::http::{FetchFailure, Fetched};
 use crate::ports::{MAX_DELAY_SECS, TaskQueue};
 use crate::task::{DeadLetter, FetchTask, Pages};
-use crate::{Result, runs};
+use crate::{Error, Result, runs};
 
 /// Tuning, with the defaults in one place (see [`crate::settings`]).
 #[derive(Debug, Clone)]
@@ -45,6 +45,8 @@ pub struct Tuning {
     pub page_retry_rounds: u32,
     /// The pause before a page's second round; it doubles each round, up to SQS's 15 minutes.
     pub page_retry_delay: Duration,
+    /// Test-only crash points (none by default).
+    pub crash: crate::crash::CrashPoints,
 }
 
 impl Default for Tuning {
@@ -57,6 +59,7 @@ impl Default for Tuning {
             max_run_age: Duration::from_secs(900),
             page_retry_rounds: 4,
             page_retry_delay: Duration::from_secs(30),
+            crash: Default::default(),
         }
     }
 }
@@ -136,7 +139,16 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
         let (entry, prep) = self.catalog.stream(&task.source, &task.stream)?;
         let bronze = self.lake.current(&self.lake.bronze(&task.source, &task.stream)?).await?;
         let committed = self.lake.txn_version(&bronze, &task.app_id()).await? as u64;
-        let deadline = deadline.checked_sub(self.settings.deadline_margin).unwrap_or(deadline);
+        let work_deadline = deadline.checked_sub(self.settings.deadline_margin).unwrap_or(deadline);
+        if Instant::now() >= work_deadline {
+            // Continuing would only send the same task on and on without reading a page.
+            let left = deadline.saturating_duration_since(Instant::now()).as_secs();
+            return Err(Error::Config(format!(
+                "DEADLINE_MARGIN_SECS ({} s) leaves no time in this invocation ({left} s left): lower it, or raise the function's timeout",
+                self.settings.deadline_margin.as_secs()
+            )));
+        }
+        let deadline = work_deadline;
         let mut run = Run { task, entry, prep, sealer: Sealer::new(self.keys.clone()), deadline, committed };
         let mut report = TaskReport { kms_requests: self.keys.requests(), ..TaskReport::default() };
         match task.pages.clone() {
