@@ -14,10 +14,13 @@ use deltalake::DeltaTableError;
 use deltalake::arrow::record_batch::RecordBatch;
 use deltalake::kernel::Transaction;
 use deltalake::kernel::transaction::CommitProperties;
-use deltalake::operations::write::SchemaMode;
+use deltalake::logstore::object_store::ObjectStoreExt;
+use deltalake::logstore::object_store::path::Path;
+use deltalake::operations::write::{SchemaMode, WriteBuilder};
 use deltalake::protocol::SaveMode;
 use url::Url;
 
+use crate::recording::Recording;
 use crate::{Error, Result, StorageConfig, read};
 
 /// Table properties of every appended table: application transaction ids are kept 14 days
@@ -262,7 +265,13 @@ impl Lake {
         if let Some(m) = &append.metadata {
             props = props.with_metadata([(COMMIT_METADATA_KEY.to_string(), m.clone())]);
         }
-        let mut w = table.write(vec![batch]).with_save_mode(SaveMode::Append).with_schema_mode(SchemaMode::Merge).with_commit_properties(props);
+        // The write goes through a store that records its uploads, so a lost race can remove
+        // exactly this attempt's files (see `recording`).
+        let log_store = table.log_store();
+        let (prefixed, written) = Recording::new(log_store.object_store(None));
+        let recording = deltalake::logstore::default_logstore(Arc::new(prefixed), log_store.root_object_store(None), log_store.config().location(), log_store.config().options());
+        let snapshot = table.snapshot().ok().map(|s| s.snapshot().clone());
+        let mut w = WriteBuilder::new(recording, snapshot).with_input_batches([batch]).with_save_mode(SaveMode::Append).with_schema_mode(SchemaMode::Merge).with_commit_properties(props);
         if !append.partitions.is_empty() {
             w = w.with_partition_columns(append.partitions.iter().map(|p| p.to_string()));
         }
@@ -273,10 +282,19 @@ impl Lake {
         match w.await {
             Ok(t) => Ok(Written::Committed(t.version().unwrap_or_default() as i64)),
             Err(e) if is_conflict(&e) => {
-                // delta-rs uploads the files before it tries the commit and names them with a
-                // random writer id, so which files this attempt left behind is not known here:
-                // `maintain`'s full vacuum removes them once older than the retention.
-                tracing::info!(table = %uri, "commit race lost: this attempt's files stay unreferenced until maintain's vacuum");
+                // The commit did not happen (another writer's commit took the version, or the
+                // conflict check refused it): the files uploaded for it belong to nothing.
+                let paths: Vec<Path> = written.lock().map(|w| w.iter().filter(|p| !p.as_ref().starts_with("_delta_log")).cloned().collect()).unwrap_or_default();
+                let store = log_store.object_store(None);
+                let mut removed = 0;
+                for path in &paths {
+                    match store.delete(path).await {
+                        Ok(()) => removed += 1,
+                        // Left for maintain's full vacuum (removes unreferenced files past the retention).
+                        Err(e) => tracing::warn!(table = %uri, file = %path, error = %e, "could not remove a file of a lost commit"),
+                    }
+                }
+                tracing::info!(table = %uri, files_removed = removed, files_written = paths.len(), "commit race lost: its files removed");
                 Ok(Written::Conflict)
             }
             Err(e) => Err(Error::delta(&uri, e)),
@@ -493,5 +511,42 @@ mod metadata_tests {
         assert_eq!(got, vec![(0, serde_json::json!({"n": 0})), (2, serde_json::json!({"n": 2}))]);
         // Read again from the cache, and from a later version.
         assert_eq!(lake.commit_metadata(&uri, 1).await.unwrap(), vec![(2, serde_json::json!({"n": 2}))]);
+    }
+
+    fn parquet_files(dir: &std::path::Path) -> Vec<String> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                out.extend(parquet_files(&p));
+            } else if p.extension().is_some_and(|x| x == "parquet") {
+                out.push(p.file_name().unwrap().to_string_lossy().into_owned());
+            }
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_writer_that_loses_the_race_removes_the_files_it_uploaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = format!("file://{}", dir.path().display());
+        let storage = || StorageConfig { endpoint_url: None, region: "us-east-1".into() };
+        let (lake, other) = (Lake::new(&root, storage()).unwrap(), Lake::new(&root, storage()).unwrap());
+        let uri = lake.table("t/race").unwrap();
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, true), Field::new("d", DataType::Utf8, true)]));
+        let batch = |v: i64| RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(vec![v])), Arc::new(deltalake::arrow::array::StringArray::from(vec!["x"]))]).unwrap();
+        let append = Append { partitions: &["d"], ..Default::default() };
+        lake.append(&uri, batch(1), &["d"]).await.unwrap();
+        let stale = lake.current(&uri).await.unwrap();
+        other.append(&uri, batch(2), &["d"]).await.unwrap();
+        // Written against version 0 while version 1 exists: the race is lost.
+        assert!(matches!(lake.try_append(stale, batch(3), &append).await.unwrap(), Written::Conflict));
+        let table = lake.current(&uri).await.unwrap();
+        let mut referenced: Vec<String> = table.get_file_uris().unwrap().map(|u| u.rsplit('/').next().unwrap().to_string()).collect();
+        let mut on_disk = parquet_files(&dir.path().join("t/race"));
+        referenced.sort();
+        on_disk.sort();
+        assert_eq!(on_disk, referenced, "no file of the lost commit is left");
+        assert_eq!(on_disk.len(), 2);
     }
 }

@@ -17,6 +17,7 @@ pub mod lake;
 pub mod layout;
 pub mod options;
 pub mod read;
+mod recording;
 mod storage;
 mod table;
 
