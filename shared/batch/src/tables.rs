@@ -58,10 +58,6 @@ pub async fn marker(lake: &Lake, table: Option<&DeltaTable>, app_id: &str) -> Re
     }
 }
 
-async fn commit_actions(table: &DeltaTable, version: u64) -> Result<Option<Vec<deltalake::kernel::Action>>> {
-    Ok(Lake::commit_actions(table, version).await?)
-}
-
 /// Commits read back from the newest when looking for a marker before asking the log replay.
 const RECENT_COMMITS: u64 = 4;
 
@@ -75,7 +71,7 @@ async fn recent_marker(table: &DeltaTable, app_id: &str) -> Result<Option<i64>> 
     use deltalake::kernel::Action;
     let Some(newest) = table.version() else { return Ok(None) };
     for v in (newest.saturating_sub(RECENT_COMMITS - 1)..=newest).rev() {
-        let Some(actions) = commit_actions(table, v).await? else { return Ok(None) };
+        let Some(actions) = Lake::commit_actions(table, v).await? else { return Ok(None) };
         for action in actions {
             if let Action::Txn(t) = action
                 && t.app_id == app_id
@@ -197,7 +193,7 @@ pub async fn touched_partitions(table: &DeltaTable, column: &str, from: i64, to:
     use deltalake::kernel::Action;
     let mut out = std::collections::BTreeSet::new();
     for v in from.max(0)..=to {
-        let Some(actions) = commit_actions(table, v as u64).await? else { return Ok(None) };
+        let Some(actions) = Lake::commit_actions(table, v as u64).await? else { return Ok(None) };
         for action in actions {
             let value = match action {
                 Action::Add(a) if a.data_change => a.partition_values.get(column).cloned(),

@@ -63,6 +63,17 @@ pub enum Written {
     Conflict,
 }
 
+impl Written {
+    /// As an attempt of [`Lake::commit_with_retries`]: `done` of the committed version, or
+    /// contended.
+    pub fn attempt<T>(self, done: impl FnOnce(i64) -> T) -> Attempt<T> {
+        match self {
+            Written::Committed(v) => Attempt::Done(done(v)),
+            Written::Conflict => Attempt::Contended,
+        }
+    }
+}
+
 /// What one attempt of [`Lake::commit_with_retries`] came to.
 #[derive(Debug)]
 pub enum Attempt<T> {
@@ -343,10 +354,7 @@ impl Lake {
                 if self.txn_version(&table, &txn.0).await? >= txn.1 {
                     return Ok::<_, Error>(Attempt::Done(false));
                 }
-                Ok(match self.try_append(table, batch, append).await? {
-                    Written::Committed(_) => Attempt::Done(true),
-                    Written::Conflict => Attempt::Contended,
-                })
+                Ok(self.try_append(table, batch, append).await?.attempt(|_| true))
             }
         })
         .await
@@ -358,12 +366,7 @@ impl Lake {
         let append = Append { partitions, txn: None, metadata: None, properties: None };
         self.commit_with_retries(uri, |table| {
             let (batch, append) = (batch.clone(), &append);
-            async move {
-                Ok::<_, Error>(match self.try_append(table, batch, append).await? {
-                    Written::Committed(_) => Attempt::Done(()),
-                    Written::Conflict => Attempt::Contended,
-                })
-            }
+            async move { Ok::<_, Error>(self.try_append(table, batch, append).await?.attempt(|_| ())) }
         })
         .await
     }
@@ -383,8 +386,10 @@ impl Lake {
         let table = self.current(uri).await?;
         let Some(newest) = table.version() else { return Ok(Vec::new()) };
         let from = from.max(0) as u64;
-        let known: HashMap<u64, Option<serde_json::Value>> = self.metadata.lock().ok().and_then(|m| m.get(uri).cloned()).unwrap_or_default();
-        let missing: Vec<u64> = (from..=newest).filter(|v| !known.contains_key(v)).collect();
+        let missing: Vec<u64> = match self.metadata.lock() {
+            Ok(m) => (from..=newest).filter(|v| !m.get(uri).is_some_and(|known| known.contains_key(v))).collect(),
+            Err(_) => (from..=newest).collect(),
+        };
         use futures::{StreamExt, TryStreamExt};
         let read: Vec<(u64, Option<serde_json::Value>)> = futures::stream::iter(missing.iter().map(|v| {
             let table = &table;
@@ -400,14 +405,11 @@ impl Lake {
         .buffer_unordered(COMMIT_READS_AT_ONCE)
         .try_collect()
         .await?;
-        let mut all = known;
-        all.extend(read);
-        let mut out: Vec<(i64, serde_json::Value)> = all.iter().filter(|(v, _)| **v >= from).filter_map(|(v, m)| m.clone().map(|m| (*v as i64, m))).collect();
-        out.sort_by_key(|(v, _)| *v);
-        if let Ok(mut m) = self.metadata.lock() {
-            m.insert(uri.clone(), all);
-        }
-        Ok(out)
+        // A poisoned lock only means another task panicked mid-insert; the map is still sound.
+        let mut cache = self.metadata.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let known = cache.entry(uri.clone()).or_default();
+        known.extend(read);
+        Ok((from..=newest).filter_map(|v| known.get(&v).cloned().flatten().map(|m| (v as i64, m))).collect())
     }
 
     /// Rows of `uri` matching `filter`; empty when the table does not exist.

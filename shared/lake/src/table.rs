@@ -110,10 +110,7 @@ impl TableAppender for DeltaAppender {
                         return Ok::<_, Error>(crate::Attempt::Done(Appended::AlreadyCommitted { committed_version: committed }));
                     }
                 }
-                Ok(match lake.try_append(table, batch, append).await? {
-                    crate::Written::Committed(v) => crate::Attempt::Done(Appended::Committed { table_version: v, rows }),
-                    crate::Written::Conflict => crate::Attempt::Contended,
-                })
+                Ok(lake.try_append(table, batch, append).await?.attempt(|v| Appended::Committed { table_version: v, rows }))
             }
         })
         .await

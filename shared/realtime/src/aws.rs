@@ -6,7 +6,7 @@ use std::sync::Arc;
 use alkasba_lake::arrow::array::{ArrayRef, Int64Array, StringArray, TimestampMicrosecondArray};
 use alkasba_lake::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use alkasba_lake::arrow::record_batch::RecordBatch;
-use alkasba_lake::{Append, Attempt, Lake, Written, layout};
+use alkasba_lake::{Append, Attempt, Lake, layout};
 use alkasba_pii::keyring_batch;
 use deltalake::logstore::object_store::path::Path;
 use deltalake::logstore::object_store::{self, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
@@ -220,10 +220,7 @@ impl DeltaSink {
                     return Ok(Attempt::Done(()));
                 };
                 let append = Append { partitions, txn: Some((APP_ID.to_string(), top)), metadata: None, properties: None };
-                Ok::<_, Error>(match self.lake.try_append(table, batch, &append).await? {
-                    Written::Committed(_) => Attempt::Done(()),
-                    Written::Conflict => Attempt::Contended,
-                })
+                Ok::<_, Error>(self.lake.try_append(table, batch, &append).await?.attempt(|_| ()))
             })
             .await
     }

@@ -158,6 +158,15 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
         self.finish(task, report).await
     }
 
+    /// Rounds page `page` has failed, this one included, when it fails now.
+    fn failed_rounds(run: &Run<'_, K>, page: u64) -> u32 {
+        match run.task.pages {
+            Pages::Range { first, .. } if first == page => run.task.round + 1,
+            Pages::Chain { step } if step == page => run.task.round + 1,
+            _ => 1,
+        }
+    }
+
     async fn finish(&self, task: &FetchTask, mut report: TaskReport) -> Result<TaskReport> {
         report.kms_requests = self.keys.requests().saturating_sub(report.kms_requests);
         if !report.continued

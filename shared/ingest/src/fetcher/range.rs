@@ -23,15 +23,6 @@ enum Cut {
 }
 
 impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
-    /// Rounds page `page` has failed, this one included, when it fails now.
-    pub(super) fn failed_rounds(run: &Run<'_, K>, page: u64) -> u32 {
-        match run.task.pages {
-            Pages::Range { first, .. } if first == page => run.task.round + 1,
-            Pages::Chain { step } if step == page => run.task.round + 1,
-            _ => 1,
-        }
-    }
-
     pub(super) async fn run_range(&self, run: &mut Run<'_, K>, first: u64, last: u64, follow: bool, report: &mut TaskReport) -> Result<()> {
         let stream = &run.prep.stream;
         let mut next = first.max(run.committed + 1);
