@@ -11,23 +11,31 @@ SIM_ORDERS="${ALKASBA_SIM_ORDERS:-20000}"
 SIM_INVALID="${ALKASBA_SIM_INVALID_RATE:-0.01}"
 SIM_FAULTS="${ALKASBA_SIM_FAULTS:-{\"error_rate\":0.05,\"throttle_rate\":0.01\}}"
 LOGS="$ALKASBA_HOME/logs/demo"
+DASH_PORT="${ALKASBA_DASHBOARD_PORT:-8790}"
+# What the demo leaves running (the simulator sending live events, the dashboard, webhook and
+# realtime functions under the runner): `scripts/demo.sh --stop` ends them.
+PIDS="$ALKASBA_HOME/demo.pids"
+stop_previous() { [[ -f "$PIDS" ]] && { kill $(cat "$PIDS") 2>/dev/null || true; rm -f "$PIDS"; }; }
+if [[ "${1:-}" == "--stop" ]]; then stop_previous; echo "demo processes stopped" >&2; exit 0; fi
+stop_previous
 mkdir -p "$LOGS"
+KEEP=0
 
-step "1/7 installing LocalStack and the test tools (pinned, into $VENV)"
+step "1/8 installing LocalStack and the test tools (pinned, into $VENV)"
 localstack/install.sh
 
-step "2/7 building the functions, the runner and the simulator (first build: ~10 min on 2 cores)"
+step "2/8 building the functions, the runner and the simulator (first build: ~10 min on 2 cores)"
 cargo build --bins --quiet
 
-step "3/7 starting LocalStack"
+step "3/8 starting LocalStack"
 localstack/start.sh
 
-step "4/7 deploying infra/template.yaml as stack $STACK"
+step "4/8 deploying infra/template.yaml as stack $STACK"
 ALKASBA_STACK_PARAMETERS="StoreBaseUrl=http://127.0.0.1:$SIM_PORT" localstack/provision.sh "$STACK" > "$LOGS/outputs.tsv"
 out() { awk -F'\t' -v k="$1" '$1 == k {print $2}' "$LOGS/outputs.tsv"; }
 secret() { awsl secretsmanager get-secret-value --secret-id "$1" --query SecretString --output text | python3 -c "import json,sys; print(json.load(sys.stdin)['$2'])"; }
 
-step "5/7 starting the Alkasba Store simulator on 127.0.0.1:$SIM_PORT with the provisioned credentials ($SIM_INVALID invalid records, faults $SIM_FAULTS)"
+step "5/8 starting the Alkasba Store simulator on 127.0.0.1:$SIM_PORT with the provisioned credentials ($SIM_INVALID invalid records, faults $SIM_FAULTS)"
 # Secrets go from Secrets Manager into shell variables (not exported) and from there only into
 # the environment of the processes that need them: never to disk, argv or other children.
 ck="$(secret "$STACK/store/credentials" consumer_key)"
@@ -36,10 +44,10 @@ ALKASBA_SIM_CONSUMER_KEY="$ck" ALKASBA_SIM_CONSUMER_SECRET="$cs" \
 ALKASBA_SIM_FEED_API_KEY="$(secret "$STACK/feeds/competitor-prices" api_key)" \
 ALKASBA_SIM_FX_TOKEN="$(secret "$STACK/feeds/exchange-rates" token)" \
 ALKASBA_SIM_WEBHOOK_SECRET="$(secret "$STACK/store/webhook-secret" secret)" \
-  "$BIN/alkasba-sim" --listen "127.0.0.1:$SIM_PORT" --orders "$SIM_ORDERS" \
+  setsid "$BIN/alkasba-sim" --listen "127.0.0.1:$SIM_PORT" --orders "$SIM_ORDERS" \
     --invalid-rate "$SIM_INVALID" --faults "$SIM_FAULTS" > "$LOGS/simulator.log" 2>&1 &
 SIM_PID=$!
-trap 'kill $SIM_PID 2>/dev/null || true' EXIT
+trap '[[ $KEEP == 1 ]] || kill $SIM_PID 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$SIM_PORT/_sim/health" >/dev/null && break; kill -0 $SIM_PID 2>/dev/null || { cat "$LOGS/simulator.log" >&2; fail "the simulator exited (port $SIM_PORT in use? set ALKASBA_SIM_PORT)"; }; sleep 0.1; done
 store_total="$(STORE_KEY="$ck" STORE_SECRET="$cs" python3 - "$SIM_PORT" <<'PY'
 import base64, os, sys, urllib.request
@@ -51,14 +59,14 @@ with urllib.request.urlopen(req) as r:
 PY
 )"
 
-step "6/7 ingesting: runner -> planner (schedule fired at start) -> SQS -> 4 fetchers -> bronze Delta on S3"
+step "6/8 ingesting: runner -> planner (schedule fired at start) -> SQS -> 4 fetchers -> bronze Delta on S3"
 # The runner plays the schedule and the SQS mapping and runs the real binaries; `alkasba ingest
 # status --wait` returns when every stream's run is recorded as complete in the ledger.
 rm -f "$LOGS"/*.log
 "$BIN/alkasba-runner" run --stack "$STACK" --function planner --function fetcher --function heartbeat \
   --concurrency 4 --fire-on-start --log-dir "$LOGS" --quiet > "$LOGS/runner.txt" 2>&1 &
 RUNNER_PID=$!
-trap 'kill -INT $RUNNER_PID 2>/dev/null || true; kill $SIM_PID 2>/dev/null || true' EXIT
+trap 'kill -INT $RUNNER_PID 2>/dev/null || true; [[ $KEEP == 1 ]] || kill $SIM_PID 2>/dev/null || true' EXIT
 export AWS_ENDPOINT_URL="$ENDPOINT"
 # The schedule fires the planner once at start; wait for that invocation to end (the runner
 # reports it), so every stream's run is open before waiting on them.
@@ -72,11 +80,28 @@ done
   || fail "ingestion did not complete (logs: $LOGS/FetcherFunction.log)"
 kill -INT $RUNNER_PID; wait $RUNNER_PID || true
 
-step "7/7 batch: transform (bronze -> silver) and aggregate (silver -> gold marts), the real binaries through the runner"
+step "7/8 batch: transform (bronze -> silver) and aggregate (silver -> gold marts), the real binaries through the runner"
 for fn in transform aggregate; do
   echo '{}' | "$BIN/alkasba-runner" invoke --stack "$STACK" "$fn" --log-dir "$LOGS" > "$LOGS/$fn.json" 2> "$LOGS/$fn.err" \
     || { cat "$LOGS/$fn.err" "$LOGS/$fn.json" >&2; fail "the $fn function failed (logs: $LOGS)"; }
 done
+
+step "8/8 dashboard: pages published to the lake; the dashboard, webhook and realtime functions left running; the store sending live events"
+scripts/install-web.sh
+"$BIN/alkasba" --stack "$STACK" dashboard publish --web web
+setsid "$BIN/alkasba-runner" run --stack "$STACK" --function dashboard --function webhook --function realtime \
+  --concurrency 2 --http-port "$DASH_PORT" --log-dir "$LOGS/live" > "$LOGS/live-runner.txt" 2>&1 &
+LIVE_PID=$!
+echo "$SIM_PID $LIVE_PID" > "$PIDS"
+endpoint() { sed -n "s|^$1: \(http://[0-9.:]*\)/\$|\1|p" "$LOGS/live-runner.txt" | head -1; }
+for _ in $(seq 1 200); do [[ -n "$(endpoint DashboardFunction)" ]] && break; kill -0 $LIVE_PID 2>/dev/null || { cat "$LOGS/live-runner.txt" >&2; fail "the dashboard runner exited (port $DASH_PORT in use? set ALKASBA_DASHBOARD_PORT)"; }; sleep 0.1; done
+DASH="$(endpoint DashboardFunction)"
+[[ -n "$DASH" ]] || fail "the dashboard did not start (log: $LOGS/live-runner.txt)"
+LINK="$("$BIN/alkasba" --stack "$STACK" dashboard grant --user manager --url "$DASH" 2>/dev/null)"
+curl -sf -X POST "http://127.0.0.1:$SIM_PORT/_sim/webhooks/start" -H 'content-type: application/json' \
+  -d "{\"url\": \"$(endpoint WebhookFunction)/\", \"rate\": 2, \"duration_secs\": 3600, \"incidents\": []}" >/dev/null \
+  || fail "the simulator refused to send webhooks (log: $LOGS/simulator.log)"
+KEEP=1
 
 ROOT="$(out LakeRoot)"
 sql() { "$VENV/bin/python" tools/duckdb/lake_sql.py "$1"; }
@@ -120,6 +145,9 @@ $(sed 's/^/                   /' "$LOGS/status.txt")
  silver (DuckDB)   orders $silver_orders (latest version each), order lines $silver_lines
  gold (DuckDB)     $gold_days days of sales, $gold_revenue MAD gross revenue; top product this month: $top
                    ten marts under $ROOT/gold/ (query them: docs/athena-trino.md)
+ dashboard         $LINK
+                   (open it in a browser; the live page moves with the store's webhooks, 2 events/s
+                   for an hour; stop everything with scripts/demo.sh --stop)
  logs              $LOGS
 ================================================================
 SUMMARY

@@ -5,6 +5,7 @@ source "$(dirname "$0")/lib.sh"
 
 step "installing LocalStack and the test tools (pinned)"
 localstack/install.sh
+scripts/install-web.sh
 
 step "checking the house format (cargo fmt --check; STYLE.md)"
 cargo fmt --all -- --check

@@ -26,7 +26,7 @@ pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     // target/<profile>/deps/<test> -> target/<profile>
     let dir = exe.parent().and_then(Path::parent).expect("target dir").to_path_buf();
-    for bin in ["heartbeat", "planner", "fetcher", "alkasba", "probe", "alkasba-runner", "alkasba-sim"] {
+    for bin in ["heartbeat", "planner", "fetcher", "dashboard", "alkasba", "probe", "alkasba-runner", "alkasba-sim"] {
         assert!(dir.join(bin).is_file(), "{} is missing: build the binaries first (cargo build --bins)", dir.join(bin).display());
     }
     dir

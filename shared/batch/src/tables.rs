@@ -12,7 +12,6 @@ use alkasba_lake::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use alkasba_lake::lake::is_conflict;
 use deltalake::DeltaTable;
 use deltalake::datafusion::datasource::{MemTable, TableProvider};
-use deltalake::datafusion::execution::config::SessionConfig;
 use deltalake::datafusion::physical_plan::collect;
 use deltalake::datafusion::prelude::{SessionContext, lit};
 use deltalake::kernel::Transaction;
@@ -31,15 +30,7 @@ const SILVER_PROPERTIES: [(&str, &str); 3] = [("delta.enableChangeDataFeed", "tr
 /// Properties of every gold table.
 const GOLD_PROPERTIES: [(&str, &str); 2] = [("delta.logRetentionDuration", "interval 30 days"), ("delta.deletedFileRetentionDuration", "interval 7 days")];
 
-/// A DataFusion session for our SQL: plain UTF-8 strings (what Delta, Athena and Trino call
-/// `string`), identifiers as written.
-pub fn session() -> SessionContext {
-    let mut cfg = SessionConfig::new().with_information_schema(false);
-    cfg.options_mut().sql_parser.map_string_types_to_utf8view = false;
-    cfg.options_mut().execution.parquet.schema_force_view_types = false;
-    cfg.options_mut().sql_parser.enable_ident_normalization = false;
-    SessionContext::new_with_config(cfg)
-}
+pub use alkasba_lake::read::session;
 
 /// The table at `uri` as of now (from the lake's per-process cache, brought up to date), `None`
 /// when no table exists there yet.

@@ -13,6 +13,7 @@
 //! s3://<lake>/errors/<source>/<stream>/        sealed raw responses of dead-lettered pages
 //! s3://<lake>/_control/ingest/                 run plans
 //! s3://<lake>/_realtime/                       real-time state, outbox, live view
+//! s3://<lake>/_dashboard/                      the dashboard's static pages (published by the CLI)
 //! ```
 
 /// Invalid records of every ingestion path.
@@ -27,6 +28,11 @@ pub const KEYRING: &str = "security/keyring";
 pub const STORE_EVENTS: &str = "bronze/realtime/store_events";
 /// Alerts raised by the real-time rules.
 pub const ALERTS: &str = "ops/alerts";
+
+/// The real-time live view object (JSON), rewritten by `realtime`, read by the dashboard.
+pub const LIVE_VIEW: &str = "_realtime/live/metrics.json";
+/// Prefix of the dashboard's static pages.
+pub const DASHBOARD_ASSETS: &str = "_dashboard";
 
 /// The bronze table of a REST stream.
 pub fn bronze(source: &str, stream: &str) -> String {

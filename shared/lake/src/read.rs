@@ -39,6 +39,17 @@ pub async fn scan(table: &DeltaTable, filter: Option<Expr>, columns: &[&str]) ->
     df.collect().await.map_err(|e| Error::Query { uri: uri.to_string(), reason: e.to_string() })
 }
 
+/// A DataFusion session for our SQL: plain UTF-8 strings (what Delta, Athena and Trino call
+/// `string`), identifiers as written. The batch layer's marts and the dashboard's queries run in
+/// it, so both read the same types.
+pub fn session() -> SessionContext {
+    let mut cfg = deltalake::datafusion::execution::config::SessionConfig::new().with_information_schema(false);
+    cfg.options_mut().sql_parser.map_string_types_to_utf8view = false;
+    cfg.options_mut().execution.parquet.schema_force_view_types = false;
+    cfg.options_mut().sql_parser.enable_ident_normalization = false;
+    SessionContext::new_with_config(cfg)
+}
+
 /// Storage options as a map (for callers building their own tables).
 pub fn options(storage: &StorageConfig) -> HashMap<String, String> {
     storage.storage_options()

@@ -22,7 +22,7 @@ use crate::{Error, Result};
 /// the object is read and conditionally rewritten by every batch).
 pub const STATE: &str = "_realtime/state.json.zst";
 pub const OUTBOX: &str = "_realtime/outbox";
-pub const LIVE: &str = "_realtime/live/metrics.json";
+pub const LIVE: &str = alkasba_lake::layout::LIVE_VIEW;
 pub const REPLAY: &str = "_realtime/replay";
 /// The tables.
 pub const EVENTS_TABLE: &str = layout::STORE_EVENTS;

@@ -35,7 +35,7 @@ pub enum Batch {
 }
 
 /// The lake: `LAKE_ROOT`, else the stack's `LakeRoot` output.
-async fn batch_lake(sdk: &aws_config::SdkConfig, stack: Option<&str>) -> Result<alkasba_lake::Lake> {
+pub async fn batch_lake(sdk: &aws_config::SdkConfig, stack: Option<&str>) -> Result<alkasba_lake::Lake> {
     let root = match std::env::var("LAKE_ROOT").ok().filter(|r| !r.trim().is_empty()) {
         Some(r) => r,
         None => {

@@ -15,6 +15,7 @@
 
 mod backfill;
 mod batch;
+mod dashboard;
 mod pii;
 mod stack;
 mod status;
@@ -50,6 +51,9 @@ enum Command {
     /// The batch layer, run here through the same code as the transform and aggregate functions.
     #[command(subcommand)]
     Batch(Batch),
+    /// The dashboard: publish its pages, grant and revoke access.
+    #[command(subcommand)]
+    Dashboard(dashboard::Dashboard),
 }
 
 #[derive(Subcommand)]
@@ -114,5 +118,6 @@ async fn main() -> Result<()> {
         Command::Pii(Pii::Decrypt { table, keys, limit }) => decrypt(&sdk, stack, &table, keys, limit).await,
         Command::Pii(Pii::OpenError { object }) => open_error(&sdk, stack, &object).await,
         Command::Batch(b) => batch(&sdk, stack, b).await,
+        Command::Dashboard(d) => dashboard::dashboard(&sdk, stack, d).await,
     }
 }

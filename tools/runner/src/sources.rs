@@ -346,7 +346,26 @@ async fn http_invoke(State(st): State<HttpState>, method: Method, uri: Uri, head
 }
 
 fn http_event(method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> Value {
-    let header_map: serde_json::Map<String, Value> = headers.iter().map(|(k, v)| (k.as_str().to_string(), Value::String(String::from_utf8_lossy(v.as_bytes()).into_owned()))).collect();
+    // As Lambda does for payload 2.0: cookies leave the headers for `cookies`, and a header
+    // sent several times is one value joined by commas.
+    let mut header_map = serde_json::Map::new();
+    let mut cookies: Vec<Value> = Vec::new();
+    for (k, v) in headers {
+        let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
+        if k == axum::http::header::COOKIE {
+            cookies.extend(v.split(';').map(str::trim).filter(|c| !c.is_empty()).map(|c| Value::String(c.to_string())));
+            continue;
+        }
+        match header_map.get_mut(k.as_str()) {
+            Some(Value::String(prev)) => {
+                prev.push(',');
+                prev.push_str(&v);
+            }
+            _ => {
+                header_map.insert(k.as_str().to_string(), Value::String(v));
+            }
+        }
+    }
     let query: serde_json::Map<String, Value> = uri
         .query()
         .unwrap_or_default()
@@ -386,6 +405,7 @@ fn http_event(method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> 
             "time": now.format("%d/%b/%Y:%H:%M:%S %z").to_string(),
             "timeEpoch": now.timestamp_millis(),
         },
+        "cookies": if cookies.is_empty() { Value::Null } else { Value::Array(cookies) },
         "body": if body.is_empty() { Value::Null } else { Value::String(body_text) },
         "isBase64Encoded": is_b64,
     })
@@ -408,6 +428,12 @@ fn http_response(v: &Value) -> Response {
             if let (Ok(name), Some(Ok(value))) = (HeaderName::try_from(k.as_str()), val.as_str().map(HeaderValue::from_str)) {
                 resp.headers_mut().insert(name, value);
             }
+        }
+    }
+    // Payload 2.0's `cookies`: one Set-Cookie header each.
+    for c in v.get("cookies").and_then(Value::as_array).into_iter().flatten() {
+        if let Some(Ok(value)) = c.as_str().map(HeaderValue::from_str) {
+            resp.headers_mut().append(axum::http::header::SET_COOKIE, value);
         }
     }
     resp
@@ -477,5 +503,20 @@ mod tests {
         assert_eq!(r.headers()["x-why"], "sig");
         let r = http_response(&json!({"plain": true}));
         assert_eq!(r.status(), StatusCode::OK);
+        let r = http_response(&json!({"statusCode": 200, "cookies": ["a=1; HttpOnly", "b=2"], "body": ""}));
+        assert_eq!(r.headers().get_all(axum::http::header::SET_COOKIE).iter().collect::<Vec<_>>(), ["a=1; HttpOnly", "b=2"]);
+    }
+
+    #[test]
+    fn http_events_carry_cookies_apart_and_join_repeated_headers() {
+        let mut h = HeaderMap::new();
+        h.insert(axum::http::header::COOKIE, HeaderValue::from_static("s=abc; t=2"));
+        h.append("x-many", HeaderValue::from_static("1"));
+        h.append("x-many", HeaderValue::from_static("2"));
+        let ev = http_event(&Method::GET, &"/p?a=%20b".parse().unwrap(), &h, &Bytes::new());
+        assert_eq!(ev["cookies"], json!(["s=abc", "t=2"]));
+        assert!(ev["headers"].get("cookie").is_none());
+        assert_eq!(ev["headers"]["x-many"], "1,2");
+        assert_eq!(ev["rawQueryString"], "a=%20b");
     }
 }

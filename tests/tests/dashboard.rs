@@ -1,0 +1,252 @@
+//! Issue 16's acceptance test: the dashboard in headless Chromium (Debian's package, driven by
+//! tests/browser/dashboard.mjs) against a lake built by the demo path (the simulator over HTTP,
+//! the real planner, fetcher, transform, aggregate, webhook, realtime and dashboard binaries
+//! under the runner, LocalStack S3):
+//!
+//! * the numbers shown (KPIs, a chart's data, a table's rows) equal what DuckDB computes from
+//!   the same gold tables, and each filter (currency, grain, category, drill-down) changes them
+//!   as DuckDB says it should;
+//! * the live page updates by itself after new webhook events;
+//! * no request leaves the deployment, no console error, and the sales page fits a phone.
+//!
+//! Screenshots are kept under `.local/artifacts/dashboard/`.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use alkasba_it::{ENDPOINT, Stack, bin_dir, duckdb, eventually, lake, plan, repo, sim_credentials, wait_completed};
+use alkasba_runner::{Outcome, Runner, RunnerConfig};
+use alkasba_sim::{SimConfig, serve};
+use serde_json::{Value, json};
+
+fn num(v: &Value) -> f64 {
+    match v {
+        Value::Number(n) => n.as_f64().unwrap(),
+        Value::String(s) => s.parse().unwrap_or_else(|_| panic!("not a number: {s}")),
+        Value::Null => 0.0,
+        other => panic!("not a number: {other}"),
+    }
+}
+
+fn close(a: f64, b: f64, what: &str) {
+    assert!((a - b).abs() <= 0.005 + 1e-9 * b.abs(), "{what}: the page shows {a}, DuckDB says {b}");
+}
+
+/// DuckDB's sales KPIs over gold daily_sales for a period and currency.
+fn duck_kpis(root: &str, from: &str, to: &str, currency: &str) -> Value {
+    let cur = if currency.is_empty() { String::new() } else { format!("AND currency = '{currency}'") };
+    duckdb(&format!(
+        "SELECT CAST(sum(gross_mad) AS DOUBLE) AS revenue_mad, CAST(sum(net_mad) AS DOUBLE) AS net_revenue_mad, CAST(sum(refunds_mad) AS DOUBLE) AS refunds_mad,
+                sum(paid_orders) AS paid_orders
+         FROM delta_scan('{root}/gold/daily_sales') WHERE date BETWEEN DATE '{from}' AND DATE '{to}' {cur}"
+    ))
+    .unwrap()
+    .remove(0)
+}
+
+fn assert_kpis(step: &Value, root: &str) {
+    let st = &step["state"];
+    let (from, to, currency) = (st["from"].as_str().unwrap(), st["to"].as_str().unwrap(), st["currency"].as_str().unwrap());
+    let want = duck_kpis(root, from, to, currency);
+    let k = &step["kpis"];
+    for key in ["revenue_mad", "net_revenue_mad", "refunds_mad", "paid_orders"] {
+        close(num(&k[key]), num(&want[key]), &format!("{} KPI {key} ({from}..{to}, currency {currency:?})", step["step"]));
+    }
+    assert!(num(&want["paid_orders"]) > 0.0, "an empty period proves nothing: {step}");
+    close(num(&k["avg_order_value_mad"]), num(&want["revenue_mad"]) / num(&want["paid_orders"]), "average order value");
+}
+
+/// The revenue chart's totals per period (all currencies stacked) against DuckDB's.
+fn assert_revenue_chart(step: &Value, root: &str, unit: &str) {
+    let st = &step["state"];
+    let (from, to) = (st["from"].as_str().unwrap(), st["to"].as_str().unwrap());
+    let cur = match st["currency"].as_str().unwrap() {
+        "" => String::new(),
+        c => format!("AND currency = '{c}'"),
+    };
+    let want = duckdb(&format!(
+        "SELECT CAST(CAST(date_trunc('{unit}', date) AS DATE) AS VARCHAR) AS period, CAST(sum(gross_mad) AS DOUBLE) AS revenue
+         FROM delta_scan('{root}/gold/daily_sales') WHERE date BETWEEN DATE '{from}' AND DATE '{to}' {cur} GROUP BY 1 ORDER BY 1"
+    ))
+    .unwrap();
+    let chart = &step["charts"]["chart-sales"];
+    let periods: Vec<&str> = chart["x"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert_eq!(periods, want.iter().map(|r| r["period"].as_str().unwrap()).collect::<Vec<_>>(), "{} revenue chart periods", step["step"]);
+    for (i, w) in want.iter().enumerate() {
+        let shown: f64 = chart["series"].as_array().unwrap().iter().map(|s| num(&s["data"][i])).sum();
+        close(shown, num(&w["revenue"]), &format!("{} revenue chart, {}", step["step"], w["period"]));
+    }
+}
+
+/// The top-products table against DuckDB for the step's filters.
+fn assert_top_products(step: &Value, root: &str) {
+    let st = &step["state"];
+    let (from, to, category) = (st["from"].as_str().unwrap(), st["to"].as_str().unwrap(), st["category"].as_str().unwrap());
+    assert!(!category.is_empty(), "{step}");
+    let want = duckdb(&format!(
+        "SELECT product_id, sum(units) AS units, CAST(sum(revenue_mad) AS DOUBLE) AS revenue_mad FROM delta_scan('{root}/gold/daily_product_sales')
+         WHERE date BETWEEN DATE '{from}' AND DATE '{to}' AND category_name = '{}' GROUP BY product_id ORDER BY revenue_mad DESC, product_id LIMIT 50",
+        category.replace('\'', "''")
+    ))
+    .unwrap();
+    let rows = step["tables"]["table-top-products"].as_array().unwrap();
+    assert!(!want.is_empty(), "category {category} sold nothing: a weak check");
+    assert_eq!(rows.len(), want.len(), "{} rows of top products for {category}", step["step"]);
+    for (r, w) in rows.iter().zip(&want) {
+        close(num(&r["units"]), num(&w["units"]), &format!("units of product {}", w["product_id"]));
+        close(num(&r["revenue_mad"]), num(&w["revenue_mad"]), &format!("revenue of product {}", w["product_id"]));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_dashboard_shows_what_duckdb_computes_filters_drill_down_and_goes_live() {
+    let stack = Stack::deploy("dash", &repo().join("infra/template.yaml"), false).unwrap();
+    let mut cfg = SimConfig::small(71, 3_000);
+    cfg.invalid_rate = 0.01;
+    cfg.credentials = sim_credentials(&stack.name).await;
+    let (addr, _state, _) = serve(cfg, "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let base = format!("http://{addr}");
+    let root = stack.output("LakeRoot").to_string();
+
+    let mut rc = RunnerConfig::new(repo().join("infra/template.yaml"), &stack.name, bin_dir());
+    rc.functions = ["planner", "fetcher", "transform", "aggregate", "webhook", "realtime", "dashboard"].map(String::from).to_vec();
+    rc.concurrency = 4;
+    rc.log_dir = Some(repo().join(".local/logs").join(&stack.name));
+    rc.extra_env.insert("SOURCE_BASE_URLS".into(), format!("alkasba_store={base},competitor_prices={base},exchange_rates={base}"));
+    let runner = Runner::start(rc).await.unwrap();
+    let all = ["alkasba_store.products", "alkasba_store.customers", "alkasba_store.orders", "alkasba_store.refunds", "competitor_prices.prices", "exchange_rates.rates"];
+    let runs = plan(&runner, &all, None).await;
+    wait_completed(&lake(&stack), &runs, Duration::from_secs(300)).await;
+    // The competitor feed is daily: the last week of the store's history, planned as of each day.
+    for day in 25..=31 {
+        let runs = plan(&runner, &["competitor_prices.prices"], Some(&format!("2026-10-{day}"))).await;
+        wait_completed(&lake(&stack), &runs, Duration::from_secs(120)).await;
+    }
+    for f in ["TransformFunction", "AggregateFunction"] {
+        let inv = runner.invoke(f, &json!({})).await.unwrap();
+        assert!(matches!(inv.outcome, Outcome::Success(_)), "{f}: {:?}", inv.outcome);
+    }
+
+    // Publish the pages and grant a user, with the CLI as an operator would.
+    let dash = format!("http://{}", runner.http_endpoints()["DashboardFunction"]);
+    let cli = |args: &[&str]| {
+        let out = Command::new(bin_dir().join("alkasba")).arg("--stack").arg(&stack.name).args(args).env("AWS_ENDPOINT_URL", ENDPOINT).current_dir(repo()).output().unwrap();
+        assert!(out.status.success(), "alkasba {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    cli(&["dashboard", "publish", "--web", "web"]);
+    let link = cli(&["dashboard", "grant", "--user", "analyst", "--url", &dash]).trim().to_string();
+    assert!(link.starts_with(&format!("{dash}/login#user=analyst&key=")), "{link}");
+    // Without a session: the data is refused, the page sends to the sign-in.
+    let r = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap().get(format!("{dash}/")).send().await.unwrap();
+    assert_eq!((r.status().as_u16(), r.headers().get("location").and_then(|v| v.to_str().ok())), (302, Some("/login")));
+    assert_eq!(reqwest::get(format!("{dash}/api/q/sales_kpis")).await.unwrap().status().as_u16(), 401);
+
+    // The browser.
+    let artifacts = repo().join(".local/artifacts/dashboard");
+    let mut node = Command::new("node")
+        .arg(repo().join("tests/browser/dashboard.mjs"))
+        .arg(&link)
+        .arg(&artifacts)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("node (scripts/install-web.sh)");
+    let mut stdin = node.stdin.take().unwrap();
+    // Written to by the "live_waiting" step; closed once the driver is done.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
+    let stdout = node.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(serde_json::from_str(&line).unwrap_or_else(|_| json!({"step": "noise", "line": line})));
+        }
+    });
+    let mut steps: BTreeMap<String, Value> = BTreeMap::new();
+    while let Some(v) = tokio::time::timeout(Duration::from_secs(300), rx.recv()).await.expect("the browser driver went quiet") {
+        let name = v["step"].as_str().unwrap_or_default().to_string();
+        eprintln!("browser: {name} {}", v.get("ms").map(|m| format!("{m} ms")).unwrap_or_default());
+        match name.as_str() {
+            "failed" => panic!("the browser driver failed: {v}"),
+            "live_waiting" => {
+                // New store events through the real webhook and realtime functions.
+                let webhook = format!("http://{}/", runner.http_endpoints()["WebhookFunction"]);
+                let r = reqwest::Client::new().post(format!("{base}/_sim/webhooks/start")).json(&json!({"url": webhook, "rate": 20, "duration_secs": 15, "incidents": []})).send().await.unwrap();
+                assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+                writeln!(stdin, "go").unwrap();
+            }
+            "done" => {
+                steps.insert(name, v);
+                drop(stdin);
+                break;
+            }
+            _ => {
+                steps.insert(name, v);
+            }
+        }
+    }
+    assert!(node.wait().unwrap().success());
+
+    // What the page showed, against DuckDB on the same gold tables.
+    let sales = &steps["sales"];
+    assert_eq!(sales["state"]["page"], "sales");
+    assert_kpis(sales, &root);
+    assert_revenue_chart(sales, &root, "day");
+    let by_currency = &steps["sales_currency"];
+    assert!(!by_currency["state"]["currency"].as_str().unwrap().is_empty());
+    assert_kpis(by_currency, &root);
+    assert_revenue_chart(by_currency, &root, "day");
+    assert!(num(&by_currency["kpis"]["revenue_mad"]) < num(&sales["kpis"]["revenue_mad"]), "one currency is less than all");
+    let monthly = &steps["sales_month"];
+    assert_kpis(monthly, &root);
+    assert_revenue_chart(monthly, &root, "month");
+    // The drill-down: a click on the first category bar opens the products of that category.
+    let drill = &steps["products_drill"];
+    assert_eq!(drill["state"]["page"], "products");
+    let first_category = monthly["charts"]["chart-categories"]["y"][0].as_str().unwrap();
+    assert_eq!(drill["state"]["category"], first_category);
+    assert_top_products(drill, &root);
+    let cat = &steps["products_category"];
+    assert_ne!(cat["state"]["category"], drill["state"]["category"]);
+    assert_top_products(cat, &root);
+    // The other pages rendered rows from their tables.
+    assert!(!steps["health"]["tables"]["table-runs"].as_array().unwrap().is_empty());
+    let quarantined: f64 = steps["health"]["tables"]["table-quarantine"].as_array().unwrap().iter().map(|r| num(&r["records"])).sum();
+    let want = duckdb(&format!("SELECT count(*) AS n FROM delta_scan('{root}/quarantine/ingest')")).unwrap();
+    close(quarantined, num(&want[0]["n"]), "quarantined records on the health page");
+    assert!(steps["customers"]["charts"]["chart-cohorts"]["series"][0]["data"].as_array().is_some_and(|d| !d.is_empty()), "cohort heat map");
+    // The price index chart: one point per day of the week of prices, as DuckDB averages them.
+    let comp = &steps["competition"];
+    let want = duckdb(&format!(
+        "SELECT CAST(date AS VARCHAR) AS d, avg(price_index) AS idx FROM delta_scan('{root}/gold/competitor_price_index')
+         WHERE date BETWEEN DATE '{}' AND DATE '{}' GROUP BY 1 ORDER BY 1",
+        comp["state"]["from"].as_str().unwrap(),
+        comp["state"]["to"].as_str().unwrap()
+    ))
+    .unwrap();
+    assert_eq!(want.len(), 7, "{want:?}");
+    let chart = &comp["charts"]["chart-index"];
+    assert_eq!(chart["x"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect::<Vec<_>>(), want.iter().map(|r| r["d"].as_str().unwrap()).collect::<Vec<_>>());
+    for (i, w) in want.iter().enumerate() {
+        close(num(&chart["series"][0]["data"][i]), num(&w["idx"]), &format!("price index on {}", w["d"]));
+    }
+    // Live: the page refreshed by itself after the events.
+    assert!(num(&steps["live_after"]["kpis"]["orders_1h"]) > num(&steps["live"]["kpis"].get("orders_1h").cloned().unwrap_or(Value::Null)));
+
+    let done = &steps["done"];
+    assert_eq!(done["outside"], json!([]), "requests outside the deployment");
+    assert_eq!(done["problems"], json!([]), "console errors");
+    assert_eq!(done["phone_fits"], true, "the sales page is wider than a phone");
+    for page in ["sales", "products_category", "customers", "competition", "live_after", "health", "phone"] {
+        assert!(artifacts.join(format!("{page}.png")).is_file(), "screenshot {page}");
+    }
+    let _ = eventually(Duration::from_secs(60), "the simulator's webhook run ends", || async {
+        let log: Value = reqwest::get(format!("{base}/_sim/webhooks/log")).await.ok()?.json().await.ok()?;
+        (log["running"] == false).then_some(())
+    })
+    .await;
+    runner.shutdown().await;
+    stack.cleanup().await;
+}
