@@ -15,8 +15,8 @@ need curl "apt-get install curl"
 # The release binaries every benchmark uses, always built as one package set: a different set
 # unifies features differently and rebuilds every dependency (~40 min on 2 cores).
 build_release() {
-  step "building release binaries (planner, fetcher, webhook, realtime, alkasba-bench)"
-  cargo build --release -p planner -p fetcher -p webhook -p realtime -p alkasba-bench --quiet
+  step "building release binaries (planner, fetcher, webhook, realtime, dashboard, the runner, the CLI, alkasba-bench)"
+  cargo build --release -p planner -p fetcher -p webhook -p realtime -p dashboard -p alkasba-runner -p alkasba-cli -p alkasba-bench --quiet
 }
 
 # LocalStack up and the benchmark stack STACK deployed; sets ENDPOINT (localstack/lib.sh).

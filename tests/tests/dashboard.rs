@@ -111,10 +111,11 @@ async fn the_dashboard_shows_what_duckdb_computes_filters_drill_down_and_goes_li
     let root = stack.output("LakeRoot").to_string();
 
     let mut rc = RunnerConfig::new(repo().join("infra/template.yaml"), &stack.name, bin_dir());
-    rc.functions = ["planner", "fetcher", "transform", "aggregate", "webhook", "realtime", "dashboard"].map(String::from).to_vec();
+    rc.functions = ["planner", "fetcher", "transform", "aggregate", "webhook", "realtime", "dashboard", "report"].map(String::from).to_vec();
     rc.concurrency = 4;
     rc.log_dir = Some(repo().join(".local/logs").join(&stack.name));
     rc.extra_env.insert("SOURCE_BASE_URLS".into(), format!("alkasba_store={base},competitor_prices={base},exchange_rates={base}"));
+    rc.extra_env.insert("CHROMIUM_PATH".into(), "/usr/bin/chromium".into());
     let runner = Runner::start(rc).await.unwrap();
     let all = ["alkasba_store.products", "alkasba_store.customers", "alkasba_store.orders", "alkasba_store.refunds", "competitor_prices.prices", "exchange_rates.rates"];
     let runs = plan(&runner, &all, None).await;
@@ -242,6 +243,44 @@ async fn the_dashboard_shows_what_duckdb_computes_filters_drill_down_and_goes_li
     for page in ["sales", "products_category", "customers", "competition", "live_after", "health", "phone"] {
         assert!(artifacts.join(format!("{page}.png")).is_file(), "screenshot {page}");
     }
+    // The monthly report, by the scheduled function (as its schedule would run it for October)
+    // and by the CLI: the same HTML; the PDF's text holds every section and DuckDB's numbers.
+    let inv = runner.invoke("ReportFunction", &json!({"month": "2026-10"})).await.unwrap();
+    let Outcome::Success(out) = &inv.outcome else { panic!("report: {:?}", inv.outcome) };
+    assert_eq!(out["written"], json!(["reports/2026-10/alkasba-report-2026-10.html", "reports/2026-10/alkasba-report-2026-10.pdf"]), "{out}");
+    let dir = repo().join(".local/artifacts/report");
+    cli(&["report", "--month", "2026-10", "--out", dir.to_str().unwrap()]);
+    let pdf = dir.join("alkasba-report-2026-10.pdf");
+    let text = String::from_utf8(Command::new("pdftotext").args(["-layout"]).arg(&pdf).arg("-").output().unwrap().stdout).unwrap();
+    for heading in ["Revenue and growth", "Categories", "Top products", "Customer cohorts", "Competitor pressure", "Alerts of the month", "Data quality"] {
+        assert!(text.contains(heading), "section {heading:?} missing from the PDF:\n{text}");
+    }
+    let month = duck_kpis(&root, "2026-10-01", "2026-10-31", "");
+    let money = |v: f64| {
+        let cents = (v * 100.0).round() as i64;
+        let whole = (cents / 100).to_string();
+        let grouped: Vec<String> = whole.as_bytes().rchunks(3).rev().map(|c| String::from_utf8(c.to_vec()).unwrap()).collect();
+        format!("{}.{:02} MAD", grouped.join(","), cents % 100)
+    };
+    for (what, shown) in [("revenue", money(num(&month["revenue_mad"]))), ("refunds", money(num(&month["refunds_mad"]))), ("net revenue", money(num(&month["net_revenue_mad"])))] {
+        assert!(text.contains(&shown), "the PDF does not show October's {what} {shown} (DuckDB):\n{text}");
+    }
+    let top = duckdb(&format!(
+        "SELECT max(product_name) AS name, CAST(sum(revenue_mad) AS DOUBLE) AS revenue FROM delta_scan('{root}/gold/daily_product_sales')
+         WHERE date BETWEEN DATE '2026-10-01' AND DATE '2026-10-31' GROUP BY product_id ORDER BY revenue DESC, product_id LIMIT 1"
+    ))
+    .unwrap();
+    let top_line = text.lines().find(|l| l.contains(top[0]["name"].as_str().unwrap())).unwrap_or_else(|| panic!("top product {} not in the PDF", top[0]["name"]));
+    assert!(top_line.contains(&money(num(&top[0]["revenue"])).replace(" MAD", "")), "{top_line}");
+    // Every chart drew: its own text (titles, axis labels) is in the PDF, and the pages are not blank.
+    for mark in ["Revenue per day (MAD)", "Revenue per month (MAD)", "months later", "price index", "2026-08-01"] {
+        assert!(text.contains(mark), "chart text {mark:?} missing from the PDF");
+    }
+    let pages = dir.join("page");
+    assert!(Command::new("pdftoppm").args(["-png", "-r", "40"]).arg(&pdf).arg(&pages).status().unwrap().success());
+    let pngs: Vec<_> = std::fs::read_dir(&dir).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with("page")).collect();
+    assert!(pngs.len() >= 2, "{} pages", pngs.len());
+
     let _ = eventually(Duration::from_secs(60), "the simulator's webhook run ends", || async {
         let log: Value = reqwest::get(format!("{base}/_sim/webhooks/log")).await.ok()?.json().await.ok()?;
         (log["running"] == false).then_some(())

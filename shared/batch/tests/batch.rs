@@ -247,15 +247,3 @@ async fn silver_and_gold_equal_the_truth_incrementally_and_idempotently() {
     let first = NaiveDate::parse_from_str(&get(&growth[0], "date"), "%Y-%m-%d").unwrap();
     assert!(first <= end + chrono::Days::new(2));
 }
-
-/// Every mart and silver table is registered in Glue (Athena) where it lives.
-#[test]
-fn every_table_has_its_glue_definition() {
-    let root = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("../../infra/template.yaml");
-    let template = std::fs::read_to_string(&root).unwrap();
-    let silver = silver::SILVER.iter().map(|t| ("silver", t.name));
-    for (layer, name) in gold::MARTS.iter().map(|m| ("gold", m.name)).chain(silver) {
-        assert!(template.contains(&format!("Name: {layer}_{name}\n")), "no Glue table {layer}_{name} in {}", root.display());
-        assert!(template.contains(&format!("/{layer}/{name}/\"")), "no Glue location {layer}/{name}/ in {}", root.display());
-    }
-}

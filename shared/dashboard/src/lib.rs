@@ -17,6 +17,7 @@ pub mod error;
 pub mod http;
 pub mod params;
 pub mod queries;
+pub mod report;
 
 pub use error::{Error, Result};
 

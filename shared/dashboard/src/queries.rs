@@ -279,6 +279,34 @@ pub const QUERIES: &[Query] = &[
         sources: &[HEARTBEAT],
         sql: "SELECT CAST(max(tick_time) AS VARCHAR) AS last_tick, count(*) AS ticks FROM heartbeat",
     },
+    // --- the monthly report
+    Query {
+        name: "monthly",
+        page: "report",
+        about: "Per month of the period: gross and net revenue (MAD), paid orders, the month before's revenue and the growth against it.",
+        sources: &[gold("monthly_revenue")],
+        sql: "SELECT month, CAST(revenue_mad AS DOUBLE) AS revenue_mad, CAST(net_revenue_mad AS DOUBLE) AS net_revenue_mad, paid_orders,
+                     CAST(revenue_mad_prev_month AS DOUBLE) AS revenue_mad_prev_month, growth_mom
+              FROM monthly_revenue WHERE month BETWEEN CAST(date_trunc('month', $from) AS DATE) AND $to ORDER BY month",
+    },
+    Query {
+        name: "alerts_period",
+        page: "report",
+        about: "Alerts raised in the period, per rule and severity: how many, first and last.",
+        sources: &[ALERTS],
+        sql: "SELECT rule, severity, count(*) AS alerts, CAST(min(at) AS VARCHAR) AS first_at, CAST(max(at) AS VARCHAR) AS last_at FROM alerts
+              WHERE CAST(at AS DATE) BETWEEN $from AND $to GROUP BY rule, severity ORDER BY alerts DESC, rule",
+    },
+    Query {
+        name: "quality_period",
+        page: "report",
+        about: "Ingestion in the period, per stream: runs completed, records fetched, valid, quarantined (and the share), duplicates skipped, pages retried.",
+        sources: &[RUNS],
+        sql: "SELECT source, stream, count(*) AS runs, sum(fetched) AS fetched, sum(valid) AS valid, sum(quarantined) AS quarantined,
+                     CASE WHEN sum(fetched) > 0 THEN CAST(sum(quarantined) AS DOUBLE) / sum(fetched) END AS quarantined_share,
+                     sum(duplicates_skipped) AS duplicates_skipped, sum(pages_retried) AS pages_retried
+              FROM ingestion_runs WHERE CAST(completed_at AS DATE) BETWEEN $from AND $to GROUP BY source, stream ORDER BY source, stream",
+    },
     // --- forecast (gold tables the forecast function writes; absent until its first run)
     Query {
         name: "forecast",

@@ -29,6 +29,10 @@ pub enum Dashboard {
         #[arg(long)]
         url: Option<String>,
     },
+    /// Prints the dashboard's query catalogue: each query's page, meaning, tables and SQL (JSON
+    /// lines), so an analyst can see how every number on the pages is computed (and the
+    /// benchmark can run the same SQL in DuckDB).
+    Queries,
     /// Revokes `user`: their sessions stop working within a minute.
     Revoke {
         #[arg(long)]
@@ -98,6 +102,13 @@ pub async fn dashboard(sdk: &aws_config::SdkConfig, stack: Option<&str>, command
             save(&sm, &id, &access).await?;
             eprintln!("granted {user}; the key is shown once. Sign-in link:");
             println!("{}/login#user={user}&key={key}", url.trim_end_matches('/'));
+            Ok(())
+        }
+        Dashboard::Queries => {
+            for q in alkasba_dashboard::queries::QUERIES {
+                let sources: serde_json::Map<String, serde_json::Value> = q.sources.iter().map(|s| (s.name.to_string(), serde_json::Value::String(s.path.resolve()))).collect();
+                println!("{}", serde_json::json!({"name": q.name, "page": q.page, "about": q.about, "sources": sources, "sql": q.sql}));
+            }
             Ok(())
         }
         Dashboard::Revoke { user } => {

@@ -17,6 +17,7 @@ mod backfill;
 mod batch;
 mod dashboard;
 mod pii;
+mod report;
 mod stack;
 mod status;
 
@@ -54,6 +55,25 @@ enum Command {
     /// The dashboard: publish its pages, grant and revoke access.
     #[command(subcommand)]
     Dashboard(dashboard::Dashboard),
+    /// The monthly BI report: one self-contained HTML file and its PDF (headless Chromium), from
+    /// the gold and ops tables, as the scheduled report function makes it.
+    Report {
+        /// `YYYY-MM` (default: last month).
+        #[arg(long)]
+        month: Option<String>,
+        /// Directory to write the files to.
+        #[arg(long, default_value = "reports")]
+        out: std::path::PathBuf,
+        /// Chromium to print the PDF with.
+        #[arg(long, env = "CHROMIUM_PATH", default_value = "/usr/bin/chromium")]
+        chromium: std::path::PathBuf,
+        /// Only the HTML.
+        #[arg(long)]
+        no_pdf: bool,
+        /// Also store both under reports/ in the lake.
+        #[arg(long)]
+        upload: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -119,5 +139,6 @@ async fn main() -> Result<()> {
         Command::Pii(Pii::OpenError { object }) => open_error(&sdk, stack, &object).await,
         Command::Batch(b) => batch(&sdk, stack, b).await,
         Command::Dashboard(d) => dashboard::dashboard(&sdk, stack, d).await,
+        Command::Report { month, out, chromium, no_pdf, upload } => report::run(&sdk, stack, report::ReportArgs { month, out, chromium, no_pdf, upload }).await,
     }
 }

@@ -56,6 +56,17 @@ struct Common {
     /// Do not echo function output.
     #[arg(long)]
     quiet: bool,
+    /// `KEY=VALUE` set in every function's environment over the template's (repeatable; for
+    /// example `LAKE_ROOT=file:///...` to point a function at a local lake).
+    #[arg(long = "env", value_parser = parse_env)]
+    env: Vec<(String, String)>,
+}
+
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("{s:?} is not KEY=VALUE")),
+    }
 }
 
 #[derive(Args)]
@@ -99,6 +110,7 @@ fn config(common: &Common) -> anyhow::Result<RunnerConfig> {
     cfg.endpoint = (common.endpoint != "aws").then(|| common.endpoint.clone());
     cfg.log_dir = common.log_dir.clone();
     cfg.echo_logs = !common.quiet;
+    cfg.extra_env.extend(common.env.iter().cloned());
     Ok(cfg)
 }
 

@@ -186,8 +186,19 @@ fn event_spec(fid: &str, name: &str, ev: &Value) -> Result<Option<EventSpec>> {
         "Schedule" | "ScheduleV2" => {
             let key = if kind == "Schedule" { "Schedule" } else { "ScheduleExpression" };
             let expr = p.get(key).and_then(Value::as_str).ok_or_else(|| template_err(format!("{at}: {key} is missing")))?;
-            let every = parse_rate(expr).map_err(|e| template_err(format!("{at}: {e}")))?;
-            let enabled = p.get("Enabled").and_then(Value::as_bool).unwrap_or(true) && p.get("State").and_then(Value::as_str).unwrap_or("ENABLED") == "ENABLED";
+            let mut enabled = p.get("Enabled").and_then(Value::as_bool).unwrap_or(true) && p.get("State").and_then(Value::as_str).unwrap_or("ENABLED") == "ENABLED";
+            let every = if let Some(fields) = expr.strip_prefix("cron(").and_then(|e| e.strip_suffix(')')) {
+                // Calendar schedules (the monthly report) are not played on a timer here: no local
+                // session waits for the 1st of the month. The function is still run by `invoke`.
+                if fields.split_whitespace().count() != 6 {
+                    return Err(template_err(format!("{at}: {expr:?} is not cron(minutes hours day-of-month month day-of-week year)")));
+                }
+                tracing::info!(function = fid, event = name, schedule = expr, "calendar schedule not played by the local runner; run it with `alkasba-runner invoke`");
+                enabled = false;
+                Duration::from_secs(24 * 3600)
+            } else {
+                parse_rate(expr).map_err(|e| template_err(format!("{at}: {e}")))?
+            };
             EventSpec::Schedule { name: name.into(), every, scheduler: kind == "ScheduleV2", input: p.get("Input").and_then(Value::as_str).map(str::to_string), enabled }
         }
         "SQS" => {
