@@ -51,8 +51,15 @@ esac
 # create-stack / update-stack rather than `cloudformation deploy`: LocalStack's change-set
 # validation of an update rejects references into resources whose condition is false (the
 # functions), while update-stack applies the conditions first, as AWS does.
-(( $(wc -c < "$packaged") <= 51200 )) || die "packaged template is over 51,200 bytes; upload it and use --template-url"
-args=(--stack-name "$STACK" --template-body "file://$packaged"
+if (( $(wc -c < "$packaged") <= 51200 )); then
+  body=(--template-body "file://$packaged")
+else
+  # Over CloudFormation's 51,200-byte limit for a template body: by S3, as `sam deploy` does.
+  key="$STACK/template-${want:0:16}.yaml"
+  awsl s3 cp --quiet "$packaged" "s3://$ARTIFACTS/$key" || die "uploading the packaged template failed"
+  body=(--template-url "$ENDPOINT/$ARTIFACTS/$key")
+fi
+args=(--stack-name "$STACK" "${body[@]}"
       --capabilities CAPABILITY_IAM CAPABILITY_NAMED_IAM CAPABILITY_AUTO_EXPAND
       --parameters ParameterKey=DeployFunctions,ParameterValue=false)
 # Glue and Athena do not run on LocalStack here: their resources are AWS-only.

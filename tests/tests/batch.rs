@@ -125,6 +125,15 @@ async fn gold_equals_the_truth_duckdb_reproduces_it_and_reruns_change_nothing() 
     let days: Vec<String> = fx.iter().map(|r| s(&r["d"])).collect();
     assert!(days.contains(&"2026-10-29".to_string()) && days.contains(&"2026-10-30".to_string()) && days.len() >= 3, "{fx:?}");
     assert!(fx.iter().all(|r| r["n"] == 12), "12 currencies a day: {fx:?}");
+    // The data dictionary describes exactly the columns the layers wrote.
+    for t in alkasba_batch::dictionary::TABLES {
+        let got: Vec<String> = duckdb(&format!("DESCRIBE SELECT * FROM delta_scan('{root}/{}')", t.path)).unwrap().iter().map(|r| s(&r["column_name"])).collect();
+        let want: Vec<String> = t.columns.iter().map(|c| c.name.to_string()).collect();
+        let (mut g, mut w) = (got.clone(), want.clone());
+        g.sort();
+        w.sort();
+        assert_eq!(g, w, "{}: columns written {got:?}, described {want:?} (shared/batch/src/dictionary.rs)", t.path);
+    }
 
     // Running both again commits nothing.
     let t = invoke(&runner, "TransformFunction").await;

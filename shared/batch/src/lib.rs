@@ -14,6 +14,7 @@
 //! absorbed, so a re-run, a redelivered event or a job killed half-way and run again never
 //! applies anything twice, and concurrent runs of the same job cannot both commit the same work.
 
+pub mod dictionary;
 mod error;
 pub mod gold;
 pub mod maintain;

@@ -32,6 +32,9 @@ pub enum Batch {
         #[arg(long, value_delimiter = ',')]
         tables: Vec<String>,
     },
+    /// Prints the data dictionary (docs/data-dictionary.md): every silver and gold table's grain
+    /// and every column's meaning and unit.
+    Dictionary,
 }
 
 /// The lake: `LAKE_ROOT`, else the stack's `LakeRoot` output.
@@ -47,6 +50,10 @@ pub async fn batch_lake(sdk: &aws_config::SdkConfig, stack: Option<&str>) -> Res
 }
 
 pub async fn batch(sdk: &aws_config::SdkConfig, stack: Option<&str>, command: Batch) -> Result<()> {
+    if let Batch::Dictionary = command {
+        print!("{}", alkasba_batch::dictionary::markdown());
+        return Ok(());
+    }
     let lake = batch_lake(sdk, stack).await?;
     let started = Instant::now();
     let only = |v: Vec<String>| (!v.is_empty()).then_some(v);
@@ -77,6 +84,7 @@ pub async fn batch(sdk: &aws_config::SdkConfig, stack: Option<&str>, command: Ba
                 );
             }
         }
+        Batch::Dictionary => {}
     }
     println!("done in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
