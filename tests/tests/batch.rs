@@ -121,6 +121,7 @@ async fn gold_equals_the_truth_duckdb_reproduces_it_and_reruns_change_nothing() 
     assert_gold_equals_truth(&root, &base).await;
     assert_duckdb_reproduces(&root, "daily_sales", &["date", "currency"]);
     assert_duckdb_reproduces(&root, "daily_product_sales", &["date", "product_id", "currency"]);
+    assert_duckdb_reproduces(&root, "daily_order_mix", &["date", "currency", "payment_method"]);
     let fx = duckdb(&format!("SELECT CAST(rate_date AS VARCHAR) AS d, count(*) AS n FROM delta_scan('{root}/silver/fx_rates') GROUP BY 1 ORDER BY 1")).unwrap();
     let days: Vec<String> = fx.iter().map(|r| s(&r["d"])).collect();
     assert!(days.contains(&"2026-10-29".to_string()) && days.contains(&"2026-10-30".to_string()) && days.len() >= 3, "{fx:?}");

@@ -125,6 +125,12 @@ async fn the_dashboard_shows_what_duckdb_computes_filters_drill_down_and_goes_li
         let runs = plan(&runner, &["competitor_prices.prices"], Some(&format!("2026-10-{day}"))).await;
         wait_completed(&lake(&stack), &runs, Duration::from_secs(120)).await;
     }
+    // Prices move after that week (the store's clock runs on): the competitor index must keep
+    // comparing with the price as it was on each day.
+    let r = reqwest::Client::new().post(format!("{base}/_sim/mutate?n=1500&over=86400")).send().await.unwrap();
+    assert!(r.status().is_success());
+    let runs = plan(&runner, &["alkasba_store.products"], None).await;
+    wait_completed(&lake(&stack), &runs, Duration::from_secs(120)).await;
     for f in ["TransformFunction", "AggregateFunction"] {
         let inv = runner.invoke(f, &json!({})).await.unwrap();
         assert!(matches!(inv.outcome, Outcome::Success(_)), "{f}: {:?}", inv.outcome);
@@ -195,6 +201,21 @@ async fn the_dashboard_shows_what_duckdb_computes_filters_drill_down_and_goes_li
     assert_eq!(sales["state"]["page"], "sales");
     assert_kpis(sales, &root);
     assert_revenue_chart(sales, &root, "day");
+    // The payment-method table: revenue and discounts per method, as DuckDB sums the mart.
+    let want = duckdb(&format!(
+        "SELECT payment_method, CAST(sum(gross_mad) AS DOUBLE) AS revenue, CAST(sum(discount_mad) AS DOUBLE) AS discount FROM delta_scan('{root}/gold/daily_order_mix')
+         WHERE date BETWEEN DATE '{}' AND DATE '{}' GROUP BY 1 ORDER BY revenue DESC, payment_method",
+        sales["state"]["from"].as_str().unwrap(),
+        sales["state"]["to"].as_str().unwrap()
+    ))
+    .unwrap();
+    let shown = sales["tables"]["table-payments"].as_array().unwrap();
+    assert!(want.len() >= 2 && shown.len() == want.len(), "payment methods: shown {shown:?}, DuckDB {want:?}");
+    for (r, w) in shown.iter().zip(&want) {
+        assert_eq!(r["payment_method"], w["payment_method"]);
+        close(num(&r["revenue_mad"]), num(&w["revenue"]), &format!("revenue paid by {}", w["payment_method"]));
+        close(num(&r["discount_mad"]), num(&w["discount"]), &format!("discounts on {}", w["payment_method"]));
+    }
     let by_currency = &steps["sales_currency"];
     assert!(!by_currency["state"]["currency"].as_str().unwrap().is_empty());
     assert_kpis(by_currency, &root);
@@ -212,6 +233,20 @@ async fn the_dashboard_shows_what_duckdb_computes_filters_drill_down_and_goes_li
     let cat = &steps["products_category"];
     assert_ne!(cat["state"]["category"], drill["state"]["category"]);
     assert_top_products(cat, &root);
+    // Our price in the index is the price as it was that day, read independently from the bronze
+    // versions of each product (the last one by the end of the day; before the first, the first).
+    let check = duckdb(&format!(
+        "WITH b AS (SELECT DISTINCT id AS product_id, date_modified_gmt AS m, CAST(price AS DOUBLE) AS price FROM delta_scan('{root}/bronze/alkasba_store/products')),
+              g AS (SELECT date, product_id, CAST(our_price AS DOUBLE) AS our_price FROM delta_scan('{root}/gold/competitor_price_index')),
+              w AS (SELECT g.*, coalesce((SELECT price FROM b WHERE b.product_id = g.product_id AND CAST(b.m AS DATE) <= g.date ORDER BY b.m DESC LIMIT 1),
+                                         (SELECT price FROM b WHERE b.product_id = g.product_id ORDER BY b.m LIMIT 1)) AS then_price,
+                           (SELECT price FROM b WHERE b.product_id = g.product_id ORDER BY b.m DESC LIMIT 1) AS now_price FROM g)
+         SELECT count(*) AS rows, sum(CASE WHEN abs(our_price - then_price) > 0.001 THEN 1 ELSE 0 END) AS wrong,
+                sum(CASE WHEN abs(now_price - then_price) > 0.001 THEN 1 ELSE 0 END) AS moved_since FROM w"
+    ))
+    .unwrap();
+    assert_eq!(num(&check[0]["wrong"]), 0.0, "index rows not on the price of their day: {check:?}");
+    assert!(num(&check[0]["moved_since"]) > 0.0, "no price moved after the prices' week: the check proves nothing ({check:?})");
     // The other pages rendered rows from their tables.
     assert!(!steps["health"]["tables"]["table-runs"].as_array().unwrap().is_empty());
     let quarantined: f64 = steps["health"]["tables"]["table-quarantine"].as_array().unwrap().iter().map(|r| num(&r["records"])).sum();

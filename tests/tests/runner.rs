@@ -185,6 +185,14 @@ async fn schedules_tick_and_function_urls_answer() {
     assert_eq!(resp.headers()["x-probe"], "yes");
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(body, serde_json::json!({"method": "POST", "path": "/orders/7", "body": "hello"}));
+    // Clients that go away mid-invocation (a browser leaving a page) cost no instance slot: the
+    // invocations finish, and the function still answers afterwards.
+    let impatient = reqwest::Client::builder().timeout(Duration::from_millis(100)).build().unwrap();
+    for _ in 0..4 {
+        assert!(impatient.post(&url).body("sleep:600").send().await.is_err());
+    }
+    let resp = reqwest::Client::new().post(&url).body("after").send().await.unwrap();
+    assert_eq!(resp.status(), 201);
     runner.shutdown().await;
     stack.cleanup().await;
 }

@@ -6,7 +6,7 @@
 "use strict";
 
 const PAGES = {
-  sales: ["sales_kpis", "sales_series", "category_sales", "category_kpis"],
+  sales: ["sales_kpis", "sales_series", "category_sales", "category_kpis", "payment_mix"],
   products: ["top_products", "category_sales", "stock_risk", "basket"],
   customers: ["customer_mix", "cohorts"],
   competition: ["price_index", "undercuts", "product_prices"],
@@ -108,7 +108,7 @@ function navigate(changes) {
 
 const render = {
   async sales() {
-    const [k, s, c, ck] = await Promise.all([api("sales_kpis"), api("sales_series"), api("category_sales"), state.category ? api("category_kpis") : null]);
+    const [k, s, c, ck, pm] = await Promise.all([api("sales_kpis"), api("sales_series"), api("category_sales"), state.category ? api("category_kpis") : null, api("payment_mix")]);
     const cur = rows(k).find((r) => r.period === "current") || {}, prev = rows(k).find((r) => r.period === "previous") || {};
     const items = [
       { key: "revenue_mad", label: "Revenue", fmt: "mad", value: cur.revenue_mad, prev: prev.revenue_mad, about: "Gross revenue of paid orders, incl. tax and shipping, in MAD" },
@@ -137,7 +137,8 @@ const render = {
     cat.on("click", (e) => navigate({ category: e.name === "(none)" ? "" : e.name, page: "products" }));
     const refunds = byCurrencySeries(sr, "refunds_mad");
     chart("chart-refunds").setOption({ tooltip: axisTooltip, legend: {}, grid: { left: 60, right: 10 }, xAxis: { type: "category", data: refunds.periods }, yAxis: { type: "value", name: "MAD" }, series: refunds.series.map((x) => ({ ...x, type: "line", stack: undefined })) }, true);
-    return { sales_kpis: k, sales_series: s, category_sales: c, category_kpis: ck };
+    table("table-payments", rows(pm), [["payment_method", "Method", "text"], ["paid_orders", "Paid orders", "int"], ["revenue_mad", "Revenue", "mad"], ["discount_mad", "Discounts", "mad"], ["discount_share", "Discount share", "pct"], ["failed_orders", "Failed", "int"]]);
+    return { sales_kpis: k, sales_series: s, category_sales: c, category_kpis: ck, payment_mix: pm };
   },
   async products() {
     const [t, c, st, b] = await Promise.all([api("top_products"), api("category_sales"), api("stock_risk"), api("basket")]);

@@ -150,6 +150,21 @@ pub const QUERIES: &[Query] = &[
             " GROUP BY 1 ORDER BY revenue_mad DESC, category"
         ),
     },
+    Query {
+        name: "payment_mix",
+        page: "sales",
+        about: "Per payment method: paid orders, revenue (MAD), failed payments, discounts given (MAD) and their share of revenue, paid orders with a discount.",
+        sources: &[gold("daily_order_mix")],
+        sql: concat!(
+            "SELECT payment_method, sum(paid_orders) AS paid_orders, CAST(sum(gross_mad) AS DOUBLE) AS revenue_mad, sum(failed_orders) AS failed_orders,
+                    CAST(sum(discount_mad) AS DOUBLE) AS discount_mad,
+                    CASE WHEN sum(gross_mad) > 0 THEN CAST(sum(discount_mad) AS DOUBLE) / CAST(sum(gross_mad) AS DOUBLE) END AS discount_share,
+                    sum(discounted_orders) AS discounted_orders
+             FROM daily_order_mix WHERE date BETWEEN $from AND $to AND ",
+            by_currency!(),
+            " GROUP BY payment_method ORDER BY revenue_mad DESC, payment_method"
+        ),
+    },
     // --- products
     Query {
         name: "top_products",

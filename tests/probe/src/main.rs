@@ -1,6 +1,7 @@
 //! Test fixture Lambda. SQS message bodies steer it: `ok`, `fail` (reported as a batch item
 //! failure), `sleep:<ms>`, `oom:<MiB>` (allocates and touches that much memory), `exit`.
-//! Scheduled events are echoed; HTTP events (payload 2.0) get their method, path and body back.
+//! Scheduled events are echoed; HTTP events (payload 2.0) get their method, path and body back
+//! (after a pause when the body is `sleep:<ms>`).
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::{Value, json};
@@ -31,6 +32,9 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
         return Ok(json!({"batchItemFailures": failures, "held_mb": hold.len()}));
     }
     if payload.get("version").and_then(Value::as_str) == Some("2.0") {
+        if let Some(ms) = payload["body"].as_str().and_then(|b| b.strip_prefix("sleep:")) {
+            tokio::time::sleep(std::time::Duration::from_millis(ms.parse()?)).await;
+        }
         let method = payload.pointer("/requestContext/http/method").cloned().unwrap_or_default();
         return Ok(json!({
             "statusCode": 201,

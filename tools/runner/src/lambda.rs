@@ -379,15 +379,41 @@ async fn forward_lines(stream: impl tokio::io::AsyncRead + Unpin, label: String,
 /// times out, runs out of memory or crashes.
 pub struct FunctionPool {
     cfg: FunctionConfig,
-    idle: Mutex<Vec<(usize, Option<Instance>)>>,
+    /// Free slots (a slot holds its instance while warm). A std mutex: a slot taken by an
+    /// invocation is given back by [`Taken`]'s drop, even when the invocation is cancelled.
+    idle: std::sync::Mutex<Vec<(usize, Option<Instance>)>>,
     permits: Semaphore,
+}
+
+/// A slot taken from the pool. Dropped without [`Taken::give_back`] (the invocation's future was
+/// cancelled: an HTTP client went away, the runner stopped), the slot returns empty and its
+/// instance, maybe mid-invocation, is stopped, so the pool never loses a slot.
+struct Taken<'a> {
+    pool: &'a FunctionPool,
+    index: usize,
+    given_back: bool,
+}
+
+impl Taken<'_> {
+    fn give_back(mut self, instance: Option<Instance>) {
+        self.given_back = true;
+        self.pool.put(self.index, instance);
+    }
+}
+
+impl Drop for Taken<'_> {
+    fn drop(&mut self) {
+        if !self.given_back {
+            self.pool.put(self.index, None);
+        }
+    }
 }
 
 impl FunctionPool {
     /// A pool of at most `concurrency` instances. Nothing starts until the first invocation.
     pub fn new(cfg: FunctionConfig, concurrency: usize) -> Self {
         let concurrency = concurrency.max(1);
-        Self { cfg, idle: Mutex::new((0..concurrency).map(|i| (i, None)).collect()), permits: Semaphore::new(concurrency) }
+        Self { cfg, idle: std::sync::Mutex::new((0..concurrency).map(|i| (i, None)).collect()), permits: Semaphore::new(concurrency) }
     }
 
     /// The function's configuration.
@@ -402,19 +428,25 @@ impl FunctionPool {
         let Ok(_permit) = self.permits.acquire().await else {
             return Invocation { request_id, outcome: Outcome::Crashed("pool closed".into()), duration: Duration::ZERO, cold_start: false, peak_rss_mb: 0, init_duration: None };
         };
-        // Prefer a warm instance.
-        let (index, slot) = {
-            let mut idle = self.idle.lock().await;
-            let pos = idle.iter().position(|(_, i)| i.is_some()).unwrap_or(0);
-            idle.swap_remove(pos)
+        // Prefer a warm instance. The permit guarantees a free slot.
+        let Some((index, slot)) = self.take() else {
+            return Invocation {
+                request_id,
+                outcome: Outcome::Crashed("no free instance slot (a bug in the pool)".into()),
+                duration: Duration::ZERO,
+                cold_start: false,
+                peak_rss_mb: 0,
+                init_duration: None,
+            };
         };
+        let taken = Taken { pool: self, index, given_back: false };
         let cold_start = slot.is_none();
         let mut instance = match slot {
             Some(i) => i,
             None => match Instance::start(&self.cfg, index).await {
                 Ok(i) => i,
                 Err(e) => {
-                    self.idle.lock().await.push((index, None));
+                    taken.give_back(None);
                     return Invocation { request_id, outcome: Outcome::InitError(e.to_string()), duration: begun.elapsed(), cold_start, peak_rss_mb: 0, init_duration: None };
                 }
             },
@@ -425,15 +457,26 @@ impl FunctionPool {
         if !reusable {
             tracing::warn!(function = %self.cfg.name, request_id, outcome = outcome.label(), "instance stopped");
         }
-        self.idle.lock().await.push((index, reusable.then_some(instance)));
+        taken.give_back(reusable.then_some(instance));
         Invocation { request_id, outcome, duration: begun.elapsed(), cold_start, peak_rss_mb, init_duration }
+    }
+
+    fn take(&self) -> Option<(usize, Option<Instance>)> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let pos = idle.iter().position(|(_, i)| i.is_some()).unwrap_or(0);
+        (pos < idle.len()).then(|| idle.swap_remove(pos))
+    }
+
+    fn put(&self, index: usize, instance: Option<Instance>) {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).push((index, instance));
     }
 
     /// Stops every idle instance.
     pub async fn shutdown(&self) {
-        let mut idle = self.idle.lock().await;
-        for (_, slot) in idle.iter_mut() {
-            slot.take();
-        }
+        let stopped: Vec<Instance> = {
+            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            idle.iter_mut().filter_map(|(_, slot)| slot.take()).collect()
+        };
+        drop(stopped);
     }
 }

@@ -327,7 +327,13 @@ pub async fn serve_http(addr: SocketAddr, pool: Arc<FunctionPool>, function: Str
 
 async fn http_invoke(State(st): State<HttpState>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let event = http_event(&method, &uri, &headers, &body);
-    let invocation = st.pool.invoke(&event).await;
+    // As on AWS, an invocation runs to its end even when the client goes away (a browser
+    // navigating off a page drops its requests): it runs in its own task.
+    let pool = st.pool.clone();
+    let invocation = match tokio::spawn(async move { pool.invoke(&event).await }).await {
+        Ok(inv) => inv,
+        Err(e) => return (StatusCode::BAD_GATEWAY, format!("the invocation task failed: {e}")).into_response(),
+    };
     let response = match &invocation.outcome {
         Outcome::Success(v) => http_response(v),
         Outcome::Timeout(_) => (StatusCode::GATEWAY_TIMEOUT, "function timed out").into_response(),

@@ -53,6 +53,21 @@ pub const MARTS: &[Mart] = &[
               FROM o FULL OUTER JOIN r ON o.date = r.date AND o.currency = r.currency",
     },
     Mart {
+        name: "daily_order_mix",
+        about: "Per day, currency and payment method: orders, paid orders, failed payments, gross revenue (MAD), discounts given (MAD, excl. tax) and paid orders with a discount.",
+        inputs: &[silver("orders")],
+        partition: None,
+        update: Update::Dates { touched: "SELECT order_date AS d FROM orders_changes", column: "date" },
+        sql: "SELECT order_date AS date, currency, coalesce(payment_method, '(none)') AS payment_method,
+                     count(*) AS orders, sum(CASE WHEN is_paid THEN 1 ELSE 0 END) AS paid_orders,
+                     sum(CASE WHEN status = 'failed' THEN 1 ELSE 0 END) AS failed_orders,
+                     CAST(coalesce(sum(CASE WHEN is_paid THEN total_mad END), 0) AS DECIMAL(18,2)) AS gross_mad,
+                     CAST(coalesce(sum(CASE WHEN is_paid THEN discount_mad END), 0) AS DECIMAL(18,2)) AS discount_mad,
+                     sum(CASE WHEN is_paid AND discount_total > 0 THEN 1 ELSE 0 END) AS discounted_orders
+              FROM orders WHERE order_date IN {touched}
+              GROUP BY order_date, currency, coalesce(payment_method, '(none)')",
+    },
+    Mart {
         name: "daily_product_sales",
         about: "Per day, product and currency (paid orders): units, revenue (line totals after discount, excl. tax) in the order currency and in MAD, orders; product name and category.",
         inputs: &[silver("order_lines")],
@@ -252,16 +267,26 @@ pub const MARTS: &[Mart] = &[
     },
     Mart {
         name: "competitor_price_index",
-        about: "Per day and product: our current price, the cheapest competitor price (MAD) and the price index (ours / cheapest × 100; above 100 we are dearer).",
-        inputs: &[silver("competitor_prices"), silver("products")],
+        about: "Per day and product: our price as it was that day (the last version seen by the end of the day; before the first version seen, that first one), the cheapest competitor price (MAD) and the price index (ours / cheapest × 100; above 100 we are dearer).",
+        inputs: &[silver("competitor_prices"), silver("products"), silver("product_prices")],
         partition: None,
         update: Update::Rebuild,
-        sql: "SELECT c.price_date AS date, p.product_id, p.sku, p.name AS product_name, p.price AS our_price,
-                     min(c.price_mad) AS cheapest_competitor_price, count(*) AS competitors,
-                     CAST(p.price AS DOUBLE) / CAST(min(c.price_mad) AS DOUBLE) * 100.0 AS price_index
-              FROM competitor_prices c JOIN products p ON p.sku = c.sku
-              WHERE c.price_mad > 0
-              GROUP BY c.price_date, p.product_id, p.sku, p.name, p.price",
+        sql: "WITH v AS (SELECT product_id, price, valid_from,
+                           lead(valid_from) OVER (PARTITION BY product_id ORDER BY valid_from) AS valid_until
+                    FROM product_prices),
+              f AS (SELECT product_id, min(valid_from) AS first_from FROM product_prices GROUP BY product_id),
+              c AS (SELECT c.price_date, p.product_id, p.sku, p.name AS product_name,
+                           min(c.price_mad) AS cheapest, count(*) AS competitors
+                    FROM competitor_prices c JOIN products p ON p.sku = c.sku
+                    WHERE c.price_mad > 0
+                    GROUP BY c.price_date, p.product_id, p.sku, p.name)
+              SELECT c.price_date AS date, c.product_id, c.sku, c.product_name, v.price AS our_price,
+                     c.cheapest AS cheapest_competitor_price, c.competitors,
+                     CAST(v.price AS DOUBLE) / CAST(c.cheapest AS DOUBLE) * 100.0 AS price_index
+              FROM c JOIN f ON f.product_id = c.product_id
+              JOIN v ON v.product_id = c.product_id
+                AND ((CAST(v.valid_from AS DATE) <= c.price_date AND (v.valid_until IS NULL OR CAST(v.valid_until AS DATE) > c.price_date))
+                  OR (CAST(f.first_from AS DATE) > c.price_date AND v.valid_from = f.first_from))",
     },
 ];
 

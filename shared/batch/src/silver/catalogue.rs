@@ -47,6 +47,20 @@ pub const SILVER: &[SilverSpec] = &[
                      date_created_gmt AS created_at, date_modified_gmt AS modified_at, _version, _ingested_at
               FROM increment",
     },
+    // Every version of every product's price the ingestion saw: the price as it was on a day
+    // (the competitor index compares with it). Versions between two ingestion runs are not seen.
+    SilverSpec {
+        name: "product_prices",
+        source: "alkasba_store",
+        stream: "products",
+        keys: &["product_id", "valid_from"],
+        seq: "_ingested_at",
+        partition: None,
+        prepare: Prepare::None,
+        fx_date: None,
+        sql: "SELECT id AS product_id, date_modified_gmt AS valid_from, price, regular_price, _version, _ingested_at
+              FROM increment",
+    },
     SilverSpec {
         name: "customers",
         source: "alkasba_store",
@@ -88,12 +102,13 @@ pub const SILVER: &[SilverSpec] = &[
         fx_date: Some("CAST(date_created_gmt AS DATE)"),
         sql: "SELECT i.id AS order_id, lower(trim(i.status)) AS status, upper(trim(i.currency)) AS currency,
                      i.customer_id, i.email_token AS customer_token,
-                     i.total, i.total_tax, i.shipping_total, i.discount_total,
+                     i.total, i.total_tax, i.shipping_total, i.discount_total, i.payment_method,
                      lower(trim(i.status)) IN ('processing', 'completed', 'refunded') AS is_paid,
                      i.date_created_gmt AS created_at, i.date_modified_gmt AS modified_at, i.date_paid_gmt AS paid_at,
                      CAST(i.date_created_gmt AS DATE) AS order_date,
                      fx.mad_per_unit AS fx_rate, fx.fx_rate_date,
                      CAST(i.total * fx.mad_per_unit AS DECIMAL(18,2)) AS total_mad,
+                     CAST(i.discount_total * fx.mad_per_unit AS DECIMAL(18,2)) AS discount_mad,
                      i._version, i._ingested_at
               FROM increment i
               LEFT JOIN fx ON fx.rate_date = CAST(i.date_created_gmt AS DATE) AND fx.currency = upper(trim(i.currency))",
