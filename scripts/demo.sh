@@ -15,7 +15,12 @@ DASH_PORT="${ALKASBA_DASHBOARD_PORT:-8790}"
 # What the demo leaves running (the simulator sending live events, the dashboard, webhook and
 # realtime functions under the runner): `scripts/demo.sh --stop` ends them.
 PIDS="$ALKASBA_HOME/demo.pids"
-stop_previous() { [[ -f "$PIDS" ]] && { kill $(cat "$PIDS") 2>/dev/null || true; rm -f "$PIDS"; }; }
+stop_previous() {
+  if [[ -f "$PIDS" ]]; then
+    kill $(cat "$PIDS") 2>/dev/null || true
+    rm -f "$PIDS"
+  fi
+}
 if [[ "${1:-}" == "--stop" ]]; then stop_previous; echo "demo processes stopped" >&2; exit 0; fi
 stop_previous
 mkdir -p "$LOGS"
@@ -144,7 +149,7 @@ $(sed 's/^/                   /' "$LOGS/status.txt")
                    decrypt (needs kms:Decrypt): $BIN/alkasba pii decrypt --stack $STACK --table $ROOT/bronze/alkasba_store/customers --limit 1
  silver (DuckDB)   orders $silver_orders (latest version each), order lines $silver_lines
  gold (DuckDB)     $gold_days days of sales, $gold_revenue MAD gross revenue; top product this month: $top
-                   ten marts under $ROOT/gold/ (query them: docs/athena-trino.md)
+                   eleven marts under $ROOT/gold/ (query them: docs/athena-trino.md)
  dashboard         $LINK
                    (open it in a browser; the live page moves with the store's webhooks, 2 events/s
                    for an hour; stop everything with scripts/demo.sh --stop)
