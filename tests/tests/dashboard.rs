@@ -253,6 +253,22 @@ async fn the_dashboard_shows_what_duckdb_computes_filters_drill_down_and_goes_li
     let want = duckdb(&format!("SELECT count(*) AS n FROM delta_scan('{root}/quarantine/ingest')")).unwrap();
     close(quarantined, num(&want[0]["n"]), "quarantined records on the health page");
     assert!(steps["customers"]["charts"]["chart-cohorts"]["series"][0]["data"].as_array().is_some_and(|d| !d.is_empty()), "cohort heat map");
+    // Geography: the cities shown and their revenue, as DuckDB reads them from silver orders
+    // (the billing country and city ingestion kept in clear).
+    let cust = &steps["customers"];
+    let want = duckdb(&format!(
+        "SELECT upper(trim(country)) AS country, trim(city) AS city, CAST(sum(total_mad) AS DOUBLE) AS revenue FROM delta_scan('{root}/silver/orders')
+         WHERE is_paid AND order_date BETWEEN DATE '{}' AND DATE '{}' GROUP BY 1, 2 ORDER BY revenue DESC, country, city LIMIT 30",
+        cust["state"]["from"].as_str().unwrap(),
+        cust["state"]["to"].as_str().unwrap()
+    ))
+    .unwrap();
+    let shown = cust["tables"]["table-geography"].as_array().unwrap();
+    assert!(want.len() >= 3 && shown.len() == want.len(), "cities: shown {shown:?}, DuckDB {want:?}");
+    for (r, w) in shown.iter().zip(&want) {
+        assert_eq!((&r["country"], &r["city"]), (&w["country"], &w["city"]));
+        close(num(&r["revenue_mad"]), num(&w["revenue"]), &format!("revenue from {}", w["city"]));
+    }
     // The price index chart: one point per day of the week of prices, as DuckDB averages them.
     let comp = &steps["competition"];
     let want = duckdb(&format!(

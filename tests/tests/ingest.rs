@@ -68,6 +68,19 @@ async fn truth_and_bronze(lake: &Lake, base: &str, resource: &str) -> (Value, Ha
     (t, valid, set)
 }
 
+/// How long runs of `pages` pages may take here, derived from the work rather than fixed: each
+/// page's worst case under the injected faults (every attempt slow, backoffs between them:
+/// `PAGE_SECS`), spread over `workers` fetchers; every retry round's delay (`rounds` rounds,
+/// doubling from `delay_secs`); and, per killed fetcher, its task's return after the
+/// visibility timeout, twice (the kill and a redelivery). A bigger store or harsher faults wait
+/// longer; a stuck run still fails the test.
+fn run_limit(pages: u64, workers: u64, rounds: u32, delay_secs: u64, visibility_secs: u64, kills: u64) -> Duration {
+    const START_SECS: u64 = 60;
+    const PAGE_SECS: u64 = 8;
+    let retry_delays: u64 = (0..rounds).map(|r| delay_secs << r).sum();
+    Duration::from_secs(START_SECS + pages * PAGE_SECS / workers.max(1) + retry_delays + kills * 2 * visibility_secs)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bronze_is_exactly_the_truth_under_faults_redelivery_concurrency_and_sigkill() {
     // A short visibility timeout: a crashed fetcher's task comes back within the test, and slow
@@ -105,11 +118,15 @@ async fn bronze_is_exactly_the_truth_under_faults_redelivery_concurrency_and_sig
     .await;
     std::process::Command::new("kill").arg("-9").arg(pids[0].to_string()).status().unwrap();
     http.post(format!("{base}/_sim/mutate?n=40")).send().await.unwrap();
-    wait_completed(&lake, &runs, Duration::from_secs(420)).await;
+    // The pages of the four streams (100 records a page; the feeds' pages are few and small).
+    let pages = |n: u64| n.div_ceil(100);
+    let store_pages = pages(4_000) + pages(state.store().len(alkasba_sim::store::Resource::Customers) as u64);
+    let limit = |pages: u64, kills: u64| run_limit(pages, 4, 4, 2, 25, kills);
+    wait_completed(&lake, &runs, limit(store_pages + 10, 1)).await;
 
     // A second, incremental run picks up every change (the lookback overlap adds no duplicate).
     let runs2 = plan(&runner, &["alkasba_store.orders", "alkasba_store.customers"], None).await;
-    wait_completed(&lake, &runs2, Duration::from_secs(300)).await;
+    wait_completed(&lake, &runs2, limit(store_pages, 0)).await;
     http.put(format!("{base}/_sim/faults")).json(&json!({})).send().await.unwrap();
 
     for resource in ["orders", "customers"] {

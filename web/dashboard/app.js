@@ -8,7 +8,7 @@
 const PAGES = {
   sales: ["sales_kpis", "sales_series", "category_sales", "category_kpis", "payment_mix"],
   products: ["top_products", "category_sales", "stock_risk", "basket"],
-  customers: ["customer_mix", "cohorts"],
+  customers: ["customer_mix", "cohorts", "geography"],
   competition: ["price_index", "undercuts", "product_prices"],
   live: ["alerts"],
   health: ["runs", "quarantine", "heartbeat"],
@@ -155,7 +155,8 @@ const render = {
     return { top_products: t, category_sales: c, stock_risk: st, basket: b };
   },
   async customers() {
-    const [m, co] = await Promise.all([api("customer_mix"), api("cohorts")]);
+    const [m, co, geo] = await Promise.all([api("customer_mix"), api("cohorts"), api("geography")]);
+    table("table-geography", rows(geo), [["country", "Country", "text"], ["city", "City", "text"], ["paid_orders", "Paid orders", "int"], ["revenue_mad", "Revenue", "mad"], ["revenue_share", "Share", "pct"]]);
     const mr = rows(m);
     chart("chart-customers").setOption({ tooltip: { trigger: "axis" }, legend: {}, grid: { left: 50, right: 10 }, xAxis: { type: "category", data: mr.map((r) => r.period) }, yAxis: { type: "value" }, series: [{ name: "new", type: "bar", stack: "c", data: mr.map((r) => r.new_customers) }, { name: "returning", type: "bar", stack: "c", data: mr.map((r) => r.returning_customers) }] }, true);
     const cr = rows(co);
@@ -168,7 +169,7 @@ const render = {
       visualMap: { min: 0, max: 1, calculable: true, orient: "horizontal", left: "center", bottom: 0, formatter: (v) => pct.format(v) },
       series: [{ type: "heatmap", data: cr.map((r) => [offsets.indexOf(r.month_offset), cohorts.indexOf(r.cohort_month), r.retention]), label: { show: cohorts.length <= 12, formatter: (p) => pct.format(p.value[2]) } }],
     }, true);
-    return { customer_mix: m, cohorts: co };
+    return { customer_mix: m, cohorts: co, geography: geo };
   },
   async competition() {
     const [ix, u] = await Promise.all([api("price_index"), api("undercuts")]);

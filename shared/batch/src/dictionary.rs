@@ -47,6 +47,8 @@ pub const TABLES: &[TableDoc] = &[
             c("shipping_total", "order currency", "Shipping charged, excl. tax."),
             c("discount_total", "order currency", "Discounts given, excl. tax."),
             c("payment_method", "text", "The store's payment gateway id (cod, bacs, stripe, paypal...)."),
+            c("country", "ISO 3166-1 alpha-2", "Billing country (kept in clear at ingestion; the rest of the address is sealed)."),
+            c("city", "text", "Billing city, as the customer typed it (kept in clear; never the street or postcode)."),
             c("is_paid", "boolean", "Status is processing, completed or refunded: the orders revenue counts."),
             c("created_at", "timestamp (UTC)", "When the order was placed."),
             c("modified_at", "timestamp (UTC)", "Last change in the store."),
@@ -200,6 +202,18 @@ pub const TABLES: &[TableDoc] = &[
             c("gross_mad", "MAD", "Revenue of the paid orders (as daily_sales.gross_mad)."),
             c("discount_mad", "MAD", "Discounts given on the paid orders, excl. tax."),
             c("discounted_orders", "count", "Paid orders with a discount."),
+        ],
+    },
+    TableDoc {
+        path: "gold/daily_geo_sales",
+        grain: "one day, billing country and city (paid orders)",
+        columns: &[
+            c("date", "date (UTC)", "Order day."),
+            c("country", "ISO 3166-1 alpha-2", "Billing country; (unknown) when the order has none."),
+            c("city", "text", "Billing city; (unknown) when the order has none."),
+            c("paid_orders", "count", "Paid orders."),
+            c("customers", "count", "Distinct paying customers that day (tokens)."),
+            c("gross_mad", "MAD", "Revenue of those orders (as daily_sales.gross_mad)."),
         ],
     },
     TableDoc {

@@ -234,6 +234,16 @@ pub const QUERIES: &[Query] = &[
                      c.customers, s.cohort_size, CAST(c.customers AS DOUBLE) / s.cohort_size AS retention, c.revenue_mad
               FROM c JOIN s ON s.cohort_month = c.cohort_month ORDER BY 1, 2",
     },
+    Query {
+        name: "geography",
+        page: "customers",
+        about: "The 30 billing cities with the most revenue in the period (country and city, never finer): paid orders, customer-days, revenue (MAD) and share of the period's revenue.",
+        sources: &[gold("daily_geo_sales")],
+        sql: "SELECT country, city, sum(paid_orders) AS paid_orders, sum(customers) AS customer_days, CAST(sum(gross_mad) AS DOUBLE) AS revenue_mad,
+                     CAST(sum(gross_mad) AS DOUBLE) / CAST(sum(sum(gross_mad)) OVER () AS DOUBLE) AS revenue_share
+              FROM daily_geo_sales WHERE date BETWEEN $from AND $to
+              GROUP BY country, city ORDER BY revenue_mad DESC, country, city LIMIT 30",
+    },
     // --- competition
     Query {
         name: "price_index",

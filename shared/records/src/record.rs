@@ -64,6 +64,8 @@ pub struct Row {
     pub page: u64,
     cells: Vec<Cell>,
     tokens: Vec<Option<String>>,
+    /// The stream's `clear` fields, in its order.
+    clear: Vec<Option<String>>,
     extra: BTreeMap<String, String>,
 }
 
@@ -241,6 +243,8 @@ impl Prepared {
         let key = self.key(&record);
         let subject = self.subject(&record, key.as_deref(), tokens);
         let token_values: Vec<Option<String>> = self.stream.tokens.values().map(|p| record.pointer(p).and_then(Value::as_str).filter(|s| !s.trim().is_empty()).map(|s| tokens.token(s))).collect();
+        // Read before sealing: they sit inside sealed objects.
+        let clear: Vec<Option<String>> = self.stream.clear.values().map(|p| record.pointer(p).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string)).collect();
         let version = match self.cursor(&record) {
             Some(c) => c.to_string(),
             // Without a cursor a record's version is its content: a keyed hash, since the
@@ -257,7 +261,7 @@ impl Prepared {
                 }
                 let declared: HashSet<&str> = self.columns.iter().map(|c| c.name.as_str()).collect();
                 let extra = obj.iter().filter(|(k, v)| !declared.contains(k.as_str()) && !v.is_null()).map(|(k, v)| (column_name(k), text(v))).collect();
-                Ok(Ok(Row { key, version, page: origin.page, cells, tokens: token_values, extra }))
+                Ok(Ok(Row { key, version, page: origin.page, cells, tokens: token_values, clear, extra }))
             }
             (key, _) => Ok(Err(QuarantineRow { key, page: origin.page, reasons, record: record.to_string() })),
         }
@@ -292,6 +296,10 @@ impl Prepared {
         for (i, name) in self.stream.tokens.keys().enumerate() {
             fields.push(Field::new(name, DataType::Utf8, true));
             arrays.push(Arc::new(string_col(rows.iter().map(|r| r.tokens[i].as_deref()))));
+        }
+        for (i, name) in self.stream.clear.keys().enumerate() {
+            fields.push(Field::new(name, DataType::Utf8, true));
+            arrays.push(Arc::new(string_col(rows.iter().map(|r| r.clear[i].as_deref()))));
         }
         let extras: BTreeSet<&str> = rows.iter().flat_map(|r| r.extra.keys().map(String::as_str)).collect();
         for name in extras {

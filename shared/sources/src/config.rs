@@ -186,6 +186,11 @@ pub struct Stream {
     /// without the plaintext: bronze column name → JSON pointer of the field.
     #[serde(default)]
     pub tokens: BTreeMap<String, String>,
+    /// Fields copied in clear, before sealing, from inside sensitive objects: bronze column name
+    /// → JSON pointer. Only for values that identify no one on their own and that BI needs at that
+    /// level (a billing country and city for geography, never a street, postcode or name).
+    #[serde(default)]
+    pub clear: BTreeMap<String, String>,
     /// JSON pointer of the person a record belongs to (an email): their own key encrypts the
     /// record's personal data, so destroying it erases them (crypto-shredding). Without it, or
     /// when the field is empty, the record's primary key stands for the person.
@@ -511,6 +516,15 @@ fn validate(file: &str, f: &SourceFile) -> Result<()> {
             pointer(file, at(&format!("tokens.{col}")), p, false)?;
             if st.schema.keys().any(|k| top_level(k) == Some(col.as_str())) {
                 return Err(cerr(file, at(&format!("tokens.{col}")), "is also a schema field's column"));
+            }
+        }
+        for (col, p) in &st.clear {
+            if !column_ok(col) || col.starts_with('_') {
+                return Err(cerr(file, at(&format!("clear.{col}")), "a clear column name must match [a-z][a-z0-9_]*"));
+            }
+            pointer(file, at(&format!("clear.{col}")), p, false)?;
+            if st.schema.keys().any(|k| top_level(k) == Some(col.as_str())) || st.tokens.contains_key(col) {
+                return Err(cerr(file, at(&format!("clear.{col}")), "is also a schema field's or a token's column"));
             }
         }
         if let Some(p) = &st.subject {

@@ -68,6 +68,18 @@ pub const MARTS: &[Mart] = &[
               GROUP BY order_date, currency, coalesce(payment_method, '(none)')",
     },
     Mart {
+        name: "daily_geo_sales",
+        about: "Per day, country and city of the billing address (never finer): paid orders, distinct paying customers and gross revenue (MAD).",
+        inputs: &[silver("orders")],
+        partition: None,
+        update: Update::Dates { touched: "SELECT order_date AS d FROM orders_changes", column: "date" },
+        sql: "SELECT order_date AS date, coalesce(country, '(unknown)') AS country, coalesce(city, '(unknown)') AS city,
+                     count(*) AS paid_orders, count(DISTINCT customer_token) AS customers,
+                     CAST(sum(total_mad) AS DECIMAL(18,2)) AS gross_mad
+              FROM orders WHERE is_paid AND order_date IN {touched}
+              GROUP BY order_date, coalesce(country, '(unknown)'), coalesce(city, '(unknown)')",
+    },
+    Mart {
         name: "daily_product_sales",
         about: "Per day, product and currency (paid orders): units, revenue (line totals after discount, excl. tax) in the order currency and in MAD, orders; product name and category.",
         inputs: &[silver("order_lines")],

@@ -103,6 +103,7 @@ pub const SILVER: &[SilverSpec] = &[
         sql: "SELECT i.id AS order_id, lower(trim(i.status)) AS status, upper(trim(i.currency)) AS currency,
                      i.customer_id, i.email_token AS customer_token,
                      i.total, i.total_tax, i.shipping_total, i.discount_total, i.payment_method,
+                     upper(trim(i.billing_country)) AS country, trim(i.billing_city) AS city,
                      lower(trim(i.status)) IN ('processing', 'completed', 'refunded') AS is_paid,
                      i.date_created_gmt AS created_at, i.date_modified_gmt AS modified_at, i.date_paid_gmt AS paid_at,
                      CAST(i.date_created_gmt AS DATE) AS order_date,
