@@ -34,6 +34,11 @@ fn close(a: f64, b: f64, what: &str) {
     assert!((a - b).abs() <= 0.005 + 1e-9 * b.abs(), "{what}: the page shows {a}, DuckDB says {b}");
 }
 
+/// The period a step's page showed: (from, to).
+fn period(step: &Value) -> (&str, &str) {
+    (step["state"]["from"].as_str().unwrap(), step["state"]["to"].as_str().unwrap())
+}
+
 /// DuckDB's sales KPIs over gold daily_sales for a period and currency.
 fn duck_kpis(root: &str, from: &str, to: &str, currency: &str) -> Value {
     let cur = if currency.is_empty() { String::new() } else { format!("AND currency = '{currency}'") };
@@ -48,7 +53,7 @@ fn duck_kpis(root: &str, from: &str, to: &str, currency: &str) -> Value {
 
 fn assert_kpis(step: &Value, root: &str) {
     let st = &step["state"];
-    let (from, to, currency) = (st["from"].as_str().unwrap(), st["to"].as_str().unwrap(), st["currency"].as_str().unwrap());
+    let ((from, to), currency) = (period(step), st["currency"].as_str().unwrap());
     let want = duck_kpis(root, from, to, currency);
     let k = &step["kpis"];
     for key in ["revenue_mad", "net_revenue_mad", "refunds_mad", "paid_orders"] {
@@ -61,7 +66,7 @@ fn assert_kpis(step: &Value, root: &str) {
 /// The revenue chart's totals per period (all currencies stacked) against DuckDB's.
 fn assert_revenue_chart(step: &Value, root: &str, unit: &str) {
     let st = &step["state"];
-    let (from, to) = (st["from"].as_str().unwrap(), st["to"].as_str().unwrap());
+    let (from, to) = period(step);
     let cur = match st["currency"].as_str().unwrap() {
         "" => String::new(),
         c => format!("AND currency = '{c}'"),
@@ -83,7 +88,7 @@ fn assert_revenue_chart(step: &Value, root: &str, unit: &str) {
 /// The top-products table against DuckDB for the step's filters.
 fn assert_top_products(step: &Value, root: &str) {
     let st = &step["state"];
-    let (from, to, category) = (st["from"].as_str().unwrap(), st["to"].as_str().unwrap(), st["category"].as_str().unwrap());
+    let ((from, to), category) = (period(step), st["category"].as_str().unwrap());
     assert!(!category.is_empty(), "{step}");
     let want = duckdb(&format!(
         "SELECT product_id, sum(units) AS units, CAST(sum(revenue_mad) AS DOUBLE) AS revenue_mad FROM delta_scan('{root}/gold/daily_product_sales')
@@ -205,8 +210,8 @@ async fn the_dashboard_shows_what_duckdb_computes_filters_drill_down_and_goes_li
     let want = duckdb(&format!(
         "SELECT payment_method, CAST(sum(gross_mad) AS DOUBLE) AS revenue, CAST(sum(discount_mad) AS DOUBLE) AS discount FROM delta_scan('{root}/gold/daily_order_mix')
          WHERE date BETWEEN DATE '{}' AND DATE '{}' GROUP BY 1 ORDER BY revenue DESC, payment_method",
-        sales["state"]["from"].as_str().unwrap(),
-        sales["state"]["to"].as_str().unwrap()
+        period(sales).0,
+        period(sales).1
     ))
     .unwrap();
     let shown = sales["tables"]["table-payments"].as_array().unwrap();
@@ -259,8 +264,8 @@ async fn the_dashboard_shows_what_duckdb_computes_filters_drill_down_and_goes_li
     let want = duckdb(&format!(
         "SELECT upper(trim(country)) AS country, trim(city) AS city, CAST(sum(total_mad) AS DOUBLE) AS revenue FROM delta_scan('{root}/silver/orders')
          WHERE is_paid AND order_date BETWEEN DATE '{}' AND DATE '{}' GROUP BY 1, 2 ORDER BY revenue DESC, country, city LIMIT 30",
-        cust["state"]["from"].as_str().unwrap(),
-        cust["state"]["to"].as_str().unwrap()
+        period(cust).0,
+        period(cust).1
     ))
     .unwrap();
     let shown = cust["tables"]["table-geography"].as_array().unwrap();
@@ -274,8 +279,8 @@ async fn the_dashboard_shows_what_duckdb_computes_filters_drill_down_and_goes_li
     let want = duckdb(&format!(
         "SELECT CAST(date AS VARCHAR) AS d, avg(price_index) AS idx FROM delta_scan('{root}/gold/competitor_price_index')
          WHERE date BETWEEN DATE '{}' AND DATE '{}' GROUP BY 1 ORDER BY 1",
-        comp["state"]["from"].as_str().unwrap(),
-        comp["state"]["to"].as_str().unwrap()
+        period(comp).0,
+        period(comp).1
     ))
     .unwrap();
     assert_eq!(want.len(), 7, "{want:?}");
