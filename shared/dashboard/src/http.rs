@@ -275,12 +275,7 @@ impl<A: AccessSource> Dashboard<A> {
     }
 
     async fn object(&self, path: &str) -> Result<Option<Bytes>> {
-        let p = ObjectPath::from(path);
-        match self.store.get(&p).await {
-            Ok(r) => Ok(Some(r.bytes().await.map_err(|e| Error::Object { path: path.to_string(), reason: e.to_string() })?)),
-            Err(deltalake::logstore::object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(Error::Object { path: path.to_string(), reason: e.to_string() }),
-        }
+        read_object(self.store.as_ref(), path).await
     }
 
     async fn asset(&self, file: &str) -> Result<Response> {
@@ -314,6 +309,16 @@ impl<A: AccessSource> Dashboard<A> {
             }
             None => Ok(Response::json(200, &json!({"missing": alkasba_lake::layout::LIVE_VIEW}))),
         }
+    }
+}
+
+/// The object at `path` under the lake root, `None` when there is none (pages, the live view,
+/// the report's chart library).
+pub(crate) async fn read_object(store: &dyn ObjectStore, path: &str) -> Result<Option<Bytes>> {
+    match store.get(&ObjectPath::from(path)).await {
+        Ok(r) => Ok(Some(r.bytes().await.map_err(|e| Error::Object { path: path.to_string(), reason: e.to_string() })?)),
+        Err(deltalake::logstore::object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(Error::Object { path: path.to_string(), reason: e.to_string() }),
     }
 }
 

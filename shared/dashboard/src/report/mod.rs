@@ -101,15 +101,9 @@ pub fn object_name(month: &str, ext: &str) -> String {
 
 /// The chart library as the dashboard serves it (published to `_dashboard/` in the lake).
 pub async fn echarts(store: &dyn ObjectStore) -> Result<String> {
-    let path = ObjectPath::from(format!("{}/echarts.min.js", alkasba_lake::layout::DASHBOARD_ASSETS));
-    let bytes = match store.get(&path).await {
-        Ok(r) => r.bytes().await.map_err(|e| Error::Object { path: path.to_string(), reason: e.to_string() })?,
-        Err(deltalake::logstore::object_store::Error::NotFound { .. }) => {
-            return Err(Error::Config(format!("{path} is missing: publish the dashboard first (alkasba dashboard publish)")));
-        }
-        Err(e) => return Err(Error::Object { path: path.to_string(), reason: e.to_string() }),
-    };
-    String::from_utf8(bytes.to_vec()).map_err(|_| Error::Object { path: path.to_string(), reason: "not UTF-8".into() })
+    let path = format!("{}/echarts.min.js", alkasba_lake::layout::DASHBOARD_ASSETS);
+    let bytes = crate::http::read_object(store, &path).await?.ok_or_else(|| Error::Config(format!("{path} is missing: publish the dashboard first (alkasba dashboard publish)")))?;
+    String::from_utf8(bytes.to_vec()).map_err(|_| Error::Object { path, reason: "not UTF-8".into() })
 }
 
 /// Writes the report (and its PDF, when there is one) under `reports/` in the lake; returns the
