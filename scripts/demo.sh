@@ -85,8 +85,8 @@ done
   || fail "ingestion did not complete (logs: $LOGS/FetcherFunction.log)"
 kill -INT $RUNNER_PID; wait $RUNNER_PID || true
 
-step "7/8 batch: transform (bronze -> silver) and aggregate (silver -> gold marts), the real binaries through the runner"
-for fn in transform aggregate; do
+step "7/8 batch: transform (bronze -> silver), aggregate (silver -> gold marts) and forecast (28 days ahead, backtested), the real binaries through the runner"
+for fn in transform aggregate forecast; do
   echo '{}' | "$BIN/alkasba-runner" invoke --stack "$STACK" "$fn" --log-dir "$LOGS" > "$LOGS/$fn.json" 2> "$LOGS/$fn.err" \
     || { cat "$LOGS/$fn.err" "$LOGS/$fn.json" >&2; fail "the $fn function failed (logs: $LOGS)"; }
 done
@@ -127,6 +127,15 @@ retried="$(sql "SELECT sum(pages_retried) AS n FROM delta_scan('$ROOT/ops/ingest
 gold_days="$(sql "SELECT count(DISTINCT date) AS n FROM delta_scan('$ROOT/gold/daily_sales')" | python3 -c "import json,sys; print(json.load(sys.stdin)[0]['n'])")"
 gold_revenue="$(sql "SELECT CAST(sum(gross_mad) AS VARCHAR) AS n FROM delta_scan('$ROOT/gold/daily_sales')" | python3 -c "import json,sys; print(json.load(sys.stdin)[0]['n'])")"
 top="$(sql "SELECT product_name || ' (' || CAST(revenue_mad AS VARCHAR) || ' MAD)' AS n FROM delta_scan('$ROOT/gold/top_products') ORDER BY month DESC, rank LIMIT 1" | python3 -c "import json,sys; r=json.load(sys.stdin); print(r[0]['n'] if r else '-')")"
+forecast="$(python3 - "$LOGS/forecast.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+t = next((a for a in r["accuracy"] if a["series"] == "revenue_mad/total"), None)
+gain = f'{100 * (1 - t["mase"] / t["naive_mase"]):.0f}% better than same-weekday-last-week' if t and t["mase"] is not None and t["naive_mase"] else "not backtested"
+print(f'{r["series"]} series after {r["as_of"]} ({r["products"]} products); total revenue by {t["model"] if t else "-"}, {gain};\n'
+      f'                   {r["stockouts_within_horizon"]} products run out of stock within 28 days')
+PY
+)"
 silver_orders="$(count silver/orders)"
 silver_lines="$(count silver/order_lines)"
 sample="$(sql "SELECT email_token, substr(billing, 1, 40) AS billing_sealed FROM delta_scan('$ROOT/bronze/alkasba_store/customers') LIMIT 1")"
@@ -150,6 +159,7 @@ $(sed 's/^/                   /' "$LOGS/status.txt")
  silver (DuckDB)   orders $silver_orders (latest version each), order lines $silver_lines
  gold (DuckDB)     $gold_days days of sales, $gold_revenue MAD gross revenue; top product this month: $top
                    eleven marts under $ROOT/gold/ (query them: docs/athena-trino.md)
+ forecast          $forecast
  dashboard         $LINK
                    (open it in a browser; the live page moves with the store's webhooks, 2 events/s
                    for an hour; stop everything with scripts/demo.sh --stop)

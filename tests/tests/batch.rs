@@ -127,7 +127,8 @@ async fn gold_equals_the_truth_duckdb_reproduces_it_and_reruns_change_nothing() 
     assert!(days.contains(&"2026-10-29".to_string()) && days.contains(&"2026-10-30".to_string()) && days.len() >= 3, "{fx:?}");
     assert!(fx.iter().all(|r| r["n"] == 12), "12 currencies a day: {fx:?}");
     // The data dictionary describes exactly the columns the layers wrote.
-    for t in alkasba_batch::dictionary::TABLES {
+    // (The forecast tables are checked by tests/forecast.rs, which runs the forecast.)
+    for t in alkasba_batch::dictionary::TABLES.iter().filter(|t| !t.path.starts_with("gold/forecast_")) {
         let got: Vec<String> = duckdb(&format!("DESCRIBE SELECT * FROM delta_scan('{root}/{}')", t.path)).unwrap().iter().map(|r| s(&r["column_name"])).collect();
         let want: Vec<String> = t.columns.iter().map(|c| c.name.to_string()).collect();
         let (mut g, mut w) = (got.clone(), want.clone());

@@ -12,7 +12,7 @@ const PAGES = {
   competition: ["price_index", "undercuts", "product_prices"],
   live: ["alerts"],
   health: ["runs", "quarantine", "heartbeat"],
-  forecast: ["forecast"],
+  forecast: ["forecast", "forecast_actuals", "forecast_accuracy", "stockouts"],
 };
 const LIVE_EVERY_MS = 5000;
 const charts = {};
@@ -225,11 +225,22 @@ const render = {
     return { runs, quarantine: q, heartbeat: hb };
   },
   async forecast() {
-    const f = await api("forecast");
+    const [f, act, acc, so] = await Promise.all([api("forecast"), api("forecast_actuals"), api("forecast_accuracy"), api("stockouts")]);
     const fr = rows(f);
-    const band = (lo, hi) => [{ type: "line", stack: lo, data: fr.map((r) => r[lo]), lineStyle: { opacity: 0 }, symbol: "none" }, { name: `${lo.slice(2)}% interval`, type: "line", stack: lo, data: fr.map((r) => r[hi] - r[lo]), lineStyle: { opacity: 0 }, areaStyle: { opacity: 0.2 }, symbol: "none" }];
-    chart("chart-forecast").setOption({ tooltip: axisTooltip, legend: {}, xAxis: { type: "category", data: fr.map((r) => r.date) }, yAxis: { type: "value", name: "MAD" }, series: [...band("lo95", "hi95"), ...band("lo80", "hi80"), { name: "forecast", type: "line", data: fr.map((r) => r.point) }] }, true);
-    return { forecast: f };
+    const ar = rows(act);
+    const run = fr[0];
+    document.getElementById("forecast-run").textContent = run ? `Forecast run ${run.run_date}, history up to ${run.as_of}, model ${run.model}.` : "No forecast for this selection yet.";
+    document.getElementById("forecast-title").textContent = state.category ? `Revenue forecast: ${state.category}` : "Revenue forecast: the whole shop";
+    const dates = [...new Set([...ar.map((r) => r.date), ...fr.map((r) => r.date)])].sort();
+    const at = (list, key) => { const m = new Map(list.map((r) => [r.date, r[key]])); return dates.map((d) => (m.has(d) ? m.get(d) : null)); };
+    const band = (lo, hi) => [
+      { type: "line", stack: lo, data: at(fr, lo), lineStyle: { opacity: 0 }, symbol: "none", tooltip: { show: false } },
+      { name: `${lo.slice(2)}% interval`, type: "line", stack: lo, data: dates.map((d, i) => { const r = fr.find((x) => x.date === d); return r ? r[hi] - r[lo] : null; }), lineStyle: { opacity: 0 }, areaStyle: { opacity: 0.2 }, symbol: "none" },
+    ];
+    chart("chart-forecast").setOption({ tooltip: axisTooltip, legend: {}, grid: { left: 70, right: 10 }, xAxis: { type: "category", data: dates }, yAxis: { type: "value", name: "MAD" }, series: [...band("lo95", "hi95"), ...band("lo80", "hi80"), { name: "actual", type: "line", data: at(ar, "actual"), symbol: "none" }, { name: "forecast", type: "line", data: at(fr, "point"), lineStyle: { type: "dashed" } }] }, true);
+    table("table-forecast-accuracy", rows(acc), [["series", "Series", "text"], ["model", "Model", "text"], ["mase", "MASE", "num"], ["naive_mase", "Naive MASE", "num"], ["gain", "Gain", "pct"], ["coverage80", "80% held", "pct"], ["coverage95", "95% held", "pct"]]);
+    table("table-stockouts", rows(so), [["product_name", "Product", "text"], ["stock_quantity", "Stock", "int"], ["daily_units", "Units/day", "num"], ["stockout_date", "Runs out", "text"], ["days_to_stockout", "Days", "int"]]);
+    return { forecast: f, forecast_actuals: act, forecast_accuracy: acc, stockouts: so };
   },
 };
 

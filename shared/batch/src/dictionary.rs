@@ -3,7 +3,7 @@
 //! (`alkasba batch dictionary`); a test keeps the file in step, and the batch integration test
 //! checks the columns against the tables the layers really write.
 
-use crate::{gold, silver};
+use crate::{forecast, gold, silver};
 
 /// One column.
 #[derive(Debug, Clone, Copy)]
@@ -325,6 +325,60 @@ pub const TABLES: &[TableDoc] = &[
             c("price_index", "index", "our_price / cheapest × 100: above 100 a competitor is cheaper."),
         ],
     },
+    TableDoc {
+        path: "gold/forecast_daily",
+        grain: "run date, series and forecast day",
+        columns: &[
+            c("run_date", "date", "The day the forecast ran (partition); earlier runs are kept."),
+            c("as_of", "date", "The last day of history the forecast starts after."),
+            c("family", "text", "The series family: revenue_mad/total, units/total, revenue_mad/category, units/category, units/product."),
+            c("series", "text", "The series: the family, then the category name or product id (e.g. `units/product/17`)."),
+            c("date", "date", "The day forecast."),
+            c("horizon", "days", "Days after as_of (1 = the next day)."),
+            c("model", "text", "The model the backtest chose for this series (seasonal_naive, holt_winters, holt_winters_log, mstl_ets, croston_sba)."),
+            c("point", "series unit", "Point forecast (MAD for revenue series, units for unit series)."),
+            c("lo80", "series unit", "Lower bound of the 80% prediction interval."),
+            c("hi80", "series unit", "Upper bound of the 80% prediction interval."),
+            c("lo95", "series unit", "Lower bound of the 95% prediction interval."),
+            c("hi95", "series unit", "Upper bound of the 95% prediction interval."),
+        ],
+    },
+    TableDoc {
+        path: "gold/forecast_accuracy",
+        grain: "run date, series and candidate model",
+        columns: &[
+            c("run_date", "date", "The day the forecast ran (partition)."),
+            c("as_of", "date", "The last day of history."),
+            c("family", "text", "The series family."),
+            c("series", "text", "The series."),
+            c("model", "text", "The candidate model scored."),
+            c("chosen", "boolean", "Whether this model made the series' forecast (the lowest MASE)."),
+            c("origins", "count", "Backtest cuts, a week apart, each forecasting the horizon after it."),
+            c("points", "count", "Forecast days scored over all cuts."),
+            c("mase", "ratio", "Mean absolute error over the in-sample error of same-weekday-last-week (below 1: better than that baseline)."),
+            c("smape", "percent", "Symmetric mean absolute percentage error."),
+            c("mae", "series unit", "Mean absolute error."),
+            c("coverage80", "ratio", "Share of held-out days inside the 80% interval (each cut's interval built from the other cuts' errors)."),
+            c("coverage95", "ratio", "Share of held-out days inside the 95% interval."),
+        ],
+    },
+    TableDoc {
+        path: "gold/forecast_stockouts",
+        grain: "run date and product with managed stock that sold in the last 91 days",
+        columns: &[
+            c("run_date", "date", "The day the forecast ran (partition)."),
+            c("as_of", "date", "The last day of history."),
+            c("product_id", "id", "The product."),
+            c("product_name", "text", "Its name."),
+            c("category_name", "text", "Its category."),
+            c("stock_quantity", "count", "Units in stock at the run (silver/products)."),
+            c("model", "text", "The model of its units forecast."),
+            c("forecast_units", "count", "Units forecast over the horizon."),
+            c("daily_units", "count", "forecast_units per day."),
+            c("days_to_stockout", "days", "Days after as_of until the stock runs out at the forecast pace (0: out of stock now; null: lasts beyond the horizon)."),
+            c("stockout_date", "date", "as_of + days_to_stockout: the last day the stock lasts; reorder before it."),
+        ],
+    },
 ];
 
 /// The table at `path`.
@@ -345,12 +399,15 @@ pub fn markdown() -> String {
     );
     for t in TABLES {
         out.push_str(&format!("\n## {}\n\nOne row per {}.", t.path, t.grain));
-        let about = t.path.strip_prefix("gold/").and_then(|m| gold::MARTS.iter().find(|x| x.name == m)).map(|m| m.about);
+        let gold_name = t.path.strip_prefix("gold/");
+        let about = gold_name
+            .and_then(|m| gold::MARTS.iter().find(|x| x.name == m).map(|m| m.about).or_else(|| forecast::TABLES.iter().find(|x| x.0 == m).map(|x| x.1)));
         if let Some(a) = about {
             out.push_str(&format!(" {a}"));
         }
         let partition = t.path.strip_prefix("silver/").and_then(|s| silver::SILVER.iter().find(|x| x.name == s)).and_then(|s| s.partition);
-        let partition = partition.or_else(|| t.path.strip_prefix("gold/").and_then(|m| gold::MARTS.iter().find(|x| x.name == m)).and_then(|m| m.partition));
+        let partition = partition.or_else(|| gold_name.and_then(|m| gold::MARTS.iter().find(|x| x.name == m)).and_then(|m| m.partition));
+        let partition = partition.or_else(|| gold_name.and_then(|m| forecast::TABLES.iter().find(|x| x.0 == m)).map(|_| forecast::PARTITION));
         if let Some(p) = partition {
             out.push_str(&format!(" Partitioned by `{p}`."));
         }
@@ -374,7 +431,10 @@ mod tests {
         for m in gold::MARTS {
             assert!(table(&format!("gold/{}", m.name)).is_some(), "gold/{} has no dictionary entry", m.name);
         }
-        assert_eq!(TABLES.len(), silver::SILVER.len() + gold::MARTS.len());
+        for (name, _) in forecast::TABLES {
+            assert!(table(&format!("gold/{name}")).is_some(), "gold/{name} has no dictionary entry");
+        }
+        assert_eq!(TABLES.len(), silver::SILVER.len() + gold::MARTS.len() + forecast::TABLES.len());
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use alkasba_lake::layout::{self, Layer, Registry, TableSpec};
 
-use crate::{gold, silver};
+use crate::{forecast, gold, silver};
 
 /// Z-order columns of the tables whose readers filter on one column most.
 fn zorder(path: &str) -> &'static [&'static str] {
@@ -31,6 +31,9 @@ pub fn registry() -> Registry {
         let path = layout::gold(m.name);
         r.add(TableSpec::new(&path, Layer::Gold, m.partition, zorder(&path)));
     }
+    for (name, _) in forecast::TABLES {
+        r.add(TableSpec::new(layout::gold(name), Layer::Gold, Some(forecast::PARTITION), &[]));
+    }
     r
 }
 
@@ -47,6 +50,9 @@ mod tests {
         }
         for m in crate::gold::MARTS {
             assert!(r.get(&format!("gold/{}", m.name)).is_some(), "{}", m.name);
+        }
+        for (name, _) in crate::forecast::TABLES {
+            assert!(r.get(&format!("gold/{name}")).is_some(), "{name}");
         }
         for p in ["security/keyring", "ops/alerts", "bronze/realtime/store_events", "quarantine/ingest", "ops/ingestion_runs", "ops/heartbeat"] {
             assert!(r.get(p).is_some(), "{p}");

@@ -7,6 +7,7 @@ use alkasba_lake::Lake;
 use alkasba_lake::StorageConfig;
 use alkasba_lake::options::Options;
 
+use crate::forecast::ForecastOptions;
 use crate::gold::AggregateOptions;
 use crate::maintain::MaintainOptions;
 use crate::silver::TransformOptions;
@@ -18,6 +19,10 @@ pub const OPTIONS: &[(&str, &str, &str)] = &[
     ("MAX_BRONZE_VERSIONS", "500", "Bronze versions a transform step reads at once (bounds memory; the next step resumes)."),
     ("DEADLINE_MARGIN_SECS", "60", "Stop starting steps this long before the invocation's deadline; the next run resumes where the last commit left off."),
     ("GOLD_CONCURRENCY", "2", "Aggregate: marts built at the same time, each as soon as the marts it reads are done (1: one after another)."),
+    ("FORECAST_HORIZON_DAYS", "28", "Forecast: days forecast ahead (1-90)."),
+    ("FORECAST_ORIGINS", "8", "Forecast: backtest cuts, a week apart, each forecasting the horizon after it (1-26)."),
+    ("FORECAST_HISTORY_DAYS", "730", "Forecast: days of history read (the most recent; 28-3650)."),
+    ("FORECAST_MAX_PRODUCTS", "5000", "Forecast: products forecast (the best sellers of the last 91 days), for the stock-out dates (0-100000)."),
     ("TARGET_FILE_SIZE_MB", "128", "Maintenance: compaction target file size."),
     (
         "VACUUM_RETENTION_HOURS",
@@ -39,6 +44,8 @@ pub struct Settings {
     pub aggregate: AggregateOptions,
     /// Maintenance settings.
     pub maintain: MaintainOptions,
+    /// Forecast settings.
+    pub forecast: ForecastOptions,
 }
 
 impl Settings {
@@ -60,6 +67,12 @@ impl Settings {
                     Some(_) => Some(chrono::Duration::hours(number("VACUUM_RETENTION_HOURS", 168, 168..=100_000)? as i64)),
                 },
                 ..MaintainOptions::default()
+            },
+            forecast: ForecastOptions {
+                horizon: number("FORECAST_HORIZON_DAYS", 28, 1..=90)? as usize,
+                origins: number("FORECAST_ORIGINS", 8, 1..=26)? as usize,
+                history_days: number("FORECAST_HISTORY_DAYS", 730, 28..=3650)? as usize,
+                max_products: number("FORECAST_MAX_PRODUCTS", 5000, 0..=100_000)? as usize,
             },
         })
     }
@@ -115,6 +128,9 @@ mod tests {
         let e = Settings::from_lookup(lookup(&[("LAKE_ROOT", "s3://lake"), ("VACUUM_RETENTION_HOURS", "1")])).unwrap_err().to_string();
         assert!(e.contains("VACUUM_RETENTION_HOURS") && e.contains("168"), "{e}");
         assert_eq!(s.maintain.target_size, 128 * 1024 * 1024);
+        assert_eq!(s.forecast, crate::forecast::ForecastOptions::default());
+        let e = Settings::from_lookup(lookup(&[("LAKE_ROOT", "s3://lake"), ("FORECAST_HORIZON_DAYS", "365")])).unwrap_err().to_string();
+        assert!(e.contains("FORECAST_HORIZON_DAYS"), "{e}");
     }
 
     #[test]

@@ -336,10 +336,47 @@ pub const QUERIES: &[Query] = &[
     Query {
         name: "forecast",
         page: "forecast",
-        about: "The latest run's forecast of daily revenue (MAD) for the whole shop, with 80% and 95% intervals.",
+        about: "The latest run's forecast of daily revenue (MAD), the whole shop or the chosen category's line revenue, with 80% and 95% intervals and the model the backtest chose.",
         sources: &[gold("forecast_daily")],
-        sql: "SELECT date, model, point, lo80, hi80, lo95, hi95 FROM forecast_daily
-              WHERE series = 'revenue_mad/total' AND run_date = (SELECT max(run_date) FROM forecast_daily) ORDER BY date",
+        sql: "SELECT date, model, point, lo80, hi80, lo95, hi95, as_of, run_date FROM forecast_daily
+              WHERE run_date = (SELECT max(run_date) FROM forecast_daily)
+                AND series = CASE WHEN $category = '' THEN 'revenue_mad/total' ELSE concat('revenue_mad/category/', $category) END
+              ORDER BY date",
+    },
+    Query {
+        name: "forecast_actuals",
+        page: "forecast",
+        about: "What happened around the latest forecast: daily revenue (MAD, as the forecast series measures it) for the 8 weeks before it and any days since.",
+        sources: &[gold("forecast_daily"), gold("revenue_growth"), gold("daily_product_sales")],
+        sql: "WITH r AS (SELECT max(run_date) AS run_date, max(as_of) AS as_of FROM forecast_daily WHERE run_date = (SELECT max(run_date) FROM forecast_daily))
+              SELECT date, actual FROM (
+                SELECT date, CAST(revenue_mad AS DOUBLE) AS actual FROM revenue_growth WHERE $category = ''
+                UNION ALL
+                SELECT date, CAST(sum(revenue_mad) AS DOUBLE) AS actual FROM daily_product_sales WHERE $category <> '' AND category_name = $category GROUP BY date) a
+              WHERE date > (SELECT as_of FROM r) - INTERVAL '56' DAY ORDER BY date",
+    },
+    Query {
+        name: "forecast_accuracy",
+        page: "forecast",
+        about: "The latest run's backtest per shop and category series: the chosen model, its MASE against the seasonal naive baseline's, and how often the 80% and 95% intervals held the actual day.",
+        sources: &[gold("forecast_accuracy")],
+        sql: "WITH a AS (SELECT * FROM forecast_accuracy WHERE run_date = (SELECT max(run_date) FROM forecast_accuracy) AND family <> 'units/product')
+              SELECT c.series, c.model, c.origins, c.mase, n.mase AS naive_mase,
+                     CASE WHEN n.mase > 0 THEN 1 - c.mase / n.mase END AS gain, c.smape, c.coverage80, c.coverage95
+              FROM a c LEFT JOIN a n ON n.series = c.series AND n.model = 'seasonal_naive'
+              WHERE c.chosen ORDER BY c.family DESC, c.series",
+    },
+    Query {
+        name: "stockouts",
+        page: "forecast",
+        about: "Products whose stock runs out within the forecast horizon at the forecast pace, soonest first (latest run).",
+        sources: &[gold("forecast_stockouts")],
+        sql: concat!(
+            "SELECT product_id, product_name, category_name, stock_quantity, daily_units, days_to_stockout, stockout_date, model
+             FROM forecast_stockouts WHERE run_date = (SELECT max(run_date) FROM forecast_stockouts) AND days_to_stockout IS NOT NULL AND ",
+            by_category!(),
+            " ORDER BY days_to_stockout, daily_units DESC, product_id LIMIT 100"
+        ),
     },
 ];
 

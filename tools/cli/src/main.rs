@@ -16,6 +16,7 @@
 mod backfill;
 mod batch;
 mod dashboard;
+mod forecast;
 mod pii;
 mod report;
 mod stack;
@@ -73,6 +74,30 @@ enum Command {
         /// Also store both under reports/ in the lake.
         #[arg(long)]
         upload: bool,
+    },
+    /// Forecasts of revenue and units (shop, categories, products) and stock-out dates, as the
+    /// scheduled forecast function makes them: writes the gold forecast tables and prints the
+    /// backtest accuracy of each shop and category series against the seasonal naive baseline.
+    Forecast {
+        /// Only these families (repeatable): revenue_mad/total, units/total,
+        /// revenue_mad/category, units/category, units/product.
+        #[arg(long = "series")]
+        families: Vec<String>,
+        /// `YYYY-MM-DD`: run as of this day (the history ends the day before; default today).
+        #[arg(long)]
+        run_date: Option<String>,
+        /// Days forecast ahead.
+        #[arg(long, default_value_t = 28)]
+        horizon: usize,
+        /// Backtest cuts, a week apart.
+        #[arg(long, default_value_t = 8)]
+        origins: usize,
+        /// Products forecast (the best sellers of the last 91 days).
+        #[arg(long, default_value_t = 5000)]
+        max_products: usize,
+        /// Print the JSON answer the function gives instead of the table.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -139,6 +164,10 @@ async fn main() -> Result<()> {
         Command::Pii(Pii::OpenError { object }) => open_error(&sdk, stack, &object).await,
         Command::Batch(b) => batch(&sdk, stack, b).await,
         Command::Dashboard(d) => dashboard::dashboard(&sdk, stack, d).await,
+        Command::Forecast { families, run_date, horizon, origins, max_products, json } => {
+            let options = alkasba_batch::forecast::ForecastOptions { horizon, origins, max_products, ..Default::default() };
+            forecast::run(&sdk, stack, forecast::ForecastArgs { families, run_date, options, json }).await
+        }
         Command::Report { month, out, chromium, no_pdf, upload } => report::run(&sdk, stack, report::ReportArgs { month, out, chromium, no_pdf, upload }).await,
     }
 }

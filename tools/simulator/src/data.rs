@@ -190,18 +190,64 @@ pub struct RefundRec {
     pub full: bool,
 }
 
-/// Whether a day is a promotion day (roughly 1 in 12, plus Black Friday week).
-pub fn promo_day(seed: u64, day: NaiveDate) -> bool {
-    let black_friday_week = day.month() == 11 && (22..=30).contains(&day.day());
-    black_friday_week || unit(seed, day.num_days_from_ce() as u64, 0x9707) < 0.08
+/// Eid al-Fitr (the day after Ramadan ends) in Morocco, by year: Ramadan is the 29 days before.
+const EID_AL_FITR: [(i32, u32, u32); 6] = [(2023, 4, 21), (2024, 4, 10), (2025, 3, 31), (2026, 3, 20), (2027, 3, 10), (2028, 2, 27)];
+/// Eid al-Adha in Morocco, by year.
+const EID_AL_ADHA: [(i32, u32, u32); 6] = [(2023, 6, 29), (2024, 6, 17), (2025, 6, 7), (2026, 5, 27), (2027, 5, 17), (2028, 5, 5)];
+
+fn nearest(table: &[(i32, u32, u32)], day: NaiveDate) -> Option<i64> {
+    table.iter().filter_map(|(y, m, d)| NaiveDate::from_ymd_opt(*y, *m, *d)).map(|e| (day - e).num_days()).min_by_key(|d| d.abs())
 }
 
-/// Relative demand of a day: weekday, month and promotion effects.
-fn day_weight(seed: u64, day: NaiveDate) -> f64 {
+/// "White Friday", as Moroccan shops call Black Friday: the day after the fourth Thursday of
+/// November.
+pub fn white_friday(year: i32) -> NaiveDate {
+    let first = NaiveDate::from_ymd_opt(year, 11, 1).unwrap_or_default();
+    let to_thursday = (3 + 7 - first.weekday().num_days_from_monday() as i64) % 7;
+    first + chrono::Duration::days(to_thursday + 21 + 1)
+}
+
+/// Calendar effect of a day on demand: White Friday week (Monday to Cyber Monday, peaking on
+/// the Friday), Ramadan (quieter first weeks, busy last ten days before Eid), the two Eids
+/// (shops quiet on the day, busy the week before Eid al-Adha).
+pub fn holiday_effect(day: NaiveDate) -> f64 {
+    let wf = (day - white_friday(day.year())).num_days();
+    let white_friday = match wf {
+        -4..=-1 => 1.1,
+        0 => 2.0,
+        1..=2 => 1.3,
+        3 => 1.2,
+        _ => 1.0,
+    };
+    let fitr = match nearest(&EID_AL_FITR, day) {
+        Some(-29..=-11) => 0.9,
+        Some(-10..=-1) => 1.35,
+        Some(0..=1) => 0.6,
+        _ => 1.0,
+    };
+    let adha = match nearest(&EID_AL_ADHA, day) {
+        Some(-7..=-1) => 1.15,
+        Some(0..=1) => 0.7,
+        _ => 1.0,
+    };
+    white_friday * fitr * adha
+}
+
+/// Whether a day is a promotion day (roughly 1 in 12, plus White Friday week): orders that day
+/// may carry a 10% coupon.
+pub fn promo_day(seed: u64, day: NaiveDate) -> bool {
+    let white_friday_week = (-4..=3).contains(&(day - white_friday(day.year())).num_days());
+    white_friday_week || unit(seed, day.num_days_from_ce() as u64, 0x9707) < 0.08
+}
+
+/// Relative demand of a day: weekday, month, growth, holidays and promotions.
+pub fn day_weight(seed: u64, day: NaiveDate) -> f64 {
     let weekday = [1.0, 0.95, 0.95, 1.0, 1.1, 1.35, 1.25][day.weekday().num_days_from_monday() as usize];
-    let month = [0.85, 0.8, 0.9, 0.95, 1.0, 0.9, 1.1, 1.15, 0.95, 1.0, 1.3, 1.45][day.month0() as usize];
-    let promo = if promo_day(seed, day) { 2.2 } else { 1.0 };
-    weekday * month * promo
+    let month = [0.85, 0.8, 0.9, 0.95, 1.0, 0.9, 1.1, 1.15, 0.95, 1.0, 1.1, 1.3][day.month0() as usize];
+    // The shop grows about 30% a year.
+    let growth = 1.0 + 0.3 * (day.num_days_from_ce() - 738_886) as f64 / 365.0;
+    let promo = if promo_day(seed, day) { 1.8 } else { 1.0 };
+    weekday * month * growth.max(0.2) * holiday_effect(day) * promo
 }
 
 /// Hour of day weights: quiet nights, busy evenings.
@@ -375,7 +421,74 @@ pub fn generate(shape: &Shape) -> Generated {
             refunds.push(RefundRec { id: refunds.len() as u32 + 1, order: o.id, created: o.modified.max(o.created + 3_600).min(o.modified), amount, full: !partial });
         }
     }
-    Generated { products, customers, orders, refunds }
+    let mut g = Generated { products, customers, orders, refunds };
+    stock_levels(seed, &mut g.products, &g.orders, &pcdf, last_ts);
+    g
+}
+
+/// Whether an order's status counts as a sale (paid): processing, completed or refunded.
+pub fn is_paid(status: u8) -> bool {
+    matches!(status, ST_PROCESSING | ST_COMPLETED | ST_REFUNDED)
+}
+
+/// Sets each product's stock as of `as_of` from its recent demand, as a shop that reorders in
+/// cycles would have it: each product is somewhere in a reorder cycle of 2 to 12 weeks, so its
+/// stock covers a random part of that cycle at its pace of the last 28 days; 4% are out of
+/// stock. Products that did not sell keep an arbitrary stock.
+fn stock_levels(seed: u64, products: &mut [ProductRec], orders: &[OrderRec], pcdf: &[f64], as_of: i64) {
+    let from = as_of - 28 * 86_400;
+    let mut units = vec![0i64; products.len()];
+    let lo = orders.partition_point(|o| o.created <= from);
+    for o in orders[lo..].iter().take_while(|o| o.created <= as_of).filter(|o| is_paid(o.status)) {
+        for (p, q) in line_items(seed, o, pcdf) {
+            units[p] += q;
+        }
+    }
+    for (p, u) in products.iter_mut().zip(units) {
+        let id = p.id as u64;
+        let rate = u as f64 / 28.0;
+        p.stock = if unit(seed, id, 0x570C) < 0.04 {
+            0
+        } else if rate == 0.0 {
+            (unit(seed, id, 0x570F) * 50.0) as i32
+        } else {
+            let cycle = 14.0 + 70.0 * unit(seed, id, 0x570D);
+            ((rate * cycle * unit(seed, id, 0x570E)).round() as i32).max(1)
+        };
+    }
+}
+
+/// A store generated `future_days` past `shape.end`: `served` is the store as of the end of
+/// `shape.end` (orders, refunds and customers created by then; stock as of then), `full` holds
+/// the days after as well, the truth a forecast made at the end can be checked against. The
+/// history has about `shape.orders` orders; the future days get orders at the same pace.
+pub struct WithFuture {
+    pub served: Generated,
+    pub full: Generated,
+}
+
+pub fn generate_with_future(shape: &Shape, future_days: u32) -> WithFuture {
+    let start = shape.end - chrono::Duration::days(shape.days.saturating_sub(1) as i64);
+    let weight = |from: NaiveDate, n: u32| (0..n).map(|d| day_weight(shape.seed, from + chrono::Duration::days(d as i64))).sum::<f64>();
+    let history = weight(start, shape.days);
+    let all = weight(start, shape.days + future_days);
+    let ext = Shape {
+        end: shape.end + chrono::Duration::days(future_days as i64),
+        days: shape.days + future_days,
+        orders: (shape.orders as f64 * all / history.max(1e-9)).round() as u32,
+        ..shape.clone()
+    };
+    let full = generate(&ext);
+    let cut = ts(shape.end, 86_399);
+    let orders: Vec<OrderRec> = full.orders.iter().take_while(|o| o.created <= cut).map(|o| OrderRec { modified: o.modified.min(cut), ..o.clone() }).collect();
+    // Customer ids are given in the order of their first order: the served ones are a prefix.
+    let known = orders.iter().map(|o| o.customer).max().unwrap_or(0) as usize;
+    let customers: Vec<CustomerRec> = full.customers[..known.min(full.customers.len())].to_vec();
+    let refunds: Vec<RefundRec> =
+        full.refunds.iter().filter(|r| r.created <= cut && (r.order as usize) <= orders.len()).enumerate().map(|(i, r)| RefundRec { id: i as u32 + 1, ..r.clone() }).collect();
+    let mut products = full.products.clone();
+    stock_levels(shape.seed, &mut products, &full.orders, &product_cdf(shape.products), cut);
+    WithFuture { served: Generated { products, customers, orders, refunds }, full }
 }
 
 /// An order's money, in cents of its currency. Always consistent: total = lines + shipping + tax.

@@ -18,6 +18,7 @@
 
 pub mod api;
 pub mod data;
+pub mod demand;
 pub mod faults;
 pub mod feeds;
 mod index;

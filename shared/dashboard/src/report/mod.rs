@@ -50,6 +50,8 @@ const PARTS: &[Part] = &[
     Part { key: "alerts", query: "alerts_period", months_back: 0 },
     Part { key: "quality", query: "quality_period", months_back: 0 },
     Part { key: "forecast", query: "forecast", months_back: 0 },
+    Part { key: "forecast_accuracy", query: "forecast_accuracy", months_back: 0 },
+    Part { key: "stockouts", query: "stockouts", months_back: 0 },
 ];
 
 /// A rendered report.

@@ -1,0 +1,18 @@
+//! Forecasting for Alkasba Lake: pure computation on daily series, no I/O.
+//!
+//! * [`models`]: the candidate models (seasonal naive, Holt-Winters with a weekly season,
+//!   MSTL + ETS from `augurs`, Croston for intermittent demand).
+//! * [`backtest`]: the rolling-origin backtest that scores them (MASE, sMAPE, interval
+//!   coverage), picks one per series and gives calibrated 80% / 95% intervals.
+//! * [`stockout`]: the day the stock on hand runs out at the forecast pace.
+//!
+//! The job that reads the lake and writes the forecast tables is `alkasba_batch::forecast`.
+
+pub mod backtest;
+mod error;
+pub mod models;
+pub mod stockout;
+
+pub use backtest::{Config, Day, Kind, Outcome, Score, forecast};
+pub use error::{Error, Result};
+pub use models::Model;
