@@ -66,7 +66,9 @@ async fn forecast_tables_are_written_ordered_consistent_and_idempotent() {
     let total = run["accuracy"].as_array().unwrap().iter().find(|a| a["series"] == "revenue_mad/total").unwrap_or_else(|| panic!("{run}"));
     assert!(total["origins"].as_u64().unwrap() >= 3 && total["mase"].is_f64(), "{run}");
 
-    let daily = |run_date: &str| duckdb(&format!("SELECT series, CAST(date AS VARCHAR) AS date, horizon, model, point, lo80, hi80, lo95, hi95 FROM delta_scan('{root}/gold/forecast_daily') WHERE run_date = DATE '{run_date}' ORDER BY series, date")).unwrap();
+    let daily = |run_date: &str| {
+        duckdb(&format!("SELECT series, CAST(date AS VARCHAR) AS date, horizon, model, point, lo80, hi80, lo95, hi95 FROM delta_scan('{root}/gold/forecast_daily') WHERE run_date = DATE '{run_date}' ORDER BY series, date")).unwrap()
+    };
     let rows = daily("2026-11-01");
     assert_eq!(rows.len() as u64, series * 28, "one row per series and day");
     for r in &rows {
@@ -112,11 +114,13 @@ async fn forecast_tables_are_written_ordered_consistent_and_idempotent() {
         let want = if stock <= 0.0 {
             Some(0)
         } else {
-            points.iter().position(|p| {
-                sum += p;
-                sum >= stock
-            })
-            .map(|i| i as i64 + 1)
+            points
+                .iter()
+                .position(|p| {
+                    sum += p;
+                    sum >= stock
+                })
+                .map(|i| i as i64 + 1)
         };
         assert_eq!(r["days_to_stockout"].as_i64(), want, "{r}");
         if let Some(d) = want {

@@ -26,7 +26,7 @@ async fn main() -> Result<(), Error> {
             None => chrono::Utc::now().date_naive(),
         };
         let progress = |done: usize, all: usize| {
-            if done == all || done % 500 == 0 {
+            if done == all || done.is_multiple_of(500) {
                 tracing::info!(done, all, "series forecast");
             }
         };

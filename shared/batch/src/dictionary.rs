@@ -335,7 +335,11 @@ pub const TABLES: &[TableDoc] = &[
             c("series", "text", "The series: the family, then the category name or product id (e.g. `units/product/17`)."),
             c("date", "date", "The day forecast."),
             c("horizon", "days", "Days after as_of (1 = the next day)."),
-            c("model", "text", "The model the backtest chose for this series (seasonal_naive, holt_winters, holt_winters_log, mstl_ets, croston_sba)."),
+            c(
+                "model",
+                "text",
+                "The model the backtest chose for this series (shop and categories: seasonal_naive, holt_winters, holt_winters_log, mstl_ets; products: seasonal_naive, share_of_shop, mean_28d).",
+            ),
             c("point", "series unit", "Point forecast (MAD for revenue series, units for unit series)."),
             c("lo80", "series unit", "Lower bound of the 80% prediction interval."),
             c("hi80", "series unit", "Upper bound of the 80% prediction interval."),
@@ -400,8 +404,7 @@ pub fn markdown() -> String {
     for t in TABLES {
         out.push_str(&format!("\n## {}\n\nOne row per {}.", t.path, t.grain));
         let gold_name = t.path.strip_prefix("gold/");
-        let about = gold_name
-            .and_then(|m| gold::MARTS.iter().find(|x| x.name == m).map(|m| m.about).or_else(|| forecast::TABLES.iter().find(|x| x.0 == m).map(|x| x.1)));
+        let about = gold_name.and_then(|m| gold::MARTS.iter().find(|x| x.name == m).map(|m| m.about).or_else(|| forecast::TABLES.iter().find(|x| x.0 == m).map(|x| x.1)));
         if let Some(a) = about {
             out.push_str(&format!(" {a}"));
         }

@@ -15,8 +15,8 @@
 //! applies anything twice, and concurrent runs of the same job cannot both commit the same work.
 
 pub mod dictionary;
-pub mod forecast;
 mod error;
+pub mod forecast;
 pub mod gold;
 pub mod maintain;
 pub mod registry;

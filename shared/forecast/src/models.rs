@@ -11,6 +11,12 @@
 //!   seasonal ETS yet (its seasonal components are `unimplemented!`), and because a promotion
 //!   day in the history must not drag the level and the weekday pattern for weeks afterwards:
 //!   the one-step error an update uses is clipped to three robust standard deviations.
+//! * [`Model::Mean28`]: the mean of the last 28 days, flat: the unbiased pace of a product
+//!   whose days are too noisy for anything finer (with the shop's calendar and last year's path
+//!   applied on top by the backtest, it follows holidays and the season).
+//! * [`Model::Share`]: a product's share of the shop's units over the last year times the
+//!   shop's recent pace (top-down): a slow seller's own days are too few to say more than its
+//!   share. Needs the parent series, so the backtest computes it.
 //! * [`Model::Croston`]: Croston's method with the Syntetos-Boylan correction, for intermittent
 //!   demand (a product that sells on a few days). Six lines; no crate offers it in Rust.
 
@@ -31,11 +37,15 @@ pub enum Model {
     HoltWintersLog,
     MstlEts,
     Croston,
+    Mean28,
+    /// A share of a parent series (a product of the shop's units): computed by the backtest,
+    /// which holds the parent ([`crate::backtest`]); here it is refused.
+    Share,
 }
 
 impl Model {
     /// Every model, in the order ties are broken (simplest first).
-    pub const ALL: [Model; 5] = [Model::SeasonalNaive, Model::Croston, Model::HoltWinters, Model::HoltWintersLog, Model::MstlEts];
+    pub const ALL: [Model; 7] = [Model::SeasonalNaive, Model::Mean28, Model::Share, Model::Croston, Model::HoltWinters, Model::HoltWintersLog, Model::MstlEts];
 
     /// The name written to the tables.
     pub fn name(self) -> &'static str {
@@ -45,6 +55,8 @@ impl Model {
             Model::HoltWintersLog => "holt_winters_log",
             Model::MstlEts => "mstl_ets",
             Model::Croston => "croston_sba",
+            Model::Mean28 => "mean_28d",
+            Model::Share => "share_of_shop",
         }
     }
 
@@ -57,7 +69,7 @@ impl Model {
     pub fn min_history(self) -> usize {
         match self {
             Model::SeasonalNaive => WEEK,
-            Model::Croston => 1,
+            Model::Croston | Model::Mean28 | Model::Share => 1,
             Model::HoltWinters | Model::HoltWintersLog => 3 * WEEK,
             // STL needs at least two full periods; the trend model wants a few more points.
             Model::MstlEts => 4 * WEEK,
@@ -72,12 +84,17 @@ impl Model {
         let out = match self {
             Model::SeasonalNaive => seasonal_naive(y, h),
             Model::Croston => croston_sba(y, h),
+            Model::Mean28 => {
+                let last = &y[y.len().saturating_sub(4 * WEEK)..];
+                vec![last.iter().sum::<f64>() / last.len() as f64; h]
+            }
             Model::HoltWinters => holt_winters(y, h),
             Model::HoltWintersLog => {
                 let logged: Vec<f64> = y.iter().map(|v| v.ln_1p()).collect();
                 holt_winters(&logged, h).into_iter().map(f64::exp_m1).collect()
             }
             Model::MstlEts => mstl_ets(y, h)?,
+            Model::Share => return Err(Error::Model { model: self.name(), reason: "a share is forecast with its parent series (alkasba_forecast::forecast)".into() }),
         };
         // A forecast of a non-negative quantity is non-negative; a model that produced
         // something that is not a number failed.
@@ -133,9 +150,7 @@ struct Params {
 /// a clipped model is not smooth, and sixty passes over a year of days cost ~1 ms.
 fn grid() -> impl Iterator<Item = Params> {
     [0.03, 0.08, 0.15, 0.3, 0.5].into_iter().flat_map(|alpha| {
-        [0.0, 0.05].into_iter().flat_map(move |beta| {
-            [0.02, 0.06, 0.15].into_iter().flat_map(move |gamma| [0.9, 0.98].into_iter().map(move |phi| Params { alpha, beta, gamma, phi }))
-        })
+        [0.0, 0.05].into_iter().flat_map(move |beta| [0.02, 0.06, 0.15].into_iter().flat_map(move |gamma| [0.9, 0.98].into_iter().map(move |phi| Params { alpha, beta, gamma, phi })))
     })
 }
 

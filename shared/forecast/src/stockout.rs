@@ -8,11 +8,13 @@ pub fn stockout_day(point: &[f64], stock: f64) -> Option<usize> {
         return Some(0);
     }
     let mut sold = 0.0;
-    point.iter().position(|units| {
-        sold += units;
-        sold >= stock
-    })
-    .map(|i| i + 1)
+    point
+        .iter()
+        .position(|units| {
+            sold += units;
+            sold >= stock
+        })
+        .map(|i| i + 1)
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::time::Instant;
 
-use alkasba_forecast::{Config, Kind, Model};
+use alkasba_forecast::{Calendar, Config, Kind, Model, Source};
 use alkasba_sim::data::{CATEGORIES, Shape, generate};
 use alkasba_sim::demand::daily_series;
 use anyhow::{Context, Result};
@@ -131,19 +131,32 @@ fn peak_rss_mib() -> Option<f64> {
 pub fn run(a: ForecastArgs) -> Result<()> {
     let file = std::fs::File::open(&a.series).with_context(|| format!("{} (run `alkasba-bench-forecast series` first)", a.series.display()))?;
     let mut ids: Vec<String> = Vec::new();
+    let mut starts: Vec<chrono::NaiveDate> = Vec::new();
     let mut values: Vec<Vec<f64>> = Vec::new();
     for line in std::io::BufReader::new(file).lines().skip(1) {
         let line = line?;
-        let (id, rest) = line.rsplit_once(',').and_then(|(head, y)| head.rsplit_once(',').map(|(id, _)| (id.trim_matches('"').to_string(), y))).context("a line is not id,ds,y")?;
-        let y: f64 = rest.parse().with_context(|| format!("value {rest:?}"))?;
+        let (head, y) = line.rsplit_once(',').context("a line is not id,ds,y")?;
+        let (id, ds) = head.rsplit_once(',').context("a line is not id,ds,y")?;
+        let id = id.trim_matches('"').to_string();
+        let y: f64 = y.parse().with_context(|| format!("value {y:?}"))?;
         if ids.last() != Some(&id) {
             ids.push(id);
+            starts.push(ds.parse().with_context(|| format!("date {ds:?}"))?);
             values.push(Vec::new());
         }
         if let Some(v) = values.last_mut() {
             v.push(y);
         }
     }
+    // As the job does (`alkasba_batch::forecast`): the shop learns its own calendar, a category
+    // its own event days and the shop's path of last year, a product both from the shop's units.
+    let shop = |name: &str| ids.iter().position(|i| i == name).map(|i| Source::Other { y: &values[i], start: starts[i] }).unwrap_or(Source::Off);
+    let calendar = |id: &str| match id {
+        "revenue_mad/total" | "units/total" => Calendar::OWN,
+        _ if id.starts_with("units/product/") => Calendar { events: shop("units/total"), yearly: shop("units/total") },
+        _ if id.starts_with("revenue_mad/") => Calendar { events: Source::Own, yearly: shop("revenue_mad/total") },
+        _ => Calendar { events: Source::Own, yearly: shop("units/total") },
+    };
     let cfg = Config::default();
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let t = Instant::now();
@@ -155,7 +168,7 @@ pub fn run(a: ForecastArgs) -> Result<()> {
                 loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let Some(y) = values.get(i) else { break };
-                    let r = alkasba_forecast::forecast(y, kind(&ids[i]), &cfg).ok();
+                    let r = alkasba_forecast::forecast(y, starts[i], kind(&ids[i]), &cfg, calendar(&ids[i])).ok();
                     if let Ok(mut all) = results.lock() {
                         all[i] = r;
                     }

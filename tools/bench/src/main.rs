@@ -111,7 +111,6 @@ async fn main() -> Result<()> {
         Command::Ingest(a) => ingest(a).await,
         Command::Batch(a) => batch::run(a).await,
         Command::Realtime(a) => realtime::run(a).await,
-
     }
 }
 

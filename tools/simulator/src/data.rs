@@ -472,12 +472,8 @@ pub fn generate_with_future(shape: &Shape, future_days: u32) -> WithFuture {
     let weight = |from: NaiveDate, n: u32| (0..n).map(|d| day_weight(shape.seed, from + chrono::Duration::days(d as i64))).sum::<f64>();
     let history = weight(start, shape.days);
     let all = weight(start, shape.days + future_days);
-    let ext = Shape {
-        end: shape.end + chrono::Duration::days(future_days as i64),
-        days: shape.days + future_days,
-        orders: (shape.orders as f64 * all / history.max(1e-9)).round() as u32,
-        ..shape.clone()
-    };
+    let ext =
+        Shape { end: shape.end + chrono::Duration::days(future_days as i64), days: shape.days + future_days, orders: (shape.orders as f64 * all / history.max(1e-9)).round() as u32, ..shape.clone() };
     let full = generate(&ext);
     let cut = ts(shape.end, 86_399);
     let orders: Vec<OrderRec> = full.orders.iter().take_while(|o| o.created <= cut).map(|o| OrderRec { modified: o.modified.min(cut), ..o.clone() }).collect();

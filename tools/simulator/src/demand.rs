@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, NaiveDate};
 
-use crate::data::{self, Generated, CATEGORIES};
+use crate::data::{self, CATEGORIES, Generated};
 
 /// Daily series from `start`, one value per day.
 #[derive(Debug, Clone)]

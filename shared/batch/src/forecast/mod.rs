@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use alkasba_forecast::{Config, Kind, Outcome, stockout};
+use alkasba_forecast::{Calendar, Config, Kind, Outcome, Source, stockout};
 use alkasba_lake::Lake;
 use alkasba_lake::layout;
 use chrono::{Datelike, Days, NaiveDate};
@@ -120,7 +120,6 @@ fn days_of(d: NaiveDate) -> i32 {
     d.num_days_from_ce() - 719_163
 }
 
-
 /// Series values per key: (date, value) pairs as read.
 type Raw = BTreeMap<String, Vec<(NaiveDate, f64)>>;
 
@@ -168,9 +167,10 @@ async fn read(lake: &Lake, families: &[&'static Family], from: NaiveDate) -> Res
     Ok(out)
 }
 
-/// A raw series as one value per day from its first day to `as_of` (missing days are 0).
-fn dense(points: &[(NaiveDate, f64)], as_of: NaiveDate) -> Vec<f64> {
-    let Some(first) = points.iter().map(|p| p.0).filter(|d| *d <= as_of).min() else { return Vec::new() };
+/// A raw series as one value per day from its first day to `as_of` (missing days are 0), and
+/// that first day.
+fn dense(points: &[(NaiveDate, f64)], as_of: NaiveDate) -> (NaiveDate, Vec<f64>) {
+    let Some(first) = points.iter().map(|p| p.0).filter(|d| *d <= as_of).min() else { return (as_of, Vec::new()) };
     let n = (as_of - first).num_days() as usize + 1;
     let mut y = vec![0.0; n];
     for (d, v) in points {
@@ -178,7 +178,7 @@ fn dense(points: &[(NaiveDate, f64)], as_of: NaiveDate) -> Vec<f64> {
             y[(*d - first).num_days() as usize] += v;
         }
     }
-    y
+    (first, y)
 }
 
 /// The stock on hand per product id.
@@ -207,9 +207,7 @@ pub async fn run(lake: &Lake, opts: &ForecastOptions, run_date: NaiveDate, only:
         None => FAMILIES.iter().collect(),
         Some(names) => names
             .iter()
-            .map(|n| {
-                catalogue::family(n).ok_or_else(|| Error::Config(format!("no forecast family {n:?}; families: {}", FAMILIES.iter().map(|f| f.name).collect::<Vec<_>>().join(", "))))
-            })
+            .map(|n| catalogue::family(n).ok_or_else(|| Error::Config(format!("no forecast family {n:?}; families: {}", FAMILIES.iter().map(|f| f.name).collect::<Vec<_>>().join(", ")))))
             .collect::<Result<_>>()?,
     };
     let yesterday = run_date.pred_opt().unwrap_or(run_date);
@@ -217,31 +215,36 @@ pub async fn run(lake: &Lake, opts: &ForecastOptions, run_date: NaiveDate, only:
     let raw = read(lake, &families, from).await?;
     let last = raw.iter().filter_map(|(_, r)| r.as_ref()).flat_map(|r| r.values().flatten().map(|p| p.0)).filter(|d| *d <= yesterday).max();
     let Some(as_of) = last else {
-        return Err(Error::Data { what: "forecast".into(), reason: format!("no sales history up to {yesterday} in {}: run the aggregate job first", families.iter().flat_map(|f| f.inputs).collect::<BTreeSet<_>>().into_iter().cloned().collect::<Vec<_>>().join(", ")) });
+        return Err(Error::Data {
+            what: "forecast".into(),
+            reason: format!(
+                "no sales history up to {yesterday} in {}: run the aggregate job first",
+                families.iter().flat_map(|f| f.inputs).collect::<BTreeSet<_>>().into_iter().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        });
     };
 
     // The series to forecast: every key of every family, products limited to recent sellers.
-    let mut jobs: Vec<(&'static Family, String, Vec<f64>)> = Vec::new();
+    let mut jobs: Vec<Job> = Vec::new();
     for (f, r) in &raw {
         let Some(r) = r else { continue };
-        let mut series: Vec<(String, Vec<f64>)> = r.iter().map(|(k, p)| (k.clone(), dense(p, as_of))).filter(|(_, y)| !y.is_empty()).collect();
+        let mut series: Vec<(String, (NaiveDate, Vec<f64>))> = r.iter().map(|(k, p)| (k.clone(), dense(p, as_of))).filter(|(_, (_, y))| !y.is_empty()).collect();
         if f.kind == Kind::Product {
             let recent = |y: &[f64]| y.iter().rev().take(91).sum::<f64>();
-            series.retain(|(_, y)| recent(y) > 0.0);
-            series.sort_by(|a, b| recent(&b.1).total_cmp(&recent(&a.1)).then(a.0.cmp(&b.0)));
+            series.retain(|(_, (_, y))| recent(y) > 0.0);
+            series.sort_by(|a, b| recent(&b.1.1).total_cmp(&recent(&a.1.1)).then(a.0.cmp(&b.0)));
             series.truncate(opts.max_products);
         }
-        for (k, y) in series {
+        for (k, (start, y)) in series {
             let name = if k == "total" { f.name.to_string() } else { format!("{}/{k}", f.name) };
-            jobs.push((*f, name, y));
+            jobs.push(Job { family: f, name, start, y });
         }
     }
-
     let cfg = Config { horizon: opts.horizon, origins: opts.origins };
     let results = forecast_all(&jobs, &cfg, progress);
     let mut forecasts = Vec::new();
     let mut failed = Vec::new();
-    for ((f, name, _), r) in jobs.iter().zip(results) {
+    for (Job { family: f, name, .. }, r) in jobs.iter().zip(results) {
         match r {
             Ok(outcome) => forecasts.push(SeriesForecast { family: f.name, series: name.clone(), outcome }),
             Err(e) => failed.push((name.clone(), e.to_string())),
@@ -253,8 +256,7 @@ pub async fn run(lake: &Lake, opts: &ForecastOptions, run_date: NaiveDate, only:
 
     let mut committed = Vec::new();
     let run = sql_date(run_date);
-    let family_filter =
-        if only.is_some() { format!(" AND family IN ({})", families.iter().map(|f| format!("'{}'", f.name)).collect::<Vec<_>>().join(", ")) } else { String::new() };
+    let family_filter = if only.is_some() { format!(" AND family IN ({})", families.iter().map(|f| format!("'{}'", f.name)).collect::<Vec<_>>().join(", ")) } else { String::new() };
     let predicate = format!("{PARTITION} = {run}{family_filter}");
     let (schema, batch) = daily_batch(run_date, as_of, &forecasts)?;
     committed.push(("forecast_daily", write(lake, "forecast_daily", schema, batch, &predicate).await?));
@@ -303,29 +305,52 @@ pub fn summary(run: &ForecastRun) -> serde_json::Value {
     })
 }
 
+/// One series to forecast.
+struct Job {
+    family: &'static Family,
+    name: String,
+    /// The day of `y[0]`.
+    start: NaiveDate,
+    y: Vec<f64>,
+}
+
+/// How a series learns its calendar. The shop's series learn theirs (event days and last year's
+/// path); a category learns its own event days but follows the shop's path of last year (its
+/// own is too noisy: a year-ago fortnight of one category is a few hundred orders); a product
+/// borrows both from the shop's units (its event days and last year are too sparse).
+fn calendar<'a>(job: &Job, jobs: &'a [Job]) -> Calendar<'a> {
+    let shop = |name: &str| jobs.iter().find(|j| j.name == name).map(|j| Source::Other { y: &j.y, start: j.start }).unwrap_or(Source::Off);
+    let measure_total = if job.family.name.starts_with("revenue_mad/") { "revenue_mad/total" } else { "units/total" };
+    match job.family.name {
+        "revenue_mad/total" | "units/total" => Calendar::OWN,
+        catalogue::PRODUCT_UNITS => Calendar { events: shop("units/total"), yearly: shop("units/total") },
+        _ => Calendar { events: Source::Own, yearly: shop(measure_total) },
+    }
+}
+
 /// Forecasts every job on all cores, reporting progress as series finish.
-fn forecast_all(jobs: &[(&'static Family, String, Vec<f64>)], cfg: &Config, progress: Progress<'_>) -> Vec<alkasba_forecast::Result<Outcome>> {
+fn forecast_all(jobs: &[Job], cfg: &Config, progress: Progress<'_>) -> Vec<alkasba_forecast::Result<Outcome>> {
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(jobs.len().max(1));
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
     let mut slots: Vec<Option<alkasba_forecast::Result<Outcome>>> = (0..jobs.len()).map(|_| None).collect();
     {
-    let results = std::sync::Mutex::new(&mut slots);
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some((f, _, y)) = jobs.get(i) else { break };
-                    let r = alkasba_forecast::forecast(y, f.kind, cfg);
-                    if let Ok(mut slots) = results.lock() {
-                        slots[i] = Some(r);
+        let results = std::sync::Mutex::new(&mut slots);
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(job) = jobs.get(i) else { break };
+                        let r = alkasba_forecast::forecast(&job.y, job.start, job.family.kind, cfg, calendar(job, jobs));
+                        if let Ok(mut slots) = results.lock() {
+                            slots[i] = Some(r);
+                        }
+                        progress(done.fetch_add(1, Ordering::Relaxed) + 1, jobs.len());
                     }
-                    progress(done.fetch_add(1, Ordering::Relaxed) + 1, jobs.len());
-                }
-            });
-        }
-    });
+                });
+            }
+        });
     }
     slots.into_iter().map(|r| r.unwrap_or(Err(alkasba_forecast::Error::Model { model: "scheduler", reason: "the series was not forecast".into() }))).collect()
 }
@@ -489,8 +514,8 @@ mod tests {
     fn dense_fills_missing_days_and_stops_at_as_of() {
         let d = |s: &str| s.parse::<NaiveDate>().unwrap();
         let y = dense(&[(d("2026-10-01"), 2.0), (d("2026-10-04"), 3.0), (d("2026-10-09"), 9.0)], d("2026-10-05"));
-        assert_eq!(y, vec![2.0, 0.0, 0.0, 3.0, 0.0]);
-        assert!(dense(&[(d("2026-10-09"), 9.0)], d("2026-10-05")).is_empty());
+        assert_eq!(y, (d("2026-10-01"), vec![2.0, 0.0, 0.0, 3.0, 0.0]));
+        assert!(dense(&[(d("2026-10-09"), 9.0)], d("2026-10-05")).1.is_empty());
         assert_eq!(date_of(days_of(d("2026-11-30"))), d("2026-11-30"));
         assert_eq!(days_of(d("1970-01-01")), 0);
     }
