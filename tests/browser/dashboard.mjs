@@ -87,7 +87,7 @@ try {
     await page.mouse.click(box.x + x, box.y + y);
   });
   await step("products_category", () => page.selectOption("select[name=category]", categories[categories.length - 1]));
-  for (const p of ["customers", "competition", "health"]) {
+  for (const p of ["customers", "competition", "health", "forecast"]) {
     await step(p, () => page.click(`#nav a[data-page=${p}]`));
   }
   await step("live", () => page.click("#nav a[data-page=live]"));

@@ -116,7 +116,7 @@ async fn the_dashboard_shows_what_duckdb_computes_filters_drill_down_and_goes_li
     let root = stack.output("LakeRoot").to_string();
 
     let mut rc = RunnerConfig::new(repo().join("infra/template.yaml"), &stack.name, bin_dir());
-    rc.functions = ["planner", "fetcher", "transform", "aggregate", "webhook", "realtime", "dashboard", "report"].map(String::from).to_vec();
+    rc.functions = ["planner", "fetcher", "transform", "aggregate", "forecast", "webhook", "realtime", "dashboard", "report"].map(String::from).to_vec();
     rc.concurrency = 4;
     rc.log_dir = Some(repo().join(".local/logs").join(&stack.name));
     rc.extra_env.insert("SOURCE_BASE_URLS".into(), format!("alkasba_store={base},competitor_prices={base},exchange_rates={base}"));
@@ -140,6 +140,8 @@ async fn the_dashboard_shows_what_duckdb_computes_filters_drill_down_and_goes_li
         let inv = runner.invoke(f, &json!({})).await.unwrap();
         assert!(matches!(inv.outcome, Outcome::Success(_)), "{f}: {:?}", inv.outcome);
     }
+    let inv = runner.invoke("ForecastFunction", &json!({"run_date": "2026-11-01"})).await.unwrap();
+    assert!(matches!(inv.outcome, Outcome::Success(_)), "forecast: {:?}", inv.outcome);
 
     // Publish the pages and grant a user, with the CLI as an operator would.
     let dash = format!("http://{}", runner.http_endpoints()["DashboardFunction"]);
@@ -258,6 +260,29 @@ async fn the_dashboard_shows_what_duckdb_computes_filters_drill_down_and_goes_li
     let want = duckdb(&format!("SELECT count(*) AS n FROM delta_scan('{root}/quarantine/ingest')")).unwrap();
     close(quarantined, num(&want[0]["n"]), "quarantined records on the health page");
     assert!(steps["customers"]["charts"]["chart-cohorts"]["series"][0]["data"].as_array().is_some_and(|d| !d.is_empty()), "cohort heat map");
+    // The forecast page: the forecast line and the accuracy table are what DuckDB reads from the
+    // forecast tables (for the category the filters kept, or the whole shop).
+    let fc = &steps["forecast"];
+    let category = fc["state"]["category"].as_str().unwrap_or_default();
+    let series = if category.is_empty() { "revenue_mad/total".to_string() } else { format!("revenue_mad/category/{category}") };
+    let want = duckdb(&format!("SELECT point FROM delta_scan('{root}/gold/forecast_daily') WHERE run_date = DATE '2026-11-01' AND series = '{}' ORDER BY date", series.replace('\'', "''"))).unwrap();
+    let line = fc["charts"]["chart-forecast"]["series"].as_array().unwrap().iter().find(|s| s["name"] == "forecast").unwrap_or_else(|| panic!("no forecast line: {fc}"));
+    let shown: Vec<f64> = line["data"].as_array().unwrap().iter().filter(|v| !v.is_null()).map(num).collect();
+    assert_eq!(shown.len(), 28, "{series}: {shown:?}");
+    for (s, w) in shown.iter().zip(&want) {
+        close(*s, num(&w["point"]), &format!("forecast of {series}"));
+    }
+    let want = duckdb(&format!(
+        "SELECT series, mase FROM delta_scan('{root}/gold/forecast_accuracy') WHERE run_date = DATE '2026-11-01' AND chosen AND family <> 'units/product'
+         ORDER BY CASE family WHEN 'revenue_mad/total' THEN 0 WHEN 'revenue_mad/category' THEN 1 WHEN 'units/total' THEN 2 ELSE 3 END, series"
+    ))
+    .unwrap();
+    let shown = fc["tables"]["table-forecast-accuracy"].as_array().unwrap();
+    assert_eq!(shown.len(), want.len(), "accuracy rows: {shown:?} vs {want:?}");
+    for (r, w) in shown.iter().zip(&want) {
+        assert_eq!(r["series"], w["series"]);
+        close(num(&r["mase"]), num(&w["mase"]), &format!("MASE of {}", w["series"]));
+    }
     // Geography: the cities shown and their revenue, as DuckDB reads them from silver orders
     // (the billing country and city ingestion kept in clear).
     let cust = &steps["customers"];
@@ -296,7 +321,7 @@ async fn the_dashboard_shows_what_duckdb_computes_filters_drill_down_and_goes_li
     assert_eq!(done["outside"], json!([]), "requests outside the deployment");
     assert_eq!(done["problems"], json!([]), "console errors");
     assert_eq!(done["phone_fits"], true, "the sales page is wider than a phone");
-    for page in ["sales", "products_category", "customers", "competition", "live_after", "health", "phone"] {
+    for page in ["sales", "products_category", "customers", "competition", "live_after", "health", "forecast", "phone"] {
         assert!(artifacts.join(format!("{page}.png")).is_file(), "screenshot {page}");
     }
     // The monthly report, by the scheduled function (as its schedule would run it for October)

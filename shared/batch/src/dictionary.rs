@@ -356,7 +356,7 @@ pub const TABLES: &[TableDoc] = &[
             c("family", "text", "The series family."),
             c("series", "text", "The series."),
             c("model", "text", "The candidate model scored."),
-            c("chosen", "boolean", "Whether this model made the series' forecast (the lowest MASE)."),
+            c("chosen", "boolean", "Whether this model made the series' forecast: the lowest MASE (shop and categories) or the lowest cumulative_error (products)."),
             c("origins", "count", "Backtest cuts, a week apart, each forecasting the horizon after it."),
             c("points", "count", "Forecast days scored over all cuts."),
             c("mase", "ratio", "Mean absolute error over the in-sample error of same-weekday-last-week (below 1: better than that baseline)."),
@@ -364,6 +364,7 @@ pub const TABLES: &[TableDoc] = &[
             c("mae", "series unit", "Mean absolute error."),
             c("coverage80", "ratio", "Share of held-out days inside the 80% interval (each cut's interval built from the other cuts' errors)."),
             c("coverage95", "ratio", "Share of held-out days inside the 95% interval."),
+            c("cumulative_error", "ratio", "Mean absolute error of the running total from day 1 to each day, over the mean daily actual: what a stock-out date depends on."),
         ],
     },
     TableDoc {

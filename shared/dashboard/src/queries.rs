@@ -364,7 +364,8 @@ pub const QUERIES: &[Query] = &[
               SELECT c.series, c.model, c.origins, c.mase, n.mase AS naive_mase,
                      CASE WHEN n.mase > 0 THEN 1 - c.mase / n.mase END AS gain, c.smape, c.coverage80, c.coverage95
               FROM a c LEFT JOIN a n ON n.series = c.series AND n.model = 'seasonal_naive'
-              WHERE c.chosen ORDER BY c.family DESC, c.series",
+              WHERE c.chosen
+              ORDER BY CASE c.family WHEN 'revenue_mad/total' THEN 0 WHEN 'revenue_mad/category' THEN 1 WHEN 'units/total' THEN 2 ELSE 3 END, c.series",
     },
     Query {
         name: "stockouts",

@@ -86,14 +86,14 @@ enum Command {
         /// `YYYY-MM-DD`: run as of this day (the history ends the day before; default today).
         #[arg(long)]
         run_date: Option<String>,
-        /// Days forecast ahead.
-        #[arg(long, default_value_t = 28)]
+        /// Days forecast ahead (1-90).
+        #[arg(long, default_value_t = 28, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=90))]
         horizon: usize,
-        /// Backtest cuts, a week apart.
-        #[arg(long, default_value_t = 8)]
+        /// Backtest cuts, a week apart (1-26).
+        #[arg(long, default_value_t = 8, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=26))]
         origins: usize,
-        /// Products forecast (the best sellers of the last 91 days).
-        #[arg(long, default_value_t = 5000)]
+        /// Products forecast (the best sellers of the last 91 days; 0-100000).
+        #[arg(long, default_value_t = 5000, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=100_000))]
         max_products: usize,
         /// Print the JSON answer the function gives instead of the table.
         #[arg(long)]

@@ -455,6 +455,7 @@ fn accuracy_batch(run_date: NaiveDate, as_of: NaiveDate, forecasts: &[SeriesFore
             Field::new("mae", DataType::Float64, false),
             Field::new("coverage80", DataType::Float64, false),
             Field::new("coverage95", DataType::Float64, false),
+            Field::new("cumulative_error", DataType::Float64, false),
         ],
         vec![
             repeat_date(run_date, n),
@@ -470,6 +471,7 @@ fn accuracy_batch(run_date: NaiveDate, as_of: NaiveDate, forecasts: &[SeriesFore
             value(|s| s.mae),
             value(|s| s.coverage80),
             value(|s| s.coverage95),
+            value(|s| s.cumulative),
         ],
     )
 }
