@@ -7,7 +7,7 @@
 
 const PAGES = {
   sales: ["sales_kpis", "sales_series", "category_sales", "category_kpis", "payment_mix"],
-  products: ["top_products", "category_sales", "stock_risk", "basket"],
+  products: ["top_products", "category_sales", "stock_risk", "basket", "stockouts"],
   customers: ["customer_mix", "cohorts", "geography"],
   competition: ["price_index", "undercuts", "product_prices"],
   live: ["alerts"],
@@ -141,7 +141,9 @@ const render = {
     return { sales_kpis: k, sales_series: s, category_sales: c, category_kpis: ck, payment_mix: pm };
   },
   async products() {
-    const [t, c, st, b] = await Promise.all([api("top_products"), api("category_sales"), api("stock_risk"), api("basket")]);
+    const [t, c, st, b, so] = await Promise.all([api("top_products"), api("category_sales"), api("stock_risk"), api("basket"), api("stockouts")]);
+    // Where the forecast has run: the day each product's stock runs out at the forecast pace.
+    const runsOut = new Map(rows(so).map((r) => [r.product_id, r.stockout_date]));
     const br = rows(b)[0] || {};
     const risky = rows(st).filter((r) => r.risk === "high" || r.risk === "out of stock").length;
     kpis("product-kpis", [
@@ -151,8 +153,8 @@ const render = {
     ]);
     table("table-top-products", rows(t), [["product_name", "Product", "text"], ["category_name", "Category", "text"], ["units", "Units", "int"], ["orders", "Orders", "int"], ["revenue_mad", "Revenue", "mad"], ["avg_unit_price_mad", "Avg price", "mad2"]], (r) => navigate({ product: String(r.product_id), page: "competition" }));
     table("table-categories", rows(c), [["category", "Category", "text"], ["products", "Products", "int"], ["units", "Units", "int"], ["revenue_mad", "Revenue", "mad"]], (r) => navigate({ category: r.category === "(none)" ? "" : r.category }));
-    table("table-stock", rows(st), [["product_name", "Product", "text"], ["stock_quantity", "Stock", "int"], ["daily_units", "Units/day", "num"], ["cover_days", "Days of cover", "num"], ["risk", "Risk", "text"]]);
-    return { top_products: t, category_sales: c, stock_risk: st, basket: b };
+    table("table-stock", rows(st).map((r) => ({ ...r, runs_out: runsOut.get(r.product_id) ?? null })), [["product_name", "Product", "text"], ["stock_quantity", "Stock", "int"], ["daily_units", "Units/day", "num"], ["cover_days", "Days of cover", "num"], ["risk", "Risk", "text"], ["runs_out", "Runs out (forecast)", "text"]]);
+    return { top_products: t, category_sales: c, stock_risk: st, basket: b, stockouts: so };
   },
   async customers() {
     const [m, co, geo] = await Promise.all([api("customer_mix"), api("cohorts"), api("geography")]);
