@@ -143,20 +143,9 @@ fn predict(model: Model, train: &[f64], start: NaiveDate, h: usize, calendar: &C
         return model.forecast(train, h);
     }
     let day = |from: NaiveDate, i: usize| from + Duration::days(i as i64);
-    // A source's days up to the same day as the training days.
-    let cut = |source: &Source<'_>| -> Option<(Vec<f64>, NaiveDate)> {
-        match source {
-            Source::Off => None,
-            Source::Own => Some((train.to_vec(), start)),
-            Source::Other { y, start: s } => {
-                let end = usize::try_from((day(start, train.len()) - *s).num_days()).unwrap_or(0).min(y.len());
-                Some((y[..end].to_vec(), *s))
-            }
-        }
-    };
-    let effects = cut(&calendar.events).map(|(y, s)| Effects::learn(&y, s)).unwrap_or_default();
+    let effects = cut(&calendar.events, train, start).map(|(y, s)| Effects::learn(y, s)).unwrap_or_default();
     if model == Model::Share {
-        return share(train, start, h, calendar, &effects, cut(&calendar.events));
+        return share(train, start, h, calendar, &effects, cut(&calendar.events, train, start));
     }
     let path = cut_yearly(calendar, train, start, h);
     if !effects.any() && path.is_none() {
@@ -167,18 +156,24 @@ fn predict(model: Model, train: &[f64], start: NaiveDate, h: usize, calendar: &C
     Ok(model.forecast(&adjusted, h)?.into_iter().enumerate().map(|(j, v)| v * effects.on(day(start, n + j)) * path.as_ref().map_or(1.0, |p| p[j])).collect())
 }
 
+/// The days of `source` up to the same day as the training days (`train`, from `start`), and
+/// the day they start on; `None` for [`Source::Off`].
+fn cut<'x>(source: &Source<'x>, train: &'x [f64], start: NaiveDate) -> Option<(&'x [f64], NaiveDate)> {
+    match source {
+        Source::Off => None,
+        Source::Own => Some((train, start)),
+        Source::Other { y, start: s } => {
+            let end = usize::try_from((start + Duration::days(train.len() as i64) - *s).num_days()).unwrap_or(0).min(y.len());
+            Some((&y[..end], *s))
+        }
+    }
+}
+
 /// Last year's path for the `h` days after `train` (from `start`), from the calendar's
 /// yearly source cut at the same day, with its event days taken out (learnt from itself).
 fn cut_yearly(calendar: &Calendar, train: &[f64], start: NaiveDate, h: usize) -> Option<Vec<f64>> {
     let day = |from: NaiveDate, i: usize| from + Duration::days(i as i64);
-    let (y, s): (&[f64], NaiveDate) = match &calendar.yearly {
-        Source::Off => return None,
-        Source::Own => (train, start),
-        Source::Other { y, start: s } => {
-            let end = usize::try_from((day(start, train.len()) - *s).num_days()).unwrap_or(0).min(y.len());
-            (&y[..end], *s)
-        }
-    };
+    let (y, s) = cut(&calendar.yearly, train, start)?;
     let own = Effects::learn(y, s);
     let plain: Vec<f64> = y.iter().enumerate().map(|(i, v)| v / own.on(day(s, i))).collect();
     yearly(&plain, h)
@@ -191,7 +186,7 @@ fn cut_yearly(calendar: &Calendar, train: &[f64], start: NaiveDate, h: usize) ->
 /// gave stock-out dates a third less often right in the simulator test), a short one for the
 /// level (the shop's recent pace); a product whose pace changed is better served by
 /// [`Model::Mean28`], its other candidate.
-fn share(train: &[f64], start: NaiveDate, h: usize, calendar: &Calendar, effects: &Effects, parent: Option<(Vec<f64>, NaiveDate)>) -> Result<Vec<f64>> {
+fn share(train: &[f64], start: NaiveDate, h: usize, calendar: &Calendar, effects: &Effects, parent: Option<(&[f64], NaiveDate)>) -> Result<Vec<f64>> {
     let Some((p, ps)) = parent.filter(|_| matches!(calendar.events, Source::Other { .. })) else {
         return Err(Error::Model { model: Model::Share.name(), reason: "needs a parent series (the calendar's events source)".into() });
     };

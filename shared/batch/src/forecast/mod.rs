@@ -400,80 +400,77 @@ fn repeat_date(d: NaiveDate, n: usize) -> ArrayRef {
     Arc::new(Date32Array::from(vec![days_of(d); n]))
 }
 
-fn daily_batch(run_date: NaiveDate, as_of: NaiveDate, forecasts: &[SeriesForecast]) -> Result<(SchemaRef, RecordBatch)> {
-    let rows: Vec<(&SeriesForecast, usize)> = forecasts.iter().flat_map(|f| (0..f.outcome.forecast.len()).map(move |h| (f, h))).collect();
-    let n = rows.len();
-    let value = |pick: fn(&alkasba_forecast::Day) -> f64| -> ArrayRef { Arc::new(Float64Array::from(rows.iter().map(|(f, h)| pick(&f.outcome.forecast[*h])).collect::<Vec<_>>())) };
-    batch(
-        vec![
-            date_field("run_date", false),
-            date_field("as_of", false),
-            Field::new("family", DataType::Utf8, false),
-            Field::new("series", DataType::Utf8, false),
-            date_field("date", false),
-            Field::new("horizon", DataType::Int32, false),
-            Field::new("model", DataType::Utf8, false),
-            Field::new("point", DataType::Float64, false),
-            Field::new("lo80", DataType::Float64, false),
-            Field::new("hi80", DataType::Float64, false),
-            Field::new("lo95", DataType::Float64, false),
-            Field::new("hi95", DataType::Float64, false),
-        ],
+/// The columns every row of `forecast_daily` and `forecast_accuracy` starts with: run_date,
+/// as_of, and the family and series of the row's series (one entry per row).
+fn series_columns(run_date: NaiveDate, as_of: NaiveDate, series: &[&SeriesForecast]) -> (Vec<Field>, Vec<ArrayRef>) {
+    let n = series.len();
+    (
+        vec![date_field("run_date", false), date_field("as_of", false), Field::new("family", DataType::Utf8, false), Field::new("series", DataType::Utf8, false)],
         vec![
             repeat_date(run_date, n),
             repeat_date(as_of, n),
-            Arc::new(StringArray::from(rows.iter().map(|(f, _)| f.family).collect::<Vec<_>>())),
-            Arc::new(StringArray::from(rows.iter().map(|(f, _)| f.series.as_str()).collect::<Vec<_>>())),
-            Arc::new(Date32Array::from(rows.iter().map(|(_, h)| days_of(as_of) + *h as i32 + 1).collect::<Vec<_>>())),
-            Arc::new(Int32Array::from(rows.iter().map(|(_, h)| *h as i32 + 1).collect::<Vec<_>>())),
-            Arc::new(StringArray::from(rows.iter().map(|(f, _)| f.outcome.chosen.name()).collect::<Vec<_>>())),
-            value(|d| d.point),
-            value(|d| d.lo80),
-            value(|d| d.hi80),
-            value(|d| d.lo95),
-            value(|d| d.hi95),
+            Arc::new(StringArray::from(series.iter().map(|f| f.family).collect::<Vec<_>>())),
+            Arc::new(StringArray::from(series.iter().map(|f| f.series.as_str()).collect::<Vec<_>>())),
         ],
     )
 }
 
+fn daily_batch(run_date: NaiveDate, as_of: NaiveDate, forecasts: &[SeriesForecast]) -> Result<(SchemaRef, RecordBatch)> {
+    let rows: Vec<(&SeriesForecast, usize)> = forecasts.iter().flat_map(|f| (0..f.outcome.forecast.len()).map(move |h| (f, h))).collect();
+    let value = |pick: fn(&alkasba_forecast::Day) -> f64| -> ArrayRef { Arc::new(Float64Array::from(rows.iter().map(|(f, h)| pick(&f.outcome.forecast[*h])).collect::<Vec<_>>())) };
+    let (mut fields, mut columns) = series_columns(run_date, as_of, &rows.iter().map(|(f, _)| *f).collect::<Vec<_>>());
+    fields.extend([
+        date_field("date", false),
+        Field::new("horizon", DataType::Int32, false),
+        Field::new("model", DataType::Utf8, false),
+        Field::new("point", DataType::Float64, false),
+        Field::new("lo80", DataType::Float64, false),
+        Field::new("hi80", DataType::Float64, false),
+        Field::new("lo95", DataType::Float64, false),
+        Field::new("hi95", DataType::Float64, false),
+    ]);
+    columns.extend([
+        Arc::new(Date32Array::from(rows.iter().map(|(_, h)| days_of(as_of) + *h as i32 + 1).collect::<Vec<_>>())) as ArrayRef,
+        Arc::new(Int32Array::from(rows.iter().map(|(_, h)| *h as i32 + 1).collect::<Vec<_>>())),
+        Arc::new(StringArray::from(rows.iter().map(|(f, _)| f.outcome.chosen.name()).collect::<Vec<_>>())),
+        value(|d| d.point),
+        value(|d| d.lo80),
+        value(|d| d.hi80),
+        value(|d| d.lo95),
+        value(|d| d.hi95),
+    ]);
+    batch(fields, columns)
+}
+
 fn accuracy_batch(run_date: NaiveDate, as_of: NaiveDate, forecasts: &[SeriesForecast]) -> Result<(SchemaRef, RecordBatch)> {
     let rows: Vec<(&SeriesForecast, &alkasba_forecast::Score)> = forecasts.iter().flat_map(|f| f.outcome.scores.iter().map(move |s| (f, s))).collect();
-    let n = rows.len();
     let value = |pick: fn(&alkasba_forecast::Score) -> f64| -> ArrayRef { Arc::new(Float64Array::from(rows.iter().map(|(_, s)| pick(s)).collect::<Vec<_>>())) };
-    batch(
-        vec![
-            date_field("run_date", false),
-            date_field("as_of", false),
-            Field::new("family", DataType::Utf8, false),
-            Field::new("series", DataType::Utf8, false),
-            Field::new("model", DataType::Utf8, false),
-            Field::new("chosen", DataType::Boolean, false),
-            Field::new("origins", DataType::Int32, false),
-            Field::new("points", DataType::Int64, false),
-            Field::new("mase", DataType::Float64, false),
-            Field::new("smape", DataType::Float64, false),
-            Field::new("mae", DataType::Float64, false),
-            Field::new("coverage80", DataType::Float64, false),
-            Field::new("coverage95", DataType::Float64, false),
-            Field::new("cumulative_error", DataType::Float64, false),
-        ],
-        vec![
-            repeat_date(run_date, n),
-            repeat_date(as_of, n),
-            Arc::new(StringArray::from(rows.iter().map(|(f, _)| f.family).collect::<Vec<_>>())),
-            Arc::new(StringArray::from(rows.iter().map(|(f, _)| f.series.as_str()).collect::<Vec<_>>())),
-            Arc::new(StringArray::from(rows.iter().map(|(_, s)| s.model.name()).collect::<Vec<_>>())),
-            Arc::new(BooleanArray::from(rows.iter().map(|(f, s)| f.outcome.chosen == s.model).collect::<Vec<_>>())),
-            Arc::new(Int32Array::from(rows.iter().map(|(f, _)| f.outcome.origins as i32).collect::<Vec<_>>())),
-            Arc::new(Int64Array::from(rows.iter().map(|(_, s)| s.points as i64).collect::<Vec<_>>())),
-            value(|s| s.mase),
-            value(|s| s.smape),
-            value(|s| s.mae),
-            value(|s| s.coverage80),
-            value(|s| s.coverage95),
-            value(|s| s.cumulative),
-        ],
-    )
+    let (mut fields, mut columns) = series_columns(run_date, as_of, &rows.iter().map(|(f, _)| *f).collect::<Vec<_>>());
+    fields.extend([
+        Field::new("model", DataType::Utf8, false),
+        Field::new("chosen", DataType::Boolean, false),
+        Field::new("origins", DataType::Int32, false),
+        Field::new("points", DataType::Int64, false),
+        Field::new("mase", DataType::Float64, false),
+        Field::new("smape", DataType::Float64, false),
+        Field::new("mae", DataType::Float64, false),
+        Field::new("coverage80", DataType::Float64, false),
+        Field::new("coverage95", DataType::Float64, false),
+        Field::new("cumulative_error", DataType::Float64, false),
+    ]);
+    columns.extend([
+        Arc::new(StringArray::from(rows.iter().map(|(_, s)| s.model.name()).collect::<Vec<_>>())) as ArrayRef,
+        Arc::new(BooleanArray::from(rows.iter().map(|(f, s)| f.outcome.chosen == s.model).collect::<Vec<_>>())),
+        Arc::new(Int32Array::from(rows.iter().map(|(f, _)| f.outcome.origins as i32).collect::<Vec<_>>())),
+        Arc::new(Int64Array::from(rows.iter().map(|(_, s)| s.points as i64).collect::<Vec<_>>())),
+        value(|s| s.mase),
+        value(|s| s.smape),
+        value(|s| s.mae),
+        value(|s| s.coverage80),
+        value(|s| s.coverage95),
+        value(|s| s.cumulative),
+    ]);
+    batch(fields, columns)
 }
 
 fn stockout_batch(run_date: NaiveDate, as_of: NaiveDate, rows: &[Stockout]) -> Result<(SchemaRef, RecordBatch)> {
