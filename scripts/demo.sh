@@ -129,7 +129,7 @@ gold_revenue="$(sql "SELECT CAST(sum(gross_mad) AS VARCHAR) AS n FROM delta_scan
 top="$(sql "SELECT product_name || ' (' || CAST(revenue_mad AS VARCHAR) || ' MAD)' AS n FROM delta_scan('$ROOT/gold/top_products') ORDER BY month DESC, rank LIMIT 1" | python3 -c "import json,sys; r=json.load(sys.stdin); print(r[0]['n'] if r else '-')")"
 forecast="$(python3 - "$LOGS/forecast.json" <<'PY'
 import json, sys
-r = json.load(open(sys.argv[1]))
+r = json.load(open(sys.argv[1]))["result"]
 t = next((a for a in r["accuracy"] if a["series"] == "revenue_mad/total"), None)
 gain = f'{100 * (1 - t["mase"] / t["naive_mase"]):.0f}% better than same-weekday-last-week' if t and t["mase"] is not None and t["naive_mase"] else "not backtested"
 print(f'{r["series"]} series after {r["as_of"]} ({r["products"]} products); total revenue by {t["model"] if t else "-"}, {gain};\n'
