@@ -95,6 +95,30 @@ fn assert_duckdb_reproduces(root: &str, mart: &str, key: &[&str]) {
     }
 }
 
+/// Returns by product computed by DuckDB straight from the refunds as WooCommerce gives them
+/// (bronze: refund items with negative quantities and amounts) equal gold's, summed over
+/// currencies per refund day and product.
+fn assert_returns_equal_bronze(root: &str) {
+    let bronze = duckdb(&format!(
+        "WITH r AS (SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY id ORDER BY _ingested_at DESC) AS n FROM delta_scan('{root}/bronze/alkasba_store/refunds')) WHERE n = 1),
+              i AS (SELECT CAST(CAST(r.date_created_gmt AS TIMESTAMP) AS DATE) AS date, CAST(j->>'product_id' AS BIGINT) AS product_id,
+                           CAST(j->>'quantity' AS BIGINT) AS q, CAST(j->>'total' AS DECIMAL(18,2)) AS t
+                    FROM r, unnest(CAST(json(r.line_items) AS JSON[])) AS u(j))
+         SELECT CAST(date AS VARCHAR) AS date, product_id, -sum(q) AS units, CAST(-sum(t) AS VARCHAR) AS refunded FROM i GROUP BY 1, 2"
+    ))
+    .unwrap();
+    let gold = duckdb(&format!(
+        "SELECT CAST(date AS VARCHAR) AS date, product_id, sum(units_returned) AS units, CAST(sum(refunded) AS VARCHAR) AS refunded
+         FROM delta_scan('{root}/gold/daily_product_returns') GROUP BY 1, 2"
+    ))
+    .unwrap();
+    let key = |r: &Value| format!("{}|{}", s(&r["date"]), r["product_id"]);
+    let want: BTreeMap<String, (i64, String)> = bronze.iter().map(|r| (key(r), (r["units"].as_i64().unwrap(), s(&r["refunded"])))).collect();
+    let got: BTreeMap<String, (i64, String)> = gold.iter().map(|r| (key(r), (r["units"].as_i64().unwrap(), s(&r["refunded"])))).collect();
+    assert!(want.len() > 5, "too few returns to check: {want:?}");
+    assert_eq!(got, want, "gold daily_product_returns differs from the refund items in bronze");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn gold_equals_the_truth_duckdb_reproduces_it_and_reruns_change_nothing() {
     let stack = Stack::deploy("batch", &repo().join("infra/template.yaml"), false).unwrap();
@@ -121,6 +145,8 @@ async fn gold_equals_the_truth_duckdb_reproduces_it_and_reruns_change_nothing() 
     assert_gold_equals_truth(&root, &base).await;
     assert_duckdb_reproduces(&root, "daily_sales", &["date", "currency"]);
     assert_duckdb_reproduces(&root, "daily_product_sales", &["date", "product_id", "currency"]);
+    assert_duckdb_reproduces(&root, "daily_product_returns", &["date", "product_id", "currency"]);
+    assert_returns_equal_bronze(&root);
     assert_duckdb_reproduces(&root, "daily_order_mix", &["date", "currency", "payment_method"]);
     let fx = duckdb(&format!("SELECT CAST(rate_date AS VARCHAR) AS d, count(*) AS n FROM delta_scan('{root}/silver/fx_rates') GROUP BY 1 ORDER BY 1")).unwrap();
     let days: Vec<String> = fx.iter().map(|r| s(&r["d"])).collect();

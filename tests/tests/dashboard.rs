@@ -105,6 +105,29 @@ fn assert_top_products(step: &Value, root: &str) {
     }
 }
 
+/// The returns-by-product table against DuckDB for the step's filters; the number of rows shown.
+fn assert_returns(step: &Value, root: &str) -> usize {
+    let st = &step["state"];
+    let ((from, to), category) = (period(step), st["category"].as_str().unwrap().replace('\'', "''"));
+    let want = duckdb(&format!(
+        "WITH r AS (SELECT product_id, sum(units_returned) AS units_returned, CAST(sum(refunded_mad) AS DOUBLE) AS refunded_mad
+                    FROM delta_scan('{root}/gold/daily_product_returns') WHERE date BETWEEN DATE '{from}' AND DATE '{to}' AND category_name = '{category}' GROUP BY product_id),
+              s AS (SELECT product_id, sum(units) AS units_sold FROM delta_scan('{root}/gold/daily_product_sales') WHERE date BETWEEN DATE '{from}' AND DATE '{to}' GROUP BY product_id)
+         SELECT r.product_id, r.units_returned, r.refunded_mad, coalesce(s.units_sold, 0) AS units_sold FROM r LEFT JOIN s USING (product_id)
+         ORDER BY r.units_returned DESC, r.refunded_mad DESC, r.product_id LIMIT 50"
+    ))
+    .unwrap();
+    let rows = step["tables"]["table-returns"].as_array().unwrap();
+    assert_eq!(rows.len(), want.len(), "{} rows of returns for {category}", step["step"]);
+    for (r, w) in rows.iter().zip(&want) {
+        let what = format!("returns of product {}", w["product_id"]);
+        close(num(&r["units_returned"]), num(&w["units_returned"]), &what);
+        close(num(&r["units_sold"]), num(&w["units_sold"]), &what);
+        close(num(&r["refunded_mad"]), num(&w["refunded_mad"]), &what);
+    }
+    rows.len()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_dashboard_shows_what_duckdb_computes_filters_drill_down_and_goes_live() {
     let stack = Stack::deploy("dash", &repo().join("infra/template.yaml"), false).unwrap();
@@ -240,6 +263,8 @@ async fn the_dashboard_shows_what_duckdb_computes_filters_drill_down_and_goes_li
     let cat = &steps["products_category"];
     assert_ne!(cat["state"]["category"], drill["state"]["category"]);
     assert_top_products(cat, &root);
+    let returned = assert_returns(drill, &root) + assert_returns(cat, &root);
+    assert!(returned > 0, "no returns in either category: a weak check");
     // Our price in the index is the price as it was that day, read independently from the bronze
     // versions of each product (the last one by the end of the day; before the first, the first).
     let check = duckdb(&format!(

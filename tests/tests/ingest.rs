@@ -6,7 +6,7 @@
 //!   changing during the run, SQS redelivery (a visibility timeout shorter than some tasks), four
 //!   concurrent fetchers, and a fetcher killed with SIGKILL mid-run.
 //! * Every invalid record is quarantined with a reason; a poison page ends in the DLQ with its
-//!   reason and its raw response sealed under errors/.
+//!   reason, its raw response sealed under errors/, and a `PagesDeadLettered` metric.
 //! * No plaintext email, phone or full name anywhere in the bucket, the queues or the logs; the
 //!   decrypt CLI gives them back.
 //! * DuckDB's delta extension reads the same counts.
@@ -265,7 +265,21 @@ async fn a_poison_page_ends_in_the_dlq_with_its_reason_and_sealed_response() {
         }
         panic!("no dead letter within 180 s; runs {runs:?}; invocations seen: {seen:?}");
     };
+    // ... and reported for a person: the invocation that gave the page up ends by writing a
+    // CloudWatch Embedded Metric Format document counting it (what the alarm watches).
+    let log = log_dir(&stack).join("FetcherFunction.log");
+    let emf: Value = eventually(Duration::from_secs(60), "the PagesDeadLettered metric in the fetcher's output", || async {
+        let text = tokio::fs::read_to_string(&log).await.ok()?;
+        text.lines().filter_map(|l| serde_json::from_str::<Value>(&l[l.find('{')?..]).ok()).find(|v| v.get("PagesDeadLettered").is_some())
+    })
+    .await;
     runner.shutdown().await;
+    assert_eq!(emf["PagesDeadLettered"], 1, "{emf}");
+    let directive = &emf["_aws"]["CloudWatchMetrics"][0];
+    assert_eq!(directive["Namespace"], "AlkasbaLake", "{emf}");
+    assert_eq!(directive["Dimensions"], json!([["Function"]]), "{emf}");
+    assert!(directive["Metrics"].as_array().unwrap().iter().any(|m| m["Name"] == "PagesDeadLettered"), "{emf}");
+    assert!(emf["Function"].as_str().is_some_and(|f| !f.is_empty()) && emf["RequestId"].is_string(), "{emf}");
     assert_eq!(letter["page"], 2, "{letter}");
     assert!(letter["reason"].as_str().unwrap().contains("malformed JSON"), "{letter}");
     let object = letter["error_object"].as_str().unwrap();

@@ -98,7 +98,10 @@ async fn incidents_raise_one_alert_each_and_every_delivery_lands_once() {
         {"at_secs": 175, "kind": "order_spike", "duration_secs": 20},
     ]);
     let client = reqwest::Client::new();
-    let r = client.post(format!("{base}/_sim/webhooks/start")).json(&json!({"url": url, "rate": 20, "duration_secs": 200, "incidents": incidents})).send().await.unwrap();
+    // 10 events/s: the spike (5×, 50/s) must reach the webhook as a spike. At 20/s its 100/s
+    // exceeded what the webhook function under the runner carries on a loaded 2-core CI machine
+    // (the full suite beside it), so the spike arrived smeared to ~2× and no rule could see it.
+    let r = client.post(format!("{base}/_sim/webhooks/start")).json(&json!({"url": url, "rate": 10, "duration_secs": 200, "incidents": incidents})).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 202, "{}", r.text().await.unwrap());
     let log: Value = eventually(Duration::from_secs(320), "the simulator's webhook run ends", || async {
         let log: Value = client.get(format!("{base}/_sim/webhooks/log")).send().await.ok()?.json().await.ok()?;
@@ -109,7 +112,7 @@ async fn incidents_raise_one_alert_each_and_every_delivery_lands_once() {
     let accepted: Vec<String> = deliveries.iter().filter(|d| d["status"] == json!(202)).map(|d| d["delivery_id"].to_string()).collect();
     let refused: Vec<&Value> = deliveries.iter().filter(|d| d["status"] != json!(202)).collect();
     assert!(refused.is_empty(), "the webhook refused simulator deliveries: {:?}", &refused[..refused.len().min(5)]);
-    assert!(accepted.len() > 2_000, "{} deliveries", accepted.len());
+    assert!(accepted.len() > 1_500, "{} deliveries", accepted.len());
 
     // Once the queue is drained, the scheduled tick writes what is still pending to the lake.
     let queue_empty = || async {

@@ -7,7 +7,7 @@
 
 const PAGES = {
   sales: ["sales_kpis", "sales_series", "category_sales", "category_kpis", "payment_mix"],
-  products: ["top_products", "category_sales", "stock_risk", "basket", "stockouts"],
+  products: ["top_products", "category_sales", "stock_risk", "basket", "stockouts", "returns"],
   customers: ["customer_mix", "cohorts", "geography"],
   competition: ["price_index", "undercuts", "product_prices"],
   live: ["alerts"],
@@ -141,7 +141,7 @@ const render = {
     return { sales_kpis: k, sales_series: s, category_sales: c, category_kpis: ck, payment_mix: pm };
   },
   async products() {
-    const [t, c, st, b, so] = await Promise.all([api("top_products"), api("category_sales"), api("stock_risk"), api("basket"), api("stockouts")]);
+    const [t, c, st, b, so, rt] = await Promise.all([api("top_products"), api("category_sales"), api("stock_risk"), api("basket"), api("stockouts"), api("returns")]);
     // Where the forecast has run: the day each product's stock runs out at the forecast pace.
     const runsOut = new Map(rows(so).map((r) => [r.product_id, r.stockout_date]));
     const br = rows(b)[0] || {};
@@ -154,7 +154,8 @@ const render = {
     table("table-top-products", rows(t), [["product_name", "Product", "text"], ["category_name", "Category", "text"], ["units", "Units", "int"], ["orders", "Orders", "int"], ["revenue_mad", "Revenue", "mad"], ["avg_unit_price_mad", "Avg price", "mad2"]], (r) => navigate({ product: String(r.product_id), page: "competition" }));
     table("table-categories", rows(c), [["category", "Category", "text"], ["products", "Products", "int"], ["units", "Units", "int"], ["revenue_mad", "Revenue", "mad"]], (r) => navigate({ category: r.category === "(none)" ? "" : r.category }));
     table("table-stock", rows(st).map((r) => ({ ...r, runs_out: runsOut.get(r.product_id) ?? null })), [["product_name", "Product", "text"], ["stock_quantity", "Stock", "int"], ["daily_units", "Units/day", "num"], ["cover_days", "Days of cover", "num"], ["risk", "Risk", "text"], ["runs_out", "Runs out (forecast)", "text"]]);
-    return { top_products: t, category_sales: c, stock_risk: st, basket: b, stockouts: so };
+    table("table-returns", rows(rt), [["product_name", "Product", "text"], ["units_sold", "Sold", "int"], ["units_returned", "Returned", "int"], ["return_rate", "Return rate", "pct"], ["refunded_mad", "Refunded", "mad"]], (r) => navigate({ product: String(r.product_id), page: "competition" }));
+    return { top_products: t, category_sales: c, stock_risk: st, basket: b, stockouts: so, returns: rt };
   },
   async customers() {
     const [m, co, geo] = await Promise.all([api("customer_mix"), api("cohorts"), api("geography")]);

@@ -4,17 +4,18 @@ use alkasba_ingest::MessageOutcome;
 use alkasba_ingest::settings::Settings;
 use alkasba_runtime::{BatchFailures, deadline};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use lambda_runtime::{Error, LambdaEvent, service_fn};
+use lambda_runtime::{Error, LambdaEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     alkasba_telemetry::init();
+    let metrics = alkasba_runtime::metrics::init()?;
     let settings = Settings::from_env()?;
     let sdk = aws_config::load_from_env().await;
     let ingest = settings.build(&sdk).await?;
     tracing::info!(sources = ingest.catalog.sources.len(), "fetcher ready");
     let ingest = &ingest;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+    alkasba_runtime::metrics::run(metrics, move |event: LambdaEvent<SqsEvent>| async move {
         let deadline = deadline(event.context.deadline);
         let mut failures = BatchFailures::default();
         for message in event.payload.records {
@@ -24,6 +25,6 @@ async fn main() -> Result<(), Error> {
             }
         }
         Ok::<SqsBatchResponse, Error>(failures.into_response())
-    }))
+    })
     .await
 }

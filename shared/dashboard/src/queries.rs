@@ -197,6 +197,28 @@ pub const QUERIES: &[Query] = &[
         ),
     },
     Query {
+        name: "returns",
+        page: "products",
+        about: "Returns by product in the period: units returned and refunded (MAD, excl. tax) by refund day, against units sold by order day, most returned first.",
+        sources: &[gold("daily_product_returns"), gold("daily_product_sales")],
+        sql: concat!(
+            "WITH r AS (SELECT product_id, max(product_name) AS product_name, max(category_name) AS category_name, sum(units_returned) AS units_returned,
+                               sum(refunds) AS refunds, CAST(sum(refunded_mad) AS DOUBLE) AS refunded_mad
+                        FROM daily_product_returns WHERE date BETWEEN $from AND $to AND ",
+            by_currency!(),
+            " AND ",
+            by_category!(),
+            " GROUP BY product_id),
+                  s AS (SELECT product_id, sum(units) AS units_sold FROM daily_product_sales WHERE date BETWEEN $from AND $to AND ",
+            by_currency!(),
+            " GROUP BY product_id)
+             SELECT r.product_id, r.product_name, r.category_name, coalesce(s.units_sold, 0) AS units_sold, r.units_returned, r.refunds, r.refunded_mad,
+                    CASE WHEN s.units_sold > 0 THEN CAST(r.units_returned AS DOUBLE) / s.units_sold END AS return_rate
+             FROM r LEFT JOIN s ON s.product_id = r.product_id
+             ORDER BY r.units_returned DESC, r.refunded_mad DESC, r.product_id LIMIT 50"
+        ),
+    },
+    Query {
         name: "stock_risk",
         page: "products",
         about: "Stock on hand against the last 28 days' pace: days of cover and the risk of running out (out of stock, high < 7 days, medium < 21 days, low), riskiest first.",

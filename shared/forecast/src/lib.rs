@@ -13,10 +13,12 @@
 pub mod backtest;
 pub mod calendar;
 mod error;
+pub mod many;
 pub mod models;
 pub mod stockout;
 
 pub use backtest::{Calendar, Config, Day, Kind, Outcome, Score, Source, forecast};
 pub use calendar::Effects;
 pub use error::{Error, Result};
+pub use many::{Role, Series, forecast_many};
 pub use models::Model;

@@ -14,15 +14,38 @@ use crate::control::{Control, RunPlan};
 use crate::{Error, Result};
 use alkasba_lake::Lake;
 
+/// What was counted of records and pages: one shape for a commit's progress, a task's report and
+/// a run's totals (flattened into each, so their JSON keeps the same keys).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    /// Records read from the source's pages.
+    pub fetched: u64,
+    /// Records written to bronze.
+    pub valid: u64,
+    /// Records written to quarantine.
+    pub quarantined: u64,
+    /// Records skipped as already in bronze (same key and version).
+    pub duplicates: u64,
+    /// Pages that needed more than one request.
+    pub retried_pages: u64,
+}
+
+impl std::ops::AddAssign for Counts {
+    fn add_assign(&mut self, o: Self) {
+        self.fetched += o.fetched;
+        self.valid += o.valid;
+        self.quarantined += o.quarantined;
+        self.duplicates += o.duplicates;
+        self.retried_pages += o.retried_pages;
+    }
+}
+
 /// A completed run's totals.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct RunTotals {
     pub pages: u64,
-    pub fetched: u64,
-    pub valid: u64,
-    pub quarantined: u64,
-    pub duplicates: u64,
-    pub retried_pages: u64,
+    #[serde(flatten)]
+    pub counts: Counts,
 }
 
 /// What one bronze commit of a task did: kept in the commit itself (its `commitInfo`, see
@@ -39,12 +62,8 @@ pub struct TaskProgress {
     pub last_page: u64,
     /// The last page of the whole stream was reached.
     pub end: bool,
-    pub fetched: u64,
-    pub valid: u64,
-    pub quarantined: u64,
-    pub duplicates: u64,
-    /// Pages that needed more than one request.
-    pub retried_pages: u64,
+    #[serde(flatten)]
+    pub counts: Counts,
     /// Pages of `first_page..=last_page` handed to the dead-letter queue (not landed).
     pub dead_pages: Vec<u64>,
     /// Largest cursor value seen.
@@ -154,11 +173,7 @@ pub fn completion(plan: &RunPlan, progress: &[TaskProgress]) -> Option<RunTotals
     let mut t = RunTotals::default();
     for p in progress {
         t.pages += p.last_page + 1 - p.first_page - p.dead_pages.len() as u64;
-        t.fetched += p.fetched;
-        t.valid += p.valid;
-        t.quarantined += p.quarantined;
-        t.duplicates += p.duplicates;
-        t.retried_pages += p.retried_pages;
+        t.counts += p.counts;
     }
     Some(t)
 }
@@ -183,19 +198,19 @@ pub async fn try_complete(lake: &Lake, plan: &RunPlan, now: DateTime<Utc>) -> Re
             o(plan.watermark_from.as_deref()),
             o(watermark_to.as_deref()),
             i(totals.pages),
-            i(totals.fetched),
-            i(totals.valid),
-            i(totals.quarantined),
-            i(totals.duplicates),
-            i(totals.retried_pages),
+            i(totals.counts.fetched),
+            i(totals.counts.valid),
+            i(totals.counts.quarantined),
+            i(totals.counts.duplicates),
+            i(totals.counts.retried_pages),
         ],
     )
     .map_err(|e| Error::Batch(e.to_string()))?;
     let recorded = lake.append_once(&lake.runs()?, batch, (format!("run.{}", plan.run_id), 1), &[]).await?;
     if recorded {
         tracing::info!(run_id = %plan.run_id, source = %plan.source, stream = %plan.stream, watermark = watermark_to.as_deref().unwrap_or("-"),
-            pages = totals.pages, fetched = totals.fetched, valid = totals.valid, quarantined = totals.quarantined,
-            duplicates_skipped = totals.duplicates, pages_retried = totals.retried_pages, "run completed");
+            pages = totals.pages, fetched = totals.counts.fetched, valid = totals.counts.valid, quarantined = totals.counts.quarantined,
+            duplicates_skipped = totals.counts.duplicates, pages_retried = totals.counts.retried_pages, "run completed");
     }
     Ok(Some(totals))
 }
@@ -236,7 +251,7 @@ pub async fn status(lake: &Lake, control: &Control, streams: &[(String, String)]
                 let progress = progress(lake, &plan).await?;
                 for p in &progress {
                     s.pages_committed += p.last_page + 1 - p.first_page - p.dead_pages.len() as u64;
-                    s.fetched += p.fetched;
+                    s.fetched += p.counts.fetched;
                 }
                 s.dead_pages = dead_pages(&progress).len();
             }
@@ -256,7 +271,7 @@ mod tests {
     }
 
     fn p(task: u32, first: u64, last: u64, end: bool, dead: &[u64]) -> TaskProgress {
-        TaskProgress { run_id: "r".into(), task, first_page: first, last_page: last, end, fetched: 1, dead_pages: dead.to_vec(), ..Default::default() }
+        TaskProgress { run_id: "r".into(), task, first_page: first, last_page: last, end, counts: Counts { fetched: 1, ..Counts::default() }, dead_pages: dead.to_vec(), ..Default::default() }
     }
 
     #[test]

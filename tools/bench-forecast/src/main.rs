@@ -15,7 +15,7 @@ use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::time::Instant;
 
-use alkasba_forecast::{Calendar, Config, Kind, Model, Source};
+use alkasba_forecast::{Config, Kind, Model, Outcome, Role, Series, forecast_many};
 use alkasba_sim::data::{CATEGORIES, Shape, generate};
 use alkasba_sim::demand::daily_series;
 use anyhow::{Context, Result};
@@ -148,36 +148,21 @@ pub fn run(a: ForecastArgs) -> Result<()> {
             v.push(y);
         }
     }
-    // As the job does (`alkasba_batch::forecast`): the shop learns its own calendar, a category
-    // its own event days and the shop's path of last year, a product both from the shop's units.
-    let shop = |name: &str| ids.iter().position(|i| i == name).map(|i| Source::Other { y: &values[i], start: starts[i] }).unwrap_or(Source::Off);
-    let calendar = |id: &str| match id {
-        "revenue_mad/total" | "units/total" => Calendar::OWN,
-        _ if id.starts_with("units/product/") => Calendar { events: shop("units/total"), yearly: shop("units/total") },
-        _ if id.starts_with("revenue_mad/") => Calendar { events: Source::Own, yearly: shop("revenue_mad/total") },
-        _ => Calendar { events: Source::Own, yearly: shop("units/total") },
+    // Each series' place in the shop, from its name (the job's naming): the calendar rule and
+    // the parallel loop are the job's own (`alkasba_forecast::forecast_many`).
+    let at = |name: &str| ids.iter().position(|i| i == name);
+    let role = |id: &str| match id {
+        "revenue_mad/total" | "units/total" => Role::Total,
+        _ if id.starts_with("units/product/") => Role::Product { shop: at("units/total") },
+        _ if id.starts_with("revenue_mad/") => Role::Category { shop: at("revenue_mad/total") },
+        _ => Role::Category { shop: at("units/total") },
     };
+    let series: Vec<Series<'_>> = ids.iter().enumerate().map(|(i, id)| Series { y: &values[i], start: starts[i], kind: kind(id), role: role(id) }).collect();
     let cfg = Config::default();
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let t = Instant::now();
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let results = std::sync::Mutex::new(vec![None; ids.len()]);
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(y) = values.get(i) else { break };
-                    let r = alkasba_forecast::forecast(y, starts[i], kind(&ids[i]), &cfg, calendar(&ids[i])).ok();
-                    if let Ok(mut all) = results.lock() {
-                        all[i] = r;
-                    }
-                }
-            });
-        }
-    });
+    let results: Vec<Option<Outcome>> = forecast_many(&series, &cfg, &|_, _| {}).into_iter().map(Result::ok).collect();
     let secs = t.elapsed().as_secs_f64();
-    let results = results.into_inner().unwrap_or_default();
     let mut per_series = Vec::new();
     let mut failed = 0;
     for (id, r) in ids.iter().zip(&results) {

@@ -128,7 +128,7 @@ async fn backfill_at(ingest: &Arc<alkasba_ingest::Ingest<LocalQueue, KmsKeys>>, 
         while let Some((task, body, report)) = results.next().await {
             match report {
                 Ok(r) => {
-                    records += r.fetched;
+                    records += r.counts.fetched;
                     bar.inc(r.pages_committed);
                     bar.set_message(format!("{records} records, {:.0}/s", records as f64 / started.elapsed().as_secs_f64().max(0.001)));
                 }

@@ -307,7 +307,19 @@ async fn order_refunds(State(st): State<Arc<AppState>>, Path(id): Path<u32>, hea
     if id == 0 || id as usize > store.len(Resource::Orders) {
         return woo_error(StatusCode::NOT_FOUND, "woocommerce_rest_order_invalid_id", "Invalid ID.");
     }
-    let items: Vec<Value> = store.refunds.iter().filter(|r| r.order == id).map(|r| store.render(Resource::Refunds, r.id)).collect();
+    // The order refunds controller gives no `parent_id` (the path names the order).
+    let items: Vec<Value> = store
+        .refunds
+        .iter()
+        .filter(|r| r.order == id)
+        .map(|r| {
+            let mut v = store.render(Resource::Refunds, r.id);
+            if let Some(o) = v.as_object_mut() {
+                o.remove("parent_id");
+            }
+            v
+        })
+        .collect();
     axum::Json(items).into_response()
 }
 

@@ -417,7 +417,12 @@ pub fn generate(shape: &Shape) -> Generated {
         let partial = o.status == ST_COMPLETED && unit(seed, o.id as u64, 0xEF) < 0.03;
         if o.status == ST_REFUNDED || partial {
             let totals = order_totals(seed, o, |p| products[p].selling_price(), &pcdf);
-            let amount = if partial { (totals.total / 3).max(100) } else { totals.total };
+            // A partial refund returns one unit of the order's first line (its total and tax per
+            // unit); a full refund returns the whole order.
+            let amount = match totals.lines.first() {
+                Some((_, qty, _, _, total, tax)) if partial => total / (*qty).max(1) + tax / (*qty).max(1),
+                _ => totals.total,
+            };
             refunds.push(RefundRec { id: refunds.len() as u32 + 1, order: o.id, created: o.modified.max(o.created + 3_600).min(o.modified), amount, full: !partial });
         }
     }

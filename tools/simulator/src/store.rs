@@ -423,17 +423,61 @@ impl Store {
         })
     }
 
+    /// A refund as `GET /wc/v3/refunds` gives it (WooCommerce 9's refunds controller: the order
+    /// refund's fields with `parent_id`; no currency, which is the order's). Its `line_items`
+    /// are the order's lines it returns, with negative quantities and amounts, as WooCommerce
+    /// stores refund items: every line for a full refund, one unit of the first line for a
+    /// partial one.
     fn render_refund(&self, id: u32) -> Value {
         let r = &self.refunds[id as usize - 1];
+        let o = &self.orders[r.order as usize - 1];
+        let t = self.totals(o);
+        let lines: Vec<Value> = t
+            .lines
+            .iter()
+            .enumerate()
+            .take(if r.full { usize::MAX } else { 1 })
+            .map(|(i, (p, qty, unit, subtotal, total, tax))| {
+                let prod = &self.products[*p];
+                let n = if r.full { *qty } else { 1 };
+                let per = |v: i64| if r.full { v } else { v / (*qty).max(1) };
+                json!({
+                    "id": 9_000_000_000u64 + r.id as u64 * 10 + i as u64,
+                    "name": data::product_name(self.shape.seed, prod),
+                    "product_id": prod.id,
+                    "variation_id": 0,
+                    "quantity": -n,
+                    "tax_class": "",
+                    "subtotal": money(-per(*subtotal)),
+                    "subtotal_tax": money(-per((subtotal * 20 + 50) / 100)),
+                    "total": money(-per(*total)),
+                    "total_tax": money(-per(*tax)),
+                    "taxes": [{"id": 1, "total": money(-per(*tax)), "subtotal": money(-per((subtotal * 20 + 50) / 100))}],
+                    "meta_data": [],
+                    "sku": format!("ALK-{:05}", prod.id),
+                    "price": -(*unit as f64) / 100.0,
+                })
+            })
+            .collect();
+        let shipping = if r.full {
+            json!([{"id": 9_000_000_000u64 + r.id as u64 * 10 + 9, "method_title": "Flat rate", "method_id": "flat_rate", "total": money(-t.shipping), "total_tax": "0.00", "taxes": [], "meta_data": []}])
+        } else {
+            json!([])
+        };
         json!({
             "id": r.id,
-            "order_id": r.order,
+            "parent_id": r.order,
             "date_created": local(r.created),
             "date_created_gmt": gmt(r.created),
             "amount": money(r.amount),
-            "currency": self.orders[r.order as usize - 1].currency().code(),
             "reason": if r.full { "Order cancelled by customer" } else { "Damaged item" },
+            "refunded_by": 1,
             "refunded_payment": true,
+            "meta_data": [],
+            "line_items": lines,
+            "shipping_lines": shipping,
+            "tax_lines": [],
+            "fee_lines": [],
         })
     }
 
@@ -483,16 +527,26 @@ impl Store {
                     }
                     data::ST_ON_HOLD => data::ST_PROCESSING,
                     _ => {
-                        if r.random_bool(0.93) {
+                        let u: f64 = r.random();
+                        if u < 0.90 {
                             data::ST_COMPLETED
+                        } else if u < 0.95 {
+                            data::ST_REFUNDED
                         } else {
                             data::ST_CANCELLED
                         }
                     }
                 };
                 o.modified = at;
-                let id = o.id;
+                let (id, refunded) = (o.id, o.status == data::ST_REFUNDED);
                 self.touch(Resource::Orders, id, at);
+                if refunded {
+                    // Marking an order refunded in WooCommerce creates its full refund.
+                    let amount = self.totals(&self.orders[i]).total;
+                    let rid = self.refunds.len() as u32 + 1;
+                    self.refunds.push(data::RefundRec { id: rid, order: id, created: at, amount, full: true });
+                    self.touch(Resource::Refunds, rid, at);
+                }
                 changes.push(Change { topic: "order.updated", id });
             } else if u < 0.95 && !self.products.is_empty() {
                 let i = data::line_items(self.shape.seed, &self.orders[r.random_range(0..self.orders.len())], &self.pcdf)[0].0;

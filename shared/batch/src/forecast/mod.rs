@@ -16,9 +16,8 @@ pub mod catalogue;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-use alkasba_forecast::{Calendar, Config, Kind, Outcome, Source, stockout};
+use alkasba_forecast::{Config, Kind, Outcome, Role, Series, forecast_many, stockout};
 use alkasba_lake::Lake;
 use alkasba_lake::layout;
 use chrono::{Datelike, Days, NaiveDate};
@@ -241,7 +240,8 @@ pub async fn run(lake: &Lake, opts: &ForecastOptions, run_date: NaiveDate, only:
         }
     }
     let cfg = Config { horizon: opts.horizon, origins: opts.origins };
-    let results = forecast_all(&jobs, &cfg, progress);
+    let series: Vec<Series<'_>> = jobs.iter().map(|j| Series { y: &j.y, start: j.start, kind: j.family.kind, role: role(j, &jobs) }).collect();
+    let results = forecast_many(&series, &cfg, progress);
     let mut forecasts = Vec::new();
     let mut failed = Vec::new();
     for (Job { family: f, name, .. }, r) in jobs.iter().zip(results) {
@@ -314,45 +314,14 @@ struct Job {
     y: Vec<f64>,
 }
 
-/// How a series learns its calendar. The shop's series learn theirs (event days and last year's
-/// path); a category learns its own event days but follows the shop's path of last year (its
-/// own is too noisy: a year-ago fortnight of one category is a few hundred orders); a product
-/// borrows both from the shop's units (its event days and last year are too sparse).
-fn calendar<'a>(job: &Job, jobs: &'a [Job]) -> Calendar<'a> {
-    let shop = |name: &str| jobs.iter().find(|j| j.name == name).map(|j| Source::Other { y: &j.y, start: j.start }).unwrap_or(Source::Off);
-    let measure_total = if job.family.name.starts_with("revenue_mad/") { "revenue_mad/total" } else { "units/total" };
-    match job.family.name {
-        "revenue_mad/total" | "units/total" => Calendar::OWN,
-        catalogue::PRODUCT_UNITS => Calendar { events: shop("units/total"), yearly: shop("units/total") },
-        _ => Calendar { events: Source::Own, yearly: shop(measure_total) },
+/// Where a job's series sits in the shop (its calendar's source), from its family.
+fn role(job: &Job, jobs: &[Job]) -> Role {
+    let shop = job.family.shop.and_then(|name| jobs.iter().position(|j| j.name == name));
+    match (job.family.shop, job.family.kind) {
+        (None, _) => Role::Total,
+        (Some(_), Kind::Product) => Role::Product { shop },
+        (Some(_), _) => Role::Category { shop },
     }
-}
-
-/// Forecasts every job on all cores, reporting progress as series finish.
-fn forecast_all(jobs: &[Job], cfg: &Config, progress: Progress<'_>) -> Vec<alkasba_forecast::Result<Outcome>> {
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(jobs.len().max(1));
-    let next = AtomicUsize::new(0);
-    let done = AtomicUsize::new(0);
-    let mut slots: Vec<Option<alkasba_forecast::Result<Outcome>>> = (0..jobs.len()).map(|_| None).collect();
-    {
-        let results = std::sync::Mutex::new(&mut slots);
-        std::thread::scope(|s| {
-            for _ in 0..threads {
-                s.spawn(|| {
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(job) = jobs.get(i) else { break };
-                        let r = alkasba_forecast::forecast(&job.y, job.start, job.family.kind, cfg, calendar(job, jobs));
-                        if let Ok(mut slots) = results.lock() {
-                            slots[i] = Some(r);
-                        }
-                        progress(done.fetch_add(1, Ordering::Relaxed) + 1, jobs.len());
-                    }
-                });
-            }
-        });
-    }
-    slots.into_iter().map(|r| r.unwrap_or(Err(alkasba_forecast::Error::Model { model: "scheduler", reason: "the series was not forecast".into() }))).collect()
 }
 
 /// Stock-out days of the forecast products with managed stock.

@@ -95,6 +95,21 @@ pub const MARTS: &[Mart] = &[
               GROUP BY order_date, product_id, currency",
     },
     Mart {
+        name: "daily_product_returns",
+        about: "Per refund day, product and currency: units returned, refund items' amounts (excl. tax) in the order currency and in MAD, refunds; product name and category. Returns count on the refund's day.",
+        inputs: &[silver("refund_lines")],
+        partition: Some("date"),
+        update: Update::Dates { touched: "SELECT refund_date AS d FROM refund_lines_changes", column: "date" },
+        sql: "SELECT refund_date AS date, product_id, currency,
+                     max(product_name) AS product_name, max(category_id) AS category_id, max(category_name) AS category_name,
+                     sum(quantity) AS units_returned, count(DISTINCT refund_id) AS refunds,
+                     CAST(sum(line_total) AS DECIMAL(18,2)) AS refunded,
+                     CAST(sum(line_total_mad) AS DECIMAL(18,2)) AS refunded_mad
+              FROM refund_lines
+              WHERE refund_date IN {touched}
+              GROUP BY refund_date, product_id, currency",
+    },
+    Mart {
         name: "revenue_growth",
         about: "Per day, all currencies in MAD: gross revenue, net revenue, paid orders, average order value, and gross revenue growth day over day and week over week (against the same weekday).",
         inputs: &[gold("daily_sales")],

@@ -14,6 +14,7 @@ pub const SILVER: &[SilverSpec] = &[
         partition: None,
         prepare: Prepare::None,
         fx_date: None,
+        joins: &[],
         sql: "SELECT CAST(trim(date) AS DATE) AS rate_date, upper(trim(currency)) AS currency,
                      CAST(mad_per_unit AS DECIMAL(18,6)) AS mad_per_unit, _version, _ingested_at
               FROM increment",
@@ -27,6 +28,7 @@ pub const SILVER: &[SilverSpec] = &[
         partition: Some("price_date"),
         prepare: Prepare::None,
         fx_date: Some("CAST(observed_at AS DATE)"),
+        joins: &[],
         sql: "SELECT lower(trim(i.competitor)) AS competitor, upper(trim(i.sku)) AS sku, i.observed_at,
                      CAST(i.observed_at AS DATE) AS price_date, i.price, upper(trim(i.currency)) AS currency,
                      CAST(i.price * fx.mad_per_unit AS DECIMAL(18,2)) AS price_mad, i._version, i._ingested_at
@@ -42,6 +44,7 @@ pub const SILVER: &[SilverSpec] = &[
         partition: None,
         prepare: Prepare::Categories,
         fx_date: None,
+        joins: &[],
         sql: "SELECT id AS product_id, trim(name) AS name, upper(trim(sku)) AS sku, price, regular_price,
                      stock_quantity, category_id, trim(category_name) AS category_name,
                      date_created_gmt AS created_at, date_modified_gmt AS modified_at, _version, _ingested_at
@@ -58,6 +61,7 @@ pub const SILVER: &[SilverSpec] = &[
         partition: None,
         prepare: Prepare::None,
         fx_date: None,
+        joins: &[],
         sql: "SELECT id AS product_id, date_modified_gmt AS valid_from, price, regular_price, _version, _ingested_at
               FROM increment",
     },
@@ -70,26 +74,12 @@ pub const SILVER: &[SilverSpec] = &[
         partition: None,
         prepare: Prepare::None,
         fx_date: None,
+        joins: &[],
         // Personal fields stay sealed (`pii1:` values, opened only with kms:Decrypt).
         sql: "SELECT id AS customer_id, email_token AS customer_token, phone_token,
                      email AS email_sealed, billing AS billing_sealed,
                      date_created_gmt AS created_at, date_modified_gmt AS modified_at, _version, _ingested_at
               FROM increment",
-    },
-    SilverSpec {
-        name: "refunds",
-        source: "alkasba_store",
-        stream: "refunds",
-        keys: &["refund_id"],
-        seq: "created_at",
-        partition: None,
-        prepare: Prepare::None,
-        fx_date: Some("CAST(date_created_gmt AS DATE)"),
-        sql: "SELECT i.id AS refund_id, i.order_id, i.amount, upper(trim(i.currency)) AS currency,
-                     i.date_created_gmt AS created_at, CAST(i.date_created_gmt AS DATE) AS refund_date,
-                     CAST(i.amount * fx.mad_per_unit AS DECIMAL(18,2)) AS amount_mad, i._version, i._ingested_at
-              FROM increment i
-              LEFT JOIN fx ON fx.rate_date = CAST(i.date_created_gmt AS DATE) AND fx.currency = upper(trim(i.currency))",
     },
     SilverSpec {
         name: "orders",
@@ -100,6 +90,7 @@ pub const SILVER: &[SilverSpec] = &[
         partition: Some("order_date"),
         prepare: Prepare::None,
         fx_date: Some("CAST(date_created_gmt AS DATE)"),
+        joins: &[],
         sql: "SELECT i.id AS order_id, lower(trim(i.status)) AS status, upper(trim(i.currency)) AS currency,
                      i.customer_id, i.email_token AS customer_token,
                      i.total, i.total_tax, i.shipping_total, i.discount_total, i.payment_method,
@@ -123,6 +114,7 @@ pub const SILVER: &[SilverSpec] = &[
         partition: Some("order_date"),
         prepare: Prepare::ExplodeLines,
         fx_date: Some("CAST(date_created_gmt AS DATE)"),
+        joins: &["products"],
         sql: "SELECT i.id AS order_id, i.line_id, i.product_id, p.name AS product_name, upper(trim(i.line_sku)) AS sku,
                      p.category_id, p.category_name, i.quantity, i.line_subtotal, i.line_total, i.line_tax,
                      upper(trim(i.currency)) AS currency, lower(trim(i.status)) AS status,
@@ -135,5 +127,44 @@ pub const SILVER: &[SilverSpec] = &[
               FROM increment i
               LEFT JOIN products p ON p.product_id = i.product_id
               LEFT JOIN fx ON fx.rate_date = CAST(i.date_created_gmt AS DATE) AND fx.currency = upper(trim(i.currency))",
+    },
+    // A refund's currency is its order's: silver orders (above) are joined.
+    SilverSpec {
+        name: "refunds",
+        source: "alkasba_store",
+        stream: "refunds",
+        keys: &["refund_id"],
+        seq: "created_at",
+        partition: None,
+        prepare: Prepare::None,
+        fx_date: Some("CAST(date_created_gmt AS DATE)"),
+        joins: &["orders"],
+        sql: "SELECT i.id AS refund_id, i.parent_id AS order_id, i.amount, o.currency,
+                     i.date_created_gmt AS created_at, CAST(i.date_created_gmt AS DATE) AS refund_date,
+                     CAST(i.amount * fx.mad_per_unit AS DECIMAL(18,2)) AS amount_mad, i._version, i._ingested_at
+              FROM increment i
+              LEFT JOIN orders o ON o.order_id = i.parent_id
+              LEFT JOIN fx ON fx.rate_date = CAST(i.date_created_gmt AS DATE) AND fx.currency = o.currency",
+    },
+    // The products a refund returns: one row per refund item, quantities and amounts made
+    // positive (WooCommerce stores refund items negative).
+    SilverSpec {
+        name: "refund_lines",
+        source: "alkasba_store",
+        stream: "refunds",
+        keys: &["refund_id", "line_id"],
+        seq: "created_at",
+        partition: None,
+        prepare: Prepare::ExplodeLines,
+        fx_date: Some("CAST(date_created_gmt AS DATE)"),
+        joins: &["products", "orders"],
+        sql: "SELECT i.id AS refund_id, i.parent_id AS order_id, i.line_id, i.product_id, p.name AS product_name,
+                     p.category_id, p.category_name, -i.quantity AS quantity, -i.line_total AS line_total, -i.line_tax AS line_tax,
+                     o.currency, i.date_created_gmt AS created_at, CAST(i.date_created_gmt AS DATE) AS refund_date,
+                     CAST(-i.line_total * fx.mad_per_unit AS DECIMAL(18,2)) AS line_total_mad, i._version, i._ingested_at
+              FROM increment i
+              LEFT JOIN products p ON p.product_id = i.product_id
+              LEFT JOIN orders o ON o.order_id = i.parent_id
+              LEFT JOIN fx ON fx.rate_date = CAST(i.date_created_gmt AS DATE) AND fx.currency = o.currency",
     },
 ];

@@ -60,7 +60,10 @@ pub struct SilverSpec {
     pub prepare: Prepare,
     /// A date expression over `increment` (the bronze rows): the dates FX rates are needed for.
     pub fx_date: Option<&'static str>,
-    /// Reads `increment` (and `fx`, `products`); one row per bronze row.
+    /// Silver tables the SQL joins, registered under their names (built earlier in [`SILVER`]'s
+    /// order; see [`register_silver`] for the columns given when one does not exist yet).
+    pub joins: &'static [&'static str],
+    /// Reads `increment` (and `fx`, the `joins`); one row per bronze row.
     pub sql: &'static str,
 }
 
@@ -140,14 +143,14 @@ pub async fn step(lake: &Lake, spec: &SilverSpec, opts: TransformOptions) -> Res
     let (schema, batches) = match spec.prepare {
         Prepare::None => (schema, batches),
         Prepare::Categories => categories(schema, batches)?,
-        Prepare::ExplodeLines => explode_lines(schema, batches)?,
+        Prepare::ExplodeLines => explode_lines(spec.stream, schema, batches)?,
     };
     tables::register_batches(&ctx, "increment", schema, batches)?;
     if let Some(date) = spec.fx_date {
         register_fx(lake, &ctx, date).await?;
     }
-    if spec.prepare == Prepare::ExplodeLines {
-        register_products(lake, &ctx).await?;
+    for name in spec.joins {
+        register_silver(lake, &ctx, name).await?;
     }
     let (schema, rows) = latest(&ctx, spec).await?;
     out.merged = rows.iter().map(RecordBatch::num_rows).sum();
@@ -284,8 +287,9 @@ fn cents(v: Option<&Value>) -> Option<i128> {
 }
 
 /// Orders: one row per line item, the order's columns repeated.
-fn explode_lines(schema: SchemaRef, batches: Vec<RecordBatch>) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-    let line_col = schema.index_of("line_items").map_err(|_| Error::Data { what: "silver order_lines".into(), reason: "bronze orders have no line_items column".into() })?;
+/// `stream` names the bronze stream in errors (`orders`, `refunds`).
+fn explode_lines(stream: &str, schema: SchemaRef, batches: Vec<RecordBatch>) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    let line_col = schema.index_of("line_items").map_err(|_| Error::Data { what: format!("silver lines of {stream}"), reason: "the bronze stream has no line_items column".into() })?;
     let keep: Vec<usize> = (0..schema.fields().len()).filter(|i| *i != line_col).collect();
     let mut fields: Vec<Field> = keep.iter().map(|i| schema.field(*i).clone()).collect();
     let money = DataType::Decimal128(18, 2);
@@ -304,7 +308,7 @@ fn explode_lines(schema: SchemaRef, batches: Vec<RecordBatch>) -> Result<(Schema
     let mut out = Vec::with_capacity(batches.len());
     for b in batches {
         let items = strings(b.column(line_col))?;
-        let ids = b.column(schema.index_of("id").map_err(|_| Error::Data { what: "silver order_lines".into(), reason: "bronze orders have no id column".into() })?).clone();
+        let ids = b.column(schema.index_of("id").map_err(|_| Error::Data { what: format!("silver lines of {stream}"), reason: "the bronze stream has no id column".into() })?).clone();
         let ids = cast(&ids, &DataType::Int64).map_err(|e| Error::query("order ids", e))?;
         let ids = ids.as_primitive::<Int64Type>();
         let mut idx = UInt32Builder::new();
@@ -317,7 +321,7 @@ fn explode_lines(schema: SchemaRef, batches: Vec<RecordBatch>) -> Result<(Schema
             let Some(text) = opt(&items, row) else {
                 continue;
             };
-            let lines: Vec<Value> = serde_json::from_str(text).map_err(|e| Error::Data { what: format!("order {order}"), reason: format!("line_items is not a JSON array: {e}") })?;
+            let lines: Vec<Value> = serde_json::from_str(text).map_err(|e| Error::Data { what: format!("{stream} record {order}"), reason: format!("line_items is not a JSON array: {e}") })?;
             for (n, line) in lines.iter().enumerate() {
                 idx.append_value(row as u32);
                 line_id.append_option(line.get("id").and_then(Value::as_i64).or(Some(n as i64 + 1)));
@@ -343,21 +347,20 @@ fn explode_lines(schema: SchemaRef, batches: Vec<RecordBatch>) -> Result<(Schema
     Ok((out_schema, out))
 }
 
-/// Registers the current silver products as `products` (an empty table when none yet).
-async fn register_products(lake: &Lake, ctx: &SessionContext) -> Result<()> {
-    match tables::open(lake, &uri(lake, "products")?).await? {
-        Some(t) => tables::register(ctx, "products", &t).await,
-        None => {
-            let schema = Arc::new(Schema::new(vec![
-                Field::new("product_id", DataType::Int64, true),
-                Field::new("name", DataType::Utf8, true),
-                Field::new("category_id", DataType::Int64, true),
-                Field::new("category_name", DataType::Utf8, true),
-            ]));
-            tracing::warn!("no silver products yet: order lines get no product dimension until the next run");
-            tables::register_batches(ctx, "products", schema, Vec::new())
-        }
+/// Registers the current silver table `name` under its name; when it does not exist yet, an
+/// empty table with the columns the catalogue's joins read from it.
+async fn register_silver(lake: &Lake, ctx: &SessionContext, name: &str) -> Result<()> {
+    if let Some(t) = tables::open(lake, &uri(lake, name)?).await? {
+        return tables::register(ctx, name, &t).await;
     }
+    let columns: &[(&str, DataType)] = match name {
+        "products" => &[("product_id", DataType::Int64), ("name", DataType::Utf8), ("category_id", DataType::Int64), ("category_name", DataType::Utf8)],
+        "orders" => &[("order_id", DataType::Int64), ("currency", DataType::Utf8)],
+        other => return Err(Error::Config(format!("silver table {other:?} is joined but has no empty shape in register_silver"))),
+    };
+    let schema = Arc::new(Schema::new(columns.iter().map(|(c, t)| Field::new(*c, t.clone(), true)).collect::<Vec<_>>()));
+    tracing::warn!(table = name, "no silver {name} yet: rows joining it get nulls until the next run");
+    tables::register_batches(ctx, name, schema, Vec::new())
 }
 
 /// Registers `fx`: for every date the increment needs (by `date_expr`) and every currency, the
@@ -463,7 +466,7 @@ mod tests {
             ],
         )
         .unwrap();
-        let (s, out) = explode_lines(schema, vec![b]).unwrap();
+        let (s, out) = explode_lines("orders", schema, vec![b]).unwrap();
         let b = &out[0];
         assert_eq!(b.num_rows(), 3);
         let get = |n: &str| b.column(s.index_of(n).unwrap()).clone();
@@ -479,8 +482,8 @@ mod tests {
         let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true), Field::new("line_items", DataType::Utf8, true)]));
         let b = RecordBatch::try_new(schema.clone(), vec![Arc::new(alkasba_lake::arrow::array::Int64Array::from(vec![42])), Arc::new(alkasba_lake::arrow::array::StringArray::from(vec!["{oops"]))])
             .unwrap();
-        let err = explode_lines(schema, vec![b]).unwrap_err().to_string();
-        assert!(err.contains("order 42") && err.contains("line_items"), "{err}");
+        let err = explode_lines("orders", schema, vec![b]).unwrap_err().to_string();
+        assert!(err.contains("orders record 42") && err.contains("line_items"), "{err}");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use super::{Ingest, PageResult, Run, TaskReport};
 use crate::crash::Step;
 use crate::http::FetchFailure;
 use crate::ports::TaskQueue;
-use crate::runs::TaskProgress;
+use crate::runs::{Counts, TaskProgress};
 use crate::task::{DeadLetter, FetchTask, Pages};
 use crate::{Error, Result};
 use alkasba_records::record::{INGEST_DATE, Origin, Prepared, Processed, Row, quarantine_batch};
@@ -36,7 +36,7 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
                 }
                 PageResult::Ok { page, fetched } => {
                     if fetched.attempts > 1 {
-                        g.retried_pages += 1;
+                        g.counts.retried_pages += 1;
                     }
                     let url = fetched.page.url.to_string();
                     prep.process_page(fetched.page.body, Origin { run_id: &task.run_id, page, url: &url }, &self.tokens, &mut run.sealer, &mut done).await?;
@@ -45,8 +45,8 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
             }
         }
         let Processed { rows, quarantined: qrows, fetched, duplicates, max_cursor, .. } = done;
-        g.fetched = fetched;
-        g.duplicates = duplicates;
+        g.counts.fetched = fetched;
+        g.counts.duplicates = duplicates;
         self.settings.crash.hit(Step::BeforeWrite);
         // Keys first: nothing sealed under a key may be committed before the key.
         let new_keys = run.sealer.take_new_keys();
@@ -54,7 +54,7 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
             self.lake.append(&self.lake.keyring()?, keyring_batch(&new_keys).map_err(Error::Pii)?, &[]).await?;
         }
         let url_of = |p: u64| urls.iter().find(|(q, _)| *q == p).map(|(_, u)| u.clone()).unwrap_or_default();
-        g.quarantined = qrows.len() as u64;
+        g.counts.quarantined = qrows.len() as u64;
         if !qrows.is_empty() {
             let batch = quarantine_batch(&prep.id, &qrows, &task.run_id, url_of, now)?;
             self.lake.append_once(&self.lake.quarantine()?, batch, (app_id.clone(), group_last as i64), &[INGEST_DATE]).await?;
@@ -71,11 +71,7 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
             first_page: group_first,
             last_page: group_last,
             end,
-            fetched: g.fetched,
-            valid,
-            quarantined: g.quarantined,
-            duplicates,
-            retried_pages: g.retried_pages,
+            counts: Counts { valid, duplicates, ..g.counts },
             dead_pages: g.dead_pages.clone(),
             max_cursor: max_cursor.clone(),
         };
@@ -93,7 +89,7 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
                     let existing = self.existing(&table, prep, &todo).await?;
                     let fresh: Vec<Row> = todo.into_iter().filter(|r| !existing.contains(&(r.key.clone(), r.version.clone()))).cloned().collect();
                     let dups = rows.iter().filter(|r| r.page > done).count() - fresh.len();
-                    let p = progress(fresh.len() as u64, g.duplicates + dups as u64);
+                    let p = progress(fresh.len() as u64, g.counts.duplicates + dups as u64);
                     let meta = serde_json::json!({ "progress": p });
                     let batch = prep.bronze_batch(&fresh, &task.run_id, now)?;
                     let append = Append { partitions: &[INGEST_DATE], txn: Some((app_id.clone(), group_last as i64)), metadata: Some(meta), properties: None };
@@ -115,13 +111,11 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
         // `None`: a racing copy of this task committed the group (its counts are in its commit).
         if let Some(p) = committed {
             report.commits += 1;
-            report.valid += p.valid;
-            report.duplicates += p.duplicates;
+            report.counts.valid += p.counts.valid;
+            report.counts.duplicates += p.counts.duplicates;
         }
         report.pages_committed += group_last + 1 - group_first - g.dead_pages.len() as u64;
-        report.fetched += g.fetched;
-        report.quarantined += g.quarantined;
-        report.retried_pages += g.retried_pages;
+        report.counts += Counts { valid: 0, duplicates: 0, ..g.counts };
         report.dead_pages.extend(g.dead_pages);
         Ok(())
     }
@@ -161,6 +155,8 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
         };
         tracing::error!(run_id = %task.run_id, task = task.task, page, reason = %f.reason, status = ?f.status, attempts = f.attempts, rounds = self.settings.page_retry_rounds,
             "page given up on after its rounds: dead-lettered (the run completes once it is redriven)");
+        // For a person: the alarm on this metric (issue 21's template) says a page needs a look.
+        metrics::counter!("PagesDeadLettered").increment(1);
         self.queue.send_dead(&letter).await
     }
 

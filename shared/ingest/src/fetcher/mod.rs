@@ -24,6 +24,7 @@ use crate::catalog::Catalog;
 use crate::control::Control;
 use crate::http::{FetchFailure, Fetched};
 use crate::ports::{MAX_DELAY_SECS, TaskQueue};
+use crate::runs::Counts;
 use crate::task::{DeadLetter, FetchTask, Pages};
 use crate::{Error, Result, runs};
 
@@ -88,11 +89,8 @@ pub struct Ingest<Q, K> {
 pub struct TaskReport {
     pub pages_committed: u64,
     pub pages_skipped: u64,
-    pub fetched: u64,
-    pub valid: u64,
-    pub quarantined: u64,
-    pub duplicates: u64,
-    pub retried_pages: u64,
+    #[serde(flatten)]
+    pub counts: Counts,
     /// Pages given up on (their rounds spent) and handed to the dead-letter queue.
     pub dead_pages: Vec<u64>,
     /// A page failed its round: the task comes back later from it (`round` of the new message).
@@ -174,8 +172,10 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
         {
             report.run_completed = runs::try_complete(&self.lake, &plan, Utc::now()).await?.is_some();
         }
-        tracing::info!(run_id = %task.run_id, task = task.task, redrive = task.redrive, pages = report.pages_committed, fetched = report.fetched, valid = report.valid,
-            quarantined = report.quarantined, duplicates = report.duplicates, retried_pages = report.retried_pages,
+        metrics::counter!("RecordsFetched").increment(report.counts.fetched);
+        metrics::counter!("RecordsQuarantined").increment(report.counts.quarantined);
+        tracing::info!(run_id = %task.run_id, task = task.task, redrive = task.redrive, pages = report.pages_committed, fetched = report.counts.fetched, valid = report.counts.valid,
+            quarantined = report.counts.quarantined, duplicates = report.counts.duplicates, retried_pages = report.counts.retried_pages,
             dead_pages = report.dead_pages.len(), retry_round = ?report.retry_round, commits = report.commits, conflicts = report.commit_conflicts,
             continued = report.continued, run_completed = report.run_completed, kms_requests = report.kms_requests, "task done");
         Ok(report)
