@@ -28,7 +28,7 @@ async fn main() -> Result<(), Error> {
     let tokens = Tokenizer::new(&field(&token_key, "key", &settings.token_key_secret)?)?;
     let keys = Arc::new(KmsKeys::new(KmsClient::new(&sdk), settings.need(&settings.pii_key_id, "PII_KEY_ID")?));
     let queue = SqsEvents::new(&sdk, settings.need(&settings.queue_url, "STORE_EVENTS_QUEUE_URL")?);
-    let hook = Webhook::new(&hook_secret, settings.tolerance_secs, tokens, keys, queue, S3State::new(&lake)?)?;
+    let hook = Webhook::new(&hook_secret, settings.signature_mode, settings.tolerance_secs, tokens, keys, queue, S3State::new(&lake)?)?;
     tracing::info!("webhook ready");
     let hook = &hook;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {

@@ -170,9 +170,9 @@ impl StateStore for S3State {
 }
 
 impl ReplayGuard for S3State {
-    async fn claim(&self, signature: &str, signed_at: i64) -> Result<bool> {
-        // One prefix per hour of signature time, so a lifecycle rule can expire old claims.
-        let path = Path::from(format!("{REPLAY}/{}/{signature}", signed_at.div_euclid(3600)));
+    async fn claim(&self, payload_id: &str) -> Result<bool> {
+        // The bucket's lifecycle rule expires claims after two days.
+        let path = Path::from(format!("{REPLAY}/{payload_id}"));
         match self.store.put_opts(&path, PutPayload::from_static(b"1"), PutOptions { mode: PutMode::Create, ..Default::default() }).await {
             Ok(_) => Ok(true),
             Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => Ok(false),
@@ -180,8 +180,8 @@ impl ReplayGuard for S3State {
         }
     }
 
-    async fn release(&self, signature: &str, signed_at: i64) -> Result<()> {
-        let path = Path::from(format!("{REPLAY}/{}/{signature}", signed_at.div_euclid(3600)));
+    async fn release(&self, payload_id: &str) -> Result<()> {
+        let path = Path::from(format!("{REPLAY}/{payload_id}"));
         self.store.delete(&path).await.map_err(|e| state_err(&path, e))
     }
 }

@@ -12,7 +12,12 @@ pub const OPTIONS: &[(&str, &str, &str)] = &[
     ("STACK_NAME", "", "The stack; secret names are resolved under it (required)."),
     ("STORE_EVENTS_QUEUE_URL", "", "webhook: the queue accepted events go to (required by webhook)."),
     ("WEBHOOK_SECRET_NAME", "${stack}/store/webhook-secret", "webhook: Secrets Manager secret with the store's HMAC key under \"secret\"."),
-    ("SIGNATURE_TOLERANCE_SECS", "300", "webhook: deliveries signed longer ago (or further ahead) than this are refused."),
+    (
+        "SIGNATURE_MODE",
+        "woocommerce",
+        "webhook: which signature a delivery must carry: woocommerce (X-WC-Webhook-Signature, what WooCommerce sends) or timestamped (X-Alkasba-Signature, for senders that sign a time).",
+    ),
+    ("SIGNATURE_TOLERANCE_SECS", "300", "webhook: deliveries whose timestamped signature is older (or further ahead) than this are refused."),
     ("TOKEN_KEY_SECRET", "${stack}/pii/token-key", "webhook: Secrets Manager secret with the token HMAC key under \"key\"."),
     ("PII_KEY_ID", "", "webhook: KMS key that wraps the data keys sealing personal fields (required by webhook)."),
     ("ALERTS_TOPIC_ARN", "", "realtime: SNS topic alerts are published to (required by realtime)."),
@@ -29,6 +34,7 @@ pub struct Settings {
     pub queue_url: Option<String>,
     pub webhook_secret: String,
     pub tolerance_secs: i64,
+    pub signature_mode: crate::signature::Mode,
     pub token_key_secret: String,
     pub pii_key_id: Option<String>,
     pub alerts_topic_arn: Option<String>,
@@ -50,6 +56,9 @@ impl Settings {
         let stack = o.required("STACK_NAME").map_err(Error::Config)?;
         let lake_root = o.lake_root().map_err(Error::Config)?;
         let tolerance_secs = number("SIGNATURE_TOLERANCE_SECS", 300, 1..=3600)? as i64;
+        let mode = get("SIGNATURE_MODE").unwrap_or_else(|| "woocommerce".into());
+        let signature_mode = crate::signature::Mode::parse(&mode)
+            .ok_or_else(|| Error::Config(format!("SIGNATURE_MODE is {mode:?}: expected woocommerce or timestamped ({})", alkasba_lake::options::doc(OPTIONS, "SIGNATURE_MODE"))))?;
         let default = crate::engine::FlushPolicy::default();
         let flush = crate::engine::FlushPolicy {
             min_events: number("FLUSH_EVENTS", default.min_events as u64, 1..=100_000)? as usize,
@@ -65,6 +74,7 @@ impl Settings {
             rules_file: get("ALERT_RULES_FILE").map(PathBuf::from),
             flush,
             tolerance_secs,
+            signature_mode,
             lake_root,
             stack,
         })
@@ -89,6 +99,9 @@ mod tests {
         assert!(e.contains("SIGNATURE_TOLERANCE_SECS") && e.contains("soon"), "{e}");
         let s = Settings::from_lookup(env(&[("STACK_NAME", "s"), ("LAKE_ROOT", "s3://b")])).unwrap();
         assert_eq!(s.webhook_secret, "s/store/webhook-secret");
+        assert_eq!(s.signature_mode, crate::signature::Mode::Woocommerce, "WooCommerce's own signature by default");
+        let e = Settings::from_lookup(env(&[("STACK_NAME", "s"), ("LAKE_ROOT", "s3://b"), ("SIGNATURE_MODE", "none")])).unwrap_err().to_string();
+        assert!(e.contains("SIGNATURE_MODE") && e.contains("none") && e.contains("timestamped"), "{e}");
         let e = s.need(&s.alerts_topic_arn, "ALERTS_TOPIC_ARN").unwrap_err().to_string();
         assert!(e.contains("ALERTS_TOPIC_ARN"), "{e}");
     }

@@ -1,6 +1,8 @@
-//! The `webhook` function's logic: verify, refuse replays, validate, seal, enqueue; answer fast.
-//! Bad input is a 4xx naming the problem; only a down dependency is a 5xx (503, so the store
-//! retries the delivery).
+//! The `webhook` function's logic: verify, make replays harmless, validate, seal, enqueue; answer
+//! fast. Bad input is a 4xx naming the problem; only a down dependency is a 5xx (503). WooCommerce
+//! does not retry a failed delivery and disables a webhook after more than five failures in a row
+//! (`WC_Webhook::failed_delivery`; any answer but 2xx, 301 or 302 is one), so a payload already
+//! accepted is answered 200, and the store's webhook creation ping is answered 200.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -12,7 +14,7 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use crate::event::{StoreEvent, WIRE_VERSION, WireKey, stream_of};
-use crate::signature::{SIGNATURE_HEADER, WOO_SIGNATURE_HEADER, verify};
+use crate::signature::{Mode, SIGNATURE_HEADER, WOO_SIGNATURE_HEADER, verify};
 use crate::{Error, Result};
 
 /// Largest body accepted (WooCommerce orders are a few KB). Sealing grows personal fields by
@@ -33,12 +35,12 @@ impl<T: EventQueue> EventQueue for Arc<T> {
     }
 }
 
-/// Remembers signed deliveries already accepted, across instances (S3 conditional puts).
+/// Remembers payloads already accepted, across instances (S3 conditional puts).
 pub trait ReplayGuard: Send + Sync {
-    /// `true` the first time `signature` (at `signed_at`) is claimed, `false` after.
-    fn claim(&self, signature: &str, signed_at: i64) -> impl Future<Output = Result<bool>> + Send;
-    /// Forgets a claim whose event could not be enqueued (so the store's retry is accepted).
-    fn release(&self, signature: &str, signed_at: i64) -> impl Future<Output = Result<()>> + Send;
+    /// `true` the first time `payload_id` is claimed, `false` after.
+    fn claim(&self, payload_id: &str) -> impl Future<Output = Result<bool>> + Send;
+    /// Forgets a claim whose event could not be enqueued (so a resend is accepted).
+    fn release(&self, payload_id: &str) -> impl Future<Output = Result<()>> + Send;
 }
 
 /// An HTTP request, as the Function URL delivers it.
@@ -79,6 +81,16 @@ impl Reply {
     }
 }
 
+/// WooCommerce's ping when a webhook is created (`WC_Webhook::deliver_ping`): a form body
+/// `webhook_id=<id>`, no signature, no topic; it needs a 200. It carries nothing and changes
+/// nothing, so it needs no signature. The webhook's id when `req` is one.
+fn ping(req: &Request) -> Option<u64> {
+    if req.headers.contains_key(WOO_SIGNATURE_HEADER) || req.headers.contains_key(SIGNATURE_HEADER) || req.headers.contains_key("x-wc-webhook-topic") {
+        return None;
+    }
+    std::str::from_utf8(&req.body).ok()?.trim().strip_prefix("webhook_id=")?.parse().ok()
+}
+
 fn reply(status: u16, error: impl std::fmt::Display) -> Reply {
     Reply { status, body: json!({ "error": error.to_string() }) }
 }
@@ -94,6 +106,7 @@ struct Session<K> {
 /// The webhook handler: built once per instance.
 pub struct Webhook<Q, R, K> {
     secret: Vec<u8>,
+    mode: Mode,
     tolerance_secs: i64,
     streams: HashMap<&'static str, Prepared>,
     tokens: Tokenizer,
@@ -104,8 +117,9 @@ pub struct Webhook<Q, R, K> {
 }
 
 impl<Q: EventQueue, R: ReplayGuard, K: KeyService> Webhook<Q, R, K> {
-    /// A handler checking signatures made with `secret`, at most `tolerance_secs` old.
-    pub fn new(secret: &str, tolerance_secs: i64, tokens: Tokenizer, keys: Arc<K>, queue: Q, guard: R) -> Result<Self> {
+    /// A handler checking signatures made with `secret` as `mode` requires (timestamped ones at
+    /// most `tolerance_secs` old).
+    pub fn new(secret: &str, mode: Mode, tolerance_secs: i64, tokens: Tokenizer, keys: Arc<K>, queue: Q, guard: R) -> Result<Self> {
         if secret.len() < 16 {
             return Err(Error::Config(format!("the webhook secret is {} bytes; at least 16 are needed", secret.len())));
         }
@@ -122,7 +136,7 @@ impl<Q: EventQueue, R: ReplayGuard, K: KeyService> Webhook<Q, R, K> {
             streams.insert(topic, Prepared::new(source, def));
         }
         let session = Session { sealer: Sealer::new(keys.clone()), persons: 0, unsent: Vec::new() };
-        Ok(Self { secret: secret.as_bytes().to_vec(), tolerance_secs, streams, tokens, keys, session: Mutex::new(session), queue, guard })
+        Ok(Self { secret: secret.as_bytes().to_vec(), mode, tolerance_secs, streams, tokens, keys, session: Mutex::new(session), queue, guard })
     }
 
     /// Handles one delivery received at `now_ms` (unix milliseconds).
@@ -134,7 +148,12 @@ impl<Q: EventQueue, R: ReplayGuard, K: KeyService> Webhook<Q, R, K> {
             return reply(413, format!("body is {} bytes; at most {MAX_BODY_BYTES} are accepted", req.body.len()));
         }
         let header = |n: &str| req.headers.get(n).map(String::as_str);
-        let signed = match verify(&self.secret, header(SIGNATURE_HEADER), header(WOO_SIGNATURE_HEADER), &req.body, now_ms.div_euclid(1000), self.tolerance_secs) {
+        if let Some(id) = ping(req) {
+            tracing::info!(webhook_id = id, "store webhook ping");
+            return Reply { status: 200, body: json!({ "pong": id }) };
+        }
+        let now_s = now_ms.div_euclid(1000);
+        let signed = match verify(self.mode, &self.secret, header(SIGNATURE_HEADER), header(WOO_SIGNATURE_HEADER), &req.body, now_s, self.tolerance_secs) {
             Ok(s) => s,
             Err(e) => return reply(401, e),
         };
@@ -167,12 +186,15 @@ impl<Q: EventQueue, R: ReplayGuard, K: KeyService> Webhook<Q, R, K> {
         if !protected.reasons.is_empty() {
             return Reply { status: 422, body: json!({ "error": "invalid payload", "stream": stream.id, "reasons": protected.reasons }) };
         }
-        let delivery_id = header("x-wc-webhook-delivery-id").map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).unwrap_or_else(|| format!("sig:{}", &signed.v1[..32]));
+        // WooCommerce's delivery id is a hash of the webhook id and the second it was sent: shared
+        // by the deliveries of one second, new on a resend. The payload's id names the delivery.
+        let store_delivery = header("x-wc-webhook-delivery-id").map(str::trim).unwrap_or("-");
+        let delivery_id = signed.payload_id.clone();
         let event = StoreEvent {
             v: WIRE_VERSION,
             delivery_id: delivery_id.clone(),
             topic: topic.to_string(),
-            signed_at: signed.t,
+            signed_at: signed.t.unwrap_or(now_s),
             received_at_ms: now_ms,
             key: protected.key,
             record: protected.record,
@@ -180,9 +202,12 @@ impl<Q: EventQueue, R: ReplayGuard, K: KeyService> Webhook<Q, R, K> {
             keys: session.unsent.clone(),
         };
         let sealed_us = started.elapsed().as_micros() as u64;
-        match self.guard.claim(&signed.v1, signed.t).await {
+        match self.guard.claim(&delivery_id).await {
             Ok(true) => {}
-            Ok(false) => return reply(409, format!("delivery {delivery_id} was already accepted with this signature (replay)")),
+            Ok(false) => {
+                tracing::info!(delivery = %delivery_id, store_delivery, topic, "payload already accepted: nothing to do");
+                return Reply { status: 200, body: json!({ "duplicate": delivery_id }) };
+            }
             Err(e) => {
                 tracing::error!(error = %e, "replay guard unavailable");
                 return reply(503, "replay guard unavailable; retry later");
@@ -195,14 +220,14 @@ impl<Q: EventQueue, R: ReplayGuard, K: KeyService> Webhook<Q, R, K> {
         let claimed_us = started.elapsed().as_micros() as u64;
         if let Err(e) = self.queue.send(body).await {
             tracing::error!(error = %e, delivery = %delivery_id, "enqueue failed");
-            if let Err(e) = self.guard.release(&signed.v1, signed.t).await {
-                tracing::warn!(error = %e, "releasing the replay claim failed; the store's retry carries a new signature");
+            if let Err(e) = self.guard.release(&delivery_id).await {
+                tracing::warn!(error = %e, delivery = %delivery_id, "releasing the replay claim failed: a resend of this payload within two days will be taken for a replay");
             }
             return reply(503, "queue unavailable; retry later");
         }
         session.unsent.clear();
         let sent_us = started.elapsed().as_micros() as u64;
-        tracing::info!(delivery = %delivery_id, topic, sealed_us, claim_us = claimed_us - sealed_us, send_us = sent_us - claimed_us, "accepted");
+        tracing::info!(delivery = %delivery_id, store_delivery, topic, sealed_us, claim_us = claimed_us - sealed_us, send_us = sent_us - claimed_us, "accepted");
         Reply { status: 202, body: json!({ "accepted": delivery_id }) }
     }
 }

@@ -10,7 +10,7 @@ use alkasba_realtime::engine::{Engine, FlushPolicy, StateStore};
 use alkasba_realtime::event::{StoreEvent, WIRE_VERSION};
 use alkasba_realtime::memory::{MemoryAlerts, MemoryLake, MemoryQueue};
 use alkasba_realtime::rules::RulesFile;
-use alkasba_realtime::signature::sign;
+use alkasba_realtime::signature::{Mode, sign, sign_woo};
 use alkasba_realtime::webhook::{Request, Webhook};
 use alkasba_sim::data::Shape;
 use alkasba_sim::store::{Resource, Store};
@@ -24,121 +24,152 @@ fn store() -> Store {
     Store::new(Shape { seed: 7, products: 50, customers: 200, orders: 500, end: chrono::NaiveDate::from_ymd_opt(2026, 11, 25).unwrap(), days: 30 }, 0.0)
 }
 
-fn request(topic: &str, body: &[u8], t: i64, delivery: u64) -> Request {
+/// A delivery as WooCommerce sends it (body signature, a delivery id shared within a second).
+fn request(topic: &str, body: &[u8], delivery: &str) -> Request {
     let mut headers = HashMap::new();
-    headers.insert("x-alkasba-signature".into(), sign(SECRET.as_bytes(), t, body));
+    headers.insert("x-wc-webhook-signature".into(), sign_woo(SECRET.as_bytes(), body));
     headers.insert("x-wc-webhook-topic".into(), topic.into());
-    headers.insert("x-wc-webhook-delivery-id".into(), delivery.to_string());
+    headers.insert("x-wc-webhook-delivery-id".into(), delivery.into());
     Request { method: "POST".into(), headers, body: body.to_vec() }
+}
+
+/// A delivery from a sender that also signs a timestamp.
+fn timestamped(topic: &str, body: &[u8], t: i64) -> Request {
+    let mut r = request(topic, body, "d");
+    r.headers.insert("x-alkasba-signature".into(), sign(SECRET.as_bytes(), t, body));
+    r
 }
 
 type Hook = Webhook<Arc<MemoryQueue>, S3State, LocalKeys>;
 
-fn webhook() -> (Hook, Arc<MemoryQueue>) {
+fn webhook_in(mode: Mode) -> (Hook, Arc<MemoryQueue>) {
     let queue = Arc::new(MemoryQueue::default());
     let guard = S3State::over(Arc::new(InMemory::new()));
     let tokens = Tokenizer::new("token-key-for-tests-0123456789abcdef").unwrap();
-    let hook = Webhook::new(SECRET, 300, tokens, Arc::new(LocalKeys::random().unwrap()), queue.clone(), guard).unwrap();
+    let hook = Webhook::new(SECRET, mode, 300, tokens, Arc::new(LocalKeys::random().unwrap()), queue.clone(), guard).unwrap();
     (hook, queue)
 }
 
+fn webhook() -> (Hook, Arc<MemoryQueue>) {
+    webhook_in(Mode::Woocommerce)
+}
+
 #[tokio::test]
-async fn a_good_delivery_is_sealed_and_enqueued_once_and_replays_are_refused() {
+async fn a_woocommerce_delivery_is_sealed_and_enqueued_once_and_a_resend_changes_nothing() {
     let (hook, queue) = webhook();
     let st = store();
     let order = st.render(Resource::Orders, 1);
     let email = order.pointer("/billing/email").and_then(Value::as_str).unwrap().to_string();
     let body = serde_json::to_vec(&order).unwrap();
-    let req = request("order.created", &body, NOW_MS / 1000, 41);
-    let r = hook.handle(&req, NOW_MS).await;
+    let r = hook.handle(&request("order.created", &body, "5f1c9e0a"), NOW_MS).await;
     assert_eq!(r.status, 202, "{:?}", r.body);
     let sent = queue.sent.lock().unwrap().clone();
     assert_eq!(sent.len(), 1);
     assert!(!sent[0].contains(&email), "plaintext email on the queue");
     let e: StoreEvent = serde_json::from_str(&sent[0]).unwrap();
-    assert_eq!((e.v, e.delivery_id.as_str(), e.topic.as_str()), (WIRE_VERSION, "41", "order.created"));
+    assert_eq!((e.v, e.topic.as_str(), e.signed_at), (WIRE_VERSION, "order.created", NOW_MS / 1000));
+    assert_eq!(e.delivery_id, hex::encode(base64::Engine::decode(&base64::engine::general_purpose::STANDARD, sign_woo(SECRET.as_bytes(), &body)).unwrap()), "named by its payload");
     assert!(e.record["billing"].as_str().is_some_and(alkasba_pii::is_sealed), "{}", e.record["billing"]);
     assert!(e.tokens["email_token"].is_some());
     assert_eq!(e.keys.len(), 1, "the person key travels with its first event");
-    // The same signed request again: a replay.
-    let r = hook.handle(&req, NOW_MS + 2000).await;
-    assert_eq!(r.status, 409, "{:?}", r.body);
-    // The store's retry is signed anew: accepted (the realtime function dedupes by delivery).
-    let r = hook.handle(&request("order.created", &body, NOW_MS / 1000 + 1, 41), NOW_MS + 2000).await;
+    // The same payload again, under another delivery id (a resend, or a replay): answered 200 so
+    // WooCommerce does not count a failure, and nothing is enqueued.
+    let r = hook.handle(&request("order.created", &body, "77aa0c31"), NOW_MS + 2000).await;
+    assert_eq!((r.status, &r.body["duplicate"]), (200, &json!(e.delivery_id)), "{:?}", r.body);
+    assert_eq!(queue.sent.lock().unwrap().len(), 1);
+    // Another payload in the same second shares WooCommerce's delivery id: it is a new event.
+    let mut changed = order.clone();
+    changed["status"] = json!(if order["status"] == "completed" { "processing" } else { "completed" });
+    let r = hook.handle(&request("order.updated", &serde_json::to_vec(&changed).unwrap(), "5f1c9e0a"), NOW_MS).await;
     assert_eq!(r.status, 202, "{:?}", r.body);
     let sent = queue.sent.lock().unwrap().clone();
     assert_eq!(sent.len(), 2);
     let again: StoreEvent = serde_json::from_str(&sent[1]).unwrap();
+    assert_ne!(again.delivery_id, e.delivery_id);
     assert!(again.keys.is_empty(), "a key already sent is not sent again");
+}
+
+#[tokio::test]
+async fn the_creation_ping_is_answered_200_and_changes_nothing() {
+    let (hook, queue) = webhook();
+    let mut headers = HashMap::new();
+    headers.insert("content-type".to_string(), "application/x-www-form-urlencoded".to_string());
+    let ping = Request { method: "POST".into(), headers, body: b"webhook_id=7".to_vec() };
+    let r = hook.handle(&ping, NOW_MS).await;
+    assert_eq!((r.status, &r.body["pong"]), (200, &json!(7)), "{:?}", r.body);
+    // A form body with a topic is a delivery, and an unsigned one is refused.
+    let mut fake = ping.clone();
+    fake.headers.insert("x-wc-webhook-topic".into(), "order.created".into());
+    assert_eq!(hook.handle(&fake, NOW_MS).await.status, 401);
+    assert!(queue.sent.lock().unwrap().is_empty());
 }
 
 #[tokio::test]
 async fn bad_deliveries_get_a_4xx_naming_the_problem_and_nothing_is_enqueued() {
     let (hook, queue) = webhook();
+    let (strict, strict_queue) = webhook_in(Mode::Timestamped);
     let st = store();
     let body = serde_json::to_vec(&st.render(Resource::Orders, 2)).unwrap();
     let t = NOW_MS / 1000;
-    let cases: Vec<(Request, u16, &str)> = vec![
+    let with = |mut r: Request, k: &str, v: Option<String>| {
+        match v {
+            Some(v) => r.headers.insert(k.into(), v),
+            None => r.headers.remove(k),
+        };
+        r
+    };
+    let woo_cases: Vec<(Request, u16, &str)> = vec![
+        (with(request("order.created", &body, "a"), "x-wc-webhook-signature", Some(sign_woo(b"wrong-secret-0123456789", &body))), 401, "does not match"),
+        (with(request("order.created", &body, "a"), "x-wc-webhook-signature", None), 401, "missing x-wc-webhook-signature"),
+        (with(request("order.created", &body, "a"), "x-wc-webhook-signature", Some("not base64".into())), 401, "does not match"),
+        (request("order.created", b"{\"id\": 1,", "a"), 400, "not valid JSON"),
+        (request("order.created", b"[1, 2]", "a"), 400, "not an object"),
+        (request("coupon.created", &body, "a"), 400, "unknown topic"),
+        (with(request("order.created", &body, "a"), "x-wc-webhook-topic", None), 400, "missing X-WC-Webhook-Topic"),
         (
             {
-                let mut r = request("order.created", &body, t, 1);
-                r.headers.insert("x-alkasba-signature".into(), sign(b"wrong-secret-0123456789", t, &body));
-                r
-            },
-            401,
-            "does not match",
-        ),
-        (
-            {
-                let mut r = request("order.created", &body, t, 2);
-                r.headers.remove("x-alkasba-signature");
-                r
-            },
-            401,
-            "missing",
-        ),
-        (
-            {
-                let mut r = request("order.created", &body, t, 3);
-                r.headers.insert("x-alkasba-signature".into(), "t=1,v1=xyz".into());
-                r
-            },
-            401,
-            "form",
-        ),
-        (request("order.created", &body, t - 301, 4), 401, "older than 300"),
-        (request("order.created", &body, t + 301, 5), 401, "future"),
-        (request("order.created", b"{\"id\": 1,", t, 6), 400, "not valid JSON"),
-        (request("order.created", b"[1, 2]", t, 7), 400, "not an object"),
-        (request("coupon.created", &body, t, 8), 400, "unknown topic"),
-        (
-            {
-                let mut r = request("order.created", &body, t, 9);
+                let mut r = request("order.created", &body, "a");
                 r.method = "GET".into();
                 r
             },
             405,
             "POST",
         ),
-        (request("order.created", &serde_json::to_vec(&json!({"id": 5, "status": "lost", "currency": "MAD"})).unwrap(), t, 10), 422, "invalid payload"),
+        (request("order.created", &serde_json::to_vec(&json!({"id": 5, "status": "lost", "currency": "MAD"})).unwrap(), "a"), 422, "invalid payload"),
         (
             {
-                let mut r = request("order.created", &body, t, 11);
+                let mut r = request("order.created", &body, "a");
                 r.body.push(b' ');
                 r
             },
             401,
             "does not match",
         ),
+        // A timestamped signature, when a sender adds one, is checked in this mode too.
+        (timestamped("order.created", &body, t - 301), 401, "older than 300"),
     ];
-    for (req, status, says) in cases {
+    for (req, status, says) in woo_cases {
         let r = hook.handle(&req, NOW_MS).await;
-        assert_eq!(r.status, status, "{:?}", r.body);
+        assert_eq!(r.status, status, "{says}: {:?}", r.body);
         assert!(r.body.to_string().contains(says), "{status}: {:?} should say {says:?}", r.body);
     }
+    let strict_cases: Vec<(Request, u16, &str)> = vec![
+        (request("order.created", &body, "a"), 401, "missing x-alkasba-signature"),
+        (with(timestamped("order.created", &body, t), "x-alkasba-signature", Some(sign(b"wrong-secret-0123456789", t, &body))), 401, "does not match"),
+        (with(timestamped("order.created", &body, t), "x-alkasba-signature", Some("t=1,v1=xyz".into())), 401, "form"),
+        (timestamped("order.created", &body, t - 301), 401, "older than 300"),
+        (timestamped("order.created", &body, t + 301), 401, "future"),
+    ];
+    for (req, status, says) in strict_cases {
+        let r = strict.handle(&req, NOW_MS).await;
+        assert_eq!(r.status, status, "{says}: {:?}", r.body);
+        assert!(r.body.to_string().contains(says), "{status}: {:?} should say {says:?}", r.body);
+    }
+    assert_eq!(strict.handle(&timestamped("order.created", &body, t), NOW_MS).await.status, 202, "a good timestamped delivery");
     assert!(queue.sent.lock().unwrap().is_empty(), "nothing is enqueued");
+    assert_eq!(strict_queue.sent.lock().unwrap().len(), 1);
     // An invalid order names its problems without echoing values.
-    let r = hook.handle(&request("order.created", &serde_json::to_vec(&json!({"id": 5, "status": "lost", "currency": "MAD"})).unwrap(), t, 12), NOW_MS).await;
+    let r = hook.handle(&request("order.created", &serde_json::to_vec(&json!({"id": 5, "status": "lost", "currency": "MAD"})).unwrap(), "a"), NOW_MS).await;
     assert!(r.body["reasons"].to_string().contains("status"), "{:?}", r.body);
 }
 

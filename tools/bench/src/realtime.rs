@@ -150,7 +150,9 @@ pub async fn run(a: RealtimeArgs) -> Result<()> {
     let send_secs = started.elapsed().as_secs_f64();
     eprintln!();
     let deliveries = log["deliveries"].as_array().context("webhook log")?;
-    let accepted: HashSet<String> = deliveries.iter().filter(|d| d["status"] == json!(202)).map(|d| d["delivery_id"].to_string()).collect();
+    // Events are named by their payload: the HMAC the store signed it with, in hex.
+    let payload_id = |d: &Value| d["signature"].as_str().and_then(|s| base64::Engine::decode(&base64::engine::general_purpose::STANDARD, s).ok()).map(hex::encode);
+    let accepted: HashSet<String> = deliveries.iter().filter(|d| d["status"] == json!(202)).filter_map(payload_id).collect();
     let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
     for d in deliveries {
         *statuses.entry(d["status"].to_string()).or_default() += 1;

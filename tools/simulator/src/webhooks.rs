@@ -1,10 +1,13 @@
 //! The store's real-time channel: order, stock and price events delivered as signed webhooks,
 //! at a configured rate, with scripted incidents.
 //!
-//! Each delivery carries WooCommerce's `X-WC-Webhook-Signature` (base64 HMAC-SHA256 of the body
-//! with the webhook secret) and, because WooCommerce signs no timestamp, an
-//! `X-Alkasba-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">` that lets receivers
-//! reject stale and replayed deliveries.
+//! As WooCommerce delivers them (`WC_Webhook::deliver`, read in woocommerce/woocommerce): a POST
+//! of the resource's REST representation with `X-WC-Webhook-Source`, `-Topic`, `-Resource`,
+//! `-Event`, `-Signature` (base64 HMAC-SHA256 of the body with the webhook secret, no timestamp),
+//! `-ID` and `-Delivery-ID` (a hash of the webhook id and the current second: deliveries of the
+//! same second share it). One attempt each, 60 s timeout, no redirects and no retry: a delivery
+//! that fails is lost, as on a real store. A run starts with the creation ping
+//! (`webhook_id=<id>`, unsigned), whose answer the log keeps.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -35,13 +38,16 @@ pub fn woo_signature(secret: &str, body: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
 
-/// The timestamped signature: `t=<ts>,v1=<hex HMAC-SHA256(secret, "<ts>.<body>")>`.
-pub fn timestamped_signature(secret: &str, ts: i64, body: &[u8]) -> String {
-    let mut mac = HmacSha256::new_from_slice(secret.as_bytes()).unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
-    mac.update(ts.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    format!("t={ts},v1={}", hex::encode(mac.finalize().into_bytes()))
+/// The webhook's id (as a store's first webhook).
+const WEBHOOK_ID: u64 = 1;
+
+/// WooCommerce's delivery id: `wp_hash(webhook id . unix second)`, 32 hex digits (WordPress's
+/// `wp_hash` is an HMAC-MD5 under a site salt; any keyed hash has the property that matters:
+/// equal for the same second, new every second).
+pub fn delivery_id(salt: &str, second: i64) -> String {
+    let mut mac = HmacSha256::new_from_slice(salt.as_bytes()).unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+    mac.update(format!("{WEBHOOK_ID}{second}").as_bytes());
+    hex::encode(&mac.finalize().into_bytes()[..16])
 }
 
 /// Scripted incidents.
@@ -106,14 +112,18 @@ fn default_concurrency() -> usize {
 /// One delivery, as the simulator saw it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Delivery {
-    pub delivery_id: u64,
+    /// `X-WC-Webhook-Delivery-ID` (not unique: see [`delivery_id`]).
+    pub delivery_id: String,
+    /// The order the simulator sent it in (1, 2, ...): unique.
+    pub seq: u64,
     pub topic: String,
     pub resource_id: Value,
+    /// `X-WC-Webhook-Signature` as sent.
+    pub signature: String,
     /// The incident that caused this event, if any: the ground truth for alert tests.
     pub incident: Option<IncidentKind>,
-    /// Final HTTP status (None: never answered).
+    /// HTTP status (None: never answered: the delivery is lost).
     pub status: Option<u16>,
-    pub attempts: u32,
     pub sent_at: i64,
 }
 
@@ -121,6 +131,8 @@ pub struct Delivery {
 pub struct Webhooks {
     run: Mutex<Option<watch::Sender<bool>>>,
     log: Arc<Mutex<Vec<Delivery>>>,
+    /// The answer to the last run's creation ping (None: not answered).
+    ping: Arc<Mutex<Option<u16>>>,
     next_id: Arc<AtomicU64>,
 }
 
@@ -155,9 +167,11 @@ async fn stop(State(st): State<Arc<AppState>>) -> Response {
 
 async fn log(State(st): State<Arc<AppState>>) -> Response {
     let log = st.webhooks.log.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let delivered = log.iter().filter(|d| d.status.is_some_and(|s| (200..300).contains(&s))).count();
+    // WooCommerce counts 2xx, 301 and 302 as delivered (`WC_Webhook::log_delivery`).
+    let delivered = log.iter().filter(|d| d.status.is_some_and(|s| (200..303).contains(&s))).count();
     let running = st.webhooks.run.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|tx| !tx.is_closed() && !*tx.borrow());
-    axum::Json(json!({"running": running, "sent": log.len(), "delivered": delivered, "deliveries": log})).into_response()
+    let ping = *st.webhooks.ping.lock().unwrap_or_else(|e| e.into_inner());
+    axum::Json(json!({"running": running, "ping_status": ping, "sent": log.len(), "delivered": delivered, "deliveries": log})).into_response()
 }
 
 struct Outgoing {
@@ -227,13 +241,25 @@ fn one_shot(st: &AppState, kind: IncidentKind, now: i64, rng: &mut rand_chacha::
 }
 
 async fn drive(st: Arc<AppState>, req: StartRequest, mut stop: watch::Receiver<bool>) {
-    let client = match reqwest::Client::builder().timeout(Duration::from_secs(5)).build() {
+    // WooCommerce's delivery arguments: 60 s timeout, no redirects.
+    let client = match reqwest::Client::builder().timeout(Duration::from_secs(60)).redirect(reqwest::redirect::Policy::none()).build() {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "cannot build the webhook HTTP client");
             return;
         }
     };
+    let ping = client
+        .post(&req.url)
+        .header("user-agent", USER_AGENT)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("webhook_id={WEBHOOK_ID}"))
+        .send()
+        .await
+        .ok()
+        .map(|r| r.status().as_u16());
+    *st.webhooks.ping.lock().unwrap_or_else(|e| e.into_inner()) = ping;
+    tracing::info!(status = ?ping, "webhook creation ping");
     let secret = st.credentials.webhook_secret.clone();
     let permits = Arc::new(Semaphore::new(req.concurrency));
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(st.store().shape.seed ^ 0x3EB0);
@@ -291,10 +317,10 @@ async fn drive(st: Arc<AppState>, req: StartRequest, mut stop: watch::Receiver<b
             produced += 1;
             let Ok(permit) = permits.clone().acquire_owned().await else { break 'run };
             let (client, url, secret, log) = (client.clone(), req.url.clone(), secret.clone(), st.webhooks.log.clone());
-            let id = st.webhooks.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+            let seq = st.webhooks.next_id.fetch_add(1, Ordering::Relaxed) + 1;
             tokio::spawn(async move {
                 let _permit = permit;
-                let d = deliver(&client, &url, &secret, id, out).await;
+                let d = deliver(&client, &url, &secret, seq, out).await;
                 log.lock().unwrap_or_else(|e| e.into_inner()).push(d);
             });
         }
@@ -310,41 +336,37 @@ async fn drive(st: Arc<AppState>, req: StartRequest, mut stop: watch::Receiver<b
     tracing::info!(events = produced, "webhooks stopped");
 }
 
-async fn deliver(client: &reqwest::Client, url: &str, secret: &str, id: u64, out: Outgoing) -> Delivery {
+/// WooCommerce's user agent.
+const USER_AGENT: &str = "WooCommerce/9.4.0 Hookshot (WordPress/6.7)";
+
+async fn deliver(client: &reqwest::Client, url: &str, secret: &str, seq: u64, out: Outgoing) -> Delivery {
     let (resource, action) = out.topic.split_once('.').unwrap_or((&out.topic, ""));
-    let mut attempts = 0;
-    let mut status = None;
     let sent_at = chrono::Utc::now().timestamp();
-    while attempts < 3 {
-        attempts += 1;
-        let ts = chrono::Utc::now().timestamp();
-        let r = client
-            .post(url)
-            .header("content-type", "application/json")
-            .header("user-agent", "WooCommerce/9.4.0 Hookshot (WordPress/6.7)")
-            .header("x-wc-webhook-source", "https://store.alkasba.example/")
-            .header("x-wc-webhook-topic", &out.topic)
-            .header("x-wc-webhook-resource", resource)
-            .header("x-wc-webhook-event", action)
-            .header("x-wc-webhook-id", "1")
-            .header("x-wc-webhook-delivery-id", id.to_string())
-            .header("x-wc-webhook-signature", woo_signature(secret, &out.body))
-            .header("x-alkasba-signature", timestamped_signature(secret, ts, &out.body))
-            .body(out.body.clone())
-            .send()
-            .await;
-        match r {
-            Ok(resp) => {
-                status = Some(resp.status().as_u16());
-                if !resp.status().is_server_error() {
-                    break;
-                }
-            }
-            Err(e) => tracing::debug!(error = %e, delivery = id, "webhook delivery failed"),
+    // The site salt of `wp_hash`: any per-store secret.
+    let id = delivery_id(secret, sent_at);
+    let signature = woo_signature(secret, &out.body);
+    let r = client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("user-agent", USER_AGENT)
+        .header("x-wc-webhook-source", "https://store.alkasba.example/")
+        .header("x-wc-webhook-topic", &out.topic)
+        .header("x-wc-webhook-resource", resource)
+        .header("x-wc-webhook-event", action)
+        .header("x-wc-webhook-signature", &signature)
+        .header("x-wc-webhook-id", WEBHOOK_ID.to_string())
+        .header("x-wc-webhook-delivery-id", &id)
+        .body(out.body)
+        .send()
+        .await;
+    let status = match r {
+        Ok(resp) => Some(resp.status().as_u16()),
+        Err(e) => {
+            tracing::warn!(error = %e, seq, "webhook delivery failed: lost (WooCommerce does not retry)");
+            None
         }
-        tokio::time::sleep(Duration::from_millis(100 * attempts as u64)).await;
-    }
-    Delivery { delivery_id: id, topic: out.topic, resource_id: out.resource_id, incident: out.incident, status, attempts, sent_at }
+    };
+    Delivery { delivery_id: id, seq, topic: out.topic, resource_id: out.resource_id, signature, incident: out.incident, status, sent_at }
 }
 
 #[cfg(test)]
@@ -356,6 +378,9 @@ mod tests {
         // Reference values computed independently (Python: hmac.new(b"s3cret", body, sha256)).
         let body = br#"{"id":1}"#;
         assert_eq!(woo_signature("s3cret", body), "Y92rNNpYOOODVF6ckLQPdKTj2qvF3ZqNSaUYda1LJBg=");
-        assert_eq!(timestamped_signature("s3cret", 1_700_000_000, body), "t=1700000000,v1=ee0658aa4e37018df69c24227df01e0f680eb3b87c7f1f9bd936e283cfe01d9b");
+        // Delivery ids: equal within a second, new the next.
+        assert_eq!(delivery_id("s3cret", 1_700_000_000), delivery_id("s3cret", 1_700_000_000));
+        assert_ne!(delivery_id("s3cret", 1_700_000_000), delivery_id("s3cret", 1_700_000_001));
+        assert_eq!(delivery_id("s3cret", 1).len(), 32);
     }
 }
