@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use alkasba_sources::{Paginator, first_url, remaining_pages, with_param};
+use alkasba_sources::{Paginator, first_url, page_count, with_param};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::time::Instant;
@@ -128,7 +128,7 @@ impl<Q: TaskQueue, K: alkasba_pii::KeyService> Ingest<Q, K> {
             tasks.push(FetchTask { run_id: run_id.clone(), source: source.into(), stream: stream.name.clone(), task: 0, url: first, pages: Pages::Chain { step: 1 }, round: 0, redrive: 0 });
         } else {
             let page = entry.http.fetch(stream, &first, deadline).await.map_err(|f| Error::Task(format!("{}: first page: {} ({})", prep.id, f.reason, f.url)))?.page;
-            let total = if page.records(stream)?.is_empty() { 0 } else { remaining_pages(stream, &page)?.map(|r| r.len() as u64 + 1).unwrap_or(1) };
+            let total = if page.records(stream)?.is_empty() { 0 } else { page_count(stream, &page)?.unwrap_or(1) };
             pages = total;
             let per = self.settings.pages_per_task.max(1);
             let mut start = 1;

@@ -245,9 +245,10 @@ impl Prepared {
         let token_values: Vec<Option<String>> = self.stream.tokens.values().map(|p| record.pointer(p).and_then(Value::as_str).filter(|s| !s.trim().is_empty()).map(|s| tokens.token(s))).collect();
         // Read before sealing: they sit inside sealed objects.
         let clear: Vec<Option<String>> = self.stream.clear.values().map(|p| record.pointer(p).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string)).collect();
-        let version = match self.cursor(&record) {
+        let declared = self.stream.version.as_ref().and_then(|p| record.pointer(p)).and_then(Value::as_str).filter(|v| !v.is_empty());
+        let version = match declared.or_else(|| self.cursor(&record)) {
             Some(c) => c.to_string(),
-            // Without a cursor a record's version is its content: a keyed hash, since the
+            // Without either a record's version is its content: a keyed hash, since the
             // content holds personal data.
             None => format!("h:{}", tokens.token(&record.to_string())),
         };

@@ -167,15 +167,13 @@ pub fn validate(stream: &Stream, record: &Value) -> Vec<String> {
     for rule in &stream.rules {
         let Rule::SumEquals { total, terms, tolerance } = rule;
         let Some(t) = record.pointer(total).and_then(decimal) else { continue };
-        let mut sum = Decimal::ZERO;
-        for term in terms {
-            for (_, v) in resolve(record, term) {
-                if let Some(d) = v.and_then(decimal) {
-                    sum += d;
-                }
-            }
-        }
-        let diff = (t - sum).abs();
+        // Checked arithmetic: crafted amounts near Decimal's limit (about 7.9e28) must give a
+        // reason, not a panic that dead-letters the page forever.
+        let sum = terms.iter().flat_map(|term| resolve(record, term)).filter_map(|(_, v)| v.and_then(decimal)).try_fold(Decimal::ZERO, |acc, d| acc.checked_add(d));
+        let Some(diff) = sum.and_then(|sum| t.checked_sub(sum)).map(|d| d.abs()) else {
+            reasons.push(format!("{total}: the sum of {} is out of range", terms.join(" + ")));
+            continue;
+        };
         let tol = Decimal::from_str(&tolerance.to_string()).unwrap_or(Decimal::ZERO);
         if diff > tol {
             reasons.push(format!("{total}: differs from the sum of {} by {diff}", terms.join(" + ")));
@@ -258,6 +256,23 @@ terms = ["/lines/*/amount", "/shipping"]
             (Box::new(|r| r["total"] = json!("abc")), "/total: not a decimal number"),
             (Box::new(|r| r["created"] = json!("yesterday")), "/created: not an ISO 8601 date-time"),
             (Box::new(|r| r["id"] = json!("7")), "/id: not an integer"),
+            // Decimal's largest value twice: the sum overflows (it panicked before).
+            (
+                Box::new(|r| {
+                    r["lines"][0]["amount"] = json!("79228162514264337593543950335");
+                    r["lines"][1]["amount"] = json!("79228162514264337593543950335");
+                }),
+                "/total: the sum of /lines/*/amount + /shipping is out of range",
+            ),
+            // The sum fits, the difference does not.
+            (
+                Box::new(|r| {
+                    r["total"] = json!("-79228162514264337593543950335");
+                    r["lines"][0]["amount"] = json!("79228162514264337593543950335");
+                    r["lines"][1]["amount"] = json!("-20");
+                }),
+                "/total: the sum of /lines/*/amount + /shipping is out of range",
+            ),
         ];
         for (change, want) in cases {
             let mut r = good();

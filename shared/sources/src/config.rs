@@ -163,6 +163,11 @@ pub struct Stream {
     /// Incremental reads; without it every run reads everything.
     #[serde(default)]
     pub cursor: Option<Cursor>,
+    /// JSON pointer of the field naming a record's version (a modification time) when the
+    /// stream has no cursor: bronze keeps one row per key and version. Default: the cursor's
+    /// field; with neither, a keyed hash of the record's content.
+    #[serde(default)]
+    pub version: Option<String>,
     /// Query parameters sent with every request. `${run_date}` in a value is replaced by the
     /// run's date (UTC, `YYYY-MM-DD`), for daily feeds (`date = "${run_date}"`).
     #[serde(default)]
@@ -529,6 +534,9 @@ fn validate(file: &str, f: &SourceFile) -> Result<()> {
         }
         if let Some(p) = &st.subject {
             pointer(file, at("subject"), p, false)?;
+        }
+        if let Some(v) = &st.version {
+            pointer(file, at("version"), v, false)?;
         }
         if let Some(c) = &st.cursor {
             pointer(file, at("cursor.field"), &c.field, false)?;

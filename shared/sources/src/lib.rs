@@ -36,4 +36,4 @@ pub fn shipped() -> Result<Vec<SourceFile>> {
     shipped_files::SHIPPED.iter().map(|(name, text)| parse(&format!("config/sources/{name}"), text)).collect()
 }
 
-pub use paginate::{Next, Page, first_url, next_page, page_url, remaining_pages, total_pages, with_param};
+pub use paginate::{MAX_PAGES, Next, Page, first_url, next_page, page_count, page_url, total_pages, with_param};

@@ -168,14 +168,22 @@ pub fn total_pages(stream: &Stream, page: &Page) -> Option<u64> {
     }
 }
 
-/// Every page after the first, when the first page says how many there are (page numbers with a
-/// total-pages header): a planner can enqueue them all at once.
-pub fn remaining_pages(stream: &Stream, first: &Page) -> Result<Option<Vec<Url>>> {
-    let Paginator::PageNumber { page_param, total_pages_header: Some(h), .. } = &stream.paginator else {
+/// The most pages one run plans (100 million records at 100 a page). A total-pages header above
+/// it is refused as implausible rather than planned: a crafted or broken value must not make the
+/// planner enqueue billions of tasks.
+pub const MAX_PAGES: u64 = 1_000_000;
+
+/// How many pages the stream has, when the first page says (page numbers with a total-pages
+/// header): a planner can plan them all at once. Counted, never listed.
+pub fn page_count(stream: &Stream, first: &Page) -> Result<Option<u64>> {
+    let Paginator::PageNumber { total_pages_header: Some(h), .. } = &stream.paginator else {
         return Ok(None);
     };
     let total: u64 = first.header(h).and_then(|v| v.trim().parse().ok()).ok_or_else(|| first.err(stream, format!("header {h} is missing or not a number")))?;
-    Ok(Some((2..=total).map(|p| with_param(&first.url, page_param, &p.to_string())).collect()))
+    if total > MAX_PAGES {
+        return Err(first.err(stream, format!("header {h} says {total} pages: more than {MAX_PAGES} in one run is refused as implausible")));
+    }
+    Ok(Some(total.max(1)))
 }
 
 /// The `rel="next"` target of an RFC 8288 Link header. Hand-written: the grammar needed here
@@ -270,7 +278,14 @@ paginator = {paginator}
         let p1 = page(first.clone(), &[("X-WP-TotalPages", "3")], json!({"data": [{"id": 1}, {"id": 2}]}));
         let Next::Url(u2) = next_page(&st, &p1).unwrap() else { panic!() };
         assert!(u2.as_str().ends_with("page=2"), "{u2}");
-        assert_eq!(remaining_pages(&st, &p1).unwrap().unwrap().len(), 2);
+        assert_eq!(page_count(&st, &p1).unwrap(), Some(3));
+        // Crafted totals: refused by name, never listed (a vector of every page aborted the
+        // planner before).
+        for crafted in ["18446744073709551615", "1000001", "99999999999999999999999", "-1"] {
+            let p = page(first.clone(), &[("X-WP-TotalPages", crafted)], json!({"data": [{"id": 1}]}));
+            let e = page_count(&st, &p).unwrap_err().to_string();
+            assert!(e.contains("X-WP-TotalPages"), "{crafted}: {e}");
+        }
         let p3 = page(with_param(&first, "page", "3"), &[("X-WP-TotalPages", "3")], json!({"data": [{"id": 5}]}));
         assert_eq!(next_page(&st, &p3).unwrap(), Next::Done);
         let missing = page(first, &[], json!({"data": [{"id": 1}]}));

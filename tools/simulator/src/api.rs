@@ -178,6 +178,9 @@ fn parse_list(p: &HashMap<String, String>, resource: Resource) -> Result<ListQue
     if !(1..=100).contains(&per_page) {
         return Err(bad_param("per_page", "per_page must be between 1 (inclusive) and 100 (inclusive)".into()));
     }
+    if resource == Resource::Customers {
+        return parse_customers(p, page, per_page);
+    }
     let orderby = match p.get("orderby").map(String::as_str) {
         None | Some("date") => OrderBy::Date,
         Some("id") => OrderBy::Id,
@@ -201,6 +204,25 @@ fn parse_list(p: &HashMap<String, String>, resource: Resource) -> Result<ListQue
         Some(_) => return Err(bad_param("status", "status filters orders only".into())),
     };
     Ok(ListQuery { page, per_page, orderby, desc, after: date("after")?, before: date("before")?, modified_after: date("modified_after")?, modified_before: date("modified_before")?, status })
+}
+
+/// The customers list's own parameters (`WC_REST_Customers_V1_Controller`: a `WP_User_Query`, not
+/// a posts query): `orderby` is one of id, include, name, registered_date (default name), `order`
+/// defaults to asc, and there are no date filters: `after`, `modified_after` and the like are not
+/// declared, so WordPress ignores them and every customer comes back.
+fn parse_customers(p: &HashMap<String, String>, page: usize, per_page: usize) -> Result<ListQuery, Response> {
+    let orderby = match p.get("orderby").map(String::as_str) {
+        None | Some("name") => OrderBy::Name,
+        Some("id") | Some("include") => OrderBy::Id,
+        Some("registered_date") => OrderBy::Date,
+        Some(other) => return Err(bad_param("orderby", format!("orderby is not one of id, include, name, and registered_date: {other:?}"))),
+    };
+    let desc = match p.get("order").map(String::as_str) {
+        None | Some("asc") => false,
+        Some("desc") => true,
+        Some(other) => return Err(bad_param("order", format!("order is not one of asc and desc: {other:?}"))),
+    };
+    Ok(ListQuery { page, per_page, orderby, desc, after: None, before: None, modified_after: None, modified_before: None, status: None })
 }
 
 /// `Link` header with `next`/`prev` pages, keeping every other query parameter.

@@ -67,6 +67,8 @@ pub enum OrderBy {
     Id,
     Date,
     Modified,
+    /// Customers only: the display name ("first last"), as WP_User_Query's `display_name`.
+    Name,
 }
 
 /// A list request, already validated.
@@ -209,7 +211,7 @@ impl Store {
                     && q.modified_before.is_none_or(|b| m < b)
                     && q.status.as_ref().is_none_or(|s| r == Resource::Orders && s.contains(&self.orders[id as usize - 1].status));
                 let key = match q.orderby {
-                    OrderBy::Id => id as i64,
+                    OrderBy::Id | OrderBy::Name => id as i64,
                     OrderBy::Date => c,
                     OrderBy::Modified => m,
                 };
@@ -217,6 +219,15 @@ impl Store {
             })
             .collect();
         hits.sort_unstable();
+        if q.orderby == OrderBy::Name {
+            let name = |id: u32| {
+                let p = data::person(self.shape.seed, id as u64);
+                format!("{} {}", p.first, p.last)
+            };
+            let mut named: Vec<(String, u32)> = hits.iter().map(|(_, id)| (name(*id), *id)).collect();
+            named.sort_unstable();
+            hits = named.into_iter().map(|(_, id)| (0, id)).collect();
+        }
         if q.desc {
             hits.reverse();
         }

@@ -61,7 +61,7 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
                     }
                     Ok(fetched) => {
                         let empty = fetched.page.records(stream).map(|r| r.is_empty()).unwrap_or(true);
-                        let total = total_pages(stream, &fetched.page);
+                        let total = total_pages(stream, &fetched.page).map(|t| t.min(alkasba_sources::MAX_PAGES));
                         let at_end = empty || total.is_some_and(|t| page >= t) || matches!(next_page(stream, &fetched.page), Ok(Next::Done));
                         if let Some(t) = total.filter(|_| follow) {
                             last = last.max(t);
