@@ -17,6 +17,7 @@
 pub mod dictionary;
 mod error;
 pub mod forecast;
+pub mod glue;
 pub mod gold;
 pub mod maintain;
 pub mod registry;

@@ -61,11 +61,18 @@ enum Attempt {
 impl HttpSource {
     /// `auth_header` comes from the source's secret (see `Auth::header`).
     pub fn new(source: &Source, auth_header: Option<(String, String)>) -> Result<Self> {
+        if !alkasba_sources::transport_is_safe(&source.base_url) {
+            return Err(Error::Config(format!(
+                "source {}: base URL {} is plain http to a host that is not loopback: credentials and personal data would cross the network in clear; use https",
+                source.name, source.base_url
+            )));
+        }
         let client = reqwest::Client::builder()
             .timeout(Duration::from_millis(source.retry.timeout_ms))
             .connect_timeout(Duration::from_secs(5))
             .pool_max_idle_per_host(16)
             .user_agent(concat!("alkasba-lake/", env!("CARGO_PKG_VERSION")))
+            .redirect(same_origin_redirects())
             .build()
             .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
         let auth = match auth_header {
@@ -104,9 +111,15 @@ impl HttpSource {
         };
         let status = resp.status();
         let headers = resp.headers().clone();
-        let body = match resp.bytes().await {
+        if status.is_redirection() {
+            // Only redirects to another origin are left unfollowed (see `same_origin_redirects`).
+            let to = headers.get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()).and_then(|l| url.join(l).ok()).map(|u| u.origin().ascii_serialization()).unwrap_or_else(|| "?".into());
+            return Attempt::Fatal { reason: format!("HTTP {}: redirect to another origin ({to}) not followed: the source's credentials stay with its own host", status.as_u16()), status: Some(status.as_u16()), body: None };
+        }
+        let body = match read_body(resp, self.source.max_body_bytes).await {
             Ok(b) => b,
-            Err(e) => return Attempt::Retry { reason: format!("reading the body: {}", net_reason(&e)), status: Some(status.as_u16()), body: None, after: None },
+            Err(BodyError::TooBig(n)) => return Attempt::Fatal { reason: format!("response body over {n} bytes (the source's max_body_bytes)"), status: Some(status.as_u16()), body: None },
+            Err(BodyError::Read(e)) => return Attempt::Retry { reason: format!("reading the body: {}", net_reason(&e)), status: Some(status.as_u16()), body: None, after: None },
         };
         if status.is_success() {
             let parsed: serde_json::Value = match serde_json::from_slice(&body) {
@@ -167,6 +180,37 @@ impl HttpSource {
             }
         }
     }
+}
+
+/// Redirects are followed within the source's own origin (scheme, host and port), at most five;
+/// one to another origin is not followed, so an auth header (Basic, or an API key header that
+/// reqwest would not know to strip) never reaches another host.
+fn same_origin_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let same = attempt.previous().first().is_some_and(|first| first.origin() == attempt.url().origin());
+        if same && attempt.previous().len() <= 5 { attempt.follow() } else { attempt.stop() }
+    })
+}
+
+enum BodyError {
+    TooBig(u64),
+    Read(reqwest::Error),
+}
+
+/// The body, read chunk by chunk and given up past `limit` bytes (a declared length over it is
+/// refused before reading).
+async fn read_body(mut resp: reqwest::Response, limit: u64) -> std::result::Result<Bytes, BodyError> {
+    if resp.content_length().is_some_and(|n| n > limit) {
+        return Err(BodyError::TooBig(limit));
+    }
+    let mut buf = bytes::BytesMut::new();
+    while let Some(chunk) = resp.chunk().await.map_err(BodyError::Read)? {
+        if buf.len() as u64 + chunk.len() as u64 > limit {
+            return Err(BodyError::TooBig(limit));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
 }
 
 fn net_reason(e: &reqwest::Error) -> String {

@@ -35,6 +35,14 @@ pub struct Source {
     /// Retries of failed requests.
     #[serde(default)]
     pub retry: RetryPolicy,
+    /// Largest response body read, in bytes (default 32 MiB): a bigger page fails as such
+    /// instead of filling the function's memory.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: u64,
+}
+
+fn default_max_body_bytes() -> u64 {
+    32 * 1024 * 1024
 }
 
 /// Authentication. Secrets are referenced, never written here.
@@ -417,6 +425,9 @@ fn validate(file: &str, f: &SourceFile) -> Result<()> {
     if !matches!(s.base_url.scheme(), "http" | "https") {
         return Err(cerr(file, "source.base_url", "must be an http or https URL"));
     }
+    if s.max_body_bytes == 0 {
+        return Err(cerr(file, "source.max_body_bytes", "must be at least 1"));
+    }
     let key_ok = |k: &str| !k.trim().is_empty();
     match &s.auth {
         Auth::Basic { username_key, password_key, .. } if !key_ok(username_key) || !key_ok(password_key) => {
@@ -598,4 +609,19 @@ pub fn load_dir(dir: &Path) -> Result<Vec<SourceFile>> {
         return Err(Error::Read { file: d, reason: "no *.toml source files".into() });
     }
     Ok(out)
+}
+
+/// Whether `url` may be fetched: `https`, or `http` to a loopback address only (a local
+/// simulator), since credentials and personal data must not cross a network in clear.
+pub fn transport_is_safe(url: &Url) -> bool {
+    match url.scheme() {
+        "https" => true,
+        "http" => match url.host() {
+            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        },
+        _ => false,
+    }
 }

@@ -35,6 +35,15 @@ pub enum Batch {
     /// Prints the data dictionary (docs/data-dictionary.md): every silver and gold table's grain
     /// and every column's meaning and unit.
     Dictionary,
+    /// The Glue catalog's columns of every silver, gold and ops table, read from the tables'
+    /// own schemas (Athena views need them in the catalog): printed, or written into the
+    /// template's Glue definitions with `--write infra/template.yaml`. Tables not in the lake
+    /// yet are left as they are.
+    GlueColumns {
+        /// The SAM template to update.
+        #[arg(long)]
+        write: Option<std::path::PathBuf>,
+    },
 }
 
 /// The lake: `LAKE_ROOT`, else the stack's `LakeRoot` output.
@@ -82,6 +91,27 @@ pub async fn batch(sdk: &aws_config::SdkConfig, stack: Option<&str>, command: Ba
                     "{:<36} files {:>6} -> {:<6} ({} partitions)  compacted {:>6}  vacuumed {:>6}  logs removed {:>4}  {}",
                     r.table, r.files_before, r.files_after, r.partitions, r.files_compacted, r.vacuumed, r.logs_removed, r.note
                 );
+            }
+        }
+        Batch::GlueColumns { write } => {
+            let mut found = std::collections::BTreeMap::new();
+            for spec in alkasba_batch::registry::registry().tables() {
+                if !matches!(spec.layer, alkasba_lake::layout::Layer::Silver | alkasba_lake::layout::Layer::Gold | alkasba_lake::layout::Layer::Ops) {
+                    continue;
+                }
+                match alkasba_batch::glue::columns(&lake, &spec.path).await? {
+                    Some(cols) => {
+                        println!("{:<36} {} columns", spec.path, cols.len());
+                        found.insert(spec.path.clone(), cols);
+                    }
+                    None => println!("{:<36} not in the lake yet: left as it is", spec.path),
+                }
+            }
+            if let Some(path) = write {
+                let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+                let new = alkasba_batch::glue::write_template(&text, &found)?;
+                std::fs::write(&path, &new).with_context(|| format!("writing {}", path.display()))?;
+                println!("{}: columns of {} tables written", path.display(), found.len());
             }
         }
         Batch::Dictionary => {}
