@@ -158,7 +158,7 @@ $(sed 's/^/                   /' "$LOGS/status.txt")
                    decrypt (needs kms:Decrypt): $BIN/alkasba pii decrypt --stack $STACK --table $ROOT/bronze/alkasba_store/customers --limit 1
  silver (DuckDB)   orders $silver_orders (latest version each), order lines $silver_lines
  gold (DuckDB)     $gold_days days of sales, $gold_revenue MAD gross revenue; top product this month: $top
-                   eleven marts under $ROOT/gold/ (query them: docs/athena-trino.md)
+                   thirteen marts under $ROOT/gold/ (query them: docs/athena-trino.md)
  forecast          $forecast
  dashboard         $LINK
                    (open it in a browser; the live page moves with the store's webhooks, 2 events/s

@@ -179,7 +179,9 @@ async fn gold_equals_the_truth_duckdb_reproduces_it_and_reruns_change_nothing() 
     let regenerated = alkasba_batch::glue::write_template(&template, &found).unwrap();
     if regenerated != template {
         let changed: Vec<&String> = found.keys().filter(|p| alkasba_batch::glue::write_template(&template, &BTreeMap::from([((*p).clone(), found[*p].clone())])).unwrap() != template).collect();
-        panic!("the Glue columns in infra/template.yaml differ from the tables of {changed:?}: run `alkasba batch glue-columns --stack <stack> --write infra/template.yaml` on a lake built by scripts/demo.sh");
+        panic!(
+            "the Glue columns in infra/template.yaml differ from the tables of {changed:?}: run `alkasba batch glue-columns --stack <stack> --write infra/template.yaml` on a lake built by scripts/demo.sh"
+        );
     }
 
     // Running both again commits nothing.

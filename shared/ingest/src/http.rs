@@ -114,7 +114,11 @@ impl HttpSource {
         if status.is_redirection() {
             // Only redirects to another origin are left unfollowed (see `same_origin_redirects`).
             let to = headers.get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()).and_then(|l| url.join(l).ok()).map(|u| u.origin().ascii_serialization()).unwrap_or_else(|| "?".into());
-            return Attempt::Fatal { reason: format!("HTTP {}: redirect to another origin ({to}) not followed: the source's credentials stay with its own host", status.as_u16()), status: Some(status.as_u16()), body: None };
+            return Attempt::Fatal {
+                reason: format!("HTTP {}: redirect to another origin ({to}) not followed: the source's credentials stay with its own host", status.as_u16()),
+                status: Some(status.as_u16()),
+                body: None,
+            };
         }
         let body = match read_body(resp, self.source.max_body_bytes).await {
             Ok(b) => b,

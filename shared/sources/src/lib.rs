@@ -23,7 +23,9 @@ mod config;
 mod error;
 mod paginate;
 
-pub use config::{Auth, Cursor, FieldSpec, FieldType, Format, Paginator, RateLimit, RetryPolicy, Rule, SecretRef, SecretStore, Source, SourceFile, Stream, load_dir, load_file, parse, top_level, transport_is_safe};
+pub use config::{
+    Auth, Cursor, FieldSpec, FieldType, Format, Paginator, RateLimit, RetryPolicy, Rule, SecretRef, SecretStore, Source, SourceFile, Stream, load_dir, load_file, parse, top_level, transport_is_safe,
+};
 pub use error::{Error, Result};
 
 mod shipped_files {
