@@ -31,11 +31,14 @@ pub fn stream_of(topic: &str) -> Option<(&'static str, &'static str)> {
 pub struct StoreEvent {
     /// [`WIRE_VERSION`].
     pub v: u32,
-    /// The store's delivery id (`X-WC-Webhook-Delivery-ID`), or a hash of the signature when absent.
+    /// The payload's id: hex HMAC-SHA256 of the body under the webhook secret (what the
+    /// signature proves). WooCommerce's own `X-WC-Webhook-Delivery-ID` cannot name an event: it
+    /// is shared by the deliveries of one second and new on a resend.
     pub delivery_id: String,
     /// `order.created`, `product.updated`, `competitor.price_changed`, ...
     pub topic: String,
-    /// The signature's timestamp (unix seconds).
+    /// The timestamped signature's time (unix seconds); the receiving second when the delivery
+    /// carries none (WooCommerce's).
     pub signed_at: i64,
     /// When the webhook accepted it (unix milliseconds): event time for the windows.
     pub received_at_ms: i64,
@@ -50,8 +53,8 @@ pub struct StoreEvent {
 }
 
 impl StoreEvent {
-    /// The number the dedupe set keeps: the delivery id when it is a number (WooCommerce's
-    /// are), else the first 8 bytes of its SHA-256.
+    /// The number the dedupe set keeps: the delivery id when it is a number, else the first 8
+    /// bytes of its SHA-256.
     pub fn dedupe_id(&self) -> u64 {
         self.delivery_id.parse::<u64>().unwrap_or_else(|_| {
             use sha2::Digest;

@@ -108,6 +108,9 @@ pub struct Processed {
     seen: HashSet<(String, String)>,
 }
 
+/// The field name a record that is not a JSON object is sealed under, whole.
+pub const NOT_AN_OBJECT: &str = "(record)";
+
 /// Where a record came from.
 #[derive(Debug, Clone, Copy)]
 pub struct Origin<'a> {
@@ -208,6 +211,13 @@ impl Prepared {
 
     /// Seals the personal top-level fields of `record` in place.
     async fn seal<K: KeyService>(&self, record: &mut Value, subject: &str, sealer: &mut Sealer<K>) -> Result<()> {
+        if !record.is_object() {
+            // Not an object (a bare string, an array): nothing says which part is personal, so
+            // all of it is sealed. Such a record only ever reaches quarantine.
+            let plain = record.to_string();
+            *record = Value::String(sealer.seal(subject, NOT_AN_OBJECT, plain.as_bytes()).await.map_err(Error::Pii)?);
+            return Ok(());
+        }
         if self.sensitive.is_empty() {
             return Ok(());
         }
