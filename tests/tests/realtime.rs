@@ -70,13 +70,17 @@ async fn incidents_raise_one_alert_each_and_every_delivery_lands_once() {
         (hdr(Some(alkasba_realtime::signature::sign_woo(b"not-the-secret-at-all", &body)), "a1"), body.clone(), 401),
         (hdr(None, "a2"), body.clone(), 401),
         (hdr(Some(sign(b"{\"id\": 1,")), "a3"), b"{\"id\": 1,".to_vec(), 400),
-        (hdr(Some(sign(b"{\"id\": -4}")), "a4"), b"{\"id\": -4}".to_vec(), 422),
     ];
     for (h, b, status) in &bad {
         let (got, text) = post(&url, h, b).await;
         assert_eq!(got, *status, "{text}");
         assert!(text.contains("error"), "{text}");
     }
+    // A payload failing its stream's validation is accepted for quarantine (WooCommerce would
+    // disable a webhook that keeps failing).
+    let (status, text) = post(&url, &hdr(Some(sign(b"{\"id\": -4}")), "a4"), b"{\"id\": -4}").await;
+    assert_eq!(status, 202, "{text}");
+    assert!(text.contains("quarantined") && text.contains("/id"), "{text}");
     let good = hdr(Some(sign(&body)), "a5");
     assert_eq!(post(&url, &good, &body).await.0, 202);
     // The same payload again (a replay, or a resend under a new delivery id): 200, nothing new.
@@ -148,7 +152,7 @@ async fn incidents_raise_one_alert_each_and_every_delivery_lands_once() {
     let missing: Vec<_> = accepted.iter().filter(|d| !got.contains_key(*d)).take(5).collect();
     assert!(missing.is_empty(), "accepted deliveries missing from the events table: {missing:?}");
     for refused in [&b"{\"id\": 1,"[..], &b"{\"id\": -4}"[..]] {
-        assert!(!got.contains_key(&payload_id(&sign(refused))), "a refused delivery reached the events table");
+        assert!(!got.contains_key(&payload_id(&sign(refused))), "a refused or quarantined payload reached the events table");
     }
     assert_eq!(got.len(), want);
 
@@ -200,6 +204,11 @@ async fn incidents_raise_one_alert_each_and_every_delivery_lands_once() {
     runner.invoke("RealtimeFunction", &json!({"tick": "now"})).await.unwrap();
     let again = duckdb(&format!("SELECT count(*) AS n FROM delta_scan('{table}')")).unwrap();
     assert_eq!(again[0]["n"].as_u64().unwrap() as usize, want, "redelivered messages reached the events table again");
+    // The invalid payload is in quarantine, once, named by its stream, with its reasons.
+    let q = duckdb(&format!("SELECT stream, reasons, source_url FROM delta_scan('{root}/quarantine/ingest') WHERE source_url = 'webhook'")).unwrap();
+    assert_eq!(q.len(), 1, "{q:?}");
+    assert_eq!(q[0]["stream"], "alkasba_store.orders");
+    assert!(q[0]["reasons"].as_str().unwrap().contains("/id"), "{q:?}");
     let table_alerts = duckdb(&format!("SELECT count(*) AS n FROM delta_scan('{root}/ops/alerts')")).unwrap();
     assert_eq!(table_alerts[0]["n"].as_u64().unwrap() as usize, expected.len(), "a redelivery raised an alert");
 

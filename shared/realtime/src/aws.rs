@@ -194,6 +194,7 @@ pub struct DeltaSink {
     events: Url,
     alerts: Url,
     keyring: Url,
+    quarantine: Url,
 }
 
 impl DeltaSink {
@@ -201,7 +202,8 @@ impl DeltaSink {
         let events = lake.table(EVENTS_TABLE)?;
         let alerts = lake.table(ALERTS_TABLE)?;
         let keyring = lake.keyring()?;
-        Ok(Self { lake, events, alerts, keyring })
+        let quarantine = lake.quarantine()?;
+        Ok(Self { lake, events, alerts, keyring, quarantine })
     }
 
     /// Appends the rows `build` makes from the outboxes above the table's committed
@@ -240,8 +242,8 @@ fn utc_ts(name: &str) -> Field {
 
 /// The bronze events batch: one row per delivery, the record sealed as JSON text.
 pub fn events_batch(outboxes: &[&Outbox]) -> Result<RecordBatch> {
-    let e: Vec<&crate::event::StoreEvent> = outboxes.iter().flat_map(|o| o.events.iter()).collect();
-    let generations: Vec<i64> = outboxes.iter().flat_map(|o| o.events.iter().map(|_| o.generation as i64)).collect();
+    let e: Vec<&crate::event::StoreEvent> = outboxes.iter().flat_map(|o| o.events.iter().filter(|e| e.invalid.is_empty())).collect();
+    let generations: Vec<i64> = outboxes.iter().flat_map(|o| o.events.iter().filter(|e| e.invalid.is_empty()).map(|_| o.generation as i64)).collect();
     let schema = Arc::new(Schema::new(vec![
         Field::new("delivery_id", DataType::Utf8, false),
         Field::new("topic", DataType::Utf8, false),
@@ -266,6 +268,20 @@ pub fn events_batch(outboxes: &[&Outbox]) -> Result<RecordBatch> {
         Arc::new(StringArray::from_iter_values(e.iter().map(|e| date_of(e.at())))),
     ];
     Ok(RecordBatch::try_new(schema, cols)?)
+}
+
+/// The quarantine rows of the outboxes' invalid payloads (the ingestion's quarantine table, run
+/// `webhook`, source `webhook`), or `None` when there are none. Their records are sealed as
+/// ingestion seals them.
+pub fn quarantine_rows(outboxes: &[&Outbox], now: chrono::DateTime<chrono::Utc>) -> Result<Option<RecordBatch>> {
+    let mut by_stream: std::collections::BTreeMap<String, Vec<alkasba_records::QuarantineRow>> = std::collections::BTreeMap::new();
+    for e in outboxes.iter().flat_map(|o| o.events.iter()).filter(|e| !e.invalid.is_empty()) {
+        let stream = e.topic.split_once('.').and_then(|(r, _)| crate::event::stream_of(r)).map(|(s, t)| format!("{s}.{t}")).unwrap_or_else(|| format!("webhook.{}", e.topic));
+        by_stream.entry(stream).or_default().push(alkasba_records::QuarantineRow { key: e.key.clone(), page: 0, reasons: e.invalid.clone(), record: e.record.to_string() });
+    }
+    let batches = by_stream.iter().map(|(stream, rows)| alkasba_records::quarantine_batch(stream, rows, "webhook", |_| "webhook".to_string(), now)).collect::<std::result::Result<Vec<_>, _>>()?;
+    let Some(first) = batches.first() else { return Ok(None) };
+    Ok(Some(alkasba_lake::arrow::compute::concat_batches(&first.schema(), &batches)?))
 }
 
 /// The alerts batch.
@@ -317,7 +333,10 @@ impl LakeSink for DeltaSink {
             Ok(if rows.is_empty() { None } else { Some(keyring_batch(&rows)?) })
         })
         .await?;
-        self.append_outboxes(&self.events, outboxes, &["event_date"], |fresh| Ok(if fresh.iter().all(|o| o.events.is_empty()) { None } else { Some(events_batch(fresh)?) })).await?;
+        let valid = |o: &&Outbox| o.events.iter().any(|e| e.invalid.is_empty());
+        self.append_outboxes(&self.events, outboxes, &["event_date"], |fresh| Ok(if fresh.iter().any(valid) { Some(events_batch(fresh)?) } else { None })).await?;
+        let now = chrono::Utc::now();
+        self.append_outboxes(&self.quarantine, outboxes, &[alkasba_records::record::INGEST_DATE], |fresh| quarantine_rows(fresh, now)).await?;
         self.append_outboxes(&self.alerts, outboxes, &["alert_date"], |fresh| {
             let alerts: Vec<Alert> = fresh.iter().flat_map(|o| o.alerts.iter().cloned()).collect();
             Ok(if alerts.is_empty() { None } else { Some(alerts_batch(&alerts)?) })

@@ -5,7 +5,8 @@
 //! 3. publish the batch's alerts at once (the urgent part; no personal data, concurrently) and
 //!    record that with a small mark beside the outbox (the state is not rewritten for it);
 //! 4. once the pending outboxes hold enough events or the oldest is old enough (micro-batches),
-//!    write them to the lake in one commit per table (keyring, then events, then alerts), marked
+//!    write them to the lake in one commit per table (keyring, then events, then quarantined
+//!    payloads, then alerts), marked
 //!    with the application transaction `realtime` = the highest generation written, so a repeat
 //!    commits nothing; then drop them from the state. Outboxes are flushed as a prefix in
 //!    generation order, so the single high-water mark never skips one;
@@ -62,7 +63,7 @@ pub trait StateStore: Send + Sync {
     fn put_live(&self, view: &serde_json::Value) -> impl Future<Output = Result<()>> + Send;
 }
 
-/// The lake tables (keyring, bronze events, alerts).
+/// The lake tables (keyring, bronze events, quarantine, alerts).
 pub trait LakeSink: Send + Sync {
     /// Writes `outboxes` (in generation order) as one commit per table, skipping those at or
     /// below the table's committed generation.

@@ -50,6 +50,11 @@ pub struct StoreEvent {
     pub tokens: BTreeMap<String, Option<String>>,
     /// Person keys created for this payload (wrapped).
     pub keys: Vec<WireKey>,
+    /// Why the payload failed its stream's validation (empty: it passed). An invalid payload is
+    /// accepted all the same (WooCommerce disables a webhook that keeps failing) and goes to
+    /// the quarantine table, never to the windows or the events table.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub invalid: Vec<String>,
 }
 
 impl StoreEvent {

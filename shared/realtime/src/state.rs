@@ -174,7 +174,10 @@ impl State {
             }
             if !stale {
                 set.insert(id);
-                self.observe(e, rules, &mut out.alerts);
+                // An invalid payload is deduped like any other but counts in no window.
+                if e.invalid.is_empty() {
+                    self.observe(e, rules, &mut out.alerts);
+                }
             }
             out.accepted.push(e.clone());
         }

@@ -1,5 +1,6 @@
 //! The `webhook` function's logic: verify, make replays harmless, validate, seal, enqueue; answer
-//! fast. Bad input is a 4xx naming the problem; only a down dependency is a 5xx (503). WooCommerce
+//! fast. Bad input is a 4xx naming the problem (a payload failing its stream's validation is accepted
+//! and quarantined instead); only a down dependency is a 5xx (503). WooCommerce
 //! does not retry a failed delivery and disables a webhook after more than five failures in a row
 //! (`WC_Webhook::failed_delivery`; any answer but 2xx, 301 or 302 is one), so a payload already
 //! accepted is answered 200, and the store's webhook creation ping is answered 200.
@@ -183,9 +184,6 @@ impl<Q: EventQueue, R: ReplayGuard, K: KeyService> Webhook<Q, R, K> {
         let new_keys: Vec<WireKey> = session.sealer.take_new_keys().iter().map(WireKey::from).collect();
         session.persons += new_keys.len();
         session.unsent.extend(new_keys);
-        if !protected.reasons.is_empty() {
-            return Reply { status: 422, body: json!({ "error": "invalid payload", "stream": stream.id, "reasons": protected.reasons }) };
-        }
         // WooCommerce's delivery id is a hash of the webhook id and the second it was sent: shared
         // by the deliveries of one second, new on a resend. The payload's id names the delivery.
         let store_delivery = header("x-wc-webhook-delivery-id").map(str::trim).unwrap_or("-");
@@ -200,6 +198,7 @@ impl<Q: EventQueue, R: ReplayGuard, K: KeyService> Webhook<Q, R, K> {
             record: protected.record,
             tokens: protected.tokens,
             keys: session.unsent.clone(),
+            invalid: protected.reasons,
         };
         let sealed_us = started.elapsed().as_micros() as u64;
         match self.guard.claim(&delivery_id).await {
@@ -213,6 +212,7 @@ impl<Q: EventQueue, R: ReplayGuard, K: KeyService> Webhook<Q, R, K> {
                 return reply(503, "replay guard unavailable; retry later");
             }
         }
+        let invalid = event.invalid.clone();
         let body = match serde_json::to_string(&event) {
             Ok(b) => b,
             Err(e) => return reply(500, format!("encoding the event: {e}")),
@@ -227,7 +227,12 @@ impl<Q: EventQueue, R: ReplayGuard, K: KeyService> Webhook<Q, R, K> {
         }
         session.unsent.clear();
         let sent_us = started.elapsed().as_micros() as u64;
-        tracing::info!(delivery = %delivery_id, store_delivery, topic, sealed_us, claim_us = claimed_us - sealed_us, send_us = sent_us - claimed_us, "accepted");
-        Reply { status: 202, body: json!({ "accepted": delivery_id }) }
+        tracing::info!(delivery = %delivery_id, store_delivery, topic, sealed_us, claim_us = claimed_us - sealed_us, send_us = sent_us - claimed_us, quarantined = !invalid.is_empty(), "accepted");
+        if invalid.is_empty() {
+            Reply { status: 202, body: json!({ "accepted": delivery_id }) }
+        } else {
+            // Named without values; the payload, sealed, goes to the quarantine table.
+            Reply { status: 202, body: json!({ "accepted": delivery_id, "quarantined": { "stream": stream.id, "reasons": invalid } }) }
+        }
     }
 }

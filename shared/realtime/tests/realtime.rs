@@ -135,7 +135,6 @@ async fn bad_deliveries_get_a_4xx_naming_the_problem_and_nothing_is_enqueued() {
             405,
             "POST",
         ),
-        (request("order.created", &serde_json::to_vec(&json!({"id": 5, "status": "lost", "currency": "MAD"})).unwrap(), "a"), 422, "invalid payload"),
         (
             {
                 let mut r = request("order.created", &body, "a");
@@ -168,9 +167,29 @@ async fn bad_deliveries_get_a_4xx_naming_the_problem_and_nothing_is_enqueued() {
     assert_eq!(strict.handle(&timestamped("order.created", &body, t), NOW_MS).await.status, 202, "a good timestamped delivery");
     assert!(queue.sent.lock().unwrap().is_empty(), "nothing is enqueued");
     assert_eq!(strict_queue.sent.lock().unwrap().len(), 1);
-    // An invalid order names its problems without echoing values.
-    let r = hook.handle(&request("order.created", &serde_json::to_vec(&json!({"id": 5, "status": "lost", "currency": "MAD"})).unwrap(), "a"), NOW_MS).await;
-    assert!(r.body["reasons"].to_string().contains("status"), "{:?}", r.body);
+    // An invalid order is accepted for quarantine (WooCommerce would disable a webhook that keeps
+    // failing): its problems named without values, the payload enqueued sealed and flagged.
+    let invalid = json!({"id": 5, "status": "lost", "currency": "MAD", "billing": {"email": "ana.benali@example.ma"}});
+    let r = hook.handle(&request("order.created", &serde_json::to_vec(&invalid).unwrap(), "a"), NOW_MS).await;
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    let reasons = r.body["quarantined"]["reasons"].to_string();
+    assert!(reasons.contains("status") && !reasons.contains("lost") && !reasons.contains("ana.benali"), "{reasons}");
+    let sent = queue.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1);
+    assert!(!sent[0].contains("ana.benali"), "plaintext email on the queue");
+    let e: StoreEvent = serde_json::from_str(&sent[0]).unwrap();
+    assert!(e.invalid.iter().any(|r| r.contains("status")), "{:?}", e.invalid);
+    // It counts in no window, and becomes a quarantine row, not an event row.
+    let mut state = alkasba_realtime::state::State::default();
+    let applied = state.apply(std::slice::from_ref(&e), &rules());
+    assert_eq!(applied.accepted.len(), 1);
+    assert_eq!(state.window(NOW_MS / 1000, 3600).orders, 0);
+    let outbox = alkasba_realtime::engine::Outbox { generation: 1, keys: vec![], events: vec![e], alerts: vec![] };
+    let q = alkasba_realtime::aws::quarantine_rows(&[&outbox], chrono::Utc::now()).unwrap().unwrap();
+    assert_eq!(q.num_rows(), 1);
+    let stream = q.column_by_name("stream").unwrap();
+    assert_eq!(alkasba_lake::read::strings(stream).unwrap().value(0), "alkasba_store.orders");
+    assert_eq!(alkasba_realtime::aws::events_batch(&[&outbox]).unwrap().num_rows(), 0, "no event row");
 }
 
 // ------------------------------------------------------------------ engine
@@ -259,6 +278,7 @@ impl Feed {
             record,
             tokens,
             keys: vec![],
+            invalid: vec![],
         });
     }
     fn order(&mut self, at_ms: i64, product: u64, total: f64, token: &str) {
