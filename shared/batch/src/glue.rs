@@ -53,6 +53,34 @@ pub async fn columns(lake: &Lake, path: &str) -> Result<Option<Columns>> {
     Ok(Some(schema.fields().iter().map(|f| Ok((f.name().clone(), hive_type(f.data_type())?))).collect::<Result<Columns>>()?))
 }
 
+/// Whether tables of `layer` have Glue definitions (the BI layers).
+pub fn catalogued(layer: alkasba_lake::layout::Layer) -> bool {
+    use alkasba_lake::layout::Layer;
+    matches!(layer, Layer::Silver | Layer::Gold | Layer::Ops)
+}
+
+/// The columns of every catalogued table of the registry that exists in `lake`, by path.
+pub async fn lake_columns(lake: &Lake) -> Result<BTreeMap<String, Columns>> {
+    let mut out = BTreeMap::new();
+    for spec in crate::registry::registry().tables().iter().filter(|t| catalogued(t.layer)) {
+        if let Some(cols) = columns(lake, &spec.path).await? {
+            out.insert(spec.path.clone(), cols);
+        }
+    }
+    Ok(out)
+}
+
+/// The tables of `tables` whose columns in `template` are not these (empty: up to date).
+pub fn stale(template: &str, tables: &BTreeMap<String, Columns>) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for (path, cols) in tables {
+        if write_template(template, &BTreeMap::from([(path.clone(), cols.clone())]))? != template {
+            out.push(path.clone());
+        }
+    }
+    Ok(out)
+}
+
 /// `template` (the SAM template's text) with each table of `tables` (by lake path) given exactly
 /// those `Columns` in its Glue definition's storage descriptor: placed before its `Location`,
 /// replacing any columns written before. Other text is left as it is; a table with no Glue

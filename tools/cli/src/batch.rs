@@ -94,16 +94,10 @@ pub async fn batch(sdk: &aws_config::SdkConfig, stack: Option<&str>, command: Ba
             }
         }
         Batch::GlueColumns { write } => {
-            let mut found = std::collections::BTreeMap::new();
-            for spec in alkasba_batch::registry::registry().tables() {
-                if !matches!(spec.layer, alkasba_lake::layout::Layer::Silver | alkasba_lake::layout::Layer::Gold | alkasba_lake::layout::Layer::Ops) {
-                    continue;
-                }
-                match alkasba_batch::glue::columns(&lake, &spec.path).await? {
-                    Some(cols) => {
-                        println!("{:<36} {} columns", spec.path, cols.len());
-                        found.insert(spec.path.clone(), cols);
-                    }
+            let found = alkasba_batch::glue::lake_columns(&lake).await?;
+            for spec in alkasba_batch::registry::registry().tables().iter().filter(|t| alkasba_batch::glue::catalogued(t.layer)) {
+                match found.get(&spec.path) {
+                    Some(cols) => println!("{:<36} {} columns", spec.path, cols.len()),
                     None => println!("{:<36} not in the lake yet: left as it is", spec.path),
                 }
             }
