@@ -126,8 +126,11 @@ pub const TABLES: &[TableDoc] = &[
             c("customer_id", "id", "The store's customer id."),
             c("customer_token", "token", "Keyed HMAC of the email."),
             c("phone_token", "token", "Keyed HMAC of the phone number."),
-            c("email_sealed", "sealed", "The email, encrypted under the person's key (alkasba pii decrypt; needs kms:Decrypt)."),
-            c("billing_sealed", "sealed", "The billing address, encrypted the same way."),
+            c(
+                "pii_sealed",
+                "sealed",
+                "Everything the customers stream does not keep in clear (email, names, username, billing and shipping addresses, avatar, meta_data), encrypted as one value under the person's key (alkasba pii decrypt; needs kms:Decrypt).",
+            ),
             c("created_at", "timestamp (UTC)", "When the account was created."),
             c("modified_at", "timestamp (UTC)", "Last change."),
             VERSION,

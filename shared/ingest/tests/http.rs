@@ -31,6 +31,7 @@ retry = {{ max_attempts = 1, initial_backoff_ms = 10, max_backoff_ms = 10, timeo
 name = "items"
 path = "/items"
 primary_key = ["/id"]
+in_clear = ["/id"]
 paginator = {{ type = "link_header" }}
 "#
     );

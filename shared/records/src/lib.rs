@@ -3,9 +3,11 @@
 //! version, tokens and sealed personal fields, and turned into bronze or quarantine rows as Arrow
 //! batches ([`record`]).
 
+pub mod clear;
 mod error;
 pub mod record;
 pub mod validate;
 
+pub use clear::{ClearFields, SEALED, merge};
 pub use error::{Error, Result};
 pub use record::{Origin, Prepared, Processed, QuarantineRow, Row, quarantine_batch};

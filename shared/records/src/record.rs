@@ -11,6 +11,7 @@ use alkasba_pii::{KeyService, Sealer, Tokenizer};
 use alkasba_sources::{FieldType, Stream, top_level};
 use serde_json::Value;
 
+use crate::clear::{ClearFields, SEALED};
 use crate::validate::{decimal, timestamp_micros, validate};
 use crate::{Error, Result};
 
@@ -29,7 +30,6 @@ struct Column {
     name: String,
     ty: FieldType,
     scale: u8,
-    sealed: bool,
 }
 
 /// A stream ready to turn records into rows.
@@ -39,7 +39,7 @@ pub struct Prepared {
     pub id: String,
     pub stream: Stream,
     columns: Vec<Column>,
-    sensitive: HashSet<String>,
+    in_clear: ClearFields,
     /// The single integer primary-key column, for pruned dedupe lookups.
     pub int_key_column: Option<String>,
 }
@@ -67,6 +67,8 @@ pub struct Row {
     /// The stream's `clear` fields, in its order.
     clear: Vec<Option<String>>,
     extra: BTreeMap<String, String>,
+    /// Everything not kept in clear, sealed as one value.
+    sealed: Option<String>,
 }
 
 /// An invalid record, for quarantine.
@@ -82,7 +84,7 @@ pub struct QuarantineRow {
 /// One record validated, tokenised and sealed, still as JSON ([`Prepared::protect`]).
 #[derive(Debug, Clone)]
 pub struct Protected {
-    /// The record with its personal fields sealed.
+    /// The record with everything not kept in clear moved, sealed, into its `_sealed` field.
     pub record: Value,
     /// Its primary key, if complete.
     pub key: Option<String>,
@@ -170,18 +172,26 @@ impl Prepared {
     }
 
     pub fn new(source: &str, stream: &Stream) -> Self {
-        let sensitive: HashSet<String> = stream.sensitive.iter().filter_map(|p| top_level(p)).map(str::to_string).collect();
+        let in_clear = ClearFields::new(&stream.in_clear);
+        // A declared field becomes a typed column when it is kept in clear; a sealed one is
+        // still validated, and travels in `_sealed`.
         let columns: Vec<Column> = stream
             .schema
             .iter()
             .filter_map(|(p, spec)| top_level(p).map(|f| (f, spec)))
-            .map(|(f, spec)| Column { name: f.to_string(), ty: spec.ty, scale: spec.scale, sealed: sensitive.contains(f) })
+            .filter(|(f, _)| in_clear.keeps_top(f))
+            .map(|(f, spec)| Column { name: f.to_string(), ty: spec.ty, scale: spec.scale })
             .collect();
         let int_key_column = match stream.primary_key.as_slice() {
-            [p] => top_level(p).filter(|f| columns.iter().any(|c| c.name == *f && c.ty == FieldType::Integer && !c.sealed)).map(str::to_string),
+            [p] => top_level(p).filter(|f| columns.iter().any(|c| c.name == *f && c.ty == FieldType::Integer)).map(str::to_string),
             _ => None,
         };
-        Self { id: format!("{source}.{}", stream.name), stream: stream.clone(), columns, sensitive, int_key_column }
+        Self { id: format!("{source}.{}", stream.name), stream: stream.clone(), columns, in_clear, int_key_column }
+    }
+
+    /// The stream's allow-list of fields kept in clear.
+    pub fn in_clear(&self) -> &ClearFields {
+        &self.in_clear
     }
 
     /// The record's primary key as text (`|` between parts), if complete.
@@ -201,15 +211,19 @@ impl Prepared {
         self.stream.cursor.as_ref().and_then(|c| record.pointer(&c.field)).and_then(Value::as_str)
     }
 
+    /// Whose key seals a record: the person named by the stream's `subject`; the record itself
+    /// when that field is empty; the stream when it declares no subject (it holds no one's data
+    /// by design, and what it seals needs no key per record).
     fn subject(&self, record: &Value, key: Option<&str>, tokens: &Tokenizer) -> String {
-        let person = self.stream.subject.as_ref().and_then(|p| record.pointer(p)).and_then(Value::as_str).filter(|s| !s.trim().is_empty());
-        match person {
+        let Some(field) = &self.stream.subject else { return format!("stream:{}", self.id) };
+        match record.pointer(field).and_then(Value::as_str).filter(|s| !s.trim().is_empty()) {
             Some(p) => tokens.token(p),
             None => format!("record:{}:{}", self.id, key.unwrap_or("-")),
         }
     }
 
-    /// Seals the personal top-level fields of `record` in place.
+    /// Seals, in place, everything of `record` the stream does not keep in clear, as one value
+    /// in its `_sealed` field.
     async fn seal<K: KeyService>(&self, record: &mut Value, subject: &str, sealer: &mut Sealer<K>) -> Result<()> {
         if !record.is_object() {
             // Not an object (a bare string, an array): nothing says which part is personal, so
@@ -218,20 +232,14 @@ impl Prepared {
             *record = Value::String(sealer.seal(subject, NOT_AN_OBJECT, plain.as_bytes()).await.map_err(Error::Pii)?);
             return Ok(());
         }
-        if self.sensitive.is_empty() {
+        let hidden = self.in_clear.split(record);
+        if hidden.is_empty() {
             return Ok(());
         }
-        let Some(obj) = record.as_object_mut() else { return Ok(()) };
-        for f in &self.sensitive {
-            if let Some(v) = obj.get_mut(f) {
-                let plain = match &*v {
-                    Value::Null => continue,
-                    Value::String(s) if s.is_empty() => continue,
-                    Value::String(s) => s.as_bytes().to_vec(),
-                    other => other.to_string().into_bytes(),
-                };
-                *v = Value::String(sealer.seal(subject, f, &plain).await.map_err(Error::Pii)?);
-            }
+        let plain = Value::Object(hidden).to_string();
+        let sealed = sealer.seal(subject, SEALED, plain.as_bytes()).await.map_err(Error::Pii)?;
+        if let Some(obj) = record.as_object_mut() {
+            obj.insert(SEALED.to_string(), Value::String(sealed));
         }
         Ok(())
     }
@@ -265,23 +273,27 @@ impl Prepared {
         self.seal(&mut record, &subject, sealer).await?;
         match (key, reasons.is_empty()) {
             (Some(key), true) => {
-                let obj = record.as_object().cloned().unwrap_or_default();
+                let mut obj = match record {
+                    Value::Object(o) => o,
+                    _ => Default::default(),
+                };
+                let sealed = match obj.remove(SEALED) {
+                    Some(Value::String(s)) => Some(s),
+                    _ => None,
+                };
                 let mut cells = Vec::with_capacity(self.columns.len());
                 for c in &self.columns {
                     cells.push(cell(c, obj.get(&c.name)));
                 }
                 let declared: HashSet<&str> = self.columns.iter().map(|c| c.name.as_str()).collect();
                 let extra = obj.iter().filter(|(k, v)| !declared.contains(k.as_str()) && !v.is_null()).map(|(k, v)| (column_name(k), text(v))).collect();
-                Ok(Ok(Row { key, version, page: origin.page, cells, tokens: token_values, clear, extra }))
+                Ok(Ok(Row { key, version, page: origin.page, cells, tokens: token_values, clear, extra, sealed }))
             }
             (key, _) => Ok(Err(QuarantineRow { key, page: origin.page, reasons, record: record.to_string() })),
         }
     }
 
     fn column_type(c: &Column) -> DataType {
-        if c.sealed {
-            return DataType::Utf8;
-        }
         match c.ty {
             FieldType::Integer => DataType::Int64,
             FieldType::Number => DataType::Float64,
@@ -293,8 +305,8 @@ impl Prepared {
     }
 
     /// The bronze batch of `rows`. Columns: key and version, the typed schema fields, the
-    /// tokens, every other field as text (new ones extend the table's schema), then run, page,
-    /// ingestion time and date.
+    /// tokens and clear columns, the sealed part (`_sealed`), every other field kept in clear as
+    /// text (new ones extend the table's schema), then run, page, ingestion time and date.
     pub fn bronze_batch(&self, rows: &[Row], run_id: &str, now: chrono::DateTime<chrono::Utc>) -> Result<RecordBatch> {
         let n = rows.len();
         let mut fields = vec![Field::new(KEY, DataType::Utf8, false), Field::new(VERSION, DataType::Utf8, false)];
@@ -312,6 +324,8 @@ impl Prepared {
             fields.push(Field::new(name, DataType::Utf8, true));
             arrays.push(Arc::new(string_col(rows.iter().map(|r| r.clear[i].as_deref()))));
         }
+        fields.push(Field::new(SEALED, DataType::Utf8, true));
+        arrays.push(Arc::new(string_col(rows.iter().map(|r| r.sealed.as_deref()))));
         let extras: BTreeSet<&str> = rows.iter().flat_map(|r| r.extra.keys().map(String::as_str)).collect();
         for name in extras {
             if fields.iter().any(|f| f.name() == name) {
@@ -374,9 +388,6 @@ fn string_col<'a>(values: impl Iterator<Item = Option<&'a str>>) -> alkasba_lake
 
 fn cell(c: &Column, v: Option<&Value>) -> Cell {
     let Some(v) = v.filter(|v| !v.is_null()) else { return Cell::Null };
-    if c.sealed {
-        return Cell::Str(text(v));
-    }
     match c.ty {
         FieldType::String | FieldType::Json => Cell::Str(text(v)),
         FieldType::Integer => v.as_i64().map(Cell::Int).unwrap_or(Cell::Null),

@@ -182,10 +182,12 @@ pub struct Stream {
     pub params: BTreeMap<String, String>,
     /// How to move from page to page.
     pub paginator: Paginator,
-    /// JSON pointers of personal-data fields (names, emails, phones, addresses, IPs), encrypted
-    /// before anything is written.
-    #[serde(default)]
-    pub sensitive: Vec<String>,
+    /// JSON pointers of the fields kept in clear: an allow-list. Everything else in a record,
+    /// declared or not (names, emails, addresses, IPs, notes, a plugin's `meta_data`, a field the
+    /// API adds tomorrow), is sealed with the person's key before anything is written, as one
+    /// value in the record's `_sealed` field. `*` stands for every element of an array
+    /// (`/line_items/*/product_id`). The primary key, cursor and version fields must be in it.
+    pub in_clear: Vec<String>,
     /// Expected fields: JSON pointer → type and rules. Top-level fields (`/total`) become typed
     /// bronze columns; nested pointers (`/billing/email`, `/line_items/*/quantity`, `*` meaning
     /// every element of an array) are checked only. Fields not listed still land in bronze, as
@@ -268,7 +270,7 @@ pub enum FieldType {
 pub enum Format {
     /// An email address (RFC 5322 addr-spec).
     Email,
-    /// A phone number in international form (`+212 ...`).
+    /// A phone number as WooCommerce's checkout accepts one: digits, spaces and `# _ - + / ( ) .`.
     Phone,
     /// An ISO 4217 currency code.
     Currency,
@@ -388,6 +390,25 @@ fn valid_name(s: &str) -> bool {
 }
 
 /// Whether `p` names a top-level field (`/total`), which becomes a bronze column.
+/// The field a record's sealed part travels in; no source field may be declared under it.
+const SEALED_FIELD: &str = "_sealed";
+
+/// Whether the allow-list `in_clear` keeps the field at pointer `p` in clear (`*` in either
+/// matches any element).
+pub fn covers(in_clear: &[String], p: &str) -> bool {
+    in_clear.iter().any(|e| {
+        let (mut es, mut ps) = (e.split('/').skip(1), p.split('/').skip(1));
+        loop {
+            match (es.next(), ps.next()) {
+                (None, _) => return true,
+                (Some(_), None) => return false,
+                (Some(a), Some(b)) if a == b || a == "*" => continue,
+                _ => return false,
+            }
+        }
+    })
+}
+
 pub fn top_level(p: &str) -> Option<&str> {
     p.strip_prefix('/').filter(|f| !f.is_empty() && !f.contains('/') && *f != "*")
 }
@@ -484,13 +505,16 @@ fn validate(file: &str, f: &SourceFile) -> Result<()> {
         for p in &st.primary_key {
             pointer(file, at("primary_key"), p, false)?;
         }
-        for p in &st.sensitive {
-            pointer(file, at("sensitive"), p, false)?;
-            if top_level(p).is_none() {
-                return Err(cerr(file, at("sensitive"), format!("{p} must be a top-level field (a whole object such as /billing is encrypted as one)")));
+        for p in &st.in_clear {
+            pointer(file, at("in_clear"), p, false)?;
+            if p == "/" || p.split('/').nth(1) == Some(SEALED_FIELD) {
+                return Err(cerr(file, at("in_clear"), format!("{p}: name fields, not the whole record or the sealed part")));
             }
-            if st.primary_key.contains(p) {
-                return Err(cerr(file, at("sensitive"), format!("{p} is also the primary key; a key must not be personal data")));
+        }
+        let read_in_clear = st.primary_key.iter().map(|p| ("primary_key", p)).chain(st.cursor.iter().map(|c| ("cursor.field", &c.field))).chain(st.version.iter().map(|v| ("version", v)));
+        for (what, p) in read_in_clear {
+            if !covers(&st.in_clear, p) {
+                return Err(cerr(file, at(what), format!("{p} must be in in_clear: keys, cursors and versions are read in clear")));
             }
         }
         for (p, spec) in &st.schema {

@@ -15,6 +15,7 @@
 //! name = "orders"
 //! path = "/wp-json/wc/v3/orders"
 //! primary_key = ["/id"]
+//! in_clear = ["/id", "/status", "/total", "/date_modified_gmt"]
 //! cursor = { field = "/date_modified_gmt", param = "modified_after", lookback_secs = 60 }
 //! paginator = { type = "page_number", size = 100, total_pages_header = "X-WP-TotalPages" }
 //! ```
@@ -24,7 +25,8 @@ mod error;
 mod paginate;
 
 pub use config::{
-    Auth, Cursor, FieldSpec, FieldType, Format, Paginator, RateLimit, RetryPolicy, Rule, SecretRef, SecretStore, Source, SourceFile, Stream, load_dir, load_file, parse, top_level, transport_is_safe,
+    Auth, Cursor, FieldSpec, FieldType, Format, Paginator, RateLimit, RetryPolicy, Rule, SecretRef, SecretStore, Source, SourceFile, Stream, covers, load_dir, load_file, parse, top_level,
+    transport_is_safe,
 };
 pub use error::{Error, Result};
 

@@ -258,6 +258,7 @@ name = "x"
 path = "/items"
 records = "/data"
 primary_key = ["/id"]
+in_clear = ["/id", "/m"]
 cursor = {{ field = "/m", param = "since", params = {{ gmt = "true" }} }}
 paginator = {paginator}
 "#

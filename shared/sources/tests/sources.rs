@@ -35,6 +35,11 @@ fn errors_name_the_file_the_key_and_the_problem() {
         (good.replace("type = \"number\"", "type = \"float\""), "unknown variant `float`"),
         (good.replace("limit = 5", "limit = 0"), "paginator.limit"),
         (good.replace("http://127.0.0.1:8787", "ftp://x"), "source.base_url"),
+        // Issue 18: personal data is sealed unless declared clear, and keys are read in clear.
+        (good.replace("in_clear = [\"/date\", ", "in_clear = ["), "/date must be in in_clear"),
+        (good.replace("in_clear = [\"/date\", ", "in_clear = [\"/_sealed\", "), "not the whole record or the sealed part"),
+        (good.replace("in_clear = [\"/date\", \"/currency\", \"/mad_per_unit\"]\n", ""), "missing field `in_clear`"),
+        (good.replace("in_clear", "sensitive"), "unknown field `sensitive`"),
     ];
     for (text, want) in cases {
         let err = parse("config/sources/exchange_rates.toml", &text).unwrap_err().to_string();
@@ -129,7 +134,7 @@ async fn every_paginator_walks_the_simulator_to_its_ground_truth() {
     // Link header: the same orders, following rel="next".
     let mut linked = store.clone();
     linked.streams[2].paginator =
-        parse("x", "[source]\nname='x'\nbase_url='http://h'\nauth={type='none'}\n[[stream]]\nname='s'\npath='/p'\nprimary_key=['/id']\nparams={per_page='100'}\npaginator={type='link_header'}\n")
+        parse("x", "[source]\nname='x'\nbase_url='http://h'\nauth={type='none'}\n[[stream]]\nname='s'\npath='/p'\nprimary_key=['/id']\nin_clear=['/id']\nparams={per_page='100'}\npaginator={type='link_header'}\n")
             .unwrap()
             .streams[0]
             .paginator

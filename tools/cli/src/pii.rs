@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use alkasba_lake::StorageConfig;
 use alkasba_pii::{KmsClient, KmsKeys, Opener, is_sealed, read_keyring};
+use alkasba_records::{SEALED, merge};
 use anyhow::{Context, Result};
 use serde_json::{Map, Value};
 
@@ -39,18 +40,24 @@ pub async fn decrypt(sdk: &aws_config::SdkConfig, stack: Option<&str>, table: &s
     let keys = Arc::new(KmsKeys::new(KmsClient::new(sdk), &s.pii_key_id));
     let mut opener = Opener::new(keys, ring);
     for mut m in rows {
-        for (name, v) in m.iter_mut() {
-            if let Some(sealed) = v.as_str().filter(|v| is_sealed(v)).map(str::to_string) {
-                *v = match opener.open(name, &sealed).await {
-                    Ok(plain) => {
-                        let text = String::from_utf8_lossy(&plain).into_owned();
-                        serde_json::from_str::<Value>(&text).ok().filter(|j| j.is_object() || j.is_array()).unwrap_or(Value::String(text))
-                    }
-                    Err(e) => Value::String(format!("<{e}>")),
-                };
+        // A record's sealed part (`_sealed` in bronze, `pii_sealed` in silver) opens into the
+        // fields it holds, put back where they were.
+        let mut hidden = Map::new();
+        for col in [SEALED, "pii_sealed"] {
+            let Some(sealed) = m.get(col).and_then(Value::as_str).filter(|v| is_sealed(v)).map(str::to_string) else { continue };
+            match opener.open(SEALED, &sealed).await.map_err(anyhow::Error::from).and_then(|p| Ok(serde_json::from_slice::<Map<String, Value>>(&p)?)) {
+                Ok(fields) => {
+                    m.remove(col);
+                    hidden.extend(fields);
+                }
+                Err(e) => {
+                    m.insert(col.to_string(), Value::String(format!("<{e}>")));
+                }
             }
         }
-        println!("{}", Value::Object(m));
+        let mut row = Value::Object(m);
+        merge(&mut row, hidden);
+        println!("{row}");
     }
     Ok(())
 }

@@ -1,0 +1,224 @@
+//! A stream's allow-list of fields kept in clear, and the split of a record into what stays in
+//! clear and what is sealed (everything else, declared or not: personal data is sealed by
+//! default).
+//!
+//! Hand-written: the split walks the record once, moving (not copying) the values it removes,
+//! and names each by an RFC 6901 pointer so the sealed part merges back exactly; no JSON crate
+//! offers a projection by a path set with `*` for array elements.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+/// The field a record's sealed part travels in (a bronze column, a key of a protected record).
+pub const SEALED: &str = "_sealed";
+
+/// A stream's `in_clear` pointers as a tree.
+#[derive(Debug, Clone, Default)]
+pub struct ClearFields {
+    root: Node,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Node {
+    /// The value here is kept in clear, all of it.
+    whole: bool,
+    /// Named children kept (in part or whole).
+    children: BTreeMap<String, Node>,
+    /// `*`: what is kept of every element of an array.
+    any: Option<Box<Node>>,
+}
+
+impl Node {
+    fn child(&self, name: &str) -> Option<&Node> {
+        self.children.get(name).or(self.any.as_deref())
+    }
+}
+
+/// A value that reveals nothing (null, empty text, an empty array or object): kept in clear,
+/// so a record whose only undeclared fields are empty needs no sealing.
+fn is_empty(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        _ => false,
+    }
+}
+
+fn escape(segment: &str) -> String {
+    segment.replace('~', "~0").replace('/', "~1")
+}
+
+fn unescape(segment: &str) -> String {
+    segment.replace("~1", "/").replace("~0", "~")
+}
+
+impl ClearFields {
+    /// The allow-list of `pointers` (`/id`, `/line_items/*/product_id`; `*` is every element of
+    /// an array).
+    pub fn new<'a>(pointers: impl IntoIterator<Item = &'a String>) -> Self {
+        let mut root = Node::default();
+        for p in pointers {
+            let mut n = &mut root;
+            for seg in p.split('/').skip(1) {
+                n = if seg == "*" { n.any.get_or_insert_with(Box::default) } else { n.children.entry(seg.to_string()).or_default() };
+            }
+            n.whole = true;
+        }
+        Self { root }
+    }
+
+    /// Whether any part of the top-level field `name` is kept in clear.
+    pub fn keeps_top(&self, name: &str) -> bool {
+        self.root.whole || self.root.children.contains_key(name)
+    }
+
+    /// Removes from `record` everything the allow-list does not keep (empty values excepted)
+    /// and returns it, each removed value under its RFC 6901 pointer.
+    pub fn split(&self, record: &mut Value) -> Map<String, Value> {
+        let mut out = Map::new();
+        let mut at = String::new();
+        let taken = record.take();
+        *record = split_node(taken, &self.root, &mut at, &mut out).unwrap_or_else(|| Value::Object(Map::new()));
+        out
+    }
+}
+
+/// `v` with what `node` does not keep moved to `out`; `None` when all of `v` moved.
+fn split_node(v: Value, node: &Node, at: &mut String, out: &mut Map<String, Value>) -> Option<Value> {
+    if node.whole || is_empty(&v) {
+        return Some(v);
+    }
+    match v {
+        Value::Object(obj) if !node.children.is_empty() || node.any.is_some() => {
+            let mut kept = Map::with_capacity(obj.len());
+            for (k, val) in obj {
+                let len = at.len();
+                at.push('/');
+                at.push_str(&escape(&k));
+                match node.child(&k) {
+                    Some(c) => {
+                        if let Some(x) = split_node(val, c, at, out) {
+                            kept.insert(k, x);
+                        }
+                    }
+                    None if is_empty(&val) => {
+                        kept.insert(k, val);
+                    }
+                    None => {
+                        out.insert(at.clone(), val);
+                    }
+                }
+                at.truncate(len);
+            }
+            Some(Value::Object(kept))
+        }
+        Value::Array(items) if node.any.is_some() => {
+            let any = node.any.as_deref().unwrap_or(node);
+            let mut kept = Vec::with_capacity(items.len());
+            for (i, item) in items.into_iter().enumerate() {
+                let len = at.len();
+                at.push('/');
+                at.push_str(&i.to_string());
+                // An element moved whole leaves a null, so the indices of the others hold.
+                kept.push(split_node(item, any, at, out).unwrap_or(Value::Null));
+                at.truncate(len);
+            }
+            Some(Value::Array(kept))
+        }
+        other => {
+            out.insert(at.clone(), other);
+            None
+        }
+    }
+}
+
+/// Puts the values of a sealed part (from [`ClearFields::split`], once opened) back into
+/// `record`. A container kept as JSON text (a bronze text column) is parsed to receive them.
+pub fn merge(record: &mut Value, sealed: Map<String, Value>) {
+    for (pointer, value) in sealed {
+        let segs: Vec<String> = pointer.split('/').skip(1).map(unescape).collect();
+        set(record, &segs, value);
+    }
+}
+
+fn set(at: &mut Value, segs: &[String], value: Value) {
+    let Some((first, rest)) = segs.split_first() else {
+        *at = value;
+        return;
+    };
+    if let Value::String(s) = at
+        && let Ok(parsed @ (Value::Object(_) | Value::Array(_))) = serde_json::from_str::<Value>(s)
+    {
+        *at = parsed;
+    }
+    match at {
+        Value::Array(a) => {
+            if let Ok(i) = first.parse::<usize>() {
+                if a.len() <= i {
+                    a.resize(i + 1, Value::Null);
+                }
+                set(&mut a[i], rest, value);
+            }
+        }
+        _ => {
+            if !at.is_object() {
+                *at = Value::Object(Map::new());
+            }
+            if let Value::Object(o) = at {
+                set(o.entry(first.clone()).or_insert(Value::Null), rest, value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn fields(p: &[&str]) -> ClearFields {
+        let v: Vec<String> = p.iter().map(|s| s.to_string()).collect();
+        ClearFields::new(&v)
+    }
+
+    #[test]
+    fn only_the_declared_paths_stay_and_the_rest_merges_back_exactly() {
+        let f = fields(&["/id", "/line_items/*/product_id", "/line_items/*/total", "/billing/country"]);
+        let original = json!({
+            "id": 7, "order_key": "wc_order_abc", "customer_note": "",
+            "billing": {"country": "MA", "email": "ana@example.ma", "phone": "+212600000000"},
+            "line_items": [{"product_id": 3, "total": "9.00", "meta_data": [{"key": "Gift message", "value": "Love, Ana"}]}, "odd"],
+            "meta_data": [{"key": "national/id~", "value": "AB123"}],
+            "a/b": "x",
+        });
+        let mut r = original.clone();
+        let sealed = f.split(&mut r);
+        assert_eq!(r, json!({"id": 7, "customer_note": "", "billing": {"country": "MA"}, "line_items": [{"product_id": 3, "total": "9.00"}, null]}));
+        let text = serde_json::to_string(&sealed).unwrap();
+        assert!(text.contains("wc_order_abc") && text.contains("Love, Ana") && text.contains("AB123") && text.contains("ana@example.ma"));
+        assert!(sealed.contains_key("/meta_data") && sealed.contains_key("/a~1b") && sealed.contains_key("/line_items/1"));
+        merge(&mut r, sealed);
+        assert_eq!(r, original);
+    }
+
+    #[test]
+    fn a_record_with_only_declared_or_empty_fields_has_nothing_to_seal() {
+        let f = fields(&["/id", "/price"]);
+        let mut r = json!({"id": 1, "price": "3.00", "meta_data": [], "note": "", "x": null});
+        assert!(f.split(&mut r).is_empty());
+        assert_eq!(r["meta_data"], json!([]));
+    }
+
+    #[test]
+    fn a_text_column_receives_its_nested_values() {
+        let mut row = json!({"line_items": "[{\"product_id\":3}]"});
+        let mut sealed = Map::new();
+        sealed.insert("/line_items/0/meta_data".into(), json!([{"key": "k", "value": "v"}]));
+        merge(&mut row, sealed);
+        assert_eq!(row["line_items"][0]["meta_data"][0]["value"], "v");
+    }
+}
