@@ -1,18 +1,16 @@
-//! Fetching pages: authentication, client-side rate limit, retries with exponential backoff and
+//! Fetching pages: authentication, an adaptive request pace per source ([`crate::pace`]), retries with exponential backoff and
 //! full jitter, `Retry-After`, and a deadline.
 
-use std::num::NonZeroU32;
-use std::sync::Arc;
 use std::time::Duration;
 
 use alkasba_sources::{Page, Source, Stream, next_page};
 use backon::{BackoffBuilder, ExponentialBuilder};
 use bytes::Bytes;
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use tokio::time::Instant;
 use url::Url;
 
+use crate::pace::{Pace, PaceTuning};
 use crate::{Error, Result};
 
 /// A page and what it took to get it.
@@ -38,11 +36,19 @@ pub struct FetchFailure {
     pub out_of_time: bool,
 }
 
+/// The pace of `source`'s requests: its configured rate limit is the ceiling; the pace starts
+/// low, grows while the store answers well and falls on its signals. (The configured burst is
+/// not used: bursts after an idle spell are what trips a store's limiter.)
+fn pace_of(source: &Source, tuning: PaceTuning) -> Pace {
+    let ceiling = source.rate_limit.as_ref().map(|r| r.requests_per_second as f64);
+    Pace::new(ceiling, tuning)
+}
+
 /// One source's HTTP side.
 pub struct HttpSource {
     client: reqwest::Client,
     auth: Option<(HeaderName, HeaderValue)>,
-    limiter: Option<Arc<DefaultDirectRateLimiter>>,
+    pace: Pace,
     source: Source,
 }
 
@@ -84,12 +90,18 @@ impl HttpSource {
                 Some((name, value))
             }
         };
-        let limiter = source.rate_limit.as_ref().map(|r| {
-            let per_sec = NonZeroU32::new(r.requests_per_second).unwrap_or(NonZeroU32::MIN);
-            let burst = NonZeroU32::new(r.burst).unwrap_or(NonZeroU32::MIN);
-            Arc::new(RateLimiter::direct(Quota::per_second(per_sec).allow_burst(burst)))
-        });
-        Ok(Self { client, auth, limiter, source: source.clone() })
+        Ok(Self { client, auth, pace: pace_of(source, PaceTuning::default()), source: source.clone() })
+    }
+
+    /// The same, pacing requests with `tuning` (benchmarks).
+    pub fn with_tuning(mut self, tuning: PaceTuning) -> Self {
+        self.pace = pace_of(&self.source, tuning);
+        self
+    }
+
+    /// The adaptive pace of this source's requests.
+    pub fn pace(&self) -> &Pace {
+        &self.pace
     }
 
     /// The source's base URL.
@@ -98,18 +110,22 @@ impl HttpSource {
     }
 
     async fn attempt(&self, stream: &Stream, url: &Url, check_next: bool) -> Attempt {
-        if let Some(l) = &self.limiter {
-            l.until_ready().await;
-        }
+        self.pace.acquire().await;
         let mut req = self.client.get(url.clone());
         if let Some((k, v)) = &self.auth {
             req = req.header(k.clone(), v.clone());
         }
+        let sent = std::time::Instant::now();
         let resp = match req.send().await {
             Ok(r) => r,
             Err(e) => return Attempt::Retry { reason: net_reason(&e), status: None, body: None, after: None },
         };
         let status = resp.status();
+        if status.as_u16() == 429 || (status.as_u16() == 503 && resp.headers().contains_key(RETRY_AFTER)) {
+            self.pace.on_throttled();
+        } else if status.is_success() {
+            self.pace.on_success(sent.elapsed());
+        }
         let headers = resp.headers().clone();
         if status.is_redirection() {
             // Only redirects to another origin are left unfollowed (see `same_origin_redirects`).
@@ -238,7 +254,8 @@ fn header_list(h: &HeaderMap) -> Vec<(String, String)> {
     h.iter().filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string()))).collect()
 }
 
-fn retry_after(h: &HeaderMap) -> Option<Duration> {
+/// A `Retry-After` header's wait: delay-seconds or an HTTP date (RFC 9110 §10.2.3).
+pub fn retry_after(h: &HeaderMap) -> Option<Duration> {
     let v = h.get(RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(secs) = v.parse::<u64>() {
         return Some(Duration::from_secs(secs));

@@ -16,6 +16,7 @@ pub mod crash;
 mod error;
 pub mod fetcher;
 pub mod http;
+pub mod pace;
 pub mod planner;
 pub mod ports;
 pub mod runs;

@@ -8,6 +8,7 @@ use alkasba_ingest::http::HttpSource;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use proptest::strategy::Strategy;
 
 /// Serves `app` on a loopback port; its base URL.
 async fn serve(app: axum::Router) -> String {
@@ -111,4 +112,24 @@ fn plain_http_is_refused_except_to_loopback() {
     let (src, _) = source("http://shop.example.com", None);
     let e = HttpSource::new(&src, Some(("authorization".into(), "Basic eDp5".into()))).err().unwrap().to_string();
     assert!(e.contains("plain http") && e.contains("https") && !e.contains("eDp5"), "{e}");
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { failure_persistence: None, ..Default::default() })]
+
+    /// Issue 18, fuzzing: any Retry-After value (delay-seconds, HTTP dates, garbage) gives a wait
+    /// or none, never a panic.
+    #[test]
+    fn fuzz_retry_after_headers(v in proptest::prop_oneof![
+        proptest::prelude::any::<u64>().prop_map(|n| n.to_string()),
+        "-?[0-9]{0,30}",
+        "(Mon|Tue|Sun), [0-9]{1,2} (Jan|Feb|Dec) [0-9]{1,6} [0-9]{2}:[0-9]{2}:[0-9]{2} (GMT|[+-][0-9]{4})",
+        proptest::prelude::any::<String>(),
+    ]) {
+        let mut h = reqwest::header::HeaderMap::new();
+        if let Ok(value) = reqwest::header::HeaderValue::from_str(&v) {
+            h.insert(reqwest::header::RETRY_AFTER, value);
+        }
+        let _ = alkasba_ingest::http::retry_after(&h);
+    }
 }

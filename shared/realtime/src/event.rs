@@ -55,6 +55,10 @@ pub struct StoreEvent {
     /// the quarantine table, never to the windows or the events table.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub invalid: Vec<String>,
+    /// The record's version (its stream's version or cursor field, a modification time), when
+    /// it has one: a delivery older than the version already applied changes nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 impl StoreEvent {
@@ -66,6 +70,13 @@ impl StoreEvent {
             let d = sha2::Sha256::digest(self.delivery_id.as_bytes());
             u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
         })
+    }
+
+    /// What a version is held under: the topic's resource and the record's key
+    /// (`order:4127`); `None` without a key or a version.
+    pub fn version_slot(&self) -> Option<String> {
+        let resource = self.topic.split('.').next().unwrap_or(&self.topic);
+        self.version.as_ref().and(self.key.as_ref()).map(|k| format!("{resource}:{k}"))
     }
 
     /// Event time in seconds.

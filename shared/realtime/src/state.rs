@@ -117,6 +117,10 @@ pub struct State {
     pub pending: Vec<PendingRef>,
     /// The last alerts (live view).
     pub recent_alerts: Vec<Alert>,
+    /// Newest record version applied per `<resource>:<key>`, with its event time, for the
+    /// history: a delivery of an older version (a replay, a late retry) changes nothing.
+    #[serde(default)]
+    pub versions: BTreeMap<String, (String, i64)>,
 }
 
 fn bitmap(s: &str) -> RoaringTreemap {
@@ -172,8 +176,21 @@ impl State {
                 out.duplicates += 1;
                 continue;
             }
+            // Strictly older only: WooCommerce's modification time has a one-second resolution,
+            // and two saves in one second are two real changes (the same payload twice is
+            // caught above, by its id).
+            let slot = e.version_slot();
+            if let (Some(slot), Some(v)) = (&slot, &e.version)
+                && self.versions.get(slot).is_some_and(|(held, _)| v < held)
+            {
+                out.duplicates += 1;
+                continue;
+            }
             if !stale {
                 set.insert(id);
+                if let (Some(slot), Some(v)) = (slot, &e.version) {
+                    self.versions.insert(slot, (v.clone(), e.at()));
+                }
                 // An invalid payload is deduped like any other but counts in no window.
                 if e.invalid.is_empty() {
                     self.observe(e, rules, &mut out.alerts);
@@ -389,6 +406,7 @@ impl State {
         });
         let now = self.now;
         self.cooldowns.retain(|_, until| *until > now);
+        self.versions.retain(|_, (_, at)| *at > from);
     }
 
     /// The live view: rolling 1-minute, 5-minute and 1-hour figures, best sellers with their

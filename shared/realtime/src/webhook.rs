@@ -174,6 +174,7 @@ impl<Q: EventQueue, R: ReplayGuard, K: KeyService> Webhook<Q, R, K> {
             let unsent = std::mem::take(&mut session.unsent);
             *session = Session { sealer: Sealer::new(self.keys.clone()), persons: 0, unsent };
         }
+        let version = stream.version_of(&record).map(str::to_string);
         let protected = match stream.protect(record, &self.tokens, &mut session.sealer).await {
             Ok(p) => p,
             Err(e) => {
@@ -199,6 +200,7 @@ impl<Q: EventQueue, R: ReplayGuard, K: KeyService> Webhook<Q, R, K> {
             tokens: protected.tokens,
             keys: session.unsent.clone(),
             invalid: protected.reasons,
+            version,
         };
         let sealed_us = started.elapsed().as_micros() as u64;
         match self.guard.claim(&delivery_id).await {

@@ -206,6 +206,13 @@ impl Prepared {
         Some(parts.join("|"))
     }
 
+    /// The record's version as the stream declares it (its `version` field, else its cursor
+    /// field), if the record has one.
+    pub fn version_of<'a>(&self, record: &'a Value) -> Option<&'a str> {
+        let declared = self.stream.version.as_ref().and_then(|p| record.pointer(p)).and_then(Value::as_str).filter(|v| !v.is_empty());
+        declared.or_else(|| self.cursor(record))
+    }
+
     /// The record's cursor value, if the stream has a cursor.
     pub fn cursor<'a>(&self, record: &'a Value) -> Option<&'a str> {
         self.stream.cursor.as_ref().and_then(|c| record.pointer(&c.field)).and_then(Value::as_str)
@@ -263,8 +270,7 @@ impl Prepared {
         let token_values: Vec<Option<String>> = self.stream.tokens.values().map(|p| record.pointer(p).and_then(Value::as_str).filter(|s| !s.trim().is_empty()).map(|s| tokens.token(s))).collect();
         // Read before sealing: they sit inside sealed objects.
         let clear: Vec<Option<String>> = self.stream.clear.values().map(|p| record.pointer(p).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string)).collect();
-        let declared = self.stream.version.as_ref().and_then(|p| record.pointer(p)).and_then(Value::as_str).filter(|v| !v.is_empty());
-        let version = match declared.or_else(|| self.cursor(&record)) {
+        let version = match self.version_of(&record) {
             Some(c) => c.to_string(),
             // Without either a record's version is its content: a keyed hash, since the
             // content holds personal data.

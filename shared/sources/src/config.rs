@@ -119,19 +119,14 @@ impl SecretRef {
     }
 }
 
-/// Client-side rate limit.
+/// The most a source is asked, per fetcher. Below it each fetcher's pace adapts to the
+/// source's answers (it slows on 429s and on a latency that keeps rising, and speeds up while
+/// healthy), so several fetchers share what the source allows without being told it.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimit {
-    /// Sustained requests per second.
+    /// Requests per second, at most.
     pub requests_per_second: u32,
-    /// Requests allowed at once above the rate.
-    #[serde(default = "one")]
-    pub burst: u32,
-}
-
-fn one() -> u32 {
-    1
 }
 
 /// Retries of failed requests (429, 5xx, timeouts, connection errors, broken pages): exponential
@@ -461,9 +456,9 @@ fn validate(file: &str, f: &SourceFile) -> Result<()> {
         _ => {}
     }
     if let Some(r) = &s.rate_limit
-        && (r.requests_per_second == 0 || r.burst == 0)
+        && r.requests_per_second == 0
     {
-        return Err(cerr(file, "source.rate_limit", "requests_per_second and burst must be at least 1"));
+        return Err(cerr(file, "source.rate_limit.requests_per_second", "must be at least 1"));
     }
     let r = &s.retry;
     if r.max_attempts == 0 || r.max_attempts > 20 {

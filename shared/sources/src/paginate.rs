@@ -121,14 +121,15 @@ pub fn next_page(stream: &Stream, page: &Page) -> Result<Next> {
             } else if n < *size as usize {
                 return Ok(Next::Done);
             }
-            Ok(Next::Url(with_param(&page.url, page_param, &(current + 1).to_string())))
+            let after = current.checked_add(1).ok_or_else(|| page.err(stream, format!("page number {current} has no successor")))?;
+            Ok(Next::Url(with_param(&page.url, page_param, &after.to_string())))
         }
         Paginator::OffsetLimit { offset_param, limit, total_pointer, .. } => {
             let offset: u64 = page.param(offset_param).and_then(|p| p.parse().ok()).unwrap_or(0);
             if n == 0 {
                 return Ok(Next::Done);
             }
-            let next = offset + n as u64;
+            let next = offset.checked_add(n as u64).ok_or_else(|| page.err(stream, format!("offset {offset} + {n} overflows")))?;
             if let Some(p) = total_pointer {
                 let total = page.body.pointer(p).and_then(Value::as_u64).ok_or_else(|| page.err(stream, format!("{p} is not a record count")))?;
                 if next >= total {
@@ -147,7 +148,16 @@ pub fn next_page(stream: &Stream, page: &Page) -> Result<Next> {
         },
         Paginator::LinkHeader { .. } => match page.header("link").and_then(next_link) {
             None => Ok(Next::Done),
-            Some(target) => page.url.join(&target).map(Next::Url).map_err(|e| page.err(stream, format!("Link next {target:?}: {e}"))),
+            Some(target) => {
+                let next = page.url.join(&target).map_err(|e| page.err(stream, format!("Link next {target:?}: {e}")))?;
+                // The next request carries the source's credentials: never to another origin.
+                if next.origin() != page.url.origin() {
+                    return Err(
+                        page.err(stream, format!("Link next {} is on another origin than the page: not followed, the source's credentials stay with its host", next.origin().ascii_serialization()))
+                    );
+                }
+                Ok(Next::Url(next))
+            }
         },
     }
 }
@@ -325,8 +335,12 @@ paginator = {paginator}
         assert_eq!(next_page(&st, &p).unwrap(), Next::Url(Url::parse("http://h:1/api/items?page=3").unwrap()));
         let relative = page(u.clone(), &[("Link", "</api/items?page=9>; rel=next")], json!({"data": []}));
         assert_eq!(next_page(&st, &relative).unwrap(), Next::Url(Url::parse("http://h:1/api/items?page=9").unwrap()));
-        let none = page(u, &[("Link", r#"<x>; rel="prev""#)], json!({"data": []}));
+        let none = page(u.clone(), &[("Link", r#"<x>; rel="prev""#)], json!({"data": []}));
         assert_eq!(next_page(&st, &none).unwrap(), Next::Done);
+        // Issue 18: a next link to another host would carry the source's credentials there.
+        let away = page(u, &[("Link", "<https://elsewhere.example/steal?page=2>; rel=next")], json!({"data": [{"id": 1}]}));
+        let e = next_page(&st, &away).unwrap_err().to_string();
+        assert!(e.contains("another origin") && e.contains("elsewhere.example"), "{e}");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! alkasba-bench ingest --stack alkasba-bench [--orders 100000] [--fetchers 4]
 //! alkasba-bench batch [--orders 1000000]
 //! alkasba-bench realtime --stack alkasba-bench [--rate 1000] [--secs 60]
+//! alkasba-bench rate-limit [--store-rps 40] [--fetchers 4] [--secs 90]
 //! ```
 //!
 //! `ingest` measures, on this machine with the simulator and LocalStack beside it:
@@ -19,6 +20,7 @@
 //!   sandbox its own CPU share), and as seen during the run.
 
 mod batch;
+mod rate;
 mod realtime;
 
 use std::collections::HashMap;
@@ -63,6 +65,9 @@ enum Command {
     /// The real-time path: signed webhooks at a sustained rate through webhook → SQS →
     /// realtime; accepted rate, events lost, alert latency, peak RSS.
     Realtime(realtime::RealtimeArgs),
+    /// Several fetchers against a store rate limit they are not told: share of the allowed rate
+    /// reached and share of requests answered 429, adaptive pace against a fixed one.
+    RateLimit(rate::RateArgs),
 }
 
 #[derive(Args)]
@@ -111,6 +116,7 @@ async fn main() -> Result<()> {
         Command::Ingest(a) => ingest(a).await,
         Command::Batch(a) => batch::run(a).await,
         Command::Realtime(a) => realtime::run(a).await,
+        Command::RateLimit(a) => rate::run(a).await,
     }
 }
 
@@ -139,11 +145,7 @@ fn bench_sources(dir: &Path, rps: u32) -> Result<Vec<SourceFile>> {
         let path = entry?.path();
         let mut text = std::fs::read_to_string(&path)?;
         if path.file_name().is_some_and(|n| n == "alkasba_store.toml") {
-            text = text
-                .lines()
-                .map(|l| if l.starts_with("rate_limit =") { format!("rate_limit = {{ requests_per_second = {rps}, burst = {} }}", (rps / 10).max(1)) } else { l.to_string() })
-                .collect::<Vec<_>>()
-                .join("\n");
+            text = text.lines().map(|l| if l.starts_with("rate_limit =") { format!("rate_limit = {{ requests_per_second = {rps} }}") } else { l.to_string() }).collect::<Vec<_>>().join("\n");
         }
         std::fs::write(dir.join(path.file_name().context("file name")?), text)?;
     }
