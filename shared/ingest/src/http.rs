@@ -1,5 +1,5 @@
-//! Fetching pages: authentication, an adaptive request pace per source ([`crate::pace`]), retries with exponential backoff and
-//! full jitter, `Retry-After`, and a deadline.
+//! Fetching pages: authentication, an adaptive request pace per source ([`crate::pace`]),
+//! retries with exponential backoff and full jitter, `Retry-After`, and a deadline.
 
 use std::time::Duration;
 
@@ -37,8 +37,7 @@ pub struct FetchFailure {
 }
 
 /// The pace of `source`'s requests: its configured rate limit is the ceiling; the pace starts
-/// low, grows while the store answers well and falls on its signals. (The configured burst is
-/// not used: bursts after an idle spell are what trips a store's limiter.)
+/// low, grows while the store answers well and falls on its signals.
 fn pace_of(source: &Source, tuning: PaceTuning) -> Pace {
     let ceiling = source.rate_limit.as_ref().map(|r| r.requests_per_second as f64);
     Pace::new(ceiling, tuning)
