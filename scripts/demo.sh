@@ -138,7 +138,7 @@ PY
 )"
 silver_orders="$(count silver/orders)"
 silver_lines="$(count silver/order_lines)"
-sample="$(sql "SELECT email_token, substr(billing, 1, 40) AS billing_sealed FROM delta_scan('$ROOT/bronze/alkasba_store/customers') LIMIT 1")"
+sample="$(sql "SELECT email_token, substr(_sealed, 1, 40) AS pii_sealed FROM delta_scan('$ROOT/bronze/alkasba_store/customers') LIMIT 1")"
 
 cat <<SUMMARY
 
