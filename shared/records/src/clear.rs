@@ -91,8 +91,8 @@ fn split_node(v: Value, node: &Node, at: &mut String, out: &mut Map<String, Valu
     if node.whole || is_empty(&v) {
         return Some(v);
     }
-    match v {
-        Value::Object(obj) if !node.children.is_empty() || node.any.is_some() => {
+    match (v, node.any.as_deref()) {
+        (Value::Object(obj), any) if !node.children.is_empty() || any.is_some() => {
             let mut kept = Map::with_capacity(obj.len());
             for (k, val) in obj {
                 let len = at.len();
@@ -115,8 +115,7 @@ fn split_node(v: Value, node: &Node, at: &mut String, out: &mut Map<String, Valu
             }
             Some(Value::Object(kept))
         }
-        Value::Array(items) if node.any.is_some() => {
-            let any = node.any.as_deref().unwrap_or(node);
+        (Value::Array(items), Some(any)) => {
             let mut kept = Vec::with_capacity(items.len());
             for (i, item) in items.into_iter().enumerate() {
                 let len = at.len();
@@ -128,7 +127,7 @@ fn split_node(v: Value, node: &Node, at: &mut String, out: &mut Map<String, Valu
             }
             Some(Value::Array(kept))
         }
-        other => {
+        (other, _) => {
             out.insert(at.clone(), other);
             None
         }
