@@ -8,6 +8,8 @@
 //!   idempotent. The `aggregate` function and `alkasba batch aggregate`.
 //! * [`maintain`]: compaction (z-order where it pays), checkpoints, vacuum and log clean-up,
 //!   table by table under a lease. The `maintain` function and `alkasba batch maintain`.
+//! * [`erase`]: a person's erasure (keys destroyed, tokens unlinked, audited). The `erase`
+//!   function and `alkasba pii erase`.
 //! * [`tables`]: the Delta plumbing both share (markers, change reads, MERGE, replaceWhere).
 //!
 //! Every commit carries Delta application-transaction markers naming the input versions it
@@ -15,6 +17,7 @@
 //! applies anything twice, and concurrent runs of the same job cannot both commit the same work.
 
 pub mod dictionary;
+pub mod erase;
 mod error;
 pub mod forecast;
 pub mod glue;

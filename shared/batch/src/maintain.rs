@@ -38,6 +38,11 @@ pub struct MaintainOptions {
     /// Vacuum retention; `None` uses each table's `deletedFileRetentionDuration` (7 days by
     /// default). Shorter than the table's own setting is refused by the vacuum itself.
     pub retention: Option<chrono::Duration>,
+    /// Vacuum retention of the keyring, shorter than the other tables': its unreferenced files
+    /// (a writer killed between upload and commit) hold wrapped keys, which an erasure must not
+    /// leave behind for a week. Longer than any writer's run (a Lambda lives at most 15
+    /// minutes), so a file uploaded for a commit still under way is never removed.
+    pub keyring_retention: chrono::Duration,
     /// How long a lease holds before another run may take it over (longer than one table's
     /// maintenance can take: a Lambda lives at most 15 minutes).
     pub lease: Duration,
@@ -47,7 +52,7 @@ pub struct MaintainOptions {
 
 impl Default for MaintainOptions {
     fn default() -> Self {
-        Self { target_size: 128 * 1024 * 1024, retention: None, lease: Duration::from_secs(20 * 60), owner: format!("maintain-{}", std::process::id()) }
+        Self { target_size: 128 * 1024 * 1024, retention: None, keyring_retention: chrono::Duration::hours(1), lease: Duration::from_secs(20 * 60), owner: format!("maintain-{}", std::process::id()) }
     }
 }
 
@@ -176,7 +181,9 @@ async fn maintain_held(table: DeltaTable, target: &TableSpec, opts: &MaintainOpt
     // references (uploaded for a commit that lost its race or whose writer was killed) goes once
     // it is older than the retention.
     let mut vacuum = table.vacuum().with_mode(deltalake::operations::vacuum::VacuumMode::Full);
-    if let Some(r) = opts.retention {
+    if target.path == alkasba_lake::layout::KEYRING {
+        vacuum = vacuum.with_retention_period(opts.keyring_retention).with_enforce_retention_duration(false);
+    } else if let Some(r) = opts.retention {
         vacuum = vacuum.with_retention_period(r);
     }
     let (table, vm) = vacuum.await.map_err(|e| Error::delta(&uri, e))?;

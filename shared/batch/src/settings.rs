@@ -29,6 +29,11 @@ pub const OPTIONS: &[(&str, &str, &str)] = &[
         "(each table's deletedFileRetentionDuration, 7 days)",
         "Maintenance: files removed from a table longer ago than this are deleted; time travel works within it. At least 168.",
     ),
+    (
+        "KEYRING_RETENTION_MINUTES",
+        "60",
+        "Maintenance: keyring files no commit references (a writer killed mid-commit) are deleted once this old, so no erased key outlives it. Must exceed the longest writer invocation (15 minutes): a shorter one may delete a commit under way (0 is for tests).",
+    ),
 ];
 
 /// The options, typed.
@@ -66,6 +71,7 @@ impl Settings {
                     None => None,
                     Some(_) => Some(chrono::Duration::hours(number("VACUUM_RETENTION_HOURS", 168, 168..=100_000)? as i64)),
                 },
+                keyring_retention: chrono::Duration::minutes(number("KEYRING_RETENTION_MINUTES", 60, 0..=10_080)? as i64),
                 ..MaintainOptions::default()
             },
             forecast: ForecastOptions {

@@ -99,6 +99,18 @@ impl Settings {
         self.build_with(sdk, queue).await
     }
 
+    /// The tokenizer of the deployment's token key (one Secrets Manager read).
+    pub async fn tokenizer(&self, sdk: &aws_config::SdkConfig) -> Result<Tokenizer> {
+        let secrets = AwsSecrets::new(sdk, &self.stack);
+        let json = SecretSource::get(&secrets, &SecretRef { store: SecretStore::SecretsManager, name: self.token_key_secret.clone() }).await?;
+        self.tokens_from(&json)
+    }
+
+    fn tokens_from(&self, secret: &serde_json::Value) -> Result<Tokenizer> {
+        let key = secret.get("key").and_then(|v| v.as_str()).ok_or_else(|| Error::Config(format!("secret {} has no string \"key\"", self.token_key_secret)))?;
+        Tokenizer::new(key).map_err(Error::Pii)
+    }
+
     /// The SQS queues these settings name.
     pub fn sqs(&self, sdk: &aws_config::SdkConfig) -> SqsQueue {
         SqsQueue::new(aws_sdk_sqs::Client::new(sdk), &self.fetch_queue_url, &self.fetch_dlq_url)
@@ -114,8 +126,7 @@ impl Settings {
         let base_urls = parse_base_urls(&self.source_base_urls)?;
         // The token key and the sources' secrets are read concurrently (cold start).
         let (token_json, catalog) = futures::try_join!(async { SecretSource::get(&secrets, &token_ref).await.map_err(Error::from) }, Catalog::load(self.sources_dir.as_deref(), &base_urls, &secrets))?;
-        let token_key = token_json.get("key").and_then(|v| v.as_str()).ok_or_else(|| Error::Config(format!("secret {} has no string \"key\"", self.token_key_secret)))?;
-        let tokens = Tokenizer::new(token_key).map_err(Error::Pii)?;
+        let tokens = self.tokens_from(&token_json)?;
         let keys = Arc::new(KmsKeys::new(aws_sdk_kms_client(sdk), &self.pii_key_id));
         Ok(Ingest { catalog, lake, control, queue, keys, tokens, settings: self.tuning.clone() })
     }

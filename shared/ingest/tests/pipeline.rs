@@ -87,7 +87,9 @@ async fn bronze_equals_the_truth_and_personal_data_is_sealed() {
     let keyring = read_keyring(&ingest.lake.keyring().unwrap(), ingest.lake.storage(), None).await.unwrap();
     let mut opener = Opener::new(ingest.keys.clone(), keyring);
     let first = &c[0];
-    let hidden: Value = serde_json::from_slice(&opener.open(alkasba_records::SEALED, first[1].as_deref().unwrap()).await.unwrap()).unwrap();
+    let hidden: Value =
+        serde_json::from_slice(&opener.open(&alkasba_pii::place("alkasba_store.customers", first[0].as_deref().unwrap(), alkasba_records::SEALED), first[1].as_deref().unwrap()).await.unwrap())
+            .unwrap();
     let email = hidden["/email"].as_str().unwrap().to_string();
     assert_eq!(ingest.tokens.token(&email), first[2].clone().unwrap());
     assert!(email.contains('@'));

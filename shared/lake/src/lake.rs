@@ -29,6 +29,16 @@ use crate::{Error, Result, StorageConfig, read};
 /// write no extra files for it).
 const TABLE_PROPERTIES: [(&str, &str); 3] = [("delta.setTransactionRetentionDuration", "interval 14 days"), ("delta.logRetentionDuration", "interval 30 days"), ("delta.enableChangeDataFeed", "true")];
 
+/// The keyring's: no change data feed (an erasure's delete would copy the erased rows, wrapped
+/// keys and all, into `_change_data/` files), statistics on `key_id` only (the log keeps no
+/// subject token), and a week of log (an erased person's key ids leave the log within it).
+pub const KEYRING_PROPERTIES: [(&str, &str); 4] = [
+    ("delta.setTransactionRetentionDuration", "interval 14 days"),
+    ("delta.logRetentionDuration", "interval 7 days"),
+    ("delta.enableChangeDataFeed", "false"),
+    ("delta.dataSkippingStatsColumns", "key_id"),
+];
+
 /// Where everything lives. Clones share the cache of opened tables.
 #[derive(Debug, Clone)]
 pub struct Lake {
@@ -287,7 +297,8 @@ impl Lake {
             w = w.with_partition_columns(append.partitions.iter().map(|p| p.to_string()));
         }
         if creating {
-            let properties: &[(&str, &str)] = append.properties.unwrap_or(&TABLE_PROPERTIES);
+            let keyring = self.keyring().is_ok_and(|k| k.as_str().trim_end_matches('/') == uri.as_str().trim_end_matches('/'));
+            let properties: &[(&str, &str)] = append.properties.unwrap_or(if keyring { &KEYRING_PROPERTIES } else { &TABLE_PROPERTIES });
             w = w.with_configuration(properties.iter().map(|(k, v)| (k.to_string(), Some(v.to_string()))));
         }
         match w.await {

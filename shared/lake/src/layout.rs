@@ -8,7 +8,7 @@
 //! s3://<lake>/bronze/realtime/store_events/    webhook events, by event date
 //! s3://<lake>/quarantine/ingest/               invalid records of every stream, by _ingest_date
 //! s3://<lake>/silver/<table>/  gold/<mart>/    the batch layer (catalogues in alkasba-batch)
-//! s3://<lake>/ops/ingestion_runs|heartbeat|alerts/   operations tables
+//! s3://<lake>/ops/ingestion_runs|heartbeat|alerts|erasures/   operations tables
 //! s3://<lake>/security/keyring/                wrapped person keys (see alkasba-pii)
 //! s3://<lake>/errors/<source>/<stream>/        sealed raw responses of dead-lettered pages
 //! s3://<lake>/_control/ingest/                 run plans
@@ -24,6 +24,8 @@ pub const INGESTION_RUNS: &str = "ops/ingestion_runs";
 pub const HEARTBEAT: &str = "ops/heartbeat";
 /// Wrapped per-person data keys.
 pub const KEYRING: &str = "security/keyring";
+/// One row per erasure (when, which tokens and keys, what was done; never personal data).
+pub const ERASURES: &str = "ops/erasures";
 /// Store events received by the webhook.
 pub const STORE_EVENTS: &str = "bronze/realtime/store_events";
 /// Alerts raised by the real-time rules.
@@ -95,6 +97,8 @@ impl Registry {
         r.add(TableSpec::new(HEARTBEAT, Layer::Ops, Some("tick_date"), &[]));
         r.add(TableSpec::new(ALERTS, Layer::Ops, Some("alert_date"), &[]));
         r.add(TableSpec::new(KEYRING, Layer::Security, None, &[]));
+        // Security, not ops: it names erased tokens, so it stays out of the BI catalogue.
+        r.add(TableSpec::new(ERASURES, Layer::Security, None, &[]));
         r.add(TableSpec::new(STORE_EVENTS, Layer::Bronze, Some("event_date"), &[]));
         r
     }
@@ -131,7 +135,7 @@ mod tests {
     #[test]
     fn the_core_registry_holds_every_shared_table_once() {
         let r = Registry::core().with_bronze([("s", "a"), ("s", "a"), ("s", "b")]);
-        for p in [QUARANTINE, INGESTION_RUNS, HEARTBEAT, ALERTS, KEYRING, STORE_EVENTS, "bronze/s/a", "bronze/s/b"] {
+        for p in [QUARANTINE, INGESTION_RUNS, HEARTBEAT, ALERTS, KEYRING, ERASURES, STORE_EVENTS, "bronze/s/a", "bronze/s/b"] {
             assert_eq!(r.tables().iter().filter(|t| t.path == p).count(), 1, "{p}");
         }
         assert_eq!(r.get("bronze/s/a").and_then(|t| t.partition.as_deref()), Some("_ingest_date"));

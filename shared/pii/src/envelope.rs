@@ -9,7 +9,7 @@ use chrono::Utc;
 use zeroize::Zeroizing;
 
 use crate::keyring::KeyringRow;
-use crate::keys::{DataKey, KeyService, aes, nonce};
+use crate::keys::{DataKey, KeyService, KmsContext, aes, nonce};
 use crate::{Error, Result};
 
 const PREFIX: &str = "pii1:";
@@ -45,8 +45,16 @@ fn wrap_aad(key_id: &str, subject: &str) -> Vec<u8> {
     format!("keyring:{key_id}:{subject}").into_bytes()
 }
 
-fn field_aad(key_id: &str, field: &str) -> Vec<u8> {
-    format!("{key_id}:{field}").into_bytes()
+fn field_aad(key_id: &str, place: &str) -> Vec<u8> {
+    format!("{key_id}:{place}").into_bytes()
+}
+
+/// Where a sealed value belongs: its table (`<source>.<stream>`), its record's key and its
+/// field. It is the value's associated data, so a value copied to another record, table or
+/// field does not open there. It is never written beside the value: the reader names the place
+/// it found the value in.
+pub fn place(table: &str, key: &str, field: &str) -> String {
+    format!("{table}/{key}/{field}")
 }
 
 /// Seals personal values during one session (one fetcher invocation): one KMS data key, created
@@ -54,6 +62,7 @@ fn field_aad(key_id: &str, field: &str) -> Vec<u8> {
 /// ([`Sealer::take_new_keys`]) before anything sealed under them is committed.
 pub struct Sealer<K> {
     keys: Arc<K>,
+    context: KmsContext,
     rng: SystemRandom,
     data_key: Option<(DataKey, LessSafeKey)>,
     persons: HashMap<String, (String, LessSafeKey)>,
@@ -61,22 +70,29 @@ pub struct Sealer<K> {
 }
 
 impl<K: KeyService> Sealer<K> {
-    /// A session drawing its data key from `keys`.
-    pub fn new(keys: Arc<K>) -> Self {
-        Self { keys, rng: SystemRandom::new(), data_key: None, persons: HashMap::new(), new_rows: Vec::new() }
+    /// A session drawing its data key from `keys` under the encryption context `context`
+    /// ([`crate::kms_context`]).
+    pub fn new(keys: Arc<K>, context: KmsContext) -> Self {
+        Self { keys, context, rng: SystemRandom::new(), data_key: None, persons: HashMap::new(), new_rows: Vec::new() }
+    }
+
+    /// The session's KMS encryption context.
+    pub fn context(&self) -> &KmsContext {
+        &self.context
     }
 
     async fn data_key(&mut self) -> Result<&(DataKey, LessSafeKey)> {
         if self.data_key.is_none() {
-            let dk = self.keys.generate_data_key().await?;
+            let dk = self.keys.generate_data_key(&self.context).await?;
             let cipher = aes(&dk.plaintext)?;
             self.data_key = Some((dk, cipher));
         }
         self.data_key.as_ref().ok_or_else(|| Error::Crypto("data key missing".into()))
     }
 
-    /// Seals `plaintext` of `field` for the person `subject` (a token): `pii1:<key id>:<base64>`.
-    pub async fn seal(&mut self, subject: &str, field: &str, plaintext: &[u8]) -> Result<String> {
+    /// Seals `plaintext` for the person `subject` (a token), bound to its `place` ([`place`]):
+    /// `pii1:<key id>:<base64>`.
+    pub async fn seal(&mut self, subject: &str, place: &str, plaintext: &[u8]) -> Result<String> {
         if !self.persons.contains_key(subject) {
             let mut raw = Zeroizing::new([0u8; 32]);
             self.rng.fill(raw.as_mut()).map_err(|_| Error::Crypto("no system randomness".into()))?;
@@ -85,12 +101,12 @@ impl<K: KeyService> Sealer<K> {
             let key_id: String = id.iter().map(|b| format!("{b:02x}")).collect();
             let (dk, wrapper) = self.data_key().await?;
             let wrapped_key = seal_with(wrapper, &wrap_aad(&key_id, subject), raw.as_ref())?;
-            let row = KeyringRow { subject: subject.to_string(), key_id: key_id.clone(), wrapped_key, kms_blob: dk.blob.clone(), created_at: Utc::now() };
+            let row = KeyringRow { subject: subject.to_string(), key_id: key_id.clone(), wrapped_key, kms_blob: dk.blob.clone(), kms_context: self.context.clone(), created_at: Utc::now() };
             self.new_rows.push(row);
             self.persons.insert(subject.to_string(), (key_id, aes(&raw)?));
         }
         let (key_id, cipher) = self.persons.get(subject).ok_or_else(|| Error::Crypto("person key missing".into()))?;
-        let sealed = seal_with(cipher, &field_aad(key_id, field), plaintext)?;
+        let sealed = seal_with(cipher, &field_aad(key_id, place), plaintext)?;
         Ok(format!("{PREFIX}{key_id}:{}", B64.encode(sealed)))
     }
 
@@ -116,11 +132,12 @@ pub fn seal_blob(dk: &DataKey, cipher: &LessSafeKey, context: &str, plaintext: &
     Ok(out)
 }
 
-/// Opens an object sealed by [`Sealer::seal_blob`] (one KMS `Decrypt`).
-pub async fn open_blob<K: KeyService>(keys: &K, context: &str, sealed: &[u8]) -> Result<Vec<u8>> {
+/// Opens an object sealed by [`Sealer::seal_blob`] in a session with `kms` as its KMS
+/// encryption context (one KMS `Decrypt`).
+pub async fn open_blob<K: KeyService>(keys: &K, context: &str, kms: &KmsContext, sealed: &[u8]) -> Result<Vec<u8>> {
     let len = sealed.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]]) as usize).ok_or_else(|| Error::Crypto("sealed object is truncated".into()))?;
     let blob = sealed.get(2..2 + len).ok_or_else(|| Error::Crypto("sealed object is truncated".into()))?;
-    let key = keys.decrypt_data_key(blob).await?;
+    let key = keys.decrypt_data_key(blob, kms).await?;
     open_with(&aes(&key)?, context.as_bytes(), &sealed[2 + len..])
 }
 
@@ -129,6 +146,7 @@ pub async fn open_blob<K: KeyService>(keys: &K, context: &str, sealed: &[u8]) ->
 pub struct Opener<K> {
     keys: Arc<K>,
     rows: HashMap<String, KeyringRow>,
+    erased: HashMap<String, chrono::DateTime<Utc>>,
     data_keys: HashMap<Vec<u8>, LessSafeKey>,
     persons: HashMap<String, LessSafeKey>,
 }
@@ -137,17 +155,34 @@ impl<K: KeyService> Opener<K> {
     /// An opener over `rows` (from [`crate::read_keyring`]).
     pub fn new(keys: Arc<K>, rows: Vec<KeyringRow>) -> Self {
         let rows = rows.into_iter().map(|r| (r.key_id.clone(), r)).collect();
-        Self { keys, rows, data_keys: HashMap::new(), persons: HashMap::new() }
+        Self { keys, rows, erased: HashMap::new(), data_keys: HashMap::new(), persons: HashMap::new() }
     }
 
-    /// The plaintext of a sealed value of `field`.
-    pub async fn open(&mut self, field: &str, sealed: &str) -> Result<Vec<u8>> {
-        let rest = sealed.strip_prefix(PREFIX).ok_or_else(|| Error::Crypto(format!("{field}: not a sealed value")))?;
-        let (key_id, b64) = rest.split_once(':').ok_or_else(|| Error::Crypto(format!("{field}: malformed sealed value")))?;
+    /// Names the keys destroyed by an erasure (from the erasure audit), with when: a value
+    /// under one of them fails with [`Error::Erased`] rather than [`Error::UnknownKey`].
+    pub fn with_erased(mut self, erased: impl IntoIterator<Item = (String, chrono::DateTime<Utc>)>) -> Self {
+        self.erased.extend(erased);
+        self
+    }
+
+    /// The key id a sealed value names, if it is one.
+    pub fn key_id(sealed: &str) -> Option<&str> {
+        sealed.strip_prefix(PREFIX).and_then(|rest| rest.split_once(':')).map(|(id, _)| id)
+    }
+
+    /// The plaintext of a sealed value found at `place` ([`place`]).
+    pub async fn open(&mut self, place: &str, sealed: &str) -> Result<Vec<u8>> {
+        let rest = sealed.strip_prefix(PREFIX).ok_or_else(|| Error::Crypto(format!("{place}: not a sealed value")))?;
+        let (key_id, b64) = rest.split_once(':').ok_or_else(|| Error::Crypto(format!("{place}: malformed sealed value")))?;
         if !self.persons.contains_key(key_id) {
-            let row = self.rows.get(key_id).ok_or_else(|| Error::UnknownKey { key_id: key_id.to_string() })?;
+            let Some(row) = self.rows.get(key_id) else {
+                return Err(match self.erased.get(key_id) {
+                    Some(at) => Error::Erased { key_id: key_id.to_string(), erased_at: *at },
+                    None => Error::UnknownKey { key_id: key_id.to_string() },
+                });
+            };
             if !self.data_keys.contains_key(&row.kms_blob) {
-                let dk = self.keys.decrypt_data_key(&row.kms_blob).await?;
+                let dk = self.keys.decrypt_data_key(&row.kms_blob, &row.kms_context).await?;
                 self.data_keys.insert(row.kms_blob.clone(), aes(&dk)?);
             }
             let wrapper = self.data_keys.get(&row.kms_blob).ok_or_else(|| Error::Crypto("data key missing".into()))?;
@@ -156,47 +191,73 @@ impl<K: KeyService> Opener<K> {
             self.persons.insert(key_id.to_string(), aes(&raw)?);
         }
         let cipher = self.persons.get(key_id).ok_or_else(|| Error::Crypto("person key missing".into()))?;
-        let sealed = B64.decode(b64).map_err(|e| Error::Crypto(format!("{field}: {e}")))?;
-        open_with(cipher, &field_aad(key_id, field), &sealed)
+        let sealed = B64.decode(b64).map_err(|e| Error::Crypto(format!("{place}: {e}")))?;
+        open_with(cipher, &field_aad(key_id, place), &sealed).map_err(|_| Error::Crypto(format!("{place}: the value does not open here (sealed for another place, or altered)")))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::LocalKeys;
+    use crate::{LocalKeys, kms_context};
 
     #[tokio::test]
     async fn seal_then_open_and_erasure_by_key() {
         let keys = Arc::new(LocalKeys::random().unwrap());
-        let mut s = Sealer::new(keys.clone());
-        let a1 = s.seal("alice", "email", b"alice@example.ma").await.unwrap();
-        let a2 = s.seal("alice", "billing", b"{\"city\":\"Fes\"}").await.unwrap();
-        let b1 = s.seal("bob", "email", b"bob@example.ma").await.unwrap();
+        let ctx = kms_context("shop", "customers");
+        let mut s = Sealer::new(keys.clone(), ctx.clone());
+        let (pa, pb) = (place("shop.customers", "1", "_sealed"), place("shop.customers", "2", "_sealed"));
+        let a1 = s.seal("alice", &pa, b"alice@example.ma").await.unwrap();
+        let b1 = s.seal("bob", &pb, b"bob@example.ma").await.unwrap();
         assert!(is_sealed(&a1) && !a1.contains("alice"));
         let rows = s.take_new_keys();
         assert_eq!(rows.len(), 2, "one key per person");
+        assert!(rows.iter().all(|r| r.kms_context == ctx), "the rows carry their data key's context");
         assert_eq!(keys.requests(), 1, "one data key for the whole session");
         let blob = s.seal_blob("errors/x", b"raw page").await.unwrap();
-        assert_eq!(open_blob(keys.as_ref(), "errors/x", &blob).await.unwrap(), b"raw page");
-        assert!(open_blob(keys.as_ref(), "errors/y", &blob).await.is_err(), "context is bound");
+        assert_eq!(open_blob(keys.as_ref(), "errors/x", &ctx, &blob).await.unwrap(), b"raw page");
+        assert!(open_blob(keys.as_ref(), "errors/y", &ctx, &blob).await.is_err(), "context is bound");
+        assert!(open_blob(keys.as_ref(), "errors/x", &kms_context("shop", "orders"), &blob).await.is_err(), "the KMS context is bound");
 
         let mut o = Opener::new(keys.clone(), rows.clone());
-        assert_eq!(o.open("email", &a1).await.unwrap(), b"alice@example.ma");
-        assert_eq!(o.open("billing", &a2).await.unwrap(), b"{\"city\":\"Fes\"}");
-        assert!(o.open("name", &a1).await.is_err(), "a value is bound to its field");
+        assert_eq!(o.open(&pa, &a1).await.unwrap(), b"alice@example.ma");
         // One ciphertext character changed (mid-payload: the last base64 character may carry
         // only padding bits, and replacing it with 'A' changed nothing when it already was one).
         let at = b1.rfind(':').unwrap() + 1 + (b1.len() - b1.rfind(':').unwrap()) / 2;
         let swapped = if b1.as_bytes()[at] == b'A' { "B" } else { "A" };
         let tampered = format!("{}{swapped}{}", &b1[..at], &b1[at + 1..]);
         assert_ne!(tampered, b1);
-        assert!(o.open("email", &tampered).await.is_err(), "a changed ciphertext does not open");
+        assert!(o.open(&pb, &tampered).await.is_err(), "a changed ciphertext does not open");
 
-        // Crypto-shredding: without alice's keyring row her values are gone, bob's are not.
-        let kept: Vec<_> = rows.into_iter().filter(|r| r.subject != "alice").collect();
-        let mut o = Opener::new(keys, kept);
-        assert!(matches!(o.open("email", &a1).await, Err(Error::UnknownKey { .. })));
-        assert_eq!(o.open("email", &b1).await.unwrap(), b"bob@example.ma");
+        // A key whose row carries another context does not open: KMS refuses the data key.
+        let mut wrong = rows.clone();
+        wrong.iter_mut().for_each(|r| r.kms_context = kms_context("shop", "orders"));
+        assert!(matches!(Opener::new(keys.clone(), wrong).open(&pa, &a1).await, Err(Error::Kms { .. })));
+
+        // Crypto-shredding: without alice's keyring row her values are gone, bob's are not; an
+        // erased key says so.
+        let kept: Vec<_> = rows.iter().filter(|r| r.subject != "alice").cloned().collect();
+        let mut o = Opener::new(keys.clone(), kept.clone());
+        assert!(matches!(o.open(&pa, &a1).await, Err(Error::UnknownKey { .. })));
+        assert_eq!(o.open(&pb, &b1).await.unwrap(), b"bob@example.ma");
+        let alice_key = Opener::<LocalKeys>::key_id(&a1).unwrap().to_string();
+        let mut o = Opener::new(keys, kept).with_erased([(alice_key, Utc::now())]);
+        let e = o.open(&pa, &a1).await.unwrap_err();
+        assert!(matches!(e, Error::Erased { .. }) && e.to_string().contains("erased"), "{e}");
+    }
+
+    /// A value is bound to its table, record and field: copied anywhere else it does not open.
+    #[tokio::test]
+    async fn a_sealed_value_moved_to_another_record_table_or_field_does_not_open() {
+        let keys = Arc::new(LocalKeys::random().unwrap());
+        let mut s = Sealer::new(keys.clone(), kms_context("shop", "orders"));
+        let home = place("shop.orders", "17", "_sealed");
+        let v = s.seal("alice", &home, b"{\"customer_note\":\"ring twice\"}").await.unwrap();
+        let mut o = Opener::new(keys, s.take_new_keys());
+        assert!(o.open(&home, &v).await.is_ok());
+        for elsewhere in [place("shop.orders", "18", "_sealed"), place("shop.customers", "17", "_sealed"), place("shop.orders", "17", "notes")] {
+            let e = o.open(&elsewhere, &v).await.unwrap_err();
+            assert!(e.to_string().contains("does not open here") && e.to_string().contains(&elsewhere), "{e}");
+        }
     }
 }

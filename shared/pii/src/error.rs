@@ -13,6 +13,10 @@ pub enum Error {
     #[error("key {key_id} is not in the keyring (erased, or from a run that never committed)")]
     UnknownKey { key_id: String },
 
+    /// A sealed value names a key destroyed by an erasure (a person's right to erasure).
+    #[error("erased: key {key_id} was destroyed by an erasure on {erased_at}; the value can never be opened again")]
+    Erased { key_id: String, erased_at: chrono::DateTime<chrono::Utc> },
+
     /// The token key is unusable.
     #[error("token key: {0}")]
     TokenKey(String),

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use deltalake::datafusion::prelude::{col, lit};
 use url::Url;
 
-use crate::Result;
+use crate::{KmsContext, Result};
 
 /// The keyring has no partitions: it is small, and erasure rewrites it whole.
 pub const KEYRING_PARTITION: Option<&str> = None;
@@ -24,6 +24,8 @@ pub struct KeyringRow {
     pub wrapped_key: Vec<u8>,
     /// The data key, encrypted by KMS.
     pub kms_blob: Vec<u8>,
+    /// The KMS encryption context the data key was made under (needed to decrypt it).
+    pub kms_context: KmsContext,
     /// When the key was made.
     pub created_at: DateTime<Utc>,
 }
@@ -42,6 +44,8 @@ pub fn keyring_schema() -> Arc<Schema> {
         Field::new("wrapped_key", DataType::Binary, false),
         Field::new("kms_blob", DataType::Binary, false),
         Field::new("created_at", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
+        // JSON object; nullable: rows written before encryption contexts existed have none.
+        Field::new("kms_context", DataType::Utf8, true),
     ]))
 }
 
@@ -53,6 +57,7 @@ pub fn keyring_batch(rows: &[KeyringRow]) -> Result<RecordBatch> {
         Arc::new(BinaryArray::from_iter_values(rows.iter().map(|r| r.wrapped_key.as_slice()))),
         Arc::new(BinaryArray::from_iter_values(rows.iter().map(|r| r.kms_blob.as_slice()))),
         Arc::new(TimestampMicrosecondArray::from_iter_values(rows.iter().map(|r| r.created_at.timestamp_micros())).with_timezone("UTC")),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| serde_json::to_string(&r.kms_context).unwrap_or_default()))),
     ];
     Ok(RecordBatch::try_new(keyring_schema(), cols).map_err(alkasba_lake::Error::from)?)
 }
@@ -70,6 +75,10 @@ pub async fn read_keyring(uri: &Url, storage: &StorageConfig, key_ids: Option<&[
         let bin = |i: usize| read::binaries(b.column(i));
         let (subject, key_id, wrapped, blob) = (s(0)?, s(1)?, bin(2)?, bin(3)?);
         let created = b.column(4).as_primitive::<TimestampMicrosecondType>().clone();
+        let context = match b.schema().index_of("kms_context") {
+            Ok(i) => Some(s(i)?),
+            Err(_) => None,
+        };
         for i in 0..b.num_rows() {
             if subject.is_null(i) {
                 continue;
@@ -79,6 +88,7 @@ pub async fn read_keyring(uri: &Url, storage: &StorageConfig, key_ids: Option<&[
                 key_id: key_id.value(i).to_string(),
                 wrapped_key: wrapped.value(i).to_vec(),
                 kms_blob: blob.value(i).to_vec(),
+                kms_context: context.as_ref().filter(|c| !c.is_null(i)).and_then(|c| serde_json::from_str(c.value(i)).ok()).unwrap_or_default(),
                 created_at: DateTime::from_timestamp_micros(created.value(i)).unwrap_or_default(),
             });
         }

@@ -1,3 +1,4 @@
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -15,12 +16,24 @@ pub struct DataKey {
     pub blob: Vec<u8>,
 }
 
+/// The KMS encryption context of a data key: what it protects (`source`, `stream`). KMS binds
+/// it to the blob (a decrypt must give the same pairs), CloudTrail records it beside every
+/// request, and key policies can require it (`kms:EncryptionContext:source`).
+pub type KmsContext = BTreeMap<String, String>;
+
+/// The encryption context of the data keys sealing `stream` of `source` (`stream` is `webhook`
+/// for the webhook's sessions, which seal every topic of the store).
+pub fn kms_context(source: &str, stream: &str) -> KmsContext {
+    BTreeMap::from([("source".to_string(), source.to_string()), ("stream".to_string(), stream.to_string())])
+}
+
 /// The port to a key management service.
 pub trait KeyService: Send + Sync {
-    /// A fresh data key (one KMS `GenerateDataKey`).
-    fn generate_data_key(&self) -> impl Future<Output = Result<DataKey>> + Send;
-    /// The plaintext of a data key's blob (one KMS `Decrypt`).
-    fn decrypt_data_key(&self, blob: &[u8]) -> impl Future<Output = Result<Zeroizing<[u8; 32]>>> + Send;
+    /// A fresh data key bound to `context` (one KMS `GenerateDataKey`).
+    fn generate_data_key(&self, context: &KmsContext) -> impl Future<Output = Result<DataKey>> + Send;
+    /// The plaintext of a data key's blob, given the context it was made with (one KMS
+    /// `Decrypt`).
+    fn decrypt_data_key(&self, blob: &[u8], context: &KmsContext) -> impl Future<Output = Result<Zeroizing<[u8; 32]>>> + Send;
     /// KMS requests made so far (for the benchmark's requests-per-1,000-records figure).
     fn requests(&self) -> u64;
 }
@@ -57,17 +70,33 @@ fn key32(operation: &'static str, key: &str, bytes: Option<&[u8]>) -> Result<Zer
 }
 
 impl KeyService for KmsKeys {
-    async fn generate_data_key(&self) -> Result<DataKey> {
+    async fn generate_data_key(&self, context: &KmsContext) -> Result<DataKey> {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        let out = self.client.generate_data_key().key_id(&self.key_id).key_spec(aws_sdk_kms::types::DataKeySpec::Aes256).send().await.map_err(|e| self.err("GenerateDataKey", e))?;
+        let out = self
+            .client
+            .generate_data_key()
+            .key_id(&self.key_id)
+            .key_spec(aws_sdk_kms::types::DataKeySpec::Aes256)
+            .set_encryption_context(Some(context.clone().into_iter().collect()))
+            .send()
+            .await
+            .map_err(|e| self.err("GenerateDataKey", e))?;
         let plaintext = key32("GenerateDataKey", &self.key_id, out.plaintext().map(|b| b.as_ref()))?;
         let blob = out.ciphertext_blob().map(|b| b.as_ref().to_vec()).unwrap_or_default();
         Ok(DataKey { plaintext, blob })
     }
 
-    async fn decrypt_data_key(&self, blob: &[u8]) -> Result<Zeroizing<[u8; 32]>> {
+    async fn decrypt_data_key(&self, blob: &[u8], context: &KmsContext) -> Result<Zeroizing<[u8; 32]>> {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        let out = self.client.decrypt().key_id(&self.key_id).ciphertext_blob(aws_sdk_kms::primitives::Blob::new(blob)).send().await.map_err(|e| self.err("Decrypt", e))?;
+        let out = self
+            .client
+            .decrypt()
+            .key_id(&self.key_id)
+            .ciphertext_blob(aws_sdk_kms::primitives::Blob::new(blob))
+            .set_encryption_context(Some(context.clone().into_iter().collect()))
+            .send()
+            .await
+            .map_err(|e| self.err("Decrypt", e))?;
         key32("Decrypt", &self.key_id, out.plaintext().map(|b| b.as_ref()))
     }
 
@@ -100,24 +129,38 @@ impl LocalKeys {
 }
 
 impl KeyService for LocalKeys {
-    async fn generate_data_key(&self) -> Result<DataKey> {
+    async fn generate_data_key(&self, context: &KmsContext) -> Result<DataKey> {
         self.requests.fetch_add(1, Ordering::Relaxed);
         let mut plaintext = Zeroizing::new([0u8; 32]);
         let rng = SystemRandom::new();
         rng.fill(plaintext.as_mut()).map_err(|_| Error::Crypto("no system randomness".into()))?;
-        let blob = crate::envelope::seal_with(&self.master, b"local-kms", plaintext.as_ref())?;
+        let blob = crate::envelope::seal_with(&self.master, &local_aad(context), plaintext.as_ref())?;
         Ok(DataKey { plaintext, blob })
     }
 
-    async fn decrypt_data_key(&self, blob: &[u8]) -> Result<Zeroizing<[u8; 32]>> {
+    async fn decrypt_data_key(&self, blob: &[u8], context: &KmsContext) -> Result<Zeroizing<[u8; 32]>> {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        let plain = Zeroizing::new(crate::envelope::open_with(&self.master, b"local-kms", blob)?);
+        let plain = Zeroizing::new(crate::envelope::open_with(&self.master, &local_aad(context), blob).map_err(|_| Error::Kms {
+            operation: "Decrypt",
+            key: "local".into(),
+            reason: "InvalidCiphertextException (wrong blob or encryption context)".into(),
+            retryable: false,
+        })?);
         key32("Decrypt", "local", Some(&plain))
     }
 
     fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
     }
+}
+
+/// The local service binds the context as KMS does: as associated data of the wrap.
+fn local_aad(context: &KmsContext) -> Vec<u8> {
+    let mut aad = b"local-kms".to_vec();
+    for (k, v) in context {
+        aad.extend_from_slice(format!("|{k}={v}").as_bytes());
+    }
+    aad
 }
 
 pub(crate) fn nonce(rng: &SystemRandom) -> Result<[u8; NONCE_LEN]> {

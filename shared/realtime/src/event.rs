@@ -93,12 +93,22 @@ pub struct WireKey {
     pub key_id: String,
     pub wrapped_key: String,
     pub kms_blob: String,
+    /// The data key's KMS encryption context.
+    #[serde(default)]
+    pub kms_context: alkasba_pii::KmsContext,
     pub created_at: DateTime<Utc>,
 }
 
 impl From<&KeyringRow> for WireKey {
     fn from(r: &KeyringRow) -> Self {
-        Self { subject: r.subject.clone(), key_id: r.key_id.clone(), wrapped_key: B64.encode(&r.wrapped_key), kms_blob: B64.encode(&r.kms_blob), created_at: r.created_at }
+        Self {
+            subject: r.subject.clone(),
+            key_id: r.key_id.clone(),
+            wrapped_key: B64.encode(&r.wrapped_key),
+            kms_blob: B64.encode(&r.kms_blob),
+            kms_context: r.kms_context.clone(),
+            created_at: r.created_at,
+        }
     }
 }
 
@@ -110,6 +120,7 @@ impl WireKey {
             key_id: self.key_id.clone(),
             wrapped_key: B64.decode(&self.wrapped_key).ok()?,
             kms_blob: B64.decode(&self.kms_blob).ok()?,
+            kms_context: self.kms_context.clone(),
             created_at: self.created_at,
         })
     }

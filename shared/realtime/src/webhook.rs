@@ -112,6 +112,8 @@ pub struct Webhook<Q, R, K> {
     streams: HashMap<&'static str, Prepared>,
     tokens: Tokenizer,
     keys: Arc<K>,
+    /// The KMS encryption context of the sessions' data keys.
+    context: alkasba_pii::KmsContext,
     session: Mutex<Session<K>>,
     queue: Q,
     guard: R,
@@ -136,8 +138,11 @@ impl<Q: EventQueue, R: ReplayGuard, K: KeyService> Webhook<Q, R, K> {
                 .ok_or_else(|| Error::Config(format!("the shipped sources have no stream {source}.{stream} (topic {topic})")))?;
             streams.insert(topic, Prepared::new(source, def));
         }
-        let session = Session { sealer: Sealer::new(keys.clone()), persons: 0, unsent: Vec::new() };
-        Ok(Self { secret: secret.as_bytes().to_vec(), mode, tolerance_secs, streams, tokens, keys, session: Mutex::new(session), queue, guard })
+        // One data key per session seals every topic: its context names the store and the path.
+        let (store, _) = stream_of("order").ok_or_else(|| Error::Config("no stream for topic order".into()))?;
+        let context = alkasba_pii::kms_context(store, "webhook");
+        let session = Session { sealer: Sealer::new(keys.clone(), context.clone()), persons: 0, unsent: Vec::new() };
+        Ok(Self { secret: secret.as_bytes().to_vec(), mode, tolerance_secs, streams, tokens, keys, context, session: Mutex::new(session), queue, guard })
     }
 
     /// Handles one delivery received at `now_ms` (unix milliseconds).
@@ -172,7 +177,7 @@ impl<Q: EventQueue, R: ReplayGuard, K: KeyService> Webhook<Q, R, K> {
         if session.persons >= PERSONS_PER_SESSION {
             // Keys of refused deliveries stay valid (wrapped under the old data key).
             let unsent = std::mem::take(&mut session.unsent);
-            *session = Session { sealer: Sealer::new(self.keys.clone()), persons: 0, unsent };
+            *session = Session { sealer: Sealer::new(self.keys.clone(), self.context.clone()), persons: 0, unsent };
         }
         let version = stream.version_of(&record).map(str::to_string);
         let protected = match stream.protect(record, &self.tokens, &mut session.sealer).await {

@@ -229,14 +229,21 @@ impl Prepared {
         }
     }
 
+    /// Where a sealed value of this stream's record `key` (`-` for a record without a complete
+    /// key) lives: its associated data ([`alkasba_pii::place`]). Readers name the same place
+    /// from where they found the value (the bronze table's `_key`, silver's `customer_id`).
+    pub fn place(&self, key: Option<&str>, field: &str) -> String {
+        alkasba_pii::place(&self.id, key.unwrap_or("-"), field)
+    }
+
     /// Seals, in place, everything of `record` the stream does not keep in clear, as one value
     /// in its `_sealed` field.
-    async fn seal<K: KeyService>(&self, record: &mut Value, subject: &str, sealer: &mut Sealer<K>) -> Result<()> {
+    async fn seal<K: KeyService>(&self, record: &mut Value, key: Option<&str>, subject: &str, sealer: &mut Sealer<K>) -> Result<()> {
         if !record.is_object() {
             // Not an object (a bare string, an array): nothing says which part is personal, so
             // all of it is sealed. Such a record only ever reaches quarantine.
             let plain = record.to_string();
-            *record = Value::String(sealer.seal(subject, NOT_AN_OBJECT, plain.as_bytes()).await.map_err(Error::Pii)?);
+            *record = Value::String(sealer.seal(subject, &self.place(key, NOT_AN_OBJECT), plain.as_bytes()).await.map_err(Error::Pii)?);
             return Ok(());
         }
         let hidden = self.in_clear.split(record);
@@ -244,7 +251,7 @@ impl Prepared {
             return Ok(());
         }
         let plain = Value::Object(hidden).to_string();
-        let sealed = sealer.seal(subject, SEALED, plain.as_bytes()).await.map_err(Error::Pii)?;
+        let sealed = sealer.seal(subject, &self.place(key, SEALED), plain.as_bytes()).await.map_err(Error::Pii)?;
         if let Some(obj) = record.as_object_mut() {
             obj.insert(SEALED.to_string(), Value::String(sealed));
         }
@@ -258,7 +265,7 @@ impl Prepared {
         let key = self.key(&record);
         let subject = self.subject(&record, key.as_deref(), tokens);
         let token_values = self.stream.tokens.iter().map(|(name, p)| (name.clone(), record.pointer(p).and_then(Value::as_str).filter(|s| !s.trim().is_empty()).map(|s| tokens.token(s)))).collect();
-        self.seal(&mut record, &subject, sealer).await?;
+        self.seal(&mut record, key.as_deref(), &subject, sealer).await?;
         Ok(Protected { record, key, tokens: token_values, reasons })
     }
 
@@ -276,7 +283,7 @@ impl Prepared {
             // content holds personal data.
             None => format!("h:{}", tokens.token(&record.to_string())),
         };
-        self.seal(&mut record, &subject, sealer).await?;
+        self.seal(&mut record, key.as_deref(), &subject, sealer).await?;
         match (key, reasons.is_empty()) {
             (Some(key), true) => {
                 let mut obj = match record {

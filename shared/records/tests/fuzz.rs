@@ -124,7 +124,7 @@ const PERSONAL: [&str; 6] = ["yasmine.ouazzani@example.net", "Ouazzani", "Derb S
 
 fn check(prep: &Prepared, record: Value) -> Result<(), TestCaseError> {
     let f = fixed();
-    let mut sealer = Sealer::new(f.keys.clone());
+    let mut sealer = Sealer::new(f.keys.clone(), alkasba_pii::kms_context("test", "stream"));
     let origin = Origin { run_id: "r", page: 1, url: "https://shop.example.ma/x" };
     let out = f.runtime.block_on(prep.process(record, origin, &f.tokens, &mut sealer)).map_err(|e| TestCaseError::fail(e.to_string()))?;
     let texts: Vec<String> = match out {

@@ -15,7 +15,7 @@ async fn a_record_that_is_not_an_object_is_quarantined_sealed() {
     assert!(stream.in_clear.iter().any(|p| p == "/name"));
     let prep = Prepared::new("alkasba_store", stream);
     let tokens = Tokenizer::new("token-key-for-tests-0123456789abcdef").unwrap();
-    let mut sealer = Sealer::new(Arc::new(LocalKeys::random().unwrap()));
+    let mut sealer = Sealer::new(Arc::new(LocalKeys::random().unwrap()), alkasba_pii::kms_context("test", "stream"));
     let origin = Origin { run_id: "r", page: 1, url: "http://127.0.0.1/p" };
     for record in [json!("ana.benali@example.ma"), json!(["ana.benali@example.ma", "+212612345678"]), json!(612345678)] {
         let row = prep.process(record.clone(), origin, &tokens, &mut sealer).await.unwrap().unwrap_err();

@@ -81,7 +81,7 @@ async fn documented_payloads_validate_and_keep_nothing_personal_in_clear() {
         let needles = personal(&record);
         assert!(needles.len() >= 2, "{name}: the fixture carries personal data to look for: {needles:?}");
         let prep = prepared(stream);
-        let mut sealer = Sealer::new(keys.clone());
+        let mut sealer = Sealer::new(keys.clone(), alkasba_pii::kms_context("test", "stream"));
         let row = match prep.process(record.clone(), origin, &tokens, &mut sealer).await.unwrap() {
             Ok(row) => row,
             Err(q) => panic!("{name}: the documented shape is quarantined: {:?}", q.reasons),
@@ -105,7 +105,7 @@ async fn documented_payloads_validate_and_keep_nothing_personal_in_clear() {
         // The sealed part puts the record back together, field for field.
         let sealed = sealed.unwrap_or_else(|| panic!("{name}: no _sealed column value"));
         let mut opener = Opener::new(keys.clone(), sealer.take_new_keys());
-        let hidden: Map<String, Value> = serde_json::from_slice(&opener.open(SEALED, &sealed).await.unwrap()).unwrap();
+        let hidden: Map<String, Value> = serde_json::from_slice(&opener.open(&prep.place(Some(&row.key), SEALED), &sealed).await.unwrap()).unwrap();
         let mut clear = record.clone();
         prep.in_clear().split(&mut clear);
         merge(&mut clear, hidden);
@@ -116,7 +116,7 @@ async fn documented_payloads_validate_and_keep_nothing_personal_in_clear() {
 #[tokio::test]
 async fn what_analytics_reads_stays_in_clear() {
     let tokens = Tokenizer::new("token-key-for-tests-0123456789abcdef").unwrap();
-    let mut sealer = Sealer::new(Arc::new(LocalKeys::random().unwrap()));
+    let mut sealer = Sealer::new(Arc::new(LocalKeys::random().unwrap()), alkasba_pii::kms_context("test", "stream"));
     let prep = prepared("orders");
     let p = prep.protect(fixture("order"), &tokens, &mut sealer).await.unwrap();
     assert!(p.reasons.is_empty(), "{:?}", p.reasons);
@@ -135,7 +135,7 @@ async fn what_analytics_reads_stays_in_clear() {
 #[tokio::test]
 async fn a_custom_order_status_is_valid() {
     let tokens = Tokenizer::new("token-key-for-tests-0123456789abcdef").unwrap();
-    let mut sealer = Sealer::new(Arc::new(LocalKeys::random().unwrap()));
+    let mut sealer = Sealer::new(Arc::new(LocalKeys::random().unwrap()), alkasba_pii::kms_context("test", "stream"));
     let mut order = fixture("order");
     order["status"] = Value::from("shipped");
     let p = prepared("orders").protect(order, &tokens, &mut sealer).await.unwrap();

@@ -396,7 +396,7 @@ async fn ingest(a: IngestArgs) -> Result<()> {
 /// Returns (records, Parquet bytes).
 async fn floor_group<K: KeyService>(prep: &Prepared, tokens: &Tokenizer, keys: Arc<K>, group: Vec<(u64, String, bytes::Bytes)>) -> Result<(u64, usize)> {
     let run_id = "floor";
-    let mut sealer = Sealer::new(keys);
+    let mut sealer = Sealer::new(keys, alkasba_pii::kms_context("bench", "orders"));
     let mut done = Processed::default();
     let mut urls = Vec::new();
     for (page, url, body) in &group {

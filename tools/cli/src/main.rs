@@ -5,6 +5,7 @@
 //! alkasba ingest status --stack alkasba-lake [--wait 10m]
 //! alkasba pii decrypt --stack alkasba-lake --table s3://.../bronze/alkasba_store/customers [--keys 1,2] [--limit 20]
 //! alkasba pii open-error --stack alkasba-lake --object s3://.../errors/...sealed
+//! alkasba pii erase --stack alkasba-lake (--email ana@example.ma | --customer-id 42) [--json]
 //! alkasba batch transform --stack alkasba-lake [--tables orders,order_lines]
 //! alkasba batch aggregate --stack alkasba-lake [--marts daily_sales]
 //! alkasba batch maintain --stack alkasba-lake [--tables silver/,gold/]
@@ -29,7 +30,7 @@ use clap::{Parser, Subcommand};
 
 use crate::backfill::{backfill, parse_dates};
 use crate::batch::{Batch, batch};
-use crate::pii::{decrypt, open_error};
+use crate::pii::{decrypt, erase, open_error};
 use crate::status::status;
 
 #[derive(Parser)]
@@ -149,6 +150,19 @@ enum Pii {
         #[arg(long)]
         object: String,
     },
+    /// Erases one person: destroys their keys (none of their sealed values opens again, in any
+    /// version), makes their tokens unlinkable, records it in ops/erasures (docs/security.md).
+    Erase {
+        /// The person's email.
+        #[arg(long, conflicts_with = "customer_id", required_unless_present = "customer_id")]
+        email: Option<String>,
+        /// The person's WooCommerce customer id.
+        #[arg(long)]
+        customer_id: Option<i64>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[tokio::main]
@@ -162,6 +176,7 @@ async fn main() -> Result<()> {
         Command::Ingest(Ingest::Status { wait, json }) => status(&sdk, stack, wait, json).await,
         Command::Pii(Pii::Decrypt { table, keys, limit }) => decrypt(&sdk, stack, &table, keys, limit).await,
         Command::Pii(Pii::OpenError { object }) => open_error(&sdk, stack, &object).await,
+        Command::Pii(Pii::Erase { email, customer_id, json }) => erase(&sdk, stack, email, customer_id, json).await,
         Command::Batch(b) => batch(&sdk, stack, b).await,
         Command::Dashboard(d) => dashboard::dashboard(&sdk, stack, d).await,
         Command::Forecast { families, run_date, horizon, origins, max_products, json } => {

@@ -147,7 +147,8 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
             )));
         }
         let deadline = work_deadline;
-        let mut run = Run { task, entry, prep, sealer: Sealer::new(self.keys.clone()), deadline, committed };
+        let sealer = Sealer::new(self.keys.clone(), alkasba_pii::kms_context(&task.source, &task.stream));
+        let mut run = Run { task, entry, prep, sealer, deadline, committed };
         let mut report = TaskReport { kms_requests: self.keys.requests(), ..TaskReport::default() };
         match task.pages.clone() {
             Pages::Range { first, last, follow } => self.run_range(&mut run, first, last, follow, &mut report).await?,
