@@ -136,14 +136,40 @@ impl Stack {
     }
 }
 
-async fn empty_bucket(s3: &aws_sdk_s3::Client, bucket: &str) {
-    let mut pages = s3.list_objects_v2().bucket(bucket).into_paginator().send();
-    while let Some(Ok(page)) = pages.next().await {
-        for obj in page.contents() {
-            if let Some(key) = obj.key() {
-                let _ = s3.delete_object().bucket(bucket).key(key).send().await;
-            }
+/// One stored version of an object (or a delete marker) in a versioned bucket.
+#[derive(Debug, Clone)]
+pub struct ObjectVersion {
+    pub key: String,
+    pub version_id: Option<String>,
+    pub is_latest: bool,
+    pub delete_marker: bool,
+}
+
+/// Every version and delete marker in `bucket` (ListObjectVersions, page by page: the SDK has
+/// no paginator for it).
+pub async fn object_versions(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<ObjectVersion> {
+    let mut out = Vec::new();
+    let (mut key_marker, mut version_marker) = (None, None);
+    loop {
+        let Ok(page) = s3.list_object_versions().bucket(bucket).set_key_marker(key_marker.clone()).set_version_id_marker(version_marker.clone()).send().await else { break };
+        for v in page.versions() {
+            out.push(ObjectVersion { key: v.key().unwrap_or_default().into(), version_id: v.version_id().map(str::to_string), is_latest: v.is_latest().unwrap_or(false), delete_marker: false });
         }
+        for m in page.delete_markers() {
+            out.push(ObjectVersion { key: m.key().unwrap_or_default().into(), version_id: m.version_id().map(str::to_string), is_latest: m.is_latest().unwrap_or(false), delete_marker: true });
+        }
+        if !page.is_truncated().unwrap_or(false) {
+            break;
+        }
+        (key_marker, version_marker) = (page.next_key_marker().map(str::to_string), page.next_version_id_marker().map(str::to_string));
+    }
+    out
+}
+
+async fn empty_bucket(s3: &aws_sdk_s3::Client, bucket: &str) {
+    // Versioned (the lake bucket): every version and delete marker, or the bucket stays.
+    for v in object_versions(s3, bucket).await {
+        let _ = s3.delete_object().bucket(bucket).key(&v.key).set_version_id(v.version_id).send().await;
     }
 }
 

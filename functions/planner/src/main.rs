@@ -13,7 +13,7 @@ async fn main() -> Result<(), Error> {
     alkasba_telemetry::init();
     let settings = Settings::from_env()?;
     let sdk = aws_config::load_from_env().await;
-    let ingest = settings.build(&sdk).await?;
+    let ingest = settings.build_planner(&sdk).await?;
     tracing::info!(sources = ingest.catalog.sources.len(), "planner ready");
     let ingest = &ingest;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {

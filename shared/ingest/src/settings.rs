@@ -116,6 +116,20 @@ impl Settings {
         SqsQueue::new(aws_sdk_sqs::Client::new(sdk), &self.fetch_queue_url, &self.fetch_dlq_url)
     }
 
+    /// [`Settings::build`] for the planner, which computes no token and so never reads the
+    /// token key (its role may not): its tokenizer has a random key of its own, so a token it
+    /// computed by mistake would match nothing in the lake.
+    pub async fn build_planner(&self, sdk: &aws_config::SdkConfig) -> Result<Ingest<SqsQueue, KmsKeys>> {
+        let storage = StorageConfig::from_env()?;
+        let lake = Lake::new(&self.lake_root, storage)?;
+        let control = Control::for_lake(&lake)?;
+        let secrets = AwsSecrets::new(sdk, &self.stack);
+        let catalog = Catalog::load(self.sources_dir.as_deref(), &parse_base_urls(&self.source_base_urls)?, &secrets).await?;
+        let tokens = Tokenizer::new(&uuid::Uuid::new_v4().simple().to_string().repeat(2)).map_err(Error::Pii)?;
+        let keys = Arc::new(KmsKeys::new(aws_sdk_kms_client(sdk), &self.pii_key_id));
+        Ok(Ingest { catalog, lake, control, queue: self.sqs(sdk), keys, tokens, settings: self.tuning.clone() })
+    }
+
     /// [`Settings::build`] with another task queue (the backfill command runs tasks itself).
     pub async fn build_with<Q: crate::ports::TaskQueue>(&self, sdk: &aws_config::SdkConfig, queue: Q) -> Result<Ingest<Q, KmsKeys>> {
         let storage = StorageConfig::from_env()?;
