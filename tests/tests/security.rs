@@ -92,6 +92,15 @@ async fn an_erasure_request_leaves_nothing_of_the_person_that_opens_or_names_the
     let runs = plan(&runner, &["alkasba_store.customers", "alkasba_store.orders"], None).await;
     wait_completed(&lake, &runs, Duration::from_secs(300)).await;
     build(&runner).await;
+    // The second plan measured how far the lake was behind the store (issue 21's watermark-lag
+    // alarms watch this EMF metric, per stream).
+    let text = std::fs::read_to_string(repo().join(".local/logs").join(&stack.name).join("PlannerFunction.log")).unwrap();
+    let emf = text.lines().filter_map(|l| serde_json::from_str::<Value>(&l[l.find('{')?..]).ok()).find(|v| v.get("WatermarkLagSeconds").is_some() && v["Stream"] == "alkasba_store.orders");
+    let emf = emf.unwrap_or_else(|| panic!("no WatermarkLagSeconds for alkasba_store.orders in the planner's output"));
+    assert!(emf["WatermarkLagSeconds"].as_f64().is_some_and(|s| s > 0.0), "the store changed after the first run: {emf}");
+    let directive = &emf["_aws"]["CloudWatchMetrics"][0];
+    assert_eq!(directive["Namespace"], "AlkasbaLake", "{emf}");
+    assert!(directive["Dimensions"][0].as_array().unwrap().iter().any(|d| d == "Stream") && emf["RequestId"].is_string(), "{emf}");
 
     let all: Vec<_> = [sealed(&lake, "customers", "id").await, sealed(&lake, "orders", "customer_id").await].concat();
     let mut per: BTreeMap<&str, usize> = BTreeMap::new();
@@ -301,6 +310,12 @@ async fn deployed_policies_grant_least_privilege() {
             && s["Condition"]["Null"]["s3:if-none-match"] == "true"),
         "the bucket refuses an unconditional put over a keyring commit: {bp}"
     );
+    let overwrite_guard = denies
+        .iter()
+        .find(|s| list(&s["Action"]).contains(&"s3:PutObject".into()) && list(&s["Resource"]).iter().any(|r| glob(r, &object("security/keyring/part-00000-x-c000.snappy.parquet"))))
+        .expect("a deny on unconditional puts of keyring data files");
+    assert_eq!(overwrite_guard["Condition"]["Null"]["s3:if-none-match"], "true", "{overwrite_guard}");
+    assert_eq!(list(&overwrite_guard["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]).len(), 2, "only maintain and erase rewrite: {overwrite_guard}");
     let delete_guard =
         denies.iter().find(|s| list(&s["Action"]).contains(&"s3:DeleteObject".into()) && list(&s["Resource"]).iter().any(|r| glob(r, &keyring_file))).expect("a deny on keyring deletes");
     let exempt = list(&delete_guard["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]);

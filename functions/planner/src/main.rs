@@ -5,18 +5,19 @@
 //! the exchange rates or competitor prices of a past day).
 
 use alkasba_ingest::settings::Settings;
-use lambda_runtime::{Error, LambdaEvent, service_fn};
+use lambda_runtime::{Error, LambdaEvent};
 use serde_json::{Value, json};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     alkasba_telemetry::init();
+    let metrics = alkasba_runtime::metrics::init()?;
     let settings = Settings::from_env()?;
     let sdk = aws_config::load_from_env().await;
     let ingest = settings.build_planner(&sdk).await?;
     tracing::info!(sources = ingest.catalog.sources.len(), "planner ready");
     let ingest = &ingest;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+    alkasba_runtime::metrics::run(metrics, move |event: LambdaEvent<Value>| async move {
         let only: Option<Vec<String>> = match event.payload.get("streams") {
             None | Some(Value::Null) => None,
             Some(s) => Some(serde_json::from_value(s.clone()).map_err(|e| Error::from(format!("event field \"streams\" must be a list of \"source.stream\" names: {e}")))?),
@@ -38,6 +39,6 @@ async fn main() -> Result<(), Error> {
             return Err(Error::from(format!("every stream failed to plan: {failed:?}")));
         }
         Ok::<Value, Error>(json!({"planned": planned, "failed": failed}))
-    }))
+    })
     .await
 }

@@ -110,6 +110,11 @@ impl<Q: TaskQueue, K: alkasba_pii::KeyService> Ingest<Q, K> {
             }
             let page = entry.http.fetch(stream, &url, deadline).await.map_err(|f| Error::Task(format!("{}: newest record: {} ({})", prep.id, f.reason, f.url)))?.page;
             watermark_to = page.records(stream)?.first().and_then(|r| prep.cursor(r)).map(str::to_string);
+            // How far the lake is behind the store: 0 while ingestion keeps up, whatever the
+            // shop's activity; growing when runs stop completing (the WatermarkLag alarms).
+            if let (Some(to), Some(w)) = (watermark_to.as_deref().and_then(timestamp_micros), state.watermark.as_deref().and_then(timestamp_micros)) {
+                metrics::gauge!("WatermarkLagSeconds", "Stream" => prep.id.clone()).set(((to - w).max(0) / 1_000_000) as f64);
+            }
             if let (Some(to), Some(w)) = (&watermark_to, &state.watermark)
                 && to <= w
             {

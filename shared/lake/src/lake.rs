@@ -290,6 +290,8 @@ impl Lake {
         // exactly this attempt's files (see `recording`).
         let log_store = table.log_store();
         let (prefixed, written) = Recording::new(log_store.object_store(None));
+        let keyring = self.keyring().is_ok_and(|k| k.as_str().trim_end_matches('/') == uri.as_str().trim_end_matches('/'));
+        let prefixed = if keyring { prefixed.create_only() } else { prefixed };
         let recording = deltalake::logstore::default_logstore(Arc::new(prefixed), log_store.root_object_store(None), log_store.config().location(), log_store.config().options());
         let snapshot = table.snapshot().ok().map(|s| s.snapshot().clone());
         let mut w = WriteBuilder::new(recording, snapshot).with_input_batches([batch]).with_save_mode(SaveMode::Append).with_schema_mode(SchemaMode::Merge).with_commit_properties(props);
@@ -297,7 +299,6 @@ impl Lake {
             w = w.with_partition_columns(append.partitions.iter().map(|p| p.to_string()));
         }
         if creating {
-            let keyring = self.keyring().is_ok_and(|k| k.as_str().trim_end_matches('/') == uri.as_str().trim_end_matches('/'));
             let properties: &[(&str, &str)] = append.properties.unwrap_or(if keyring { &KEYRING_PROPERTIES } else { &TABLE_PROPERTIES });
             w = w.with_configuration(properties.iter().map(|(k, v)| (k.to_string(), Some(v.to_string()))));
         }
