@@ -173,6 +173,24 @@ async fn an_erasure_request_leaves_nothing_of_the_person_that_opens_or_names_the
     assert!(text.contains("<erased: key") && !text.contains('@'), "{text}");
     let out = cli(&["pii", "erase", "--email", "stranger@example.org"]);
     assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).starts_with("No data"), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    // By email through the queue: the email crosses it encrypted, the function decrypts it.
+    let out = cli(&["pii", "erase", "--email", "another.stranger@example.org", "--queue"]);
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).starts_with("Queued"), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let audit = eventually(Duration::from_secs(120), "the queued erasure audited", || async {
+        let rows = lake.scan(&erasures, None, &["requested_by", "outcome"]).await.ok()?;
+        let cells: Vec<(String, String)> = rows
+            .iter()
+            .flat_map(|b| {
+                let (r, o) = (strings(b.column(0)).unwrap(), strings(b.column(1)).unwrap());
+                (0..b.num_rows()).map(move |i| (r.value(i).to_string(), o.value(i).to_string()))
+            })
+            .collect();
+        (cells.len() == 3).then_some(cells)
+    })
+    .await;
+    assert_eq!(audit.iter().filter(|(r, o)| r == "email" && o == "no data").count(), 2, "{audit:?}");
+    let log = std::fs::read_to_string(repo().join(".local/logs").join(&stack.name).join("EraseFunction.log")).unwrap_or_default();
+    assert!(!log.contains("another.stranger@example.org"), "the email reached the erase function's log");
     stack.cleanup().await;
 }
 

@@ -69,6 +69,44 @@ fn key32(operation: &'static str, key: &str, bytes: Option<&[u8]>) -> Result<Zer
     Ok(Zeroizing::new(arr))
 }
 
+impl KmsKeys {
+    /// Encrypts a short value (KMS `Encrypt`, at most 4 KB) under the key, bound to `context`:
+    /// base64 of the ciphertext blob. For values that must cross a queue without their plaintext
+    /// (an erasure request's email).
+    pub async fn encrypt_value(&self, plaintext: &[u8], context: &KmsContext) -> Result<String> {
+        use base64::Engine;
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let out = self
+            .client
+            .encrypt()
+            .key_id(&self.key_id)
+            .plaintext(aws_sdk_kms::primitives::Blob::new(plaintext))
+            .set_encryption_context(Some(context.clone().into_iter().collect()))
+            .send()
+            .await
+            .map_err(|e| self.err("Encrypt", e))?;
+        let blob = out.ciphertext_blob().ok_or_else(|| Error::Kms { operation: "Encrypt", key: self.key_id.clone(), reason: "no ciphertext in the answer".into(), retryable: false })?;
+        Ok(base64::engine::general_purpose::STANDARD.encode(blob.as_ref()))
+    }
+
+    /// The plaintext of [`KmsKeys::encrypt_value`]'s output, given the same context.
+    pub async fn decrypt_value(&self, encrypted: &str, context: &KmsContext) -> Result<Zeroizing<Vec<u8>>> {
+        use base64::Engine;
+        let blob = base64::engine::general_purpose::STANDARD.decode(encrypted.trim()).map_err(|e| Error::Crypto(format!("an encrypted value is not base64: {e}")))?;
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let out = self
+            .client
+            .decrypt()
+            .key_id(&self.key_id)
+            .ciphertext_blob(aws_sdk_kms::primitives::Blob::new(blob))
+            .set_encryption_context(Some(context.clone().into_iter().collect()))
+            .send()
+            .await
+            .map_err(|e| self.err("Decrypt", e))?;
+        Ok(Zeroizing::new(out.plaintext().map(|b| b.as_ref().to_vec()).unwrap_or_default()))
+    }
+}
+
 impl KeyService for KmsKeys {
     async fn generate_data_key(&self, context: &KmsContext) -> Result<DataKey> {
         self.requests.fetch_add(1, Ordering::Relaxed);

@@ -5,7 +5,8 @@
 //! alkasba ingest status --stack alkasba-lake [--wait 10m]
 //! alkasba pii decrypt --stack alkasba-lake --table s3://.../bronze/alkasba_store/customers [--keys 1,2] [--limit 20]
 //! alkasba pii open-error --stack alkasba-lake --object s3://.../errors/...sealed
-//! alkasba pii erase --stack alkasba-lake (--email ana@example.ma | --customer-id 42) [--json]
+//! alkasba pii erase --stack alkasba-lake (--email ana@example.ma | --customer-id 42) [--queue] [--json]
+//! alkasba dlq list|show <id>|redrive --queue fetch|events|erasures --stack alkasba-lake [--json]
 //! alkasba batch transform --stack alkasba-lake [--tables orders,order_lines]
 //! alkasba batch aggregate --stack alkasba-lake [--marts daily_sales]
 //! alkasba batch maintain --stack alkasba-lake [--tables silver/,gold/]
@@ -17,6 +18,7 @@
 mod backfill;
 mod batch;
 mod dashboard;
+mod dlq;
 mod forecast;
 mod pii;
 mod report;
@@ -51,6 +53,9 @@ enum Command {
     /// Personal data (needs kms:Decrypt on the PII key).
     #[command(subcommand)]
     Pii(Pii),
+    /// The dead-letter queues: list, show and redrive letters.
+    #[command(subcommand)]
+    Dlq(dlq::Dlq),
     /// The batch layer, run here through the same code as the transform and aggregate functions.
     #[command(subcommand)]
     Batch(Batch),
@@ -159,6 +164,10 @@ enum Pii {
         /// The person's WooCommerce customer id.
         #[arg(long)]
         customer_id: Option<i64>,
+        /// Send the request to the stack's erasure queue (the erase function does it) instead of
+        /// erasing from here; the email travels encrypted under the lake key.
+        #[arg(long)]
+        queue: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -176,8 +185,9 @@ async fn main() -> Result<()> {
         Command::Ingest(Ingest::Status { wait, json }) => status(&sdk, stack, wait, json).await,
         Command::Pii(Pii::Decrypt { table, keys, limit }) => decrypt(&sdk, stack, &table, keys, limit).await,
         Command::Pii(Pii::OpenError { object }) => open_error(&sdk, stack, &object).await,
-        Command::Pii(Pii::Erase { email, customer_id, json }) => erase(&sdk, stack, email, customer_id, json).await,
+        Command::Pii(Pii::Erase { email, customer_id, queue, json }) => erase(&sdk, stack, email, customer_id, queue, json).await,
         Command::Batch(b) => batch(&sdk, stack, b).await,
+        Command::Dlq(d) => dlq::dlq(&sdk, stack, d).await,
         Command::Dashboard(d) => dashboard::dashboard(&sdk, stack, d).await,
         Command::Forecast { families, run_date, horizon, origins, max_products, json } => {
             let options = alkasba_batch::forecast::ForecastOptions { horizon, origins, max_products, ..Default::default() };

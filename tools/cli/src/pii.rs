@@ -101,7 +101,29 @@ pub async fn open_error(sdk: &aws_config::SdkConfig, stack: Option<&str>, object
     Ok(())
 }
 
-pub async fn erase(sdk: &aws_config::SdkConfig, stack: Option<&str>, email: Option<String>, customer_id: Option<i64>, json: bool) -> Result<()> {
+/// Sends the request to the stack's erasure queue (the `erase` function does it), the email
+/// encrypted under the lake key so that it never sits on the queue in plaintext.
+async fn erase_via_queue(sdk: &aws_config::SdkConfig, stack: Option<&str>, request: alkasba_batch::erase::Request) -> Result<()> {
+    let stack = stack.context("--queue needs --stack (the queue and the lake key are its outputs)")?;
+    let outputs = crate::stack::stack_outputs(sdk, stack).await?;
+    let output = |k: &str| outputs.get(k).cloned().with_context(|| format!("stack {stack} has no output {k}"));
+    let email_kms = match &request.email {
+        Some(e) => Some(KmsKeys::new(KmsClient::new(sdk), output("LakeKeyArn")?).encrypt_value(e.as_bytes(), &alkasba_batch::erase::request_context()).await?),
+        None => None,
+    };
+    let request_id = uuid::Uuid::new_v4().simple().to_string();
+    let queued = alkasba_batch::erase::QueuedRequest { customer_id: request.customer_id, email_kms, request_id: Some(request_id.clone()) };
+    aws_sdk_sqs::Client::new(sdk).send_message().queue_url(output("ErasureRequestsQueueUrl")?).message_body(serde_json::to_string(&queued)?).send().await.context("sending the erasure request")?;
+    println!("Queued: erasure {request_id} (its row appears in ops/erasures once the erase function has run).");
+    Ok(())
+}
+
+pub async fn erase(sdk: &aws_config::SdkConfig, stack: Option<&str>, email: Option<String>, customer_id: Option<i64>, queue: bool, json: bool) -> Result<()> {
+    if queue {
+        let request = alkasba_batch::erase::Request { email, customer_id, request_id: None };
+        request.validate()?;
+        return erase_via_queue(sdk, stack, request).await;
+    }
     let s = settings(sdk, stack).await?;
     let lake = alkasba_lake::Lake::new(&s.lake_root, StorageConfig::from_env()?)?;
     let request = alkasba_batch::erase::Request { email, customer_id, request_id: None };

@@ -75,6 +75,42 @@ impl Request {
     }
 }
 
+/// An erasure request as it crosses the erasure queue: the customer id, or the email encrypted
+/// by KMS (`email_kms`, under the lake key with [`request_context`]) so that no email sits on
+/// the queue in plaintext. `alkasba pii erase --queue` sends this form.
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueuedRequest {
+    /// The WooCommerce customer id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_id: Option<i64>,
+    /// The email, KMS-encrypted (base64).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_kms: Option<String>,
+    /// Names the request in the audit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+/// The KMS encryption context of a queued request's email.
+pub fn request_context() -> alkasba_pii::KmsContext {
+    alkasba_pii::KmsContext::from([("purpose".to_string(), "erasure-request".to_string())])
+}
+
+impl QueuedRequest {
+    /// The request, its email decrypted by `keys` (the lake key).
+    pub async fn open(self, keys: &alkasba_pii::KmsKeys) -> Result<Request> {
+        let email = match &self.email_kms {
+            None => None,
+            Some(e) => {
+                let plain = keys.decrypt_value(e, &request_context()).await.map_err(|e| Error::Config(format!("the request's email_kms does not decrypt: {e}")))?;
+                Some(String::from_utf8(plain.to_vec()).map_err(|_| Error::Config("the request's email is not UTF-8".into()))?)
+            }
+        };
+        Ok(Request { email, customer_id: self.customer_id, request_id: self.request_id })
+    }
+}
+
 /// What an erasure did.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
