@@ -97,3 +97,17 @@ fn every_alarm_is_wired_to_its_metric_the_ops_topic_and_a_runbook_section() {
 fn alkasba_sources_cursor_streams() -> Vec<String> {
     alkasba_sources::shipped().unwrap().iter().flat_map(|f| f.streams.iter().filter(|s| s.cursor.is_some()).map(|s| format!("{}.{}", f.source.name, s.name)).collect::<Vec<_>>()).collect()
 }
+
+/// Each source is read at its own URL, from the stack's parameters (a real shop's feeds do not
+/// live on its WooCommerce host).
+#[test]
+fn every_source_has_its_own_base_url_parameter() {
+    let t = template();
+    for f in ["PlannerFunction", "FetcherFunction"] {
+        let urls = tagged(&t["Resources"][f]["Properties"]["Environment"]["Variables"]["SOURCE_BASE_URLS"]);
+        for (source, param) in [("alkasba_store", "StoreBaseUrl"), ("competitor_prices", "CompetitorPricesBaseUrl"), ("exchange_rates", "ExchangeRatesBaseUrl")] {
+            assert!(urls.contains(&format!("{source}=${{{param}}}")), "{f}: {source} must come from {param}: {urls}");
+            assert!(t["Parameters"][param].is_mapping(), "no parameter {param}");
+        }
+    }
+}
