@@ -103,6 +103,39 @@ fn files_holding(dir: &std::path::Path, keys: &[Vec<u8>]) -> Vec<String> {
     files_under(dir).into_iter().filter(|f| std::fs::read(f).map(|bytes| needles.iter().any(|n| contains(&bytes, n))).unwrap_or(false)).map(|f| f.display().to_string()).collect()
 }
 
+/// Writes one store event for order `id` (as the store renders it) the way the webhook and the
+/// real-time function do: sealed by `Prepared::protect` in a webhook session, its new key and the
+/// event committed by the real-time lake sink. Returns the event's sealed value and its place.
+async fn realtime_event(lake: &Lake, local: &testkit::Local, id: u32) -> Sealed {
+    use alkasba_realtime::engine::{LakeSink, Outbox};
+    use alkasba_realtime::event::{StoreEvent, WireKey};
+    let record = local.sim.store().render(alkasba_sim::store::Resource::Orders, id);
+    let files = alkasba_sources::shipped().unwrap();
+    let def = files.iter().filter(|f| f.source.name == "alkasba_store").flat_map(|f| f.streams.iter()).find(|s| s.name == "orders").unwrap();
+    let prep = alkasba_records::record::Prepared::new("alkasba_store", def);
+    let mut sealer = alkasba_pii::Sealer::new(local.ingest.keys.clone(), alkasba_pii::kms_context("alkasba_store", "webhook"));
+    let p = prep.protect(record, &local.ingest.tokens, &mut sealer).await.unwrap();
+    let keys: Vec<WireKey> = sealer.take_new_keys().iter().map(WireKey::from).collect();
+    let value = p.record["_sealed"].as_str().unwrap().to_string();
+    let key = p.key.clone().unwrap();
+    let event = StoreEvent {
+        v: alkasba_realtime::event::WIRE_VERSION,
+        delivery_id: "delivery-1".into(),
+        topic: "order.updated".into(),
+        signed_at: Utc::now().timestamp(),
+        received_at_ms: Utc::now().timestamp_millis(),
+        key: p.key,
+        record: p.record,
+        tokens: p.tokens,
+        keys: keys.clone(),
+        invalid: Vec::new(),
+        version: None,
+    };
+    alkasba_realtime::aws::DeltaSink::new(lake.clone()).unwrap().write(&[Outbox { generation: 1, keys, events: vec![event], alerts: Vec::new() }]).await.unwrap();
+    let key_id = Opener::<alkasba_pii::LocalKeys>::key_id(&value).unwrap().to_string();
+    Sealed { place: place("alkasba_store.orders", &key, "_sealed"), value, key_id, customer: None }
+}
+
 async fn build(lake: &Lake) {
     silver::transform(lake, None, silver::TransformOptions::default(), || true).await.unwrap();
     gold::aggregate(lake, &Default::default(), None, || true).await.unwrap();
@@ -131,6 +164,8 @@ async fn an_erased_customer_opens_nowhere_leaves_no_key_behind_and_gold_keeps_it
     build(&lake).await;
 
     let customers = sealed_values(&lake, "customers", "id").await;
+    let orders_before = sealed_values(&lake, "orders", "customer_id").await;
+    let order_customer = |want: &str| orders_before.iter().find(|o| o.customer.as_deref() == Some(want)).map(|o| o.place.split('/').nth(1).unwrap().to_string());
     let orders = sealed_values(&lake, "orders", "customer_id").await;
     // The customer with the most order rows (versions included).
     let mut per: BTreeMap<String, usize> = BTreeMap::new();
@@ -141,6 +176,12 @@ async fn an_erased_customer_opens_nowhere_leaves_no_key_behind_and_gold_keeps_it
     let theirs: Vec<Sealed> = customers.iter().chain(&orders).filter(|s| s.customer.as_deref() == Some(victim.as_str())).cloned().collect();
     let others: Vec<Sealed> = customers.iter().chain(&orders).filter(|s| s.customer.as_deref() != Some(victim.as_str())).take(40).cloned().collect();
     assert!(n >= 3 && theirs.iter().any(|s| s.place.starts_with("alkasba_store.customers/")), "customer {victim}: {n} order rows, {} sealed values", theirs.len());
+    // One of their orders also came by webhook: a real-time event in bronze/realtime/store_events,
+    // sealed by the webhook's path under a key of its own session.
+    let order_id: u32 = order_customer(&victim).unwrap().parse().unwrap();
+    let event_sealed = realtime_event(&lake, &local, order_id).await;
+    let mut theirs = theirs;
+    theirs.push(event_sealed);
     let their_keys: BTreeSet<String> = theirs.iter().map(|s| s.key_id.clone()).collect();
     assert!(their_keys.len() >= 2, "their data is sealed in several sessions (runs): {their_keys:?}");
     let ring = read_keyring(&lake.keyring().unwrap(), lake.storage(), None).await.unwrap();
