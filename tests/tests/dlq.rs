@@ -80,5 +80,10 @@ async fn a_dead_letter_is_listed_shown_and_redriven_into_bronze_exactly_once() {
     assert_eq!(set, valid, "bronze products differ from the store's");
     let out = cli(&stack, &["dlq", "list", "--queue", "fetch"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("fetch (0 waiting)"), "{}", String::from_utf8_lossy(&out.stdout));
+    // The batch commands print JSON lines too (`--json` on every command that prints data).
+    let out = cli(&stack, &["batch", "transform", "--tables", "products", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let steps: Vec<Value> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(steps.iter().any(|s| s["table"] == "products" && s["merged"].as_u64() == Some(valid.len() as u64)), "{steps:?}");
     stack.cleanup().await;
 }

@@ -17,6 +17,9 @@ pub enum Batch {
         /// Silver tables (default: all, in dependency order).
         #[arg(long, value_delimiter = ',')]
         tables: Vec<String>,
+        /// One JSON line per step instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Silver → gold: rebuilds the marts whose inputs moved (date-keyed marts: only the dates
     /// touched).
@@ -24,6 +27,9 @@ pub enum Batch {
         /// Marts (default: all, in dependency order).
         #[arg(long, value_delimiter = ',')]
         marts: Vec<String>,
+        /// One JSON line per mart instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Compaction (z-order where it pays), checkpoint, vacuum and log clean-up of every table
     /// (or those whose path starts with one of `--tables`), each under its lease.
@@ -31,6 +37,9 @@ pub enum Batch {
         /// Table path prefixes (`silver/`, `gold/daily_sales`; default: every table).
         #[arg(long, value_delimiter = ',')]
         tables: Vec<String>,
+        /// One JSON line per table instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Prints the data dictionary (docs/data-dictionary.md): every silver and gold table's grain
     /// and every column's meaning and unit.
@@ -67,9 +76,14 @@ pub async fn batch(sdk: &aws_config::SdkConfig, stack: Option<&str>, command: Ba
     let started = Instant::now();
     let only = |v: Vec<String>| (!v.is_empty()).then_some(v);
     let settings = alkasba_batch::settings::Settings::from_lookup(|k| if k == "LAKE_ROOT" { Some(lake.root().to_string()) } else { std::env::var(k).ok() })?;
+    let json_lines = |items: &[serde_json::Value]| items.iter().for_each(|i| println!("{i}"));
     match command {
-        Batch::Transform { tables } => {
+        Batch::Transform { tables, json } => {
             let steps = alkasba_batch::silver::transform(&lake, only(tables).as_deref(), settings.transform, || true).await?;
+            if json {
+                json_lines(&steps.iter().map(serde_json::to_value).collect::<std::result::Result<Vec<_>, _>>()?);
+                return Ok(());
+            }
             for s in &steps {
                 let range = match (s.from, s.to) {
                     (Some(a), Some(b)) => format!("bronze {a}..={b}"),
@@ -78,14 +92,22 @@ pub async fn batch(sdk: &aws_config::SdkConfig, stack: Option<&str>, command: Ba
                 println!("{:<18} {:<16} read {:>9}  merged {:>9}  version {:>5}  {}", s.table, range, s.read, s.merged, s.version.map(|v| v.to_string()).unwrap_or("-".into()), s.note);
             }
         }
-        Batch::Aggregate { marts } => {
+        Batch::Aggregate { marts, json } => {
             let steps = alkasba_batch::gold::aggregate(&lake, &settings.aggregate, only(marts).as_deref(), || true).await?;
+            if json {
+                json_lines(&steps.iter().map(serde_json::to_value).collect::<std::result::Result<Vec<_>, _>>()?);
+                return Ok(());
+            }
             for s in &steps {
                 println!("{:<24} {:<12} dates {:>5}  rows {:>9}  version {:>5}  {}", s.mart, s.mode, s.dates, s.rows, s.version.map(|v| v.to_string()).unwrap_or("-".into()), s.note);
             }
         }
-        Batch::Maintain { tables } => {
+        Batch::Maintain { tables, json } => {
             let reports = alkasba_batch::maintain::maintain(&lake, only(tables).as_deref(), &settings.maintain, || true).await?;
+            if json {
+                json_lines(&reports.iter().map(serde_json::to_value).collect::<std::result::Result<Vec<_>, _>>()?);
+                return Ok(());
+            }
             for r in &reports {
                 println!(
                     "{:<36} files {:>6} -> {:<6} ({} partitions)  compacted {:>6}  vacuumed {:>6}  logs removed {:>4}  {}",
