@@ -6,6 +6,7 @@
 //! alkasba pii decrypt --stack alkasba-lake --table s3://.../bronze/alkasba_store/customers [--keys 1,2] [--limit 20]
 //! alkasba pii open-error --stack alkasba-lake --object s3://.../errors/...sealed
 //! alkasba pii erase --stack alkasba-lake (--email ana@example.ma | --customer-id 42) [--queue] [--json]
+//! alkasba doctor --stack alkasba-lake [--webhook-url URL] [--json]
 //! alkasba dlq list|show <id>|redrive --queue fetch|events|erasures --stack alkasba-lake [--json]
 //! alkasba batch transform --stack alkasba-lake [--tables orders,order_lines]
 //! alkasba batch aggregate --stack alkasba-lake [--marts daily_sales]
@@ -19,6 +20,7 @@ mod backfill;
 mod batch;
 mod dashboard;
 mod dlq;
+mod doctor;
 mod forecast;
 mod pii;
 mod report;
@@ -53,6 +55,17 @@ enum Command {
     /// Personal data (needs kms:Decrypt on the PII key).
     #[command(subcommand)]
     Pii(Pii),
+    /// Checks the deployment (stack, lake, queues, every source's secret, reachability and
+    /// credentials, clock skew, webhook registrations) and says what to fix.
+    Doctor {
+        /// Check the store's webhook registrations against this URL (default: the stack's
+        /// WebhookUrl output).
+        #[arg(long)]
+        webhook_url: Option<String>,
+        /// One JSON line per check.
+        #[arg(long)]
+        json: bool,
+    },
     /// The dead-letter queues: list, show and redrive letters.
     #[command(subcommand)]
     Dlq(dlq::Dlq),
@@ -188,6 +201,7 @@ async fn main() -> Result<()> {
         Command::Pii(Pii::Erase { email, customer_id, queue, json }) => erase(&sdk, stack, email, customer_id, queue, json).await,
         Command::Batch(b) => batch(&sdk, stack, b).await,
         Command::Dlq(d) => dlq::dlq(&sdk, stack, d).await,
+        Command::Doctor { webhook_url, json } => doctor::doctor(&sdk, stack, webhook_url, json).await,
         Command::Dashboard(d) => dashboard::dashboard(&sdk, stack, d).await,
         Command::Forecast { families, run_date, horizon, origins, max_products, json } => {
             let options = alkasba_batch::forecast::ForecastOptions { horizon, origins, max_products, ..Default::default() };

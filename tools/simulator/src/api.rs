@@ -35,6 +35,8 @@ pub struct AppState {
     flaky_seen: std::sync::Mutex<HashMap<(Resource, usize), u32>>,
     limiter: Option<DefaultDirectRateLimiter>,
     pub webhooks: Webhooks,
+    /// Webhooks registered in the shop (what `GET /wp-json/wc/v3/webhooks` lists).
+    pub registered: crate::registered::Registry,
     requests: AtomicU64,
 }
 
@@ -53,6 +55,7 @@ impl AppState {
             flaky_seen: std::sync::Mutex::default(),
             limiter,
             webhooks: Webhooks::default(),
+            registered: crate::registered::Registry::default(),
             requests: AtomicU64::new(0),
         })
     }
@@ -83,6 +86,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/_sim/truth/daily", get(truth_daily))
         .route("/_sim/truth/{resource}", get(truth))
         .merge(crate::webhooks::routes())
+        .merge(crate::registered::routes())
         .with_state(state)
 }
 
@@ -96,7 +100,7 @@ fn ct_eq(a: &str, b: &str) -> bool {
     a.as_bytes().ct_eq(b.as_bytes()).into()
 }
 
-fn check_basic(headers: &HeaderMap, c: &Credentials) -> Result<(), Response> {
+pub(crate) fn check_basic(headers: &HeaderMap, c: &Credentials) -> Result<(), Response> {
     let denied = |msg: &str| {
         let mut r = woo_error(StatusCode::UNAUTHORIZED, "woocommerce_rest_cannot_view", msg);
         r.headers_mut().insert("www-authenticate", HeaderValue::from_static("Basic realm=\"WooCommerce\""));
