@@ -280,3 +280,10 @@ pub fn personal_data_finder(store: &alkasba_sim::store::Store) -> aho_corasick::
     needles.retain(|s| s.len() > 6);
     aho_corasick::AhoCorasick::new(&needles).expect("needles build an automaton")
 }
+
+/// The first CloudWatch Embedded Metric Format document in a function's log (the runner's
+/// `<LogicalId>.log`) carrying `metric`, if any.
+pub fn emf(log: &Path, metric: &str) -> Option<serde_json::Value> {
+    let text = std::fs::read_to_string(log).ok()?;
+    text.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(&l[l.find('{')?..]).ok()).find(|v| v.get(metric).is_some() && v["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "AlkasbaLake")
+}

@@ -220,6 +220,13 @@ async fn gold_equals_the_truth_duckdb_reproduces_it_and_reruns_change_nothing() 
     // Maintenance on S3 (leases by conditional put): fewer files, the same answers.
     let m = invoke(&runner, "MaintainFunction").await;
     runner.shutdown().await;
+    // The batch functions' metrics (issue 21: the operations dashboard), with their documented
+    // names, in each invocation's EMF document.
+    let logs = repo().join(".local/logs").join(&stack.name);
+    let t = alkasba_it::emf(&logs.join("TransformFunction.log"), "SilverRowsMerged").expect("SilverRowsMerged in the transform function's output");
+    assert!(t["SilverRowsMerged"].as_f64().is_some() && t["RequestId"].is_string(), "{t}");
+    let a = alkasba_it::emf(&logs.join("AggregateFunction.log"), "MartBuildMs").expect("MartBuildMs in the aggregate function's output");
+    assert!(a["MartsBuilt"].as_f64().is_some_and(|n| n >= 1.0), "{a}");
     let tables = m["tables"].as_array().unwrap();
     let total = |k: &str| tables.iter().map(|t| t[k].as_u64().unwrap()).sum::<u64>();
     assert!(total("files_after") < total("files_before") && total("files_compacted") > 0, "{m}");

@@ -88,7 +88,20 @@ fn every_alarm_is_wired_to_its_metric_the_ops_topic_and_a_runbook_section() {
     let dash: serde_json::Value = serde_json::from_str(&body).unwrap();
     let plotted: BTreeSet<String> =
         dash["widgets"].as_array().unwrap().iter().flat_map(|w| w["properties"]["metrics"].as_array().unwrap().iter().map(|m| m[1].as_str().unwrap().to_string())).collect();
-    for m in ["Errors", "Throttles", "WatermarkLagSeconds", "ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage", "RecordsFetched", "RecordsQuarantined"] {
+    for m in [
+        "Errors",
+        "Throttles",
+        "WatermarkLagSeconds",
+        "ApproximateNumberOfMessagesVisible",
+        "ApproximateAgeOfOldestMessage",
+        "RecordsFetched",
+        "RecordsQuarantined",
+        "EventsApplied",
+        "AlertLatencyMs",
+        "SilverRowsMerged",
+        "MartsBuilt",
+        "MartBuildMs",
+    ] {
         assert!(plotted.contains(m), "the dashboard does not plot {m}");
     }
 }

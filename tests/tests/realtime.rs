@@ -238,5 +238,11 @@ async fn incidents_raise_one_alert_each_and_every_delivery_lands_once() {
     }
     assert!(objects > 10, "{objects} objects");
     runner.shutdown().await;
+    // The real-time metrics (issue 21), with their documented names.
+    let log = repo().join(".local/logs").join(&stack.name).join("RealtimeFunction.log");
+    let e = alkasba_it::emf(&log, "EventsApplied").expect("EventsApplied in the realtime function's output");
+    assert!(e["EventsApplied"].as_f64().is_some() && e["RequestId"].is_string(), "{e}");
+    let l = alkasba_it::emf(&log, "AlertLatencyMs").expect("AlertLatencyMs once an alert was raised");
+    assert!(l["AlertsRaised"].as_f64().is_some_and(|n| n >= 1.0), "{l}");
     stack.cleanup().await;
 }

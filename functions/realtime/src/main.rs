@@ -7,12 +7,13 @@ use alkasba_realtime::rules::RulesFile;
 use alkasba_realtime::settings::Settings;
 use alkasba_runtime::BatchFailures;
 use aws_lambda_events::event::sqs::SqsEvent;
-use lambda_runtime::{Error, LambdaEvent, service_fn};
+use lambda_runtime::{Error, LambdaEvent};
 use tracing::Instrument;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     alkasba_telemetry::init();
+    let metrics = alkasba_runtime::metrics::init()?;
     let settings = Settings::from_env()?;
     let rules = RulesFile::load(settings.rules_file.as_deref())?;
     let sdk = aws_config::load_from_env().await;
@@ -21,7 +22,7 @@ async fn main() -> Result<(), Error> {
         Engine { rules, store: S3State::new(&lake)?, alerts: SnsAlerts::new(&sdk, settings.need(&settings.alerts_topic_arn, "ALERTS_TOPIC_ARN")?), lake: DeltaSink::new(lake)?, flush: settings.flush };
     tracing::info!(rules = engine.rules.rules.len(), "realtime ready");
     let engine = &engine;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
+    alkasba_runtime::metrics::run(metrics, move |event: LambdaEvent<serde_json::Value>| async move {
         // The scheduled tick: write what is pending to the lake, however little.
         if event.payload.get("Records").is_none() {
             let flushed = engine.flush().await?;
@@ -67,6 +68,6 @@ async fn main() -> Result<(), Error> {
             }
         }
         Ok::<serde_json::Value, Error>(serde_json::to_value(failures.into_response())?)
-    }))
+    })
     .await
 }

@@ -6,21 +6,22 @@
 use alkasba_batch::settings::{Settings, names};
 use alkasba_batch::silver;
 use alkasba_lake::StorageConfig;
-use lambda_runtime::{Error, LambdaEvent, service_fn};
+use lambda_runtime::{Error, LambdaEvent};
 use serde_json::{Value, json};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     alkasba_telemetry::init();
+    let metrics = alkasba_runtime::metrics::init()?;
     let settings = Settings::from_env()?;
     let lake = settings.lake(StorageConfig::from_env()?)?;
     tracing::info!(lake = %lake.root(), "transform ready");
     let (lake, settings) = (&lake, &settings);
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+    alkasba_runtime::metrics::run(metrics, move |event: LambdaEvent<Value>| async move {
         let only = names(&event.payload, "tables")?;
         let keep_going = settings.keep_going(event.context.deadline);
         let steps = silver::transform(lake, only.as_deref(), settings.transform, keep_going).await?;
         Ok::<Value, Error>(json!({ "steps": steps }))
-    }))
+    })
     .await
 }

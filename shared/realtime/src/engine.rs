@@ -134,6 +134,7 @@ impl<S: StateStore, L: LakeSink, P: AlertPublisher> Engine<S, L, P> {
         let started = std::time::Instant::now();
         let mut report = BatchReport::default();
         let mut mine: Option<(State, Option<Version>, String, Outbox)> = None;
+        let mut triggered: Vec<i64> = Vec::new();
         let mut settled = false;
         for attempt in 1..=MAX_ATTEMPTS {
             report.attempts = attempt;
@@ -157,6 +158,8 @@ impl<S: StateStore, L: LakeSink, P: AlertPublisher> Engine<S, L, P> {
             state.pending.push(PendingRef { generation, object: object.clone(), created_ms: now_ms(), events, alerts_published: outbox.alerts.is_empty() });
             match self.store.save(&state, version.as_ref()).await {
                 Ok(new_version) => {
+                    // When each alert's triggering delivery reached the webhook.
+                    triggered = outbox.alerts.iter().filter_map(|a| a.trigger_delivery.as_ref()).filter_map(|d| outbox.events.iter().find(|e| &e.delivery_id == d).map(|e| e.received_at_ms)).collect();
                     report.events = outbox.events.len();
                     report.alerts = outbox.alerts.iter().map(|a| a.alert_id.clone()).collect();
                     report.generation = generation;
@@ -186,6 +189,15 @@ impl<S: StateStore, L: LakeSink, P: AlertPublisher> Engine<S, L, P> {
         };
         (report.flushed, report.lake_ms, report.publish_ms) = (flushed, lake_ms, publish_ms);
         report.total_ms = started.elapsed().as_millis() as u64;
+        // For the dashboard and alarms (EMF in Lambda; nothing where no recorder is installed):
+        // events applied, and for each alert raised, the time from its triggering delivery's
+        // arrival at the webhook to its publication.
+        metrics::counter!("EventsApplied").increment(report.events as u64);
+        metrics::counter!("AlertsRaised").increment(report.alerts.len() as u64);
+        let published = now_ms();
+        for arrived in triggered {
+            metrics::histogram!("AlertLatencyMs").record((published - arrived).max(0) as f64);
+        }
         Ok(report)
     }
 

@@ -168,6 +168,14 @@ pub async fn step(lake: &Lake, spec: &SilverSpec, opts: TransformOptions) -> Res
 /// Steps every silver table (or only `only`) until each is up to date with bronze, or until
 /// `keep_going` says stop (a Lambda near its deadline). Logs one line per step.
 pub async fn transform(lake: &Lake, only: Option<&[String]>, opts: TransformOptions, keep_going: impl Fn() -> bool) -> Result<Vec<Step>> {
+    let steps = transform_steps(lake, only, opts, keep_going).await?;
+    // For the operations dashboard (EMF in Lambda; nothing where no recorder is installed).
+    metrics::counter!("SilverRowsMerged").increment(steps.iter().map(|s| s.merged as u64).sum());
+    metrics::counter!("SilverCommits").increment(steps.iter().filter(|s| s.version.is_some()).count() as u64);
+    Ok(steps)
+}
+
+async fn transform_steps(lake: &Lake, only: Option<&[String]>, opts: TransformOptions, keep_going: impl Fn() -> bool) -> Result<Vec<Step>> {
     if let Some(only) = only {
         for name in only {
             spec(name)?;
