@@ -81,7 +81,7 @@ impl KmsKeys {
             .encrypt()
             .key_id(&self.key_id)
             .plaintext(aws_sdk_kms::primitives::Blob::new(plaintext))
-            .set_encryption_context(Some(context.clone().into_iter().collect()))
+            .set_encryption_context(Some(sdk_context(context)))
             .send()
             .await
             .map_err(|e| self.err("Encrypt", e))?;
@@ -99,7 +99,7 @@ impl KmsKeys {
             .decrypt()
             .key_id(&self.key_id)
             .ciphertext_blob(aws_sdk_kms::primitives::Blob::new(blob))
-            .set_encryption_context(Some(context.clone().into_iter().collect()))
+            .set_encryption_context(Some(sdk_context(context)))
             .send()
             .await
             .map_err(|e| self.err("Decrypt", e))?;
@@ -115,7 +115,7 @@ impl KeyService for KmsKeys {
             .generate_data_key()
             .key_id(&self.key_id)
             .key_spec(aws_sdk_kms::types::DataKeySpec::Aes256)
-            .set_encryption_context(Some(context.clone().into_iter().collect()))
+            .set_encryption_context(Some(sdk_context(context)))
             .send()
             .await
             .map_err(|e| self.err("GenerateDataKey", e))?;
@@ -131,7 +131,7 @@ impl KeyService for KmsKeys {
             .decrypt()
             .key_id(&self.key_id)
             .ciphertext_blob(aws_sdk_kms::primitives::Blob::new(blob))
-            .set_encryption_context(Some(context.clone().into_iter().collect()))
+            .set_encryption_context(Some(sdk_context(context)))
             .send()
             .await
             .map_err(|e| self.err("Decrypt", e))?;
@@ -190,6 +190,11 @@ impl KeyService for LocalKeys {
     fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
     }
+}
+
+/// The context as the KMS SDK takes it.
+fn sdk_context(context: &KmsContext) -> std::collections::HashMap<String, String> {
+    context.clone().into_iter().collect()
 }
 
 /// The local service binds the context as KMS does: as associated data of the wrap.
