@@ -93,6 +93,11 @@ impl KmsKeys {
     pub async fn decrypt_value(&self, encrypted: &str, context: &KmsContext) -> Result<Zeroizing<Vec<u8>>> {
         use base64::Engine;
         let blob = base64::engine::general_purpose::STANDARD.decode(encrypted.trim()).map_err(|e| Error::Crypto(format!("an encrypted value is not base64: {e}")))?;
+        self.decrypt(&blob, context).await
+    }
+
+    /// One KMS `Decrypt` of `blob` under `context`: its plaintext (empty if KMS gave none).
+    async fn decrypt(&self, blob: &[u8], context: &KmsContext) -> Result<Zeroizing<Vec<u8>>> {
         self.requests.fetch_add(1, Ordering::Relaxed);
         let out = self
             .client
@@ -125,17 +130,8 @@ impl KeyService for KmsKeys {
     }
 
     async fn decrypt_data_key(&self, blob: &[u8], context: &KmsContext) -> Result<Zeroizing<[u8; 32]>> {
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        let out = self
-            .client
-            .decrypt()
-            .key_id(&self.key_id)
-            .ciphertext_blob(aws_sdk_kms::primitives::Blob::new(blob))
-            .set_encryption_context(Some(sdk_context(context)))
-            .send()
-            .await
-            .map_err(|e| self.err("Decrypt", e))?;
-        key32("Decrypt", &self.key_id, out.plaintext().map(|b| b.as_ref()))
+        let plain = self.decrypt(blob, context).await?;
+        key32("Decrypt", &self.key_id, (!plain.is_empty()).then_some(plain.as_slice()))
     }
 
     fn requests(&self) -> u64 {

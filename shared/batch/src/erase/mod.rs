@@ -39,7 +39,7 @@ use deltalake::DeltaTable;
 use deltalake::datafusion::prelude::{Expr, col, lit};
 use serde::Serialize;
 
-use crate::{Error, Result, registry};
+use crate::{Error, Result, registry, tables};
 use catalogue::{CUSTOMER_ID_COLUMNS, DEADLINE_DAYS, EMAIL_TOKEN, PSEUDONYM_PREFIX, holds_tokens};
 
 /// Who to erase: exactly one of an email or a customer id.
@@ -212,11 +212,6 @@ fn column_names(table: &DeltaTable) -> Result<Vec<(String, bool)>> {
     Ok(snapshot.schema().fields().map(|f| (f.name().clone(), f.data_type() == &deltalake::kernel::DataType::STRING)).collect())
 }
 
-async fn open(lake: &Lake, path: &str) -> Result<Option<DeltaTable>> {
-    let uri = lake.table(path)?;
-    Ok(read::open_table(&uri, lake.storage()).await?.filter(|t| t.version().is_some()))
-}
-
 fn any_of(preds: Vec<Expr>) -> Option<Expr> {
     preds.into_iter().reduce(Expr::or)
 }
@@ -230,7 +225,7 @@ async fn find(lake: &Lake, customer_id: Option<i64>, found: &mut Found) -> Resul
             break;
         }
         for spec in registry.tables().iter().filter(|t| t.layer == Layer::Bronze) {
-            let Some(table) = open(lake, &spec.path).await? else { continue };
+            let Some(table) = tables::open(lake, &lake.table(&spec.path)?).await? else { continue };
             let columns = column_names(&table)?;
             let has = |c: &str| columns.iter().any(|(n, _)| n == c);
             let mut preds = Vec::new();
@@ -335,7 +330,7 @@ async fn pseudonymise(lake: &Lake, tokens: &BTreeSet<String>) -> Result<BTreeMap
         if spec.path == layout::KEYRING || spec.path == layout::ERASURES {
             continue;
         }
-        let Some(table) = open(lake, &spec.path).await? else { continue };
+        let Some(table) = tables::open(lake, &lake.table(&spec.path)?).await? else { continue };
         let columns: Vec<String> = column_names(&table)?.into_iter().filter(|(n, text)| *text && holds_tokens(&spec.path, n)).map(|(n, _)| n).collect();
         let Some(predicate) = any_of(columns.iter().map(|c| col(c.as_str()).in_list(list.clone(), false)).collect()) else { continue };
         let matching: usize = read::scan(&table, Some(predicate.clone()), &[columns[0].as_str()]).await?.iter().map(|b| b.num_rows()).sum();
