@@ -358,8 +358,9 @@ async fn the_dashboard_shows_what_duckdb_computes_filters_drill_down_and_goes_li
     let Outcome::Success(out) = &inv.outcome else { panic!("report: {:?}", inv.outcome) };
     assert_eq!(out["written"], json!(["reports/2026-10/alkasba-report-2026-10.html", "reports/2026-10/alkasba-report-2026-10.pdf"]), "{out}");
     let dir = repo().join(".local/artifacts/report");
-    cli(&["report", "--month", "2026-10", "--out", dir.to_str().unwrap()]);
+    let written: Value = serde_json::from_str(&cli(&["report", "--month", "2026-10", "--out", dir.to_str().unwrap(), "--json"])).unwrap();
     let pdf = dir.join("alkasba-report-2026-10.pdf");
+    assert_eq!(written, json!({"month": "2026-10", "html": dir.join("alkasba-report-2026-10.html").display().to_string(), "pdf": pdf.display().to_string(), "uploaded": []}));
     let text = String::from_utf8(Command::new("pdftotext").args(["-layout"]).arg(&pdf).arg("-").output().unwrap().stdout).unwrap();
     for heading in ["Revenue and growth", "Categories", "Top products", "Customer cohorts", "Competitor pressure", "Alerts of the month", "Data quality"] {
         assert!(text.contains(heading), "section {heading:?} missing from the PDF:\n{text}");

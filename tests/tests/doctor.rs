@@ -1,6 +1,7 @@
 //! Issue 21 point 4: `alkasba doctor` on LocalStack against the simulator: every check passes
 //! on a healthy deployment; a missing webhook registration and refused store credentials are
-//! each reported as a failure naming what to fix, and the command exits non-zero.
+//! each reported as a failure naming what to fix, and the command exits non-zero. On the healthy
+//! deployment, `alkasba ingest backfill --json` loads a stream and says what it did.
 
 use alkasba_it::{Stack, bin_dir, repo, sdk, sim_credentials};
 use alkasba_sim::{SimConfig, serve};
@@ -26,7 +27,7 @@ async fn doctor_passes_a_healthy_deployment_and_names_what_to_fix() {
     let stack = Stack::deploy("doc", &repo().join("infra/template.yaml"), false).unwrap();
     let mut cfg = SimConfig::small(3, 100);
     cfg.credentials = sim_credentials(&stack.name).await;
-    let (addr, _state, _) = serve(cfg, "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let (addr, state, _) = serve(cfg, "127.0.0.1:0".parse().unwrap()).await.unwrap();
     let base = format!("http://{addr}");
     let hook = "https://hook.example.test/webhook";
     let http = reqwest::Client::new();
@@ -46,6 +47,21 @@ async fn doctor_passes_a_healthy_deployment_and_names_what_to_fix() {
     let (ok, checks) = doctor(&stack, &base, hook);
     assert!(ok, "{checks:?}");
     assert_eq!(status(&checks, "webhooks")["status"], "ok");
+
+    // A backfill of the products, its summary as JSON on stdout (no progress bar in it).
+    let out = std::process::Command::new(bin_dir().join("alkasba"))
+        .args(["ingest", "backfill", "--stack", &stack.name, "--streams", "alkasba_store.products", "--json"])
+        .env("AWS_ENDPOINT_URL", alkasba_it::ENDPOINT)
+        .env("SOURCE_BASE_URLS", format!("alkasba_store={base},competitor_prices={base},exchange_rates={base}"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    let run = &summary["runs"][0];
+    assert_eq!(run["streams"][0]["stream"], "alkasba_store.products", "{summary}");
+    assert_eq!(run["records"], state.store().len(alkasba_sim::store::Resource::Products) as u64, "every product fetched once: {summary}");
+    assert_eq!(run["pages_committed"], run["streams"][0]["pages"], "{summary}");
+    assert_eq!(run["failed_tasks"], 0, "{summary}");
 
     // The store's key replaced by a wrong one: refused, and the fix names the secret.
     let sm = aws_sdk_secretsmanager::Client::new(&sdk().await);

@@ -124,3 +124,21 @@ fn every_source_has_its_own_base_url_parameter() {
         }
     }
 }
+
+/// Issue 21: `sam validate --lint` (the SAM CLI pinned in tests/sam.lock: the SAM transform and
+/// its cfn-lint) accepts the template a real account deploys.
+#[test]
+fn sam_validate_lint_passes() {
+    let sam = repo().join(".local/sam/bin/sam");
+    assert!(sam.is_file(), "{} is missing: run localstack/install.sh", sam.display());
+    let out = std::process::Command::new(&sam)
+        .args(["validate", "--lint", "-t"])
+        .arg(repo().join("infra/template.yaml"))
+        // No telemetry; a region for the SAM transform (nothing is sent to AWS).
+        .env("SAM_CLI_TELEMETRY", "0")
+        .env("AWS_DEFAULT_REGION", "eu-west-3")
+        .output()
+        .unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && said.contains("is a valid SAM Template"), "sam validate --lint:\n{said}");
+}

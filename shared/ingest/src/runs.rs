@@ -6,8 +6,8 @@ use std::sync::Arc;
 use alkasba_lake::arrow::array::{Array, ArrayRef, Int64Array, StringArray, TimestampMicrosecondArray};
 use alkasba_lake::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use alkasba_lake::arrow::record_batch::RecordBatch;
+use alkasba_lake::read::Filter;
 use chrono::{DateTime, Utc};
-use deltalake::datafusion::prelude::{col, lit};
 use serde::{Deserialize, Serialize};
 
 use crate::control::{Control, RunPlan};
@@ -129,7 +129,7 @@ fn schema() -> Arc<Schema> {
 
 /// Watermark and completed runs of every stream (one scan of the ledger).
 pub async fn states(lake: &Lake) -> Result<HashMap<(String, String), StreamState>> {
-    let batches = lake.scan(&lake.runs()?, Some(col("status").eq(lit("completed"))), &["run_id", "source", "stream", "watermark_to"]).await?;
+    let batches = lake.select(&lake.runs()?, Some(&Filter::eq("status", "completed")), &["run_id", "source", "stream", "watermark_to"]).await?;
     let mut out: HashMap<(String, String), StreamState> = HashMap::new();
     for b in batches {
         let s = |i: usize| alkasba_lake::read::strings(b.column(i));

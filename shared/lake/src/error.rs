@@ -62,6 +62,11 @@ impl Error {
         }
     }
 
+    /// An object store failure while reading or writing the table at `uri`.
+    pub fn delta_store(uri: &str, source: deltalake::ObjectStoreError) -> Self {
+        Error::Delta { uri: uri.to_string(), source: Box::new(DeltaTableError::from(source)) }
+    }
+
     pub fn delta(uri: &url::Url, source: DeltaTableError) -> Self {
         Error::Delta { uri: uri.to_string(), source: Box::new(source) }
     }

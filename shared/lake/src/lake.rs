@@ -13,15 +13,15 @@ use deltalake::DeltaTable;
 use deltalake::DeltaTableError;
 use deltalake::arrow::record_batch::RecordBatch;
 use deltalake::kernel::Transaction;
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::transaction::CommitProperties;
+use deltalake::kernel::{Action, MetadataExt, StructType};
 use deltalake::logstore::object_store::ObjectStoreExt;
-use deltalake::logstore::object_store::path::Path;
-use deltalake::operations::write::{SchemaMode, WriteBuilder};
-use deltalake::protocol::SaveMode;
+use deltalake::operations::create::CreateBuilder;
+use deltalake::protocol::{DeltaOperation, SaveMode};
 use url::Url;
 
-use crate::recording::Recording;
-use crate::{Error, Result, StorageConfig, read};
+use crate::{Error, Result, StorageConfig, read, write};
 
 /// Table properties of every appended table: application transaction ids are kept 14 days
 /// (longer than any SQS message lives), so the set of markers does not grow forever; the change
@@ -278,49 +278,106 @@ impl Lake {
     /// Creates the table on first write.
     pub async fn try_append(&self, table: DeltaTable, batch: RecordBatch, append: &Append<'_>) -> Result<Written> {
         let uri = table.table_url().clone();
-        let creating = table.version().is_none();
-        let mut props = commit_properties();
-        if let Some((app, v)) = &append.txn {
-            props = props.with_application_transaction(Transaction::new(app, *v));
-        }
-        if let Some(m) = &append.metadata {
-            props = props.with_metadata([(COMMIT_METADATA_KEY.to_string(), m.clone())]);
-        }
-        // The write goes through a store that records its uploads, so a lost race can remove
-        // exactly this attempt's files (see `recording`).
-        let log_store = table.log_store();
-        let (prefixed, written) = Recording::new(log_store.object_store(None));
         let keyring = self.keyring().is_ok_and(|k| k.as_str().trim_end_matches('/') == uri.as_str().trim_end_matches('/'));
-        let prefixed = if keyring { prefixed.create_only() } else { prefixed };
-        let recording = deltalake::logstore::default_logstore(Arc::new(prefixed), log_store.root_object_store(None), log_store.config().location(), log_store.config().options());
-        let snapshot = table.snapshot().ok().map(|s| s.snapshot().clone());
-        let mut w = WriteBuilder::new(recording, snapshot).with_input_batches([batch]).with_save_mode(SaveMode::Append).with_schema_mode(SchemaMode::Merge).with_commit_properties(props);
-        if !append.partitions.is_empty() {
-            w = w.with_partition_columns(append.partitions.iter().map(|p| p.to_string()));
-        }
-        if creating {
-            let properties: &[(&str, &str)] = append.properties.unwrap_or(if keyring { &KEYRING_PROPERTIES } else { &TABLE_PROPERTIES });
-            w = w.with_configuration(properties.iter().map(|(k, v)| (k.to_string(), Some(v.to_string()))));
-        }
-        match w.await {
-            Ok(t) => Ok(Written::Committed(t.version().unwrap_or_default() as i64)),
-            Err(e) if is_conflict(&e) => {
+        let snapshot = table.snapshot().ok();
+        let (schema, evolved) = write::merged_schema(uri.as_str(), snapshot.map(|s| s.snapshot().arrow_schema()).as_deref(), batch.schema().as_ref())?;
+        let batch = write::conform(&batch, &schema)?;
+        let properties: &[(&str, &str)] = append.properties.unwrap_or(if keyring { &KEYRING_PROPERTIES } else { &TABLE_PROPERTIES });
+        let (stats, partitions): (write::StatsColumns, Vec<&str>) = match snapshot {
+            Some(s) => {
+                (write::StatsColumns::from_config(s.metadata().configuration().iter().map(|(k, v)| (k.as_str(), v.as_str()))), s.metadata().partition_columns().iter().map(String::as_str).collect())
+            }
+            None => (write::StatsColumns::from_config(properties.iter().copied()), append.partitions.to_vec()),
+        };
+        let log_store = table.log_store();
+        let store = log_store.object_store(None);
+        let staged = write::stage(&store, uri.as_str(), &batch, &partitions, &stats).await?;
+        let adds: Vec<Action> = staged.adds.iter().cloned().map(Action::Add).collect();
+        let committed = match snapshot {
+            // The first append creates the table with its rows, in one commit (version 0).
+            None => {
+                let columns: StructType = schema.as_ref().try_into_kernel().map_err(|e| Error::delta(&uri, e.into()))?;
+                let created = CreateBuilder::new()
+                    .with_log_store(log_store.clone())
+                    .with_columns(columns.fields().cloned())
+                    .with_partition_columns(partitions.iter().map(|p| p.to_string()))
+                    .with_configuration(properties.iter().map(|(k, v)| (k.to_string(), Some(v.to_string()))))
+                    .with_save_mode(SaveMode::ErrorIfExists)
+                    .with_commit_properties(creation_properties(append))
+                    .with_actions(adds)
+                    .await;
+                match created {
+                    Ok(t) => Ok(t.version().unwrap_or_default()),
+                    // Another writer created it first: a lost race like any other.
+                    Err(_) if log_store.is_delta_table_location().await.unwrap_or(false) => Err(None),
+                    Err(e) => Err(Some(e)),
+                }
+            }
+            Some(state) => {
+                let mut actions = Vec::with_capacity(adds.len() + 1);
+                if evolved {
+                    let columns: StructType = schema.as_ref().try_into_kernel().map_err(|e| Error::delta(&uri, e.into()))?;
+                    actions.push(Action::Metadata(state.metadata().clone().with_schema(&columns).map_err(|e| Error::delta(&uri, e.into()))?));
+                }
+                actions.extend(adds);
+                let operation = DeltaOperation::Write { mode: SaveMode::Append, partition_by: (!partitions.is_empty()).then(|| partitions.iter().map(|p| p.to_string()).collect()), predicate: None };
+                let metadata = append.metadata.iter().map(|m| (COMMIT_METADATA_KEY.to_string(), m.clone())).collect();
+                let txns = append.txn.iter().map(|(app, v)| Transaction::new(app, *v)).collect();
+                match write::commit(uri.as_str(), &log_store, state, actions, operation, metadata, txns).await {
+                    Ok(Some(v)) => {
+                        self.checkpoint_if_due(&table, state, v).await;
+                        Ok(v)
+                    }
+                    Ok(None) => Err(None),
+                    Err(e) => {
+                        // Nothing was committed: the files go, as after a lost race.
+                        for path in &staged.paths {
+                            let _ = store.delete(path).await;
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+        };
+        match committed {
+            Ok(v) => Ok(Written::Committed(v as i64)),
+            Err(lost) => {
                 // The commit did not happen (another writer's commit took the version, or the
                 // conflict check refused it): the files uploaded for it belong to nothing.
-                let paths: Vec<Path> = written.lock().map(|w| w.iter().filter(|p| !p.as_ref().starts_with("_delta_log")).cloned().collect()).unwrap_or_default();
-                let store = log_store.object_store(None);
                 let mut removed = 0;
-                for path in &paths {
+                for path in &staged.paths {
                     match store.delete(path).await {
                         Ok(()) => removed += 1,
                         // Left for maintain's full vacuum (removes unreferenced files past the retention).
                         Err(e) => tracing::warn!(table = %uri, file = %path, error = %e, "could not remove a file of a lost commit"),
                     }
                 }
-                tracing::info!(table = %uri, files_removed = removed, files_written = paths.len(), "commit race lost: its files removed");
-                Ok(Written::Conflict)
+                match lost {
+                    None => {
+                        tracing::info!(table = %uri, files_removed = removed, files_written = staged.paths.len(), "commit race lost: its files removed");
+                        Ok(Written::Conflict)
+                    }
+                    Some(e) => Err(Error::delta(&uri, e)),
+                }
             }
-            Err(e) => Err(Error::delta(&uri, e)),
+        }
+    }
+
+    /// Writes a checkpoint when `version` is a multiple of the table's checkpoint interval, as
+    /// delta-rs's writers do after a commit, so a fresh open replays at most that many commits
+    /// between `maintain` runs. A failure only delays it (the next due commit or `maintain`).
+    async fn checkpoint_if_due(&self, table: &DeltaTable, state: &deltalake::table::state::DeltaTableState, version: u64) {
+        let interval = state.metadata().configuration().get("delta.checkpointInterval").and_then(|v| v.parse::<u64>().ok()).unwrap_or(100).max(1);
+        if !version.is_multiple_of(interval) {
+            return;
+        }
+        let mut at = table.clone();
+        let done = match at.load_version(version).await {
+            Ok(()) => deltalake::checkpoints::create_checkpoint(&at, None).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = done {
+            tracing::warn!(table = %table.table_url(), version, error = %e, "could not write the checkpoint due at this version");
         }
     }
 
@@ -424,7 +481,24 @@ impl Lake {
         Ok((from..=newest).filter_map(|v| known.get(&v).cloned().flatten().map(|m| (v as i64, m))).collect())
     }
 
+    /// Rows of `uri` matching `filter` (see [`read::select`]); empty when the table does not exist.
+    pub async fn select(&self, uri: &Url, filter: Option<&read::Filter>, columns: &[&str]) -> Result<Vec<RecordBatch>> {
+        match read::open_table(uri, &self.storage).await? {
+            None => Ok(Vec::new()),
+            Some(t) => read::select(&t, filter, columns).await,
+        }
+    }
+
+    /// Rows of an already opened table matching `filter` (see [`read::select`]).
+    pub async fn select_table(&self, table: &DeltaTable, filter: Option<&read::Filter>, columns: &[&str]) -> Result<Vec<RecordBatch>> {
+        if table.version().is_none() {
+            return Ok(Vec::new());
+        }
+        read::select(table, filter, columns).await
+    }
+
     /// Rows of `uri` matching `filter`; empty when the table does not exist.
+    #[cfg(feature = "query")]
     pub async fn scan(&self, uri: &Url, filter: Option<deltalake::datafusion::prelude::Expr>, columns: &[&str]) -> Result<Vec<RecordBatch>> {
         match read::open_table(uri, &self.storage).await? {
             None => Ok(Vec::new()),
@@ -433,6 +507,7 @@ impl Lake {
     }
 
     /// Rows of an already opened table.
+    #[cfg(feature = "query")]
     pub async fn scan_table(&self, table: &DeltaTable, filter: Option<deltalake::datafusion::prelude::Expr>, columns: &[&str]) -> Result<Vec<RecordBatch>> {
         if table.version().is_none() {
             return Ok(Vec::new());
@@ -450,6 +525,18 @@ pub use crate::table::is_conflict;
 /// month of commits per commit).
 pub fn commit_properties() -> CommitProperties {
     CommitProperties::default().with_max_retries(0).with_cleanup_expired_logs(Some(false))
+}
+
+/// [`commit_properties`] with `append`'s marker and metadata, for the commit that creates a table.
+fn creation_properties(append: &Append<'_>) -> CommitProperties {
+    let mut props = commit_properties();
+    if let Some((app, v)) = &append.txn {
+        props = props.with_application_transaction(Transaction::new(app, *v));
+    }
+    if let Some(m) = &append.metadata {
+        props = props.with_metadata([(COMMIT_METADATA_KEY.to_string(), m.clone())]);
+    }
+    props
 }
 
 fn delta(uri: &Url, e: DeltaTableError) -> Error {
@@ -484,7 +571,7 @@ mod tests {
         Lake::new(&root, storage()).unwrap().append(&uri, batch(3), &[]).await.unwrap();
         assert_eq!(lake.current(&uri).await.unwrap().version(), Some(0));
         lake.append(&uri, batch(4), &[]).await.unwrap();
-        let rows: usize = lake.scan(&uri, None, &["v"]).await.unwrap().iter().map(RecordBatch::num_rows).sum();
+        let rows: usize = lake.select(&uri, None, &["v"]).await.unwrap().iter().map(RecordBatch::num_rows).sum();
         assert_eq!(rows, 2, "the recreated table's row and ours");
         // Replaced by another table with as many commits (the version's commit file exists, but
         // it is another file): the cache must read the new table, not mix the two logs.
@@ -496,7 +583,7 @@ mod tests {
         third.append(&uri, batch(7), &[]).await.unwrap();
         let t = lake.current(&uri).await.unwrap();
         assert_eq!(t.version(), Some(2));
-        let mut values: Vec<i64> = lake.scan_table(&t, None, &["v"]).await.unwrap().iter().flat_map(|b| b.column(0).as_any().downcast_ref::<Int64Array>().unwrap().values().to_vec()).collect();
+        let mut values: Vec<i64> = lake.select_table(&t, None, &["v"]).await.unwrap().iter().flat_map(|b| b.column(0).as_any().downcast_ref::<Int64Array>().unwrap().values().to_vec()).collect();
         values.sort();
         assert_eq!(values, [5, 6, 7]);
     }

@@ -7,7 +7,8 @@
 //! * [`Lake`]: the lake root, a cache of opened tables, and the one commit loop every writer
 //!   uses (exactly-once appends under application transactions, bounded jittered retries).
 //! * [`layout`]: the registry of every table (path, partitioning, maintenance).
-//! * [`read`]: reading tables back through DataFusion (pruned scans).
+//! * [`read`]: reading tables back: pruned lookups without a query engine, DataFusion scans with
+//!   the `query` feature.
 //! * [`options`]: reading a job's options from the environment, errors naming the variable.
 //! * [`heartbeat`]: the scheduled job that proves the chain template → runner → Lambda → Delta.
 
@@ -17,9 +18,10 @@ pub mod lake;
 pub mod layout;
 pub mod options;
 pub mod read;
-mod recording;
+mod select;
 mod storage;
 mod table;
+mod write;
 
 pub use error::{Error, Result};
 pub use lake::{Append, Attempt, Lake, Written, commit_properties};

@@ -1,10 +1,13 @@
-//! Reading Delta tables back (keyrings, dedupe lookups, run ledgers) through DataFusion, with
-//! file pruning by partition values and column statistics.
+//! Reading Delta tables back: [`select`] (keyrings, dedupe lookups, run ledgers: a few columns
+//! under a conjunction of equalities and ranges, no query engine) and, with the `query` feature,
+//! [`scan`] and [`session`] through DataFusion (the batch layer, the dashboard, the tools).
 
 use std::collections::HashMap;
 
 use deltalake::DeltaTable;
+#[cfg(feature = "query")]
 use deltalake::arrow::record_batch::RecordBatch;
+#[cfg(feature = "query")]
 use deltalake::datafusion::prelude::{Expr, SessionContext};
 use url::Url;
 
@@ -23,7 +26,10 @@ pub async fn open_table(uri: &Url, storage: &StorageConfig) -> Result<Option<Del
     }
 }
 
+pub use crate::select::{Filter, Scalar, select};
+
 /// The rows of `table` matching `filter`, with only `columns` (all when empty).
+#[cfg(feature = "query")]
 pub async fn scan(table: &DeltaTable, filter: Option<Expr>, columns: &[&str]) -> Result<Vec<RecordBatch>> {
     let uri: Url = table.table_url().clone();
     let ctx = SessionContext::new();
@@ -42,6 +48,7 @@ pub async fn scan(table: &DeltaTable, filter: Option<Expr>, columns: &[&str]) ->
 /// A DataFusion session for our SQL: plain UTF-8 strings (what Delta, Athena and Trino call
 /// `string`), identifiers as written. The batch layer's marts and the dashboard's queries run in
 /// it, so both read the same types.
+#[cfg(feature = "query")]
 pub fn session() -> SessionContext {
     let mut cfg = deltalake::datafusion::execution::config::SessionConfig::new().with_information_schema(false);
     cfg.options_mut().sql_parser.map_string_types_to_utf8view = false;

@@ -5,7 +5,6 @@ use alkasba_lake::arrow::datatypes::{DataType, Field, Schema, TimeUnit, Timestam
 use alkasba_lake::arrow::record_batch::RecordBatch;
 use alkasba_lake::{StorageConfig, read};
 use chrono::{DateTime, Utc};
-use deltalake::datafusion::prelude::{col, lit};
 use url::Url;
 
 use crate::{KmsContext, Result};
@@ -67,8 +66,8 @@ pub async fn read_keyring(uri: &Url, storage: &StorageConfig, key_ids: Option<&[
     let Some(table) = read::open_table(uri, storage).await? else {
         return Ok(Vec::new());
     };
-    let filter = key_ids.map(|ids| col("key_id").in_list(ids.iter().map(|i| lit(i.as_str())).collect(), false));
-    let batches = read::scan(&table, filter, &[]).await?;
+    let filter = key_ids.map(|ids| read::Filter::is_in("key_id", ids.iter().map(String::as_str)));
+    let batches = read::select(&table, filter.as_ref(), &[]).await?;
     let mut out = Vec::new();
     for b in batches {
         let s = |i: usize| read::strings(b.column(i));

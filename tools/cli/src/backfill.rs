@@ -76,7 +76,7 @@ pub fn parse_dates(s: &str) -> std::result::Result<Vec<chrono::NaiveDate>, Strin
     Ok(from.iter_days().take_while(|d| *d <= to).collect())
 }
 
-pub async fn backfill(sdk: &aws_config::SdkConfig, stack: Option<&str>, streams: Vec<String>, workers: usize, dates: Option<Vec<chrono::NaiveDate>>) -> Result<()> {
+pub async fn backfill(sdk: &aws_config::SdkConfig, stack: Option<&str>, streams: Vec<String>, workers: usize, dates: Option<Vec<chrono::NaiveDate>>, json: bool) -> Result<()> {
     let s = settings(sdk, stack).await?;
     let queue = LocalQueue { tasks: Mutex::new(Vec::new()), later: Mutex::new(Vec::new()), sqs: s.sqs(sdk) };
     let ingest = Arc::new(s.build_with(sdk, queue).await?);
@@ -85,30 +85,54 @@ pub async fn backfill(sdk: &aws_config::SdkConfig, stack: Option<&str>, streams:
         None => vec![chrono::Utc::now()],
         Some(days) => days.iter().map(|d| alkasba_ingest::planner::noon_of(&d.to_string())).collect::<std::result::Result<_, _>>()?,
     };
+    let mut summaries = Vec::new();
+    let mut failed = 0;
     for now in moments {
-        eprintln!("planning as of {now}");
-        backfill_at(&ingest, only.as_deref(), workers, now).await?;
+        if !json {
+            eprintln!("planning as of {now}");
+        }
+        let summary = backfill_at(&ingest, only.as_deref(), workers, now, json).await?;
+        failed += summary["failed_tasks"].as_u64().unwrap_or(0);
+        summaries.push(summary);
+    }
+    if json {
+        println!("{}", serde_json::json!({ "runs": summaries }));
+    }
+    if failed > 0 {
+        bail!("{failed} tasks failed twice; rerun the backfill to resume (committed pages are skipped)");
     }
     Ok(())
 }
 
-async fn backfill_at(ingest: &Arc<alkasba_ingest::Ingest<LocalQueue, KmsKeys>>, only: Option<&[String]>, workers: usize, now: chrono::DateTime<chrono::Utc>) -> Result<()> {
+/// Plans as of `now` and runs every task; the summary of what it did (JSON, as `--json` prints
+/// it).
+async fn backfill_at(ingest: &Arc<alkasba_ingest::Ingest<LocalQueue, KmsKeys>>, only: Option<&[String]>, workers: usize, now: chrono::DateTime<chrono::Utc>, json: bool) -> Result<serde_json::Value> {
     let planned = ingest.plan(only, now).await?;
     let mut total_pages = 0;
+    let mut streams = Vec::new();
     for p in &planned {
         match p {
             Ok(p) => {
-                eprintln!("{}: {} ({} tasks, {} pages)", p.stream, p.note, p.tasks, p.pages);
+                if !json {
+                    eprintln!("{}: {} ({} tasks, {} pages)", p.stream, p.note, p.tasks, p.pages);
+                }
+                streams.push(serde_json::json!({ "stream": p.stream, "run_id": p.run_id, "note": p.note, "tasks": p.tasks, "pages": p.pages }));
                 total_pages += p.pages;
             }
-            Err((stream, e)) => eprintln!("{stream}: planning failed: {e}"),
+            Err((stream, e)) => {
+                if !json {
+                    eprintln!("{stream}: planning failed: {e}");
+                }
+                streams.push(serde_json::json!({ "stream": stream, "error": e.to_string() }));
+            }
         }
     }
-    let bar = ProgressBar::new(total_pages.max(1));
+    let bar = if json { ProgressBar::hidden() } else { ProgressBar::new(total_pages.max(1)) };
     bar.set_style(ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} pages {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()));
     let started = Instant::now();
     let mut records = 0u64;
-    let mut failed = 0;
+    let mut pages = 0u64;
+    let mut failed = 0u64;
     loop {
         let batch = ingest.queue.ready().await;
         if batch.is_empty() {
@@ -129,11 +153,14 @@ async fn backfill_at(ingest: &Arc<alkasba_ingest::Ingest<LocalQueue, KmsKeys>>, 
             match report {
                 Ok(r) => {
                     records += r.counts.fetched;
+                    pages += r.pages_committed;
                     bar.inc(r.pages_committed);
                     bar.set_message(format!("{records} records, {:.0}/s", records as f64 / started.elapsed().as_secs_f64().max(0.001)));
                 }
                 Err(e) => {
-                    bar.println(format!("task {} of run {} failed: {e}", task.task, task.run_id));
+                    if !json {
+                        bar.println(format!("task {} of run {} failed: {e}", task.task, task.run_id));
+                    }
                     // The same handling as the function: retryable goes back in the queue,
                     // permanent to the dead-letter queue.
                     if ingest.handle_message(&body, tokio::time::Instant::now() + Duration::from_secs(3600)).await == MessageOutcome::Retry {
@@ -144,11 +171,19 @@ async fn backfill_at(ingest: &Arc<alkasba_ingest::Ingest<LocalQueue, KmsKeys>>, 
         }
     }
     bar.finish();
-    eprintln!("{records} records in {:.1}s ({:.0} records/s)", started.elapsed().as_secs_f64(), records as f64 / started.elapsed().as_secs_f64().max(0.001));
-    if failed > 0 {
-        bail!("{failed} tasks failed twice; rerun the backfill to resume (committed pages are skipped)");
+    let seconds = started.elapsed().as_secs_f64();
+    if !json {
+        eprintln!("{records} records in {seconds:.1}s ({:.0} records/s)", records as f64 / seconds.max(0.001));
     }
-    Ok(())
+    Ok(serde_json::json!({
+        "as_of": now.to_rfc3339(),
+        "streams": streams,
+        "records": records,
+        "pages_committed": pages,
+        "seconds": (seconds * 1000.0).round() / 1000.0,
+        "records_per_second": (records as f64 / seconds.max(0.001)).round(),
+        "failed_tasks": failed,
+    }))
 }
 
 #[cfg(test)]

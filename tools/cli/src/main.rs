@@ -1,7 +1,7 @@
 //! `alkasba`: the operator's command line.
 //!
 //! ```text
-//! alkasba ingest backfill --stack alkasba-lake [--streams alkasba_store.orders,...] [--workers 4]
+//! alkasba ingest backfill --stack alkasba-lake [--streams alkasba_store.orders,...] [--workers 4] [--json]
 //! alkasba ingest status --stack alkasba-lake [--wait 10m]
 //! alkasba pii decrypt --stack alkasba-lake --table s3://.../bronze/alkasba_store/customers [--keys 1,2] [--limit 20]
 //! alkasba pii open-error --stack alkasba-lake --object s3://.../errors/...sealed
@@ -93,6 +93,9 @@ enum Command {
         /// Also store both under reports/ in the lake.
         #[arg(long)]
         upload: bool,
+        /// Print what was written as JSON (`{"month", "html", "pdf", "uploaded"}`).
+        #[arg(long)]
+        json: bool,
     },
     /// Forecasts of revenue and units (shop, categories, products) and stock-out dates, as the
     /// scheduled forecast function makes them: writes the gold forecast tables and prints the
@@ -135,6 +138,10 @@ enum Ingest {
         /// loads the exchange rates of every day of that range). Default: now.
         #[arg(long, value_parser = parse_dates)]
         dates: Option<Vec<chrono::NaiveDate>>,
+        /// Print a JSON summary (what was planned, records, pages, time) instead of the progress
+        /// bar and its lines.
+        #[arg(long)]
+        json: bool,
     },
     /// Each stream's watermark and latest run: pages committed, records, dead pages, completed.
     Status {
@@ -194,7 +201,7 @@ async fn main() -> Result<()> {
     let sdk = aws_config::load_from_env().await;
     let stack = cli.stack.as_deref();
     match cli.command {
-        Command::Ingest(Ingest::Backfill { streams, workers, dates }) => backfill(&sdk, stack, streams, workers, dates).await,
+        Command::Ingest(Ingest::Backfill { streams, workers, dates, json }) => backfill(&sdk, stack, streams, workers, dates, json).await,
         Command::Ingest(Ingest::Status { wait, json }) => status(&sdk, stack, wait, json).await,
         Command::Pii(Pii::Decrypt { table, keys, limit }) => decrypt(&sdk, stack, &table, keys, limit).await,
         Command::Pii(Pii::OpenError { object }) => open_error(&sdk, stack, &object).await,
@@ -207,6 +214,6 @@ async fn main() -> Result<()> {
             let options = alkasba_batch::forecast::ForecastOptions { horizon, origins, max_products, ..Default::default() };
             forecast::run(&sdk, stack, forecast::ForecastArgs { families, run_date, options, json }).await
         }
-        Command::Report { month, out, chromium, no_pdf, upload } => report::run(&sdk, stack, report::ReportArgs { month, out, chromium, no_pdf, upload }).await,
+        Command::Report { month, out, chromium, no_pdf, upload, json } => report::run(&sdk, stack, report::ReportArgs { month, out, chromium, no_pdf, upload, json }).await,
     }
 }

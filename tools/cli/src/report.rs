@@ -16,6 +16,8 @@ pub struct ReportArgs {
     pub chromium: PathBuf,
     pub no_pdf: bool,
     pub upload: bool,
+    /// One JSON object on stdout instead of one path per line.
+    pub json: bool,
 }
 
 pub async fn run(sdk: &aws_config::SdkConfig, stack: Option<&str>, a: ReportArgs) -> Result<()> {
@@ -28,20 +30,28 @@ pub async fn run(sdk: &aws_config::SdkConfig, stack: Option<&str>, a: ReportArgs
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let html_path = a.out.join(format!("alkasba-report-{month}.html"));
     std::fs::write(&html_path, &built.html).with_context(|| format!("writing {}", html_path.display()))?;
-    println!("{}", html_path.display());
-    let pdf = if a.no_pdf {
-        None
+    let mut written = vec![html_path.display().to_string()];
+    let (pdf, pdf_path) = if a.no_pdf {
+        (None, None)
     } else {
         eprintln!("printing the PDF with {}…", a.chromium.display());
         let pdf = report::pdf(&built.html, &a.chromium).await?;
         let pdf_path = a.out.join(format!("alkasba-report-{month}.pdf"));
         std::fs::write(&pdf_path, &pdf).with_context(|| format!("writing {}", pdf_path.display()))?;
-        println!("{}", pdf_path.display());
-        Some(pdf)
+        written.push(pdf_path.display().to_string());
+        (Some(pdf), Some(pdf_path.display().to_string()))
     };
+    let mut uploaded = Vec::new();
     if a.upload {
         for name in report::save(store.as_ref(), &built, pdf.as_deref()).await? {
-            println!("{}/{name}", lake.root().as_str().trim_end_matches('/'));
+            uploaded.push(format!("{}/{name}", lake.root().as_str().trim_end_matches('/')));
+        }
+    }
+    if a.json {
+        println!("{}", serde_json::json!({ "month": month, "html": written[0], "pdf": pdf_path, "uploaded": uploaded }));
+    } else {
+        for line in written.iter().chain(&uploaded) {
+            println!("{line}");
         }
     }
     Ok(())

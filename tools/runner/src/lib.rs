@@ -40,7 +40,8 @@ pub struct RunnerConfig {
     pub template: PathBuf,
     /// The deployed stack whose resources the functions use.
     pub stack: String,
-    /// Directory with the built function binaries (`target/debug` or `target/release`).
+    /// Directory with the built function binaries (`target/debug` or `target/release`), or with
+    /// unpacked deployment packages (`<binary>/bootstrap`, as `scripts/package.sh` builds them).
     pub bin_dir: PathBuf,
     /// AWS endpoint for the runner and the functions (LocalStack); `None` for real AWS.
     pub endpoint: Option<String>,
@@ -218,9 +219,15 @@ impl Runner {
     }
 
     fn function_config(&self, cfg: &RunnerConfig, spec: &FunctionSpec, region: &str) -> Result<FunctionConfig> {
-        let binary = cfg.bin_dir.join(&spec.binary);
+        // A cargo build's binary, or a deployment package unpacked as cargo-lambda lays it out.
+        let built = cfg.bin_dir.join(&spec.binary);
+        let packaged = built.join("bootstrap");
+        let binary = if packaged.is_file() { packaged } else { built };
         if !binary.is_file() {
-            return Err(Error::Function { function: spec.logical_id.clone(), reason: format!("binary {} not found; build it with `cargo build --bins`", binary.display()) });
+            return Err(Error::Function {
+                function: spec.logical_id.clone(),
+                reason: format!("binary {} not found; build it with `cargo build --bins` (or unpack its package as {})", binary.display(), cfg.bin_dir.join(&spec.binary).join("bootstrap").display()),
+            });
         }
         let mut env = HashMap::new();
         for (k, v) in &spec.environment {

@@ -3,10 +3,10 @@
 
 use std::collections::HashSet;
 
+use alkasba_lake::read::Filter;
 use alkasba_lake::{Append, Attempt, Written};
 use alkasba_pii::{KeyService, keyring_batch};
 use chrono::Utc;
-use deltalake::datafusion::prelude::{col, lit};
 
 use super::{Ingest, PageResult, Run, TaskReport};
 use crate::crash::Step;
@@ -168,21 +168,21 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
         }
         let vmin = rows.iter().map(|r| r.version.as_str()).min().unwrap_or_default();
         let vmax = rows.iter().map(|r| r.version.as_str()).max().unwrap_or_default();
-        let mut filter = col(alkasba_records::record::VERSION).between(lit(vmin), lit(vmax));
+        let mut filter = Filter::between(alkasba_records::record::VERSION, vmin, vmax);
         match &prep.int_key_column {
             Some(c) => {
                 let ids: Vec<i64> = rows.iter().filter_map(|r| r.key.parse().ok()).collect();
                 if let (Some(lo), Some(hi)) = (ids.iter().min(), ids.iter().max()) {
-                    filter = filter.and(col(c.as_str()).between(lit(*lo), lit(*hi)));
+                    filter = filter.and_between(c, *lo, *hi);
                 }
             }
             None => {
                 let kmin = rows.iter().map(|r| r.key.as_str()).min().unwrap_or_default();
                 let kmax = rows.iter().map(|r| r.key.as_str()).max().unwrap_or_default();
-                filter = filter.and(col(alkasba_records::record::KEY).between(lit(kmin), lit(kmax)));
+                filter = filter.and_between(alkasba_records::record::KEY, kmin, kmax);
             }
         }
-        let batches = self.lake.scan_table(table, Some(filter), &[alkasba_records::record::KEY, alkasba_records::record::VERSION]).await?;
+        let batches = self.lake.select_table(table, Some(&filter), &[alkasba_records::record::KEY, alkasba_records::record::VERSION]).await?;
         let wanted: HashSet<(&str, &str)> = rows.iter().map(|r| (r.key.as_str(), r.version.as_str())).collect();
         let mut out = HashSet::new();
         for b in batches {
