@@ -13,6 +13,12 @@ cargo fmt --all -- --check
 step "building (first build: ~10 min on 2 cores)"
 cargo build --workspace --bins --tests
 
+# The deployment zips of the ingestion and real-time functions, for this machine's architecture:
+# tests/tests/packaging.rs runs what ships. Without LTO here (thin LTO, the deploy default, adds
+# ~5 CPU-minutes per function and changes no behaviour); ALKASBA_PACKAGE_LTO=thin to test that.
+step "packaging the ingestion and real-time functions (scripts/package.sh --arch x86_64)"
+ALKASBA_PACKAGE_LTO="${ALKASBA_PACKAGE_LTO:-off}" scripts/package.sh --arch x86_64 planner fetcher webhook realtime
+
 step "linting (cargo clippy --all-targets -D warnings)"
 cargo clippy --workspace --all-targets -- -D warnings
 

@@ -590,6 +590,81 @@ mod tests {
 }
 
 #[cfg(test)]
+mod write_tests {
+    use super::*;
+    use deltalake::arrow::array::{Array, StringArray};
+    use deltalake::arrow::datatypes::{DataType, Field, Schema};
+
+    fn lake(dir: &std::path::Path) -> Lake {
+        Lake::new(&format!("file://{}", dir.display()), StorageConfig { endpoint_url: None, region: "us-east-1".into() }).unwrap()
+    }
+
+    fn rows(fields: &[(&str, Vec<Option<&str>>)]) -> RecordBatch {
+        let schema = Arc::new(Schema::new(fields.iter().map(|(n, _)| Field::new(*n, DataType::Utf8, true)).collect::<Vec<_>>()));
+        RecordBatch::try_new(schema, fields.iter().map(|(_, v)| Arc::new(StringArray::from(v.clone())) as _).collect()).unwrap()
+    }
+
+    /// A partitioned table takes a new column, each partition's rows land in its own directory
+    /// with statistics, the pruned reader finds them by partition and by statistics, and a
+    /// checkpoint is written at the table's interval.
+    #[tokio::test]
+    async fn partitioned_appends_evolve_the_schema_are_pruned_and_checkpointed() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = lake(dir.path());
+        let uri = lake.table("t/p").unwrap();
+        let props: [(&str, &str); 2] = [("delta.checkpointInterval", "3"), ("delta.enableChangeDataFeed", "true")];
+        let first = Append { partitions: &["d"], properties: Some(&props), ..Default::default() };
+        let table = lake.current(&uri).await.unwrap();
+        lake.try_append(table, rows(&[("k", vec![Some("a"), Some("b")]), ("d", vec![Some("2026-12-01"), Some("2026-12-02")])]), &first).await.unwrap();
+        lake.append(&uri, rows(&[("k", vec![Some("c")]), ("d", vec![Some("2026-12-02")]), ("note", vec![Some("new")])]), &["d"]).await.unwrap();
+        lake.append(&uri, rows(&[("k", vec![Some("e")]), ("d", vec![None])]), &["d"]).await.unwrap();
+        let t = lake.current(&uri).await.unwrap();
+        assert_eq!(t.version(), Some(2));
+        assert!(dir.path().join("t/p/d=2026-12-02").is_dir() && dir.path().join("t/p/d=__HIVE_DEFAULT_PARTITION__").is_dir());
+        assert!(!dir.path().join("t/p/_delta_log/00000000000000000003.checkpoint.parquet").exists());
+        lake.append(&uri, rows(&[("k", vec![Some("f")]), ("d", vec![Some("2026-12-03")])]), &["d"]).await.unwrap();
+        assert!(dir.path().join("t/p/_delta_log/00000000000000000003.checkpoint.parquet").exists(), "a checkpoint every 3 commits");
+        let got = |f: read::Filter| {
+            let lake = lake.clone();
+            let uri = uri.clone();
+            async move {
+                let mut out: Vec<String> = Vec::new();
+                for b in lake.select(&uri, Some(&f), &["k", "note"]).await.unwrap() {
+                    let (k, n) = (read::strings(b.column(0)).unwrap(), read::strings(b.column(1)).unwrap());
+                    out.extend((0..b.num_rows()).map(|i| format!("{}:{}", k.value(i), if n.is_null(i) { "-" } else { n.value(i) })));
+                }
+                out.sort();
+                out
+            }
+        };
+        assert_eq!(got(read::Filter::eq("d", "2026-12-02")).await, ["b:-", "c:new"]);
+        assert_eq!(got(read::Filter::between("k", "d", "z")).await, ["e:-", "f:-"]);
+        assert_eq!(got(read::Filter::is_in("k", ["a", "f"]).and_in("d", ["2026-12-03"])).await, ["f:-"]);
+        // The statistics the reader pruned with are in the log, and DataFusion-free readers agree
+        // with the row count.
+        let t = lake.current(&uri).await.unwrap();
+        let stats: Vec<serde_json::Value> = t.snapshot().unwrap().log_data().iter().filter_map(|f| serde_json::from_str(&f.stats()?).ok()).collect();
+        assert_eq!(stats.iter().map(|s| s["numRecords"].as_u64().unwrap()).sum::<u64>(), 5);
+        assert!(stats.iter().all(|s| s["minValues"]["k"].is_string()), "{stats:?}");
+    }
+
+    /// A table declaring something an append would have to enforce (here a generated column)
+    /// is refused, naming it.
+    #[tokio::test]
+    async fn a_table_with_a_generated_column_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = lake(dir.path());
+        let uri = lake.table("t/g").unwrap();
+        let generated = Field::new("g", DataType::Utf8, true).with_metadata([("delta.generationExpression".to_string(), "upper(k)".to_string())].into());
+        let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Utf8, true), generated]));
+        let batch = RecordBatch::try_new(schema, vec![Arc::new(StringArray::from(vec!["a"])), Arc::new(StringArray::from(vec!["A"]))]).unwrap();
+        lake.append(&uri, batch, &[]).await.unwrap();
+        let err = lake.append(&uri, rows(&[("k", vec![Some("b")])]), &[]).await.unwrap_err().to_string();
+        assert!(err.contains("column g declares delta.generationExpression") && err.contains("cannot enforce"), "{err}");
+    }
+}
+
+#[cfg(test)]
 mod metadata_tests {
     use super::*;
     use deltalake::arrow::array::Int64Array;
