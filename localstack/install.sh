@@ -23,24 +23,6 @@ else
   say "installed: $("$VENV/bin/python" -m pip show localstack-core | grep -i '^version') (localstack-core)"
 fi
 
-# A test tool in a virtualenv of its own, from its lock file: NAME, LOCK, the binary to check.
-tool_venv() {
-  local name="$1" lock="$2" bin="$3" dir="$REPO/.local/$1"
-  local want
-  want="$(sha256sum "$lock" | cut -d' ' -f1)"
-  if [[ -x "$dir/bin/$bin" && "$(cat "$dir/.alkasba-stamp" 2>/dev/null)" == "$want" ]]; then
-    say "$name up to date ($dir)"
-    return
-  fi
-  say "creating $dir and installing $name (about a minute)"
-  rm -rf "$dir"
-  "${PYTHON:-python3}" -m venv "$dir"
-  "$dir/bin/pip" install --disable-pip-version-check --quiet --upgrade pip >/dev/null
-  "$dir/bin/pip" install --disable-pip-version-check --quiet -r "$lock"
-  echo "$want" > "$dir/.alkasba-stamp"
-  say "installed: $name from $lock"
-}
-
 # checkov and the SAM CLI each in their own virtualenv: their pins (boto3 among them) would
 # fight LocalStack's and each other's.
 tool_venv checkov "$REPO/tests/checkov.lock" checkov

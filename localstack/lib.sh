@@ -25,6 +25,25 @@ die() { printf '\033[1;31m[localstack] error:\033[0m %s\n' "$*" >&2; exit 1; }
 
 mkdir -p "$ALKASBA_HOME"
 
+# A test tool in a virtualenv of its own, from its lock file: NAME, LOCK, the binary to check.
+tool_venv() {
+  local name="$1" lock="$2" bin="$3" dir="$ALKASBA_HOME/$1"
+  local want
+  want="$(sha256sum "$lock" | cut -d' ' -f1)"
+  if [[ -x "$dir/bin/$bin" && "$(cat "$dir/.alkasba-stamp" 2>/dev/null)" == "$want" ]]; then
+    say "$name up to date ($dir)"
+    return
+  fi
+  say "creating $dir and installing $name (about a minute)"
+  rm -rf "$dir"
+  "${PYTHON:-python3}" -m venv "$dir"
+  "$dir/bin/pip" install --disable-pip-version-check --quiet --upgrade pip >/dev/null
+  "$dir/bin/pip" install --disable-pip-version-check --quiet -r "$lock"
+  echo "$want" > "$dir/.alkasba-stamp"
+  say "installed: $name from $lock"
+}
+
+
 # True when LocalStack answers on $ENDPOINT and every service we need is available.
 ls_healthy() {
   local body

@@ -107,6 +107,11 @@ struct IngestArgs {
     /// Logs of the functions, and the benchmark's source files.
     #[arg(long, default_value = ".local/bench")]
     work_dir: PathBuf,
+    /// The Python of the dlt anchor's virtualenv (tools/dlt/requirements.lock; scripts/bench-ingest.sh
+    /// installs it): dlt reads the same store into a Delta table on the same bucket after our run.
+    /// Empty: no dlt anchor.
+    #[arg(long, default_value = ".local/dlt/bin/python")]
+    dlt_python: String,
 }
 
 #[tokio::main]
@@ -357,7 +362,53 @@ async fn ingest(a: IngestArgs) -> Result<()> {
     }
     let floor_rate = floor_records as f64 / floor_secs;
 
+    // ------------------------------------------------------------------ anchors, same run
+    // The source's own ceiling: a bare sequential client reading the same pages.
+    let t = Instant::now();
+    let mut ceiling_records = 0usize;
+    for p in 1..=pages {
+        let url = with_param(&first, "page", &p.to_string());
+        let body = http.get(url).basic_auth(&user, Some(&pass)).send().await?.error_for_status()?.bytes().await?;
+        ceiling_records += serde_json::from_slice::<Vec<serde::de::IgnoredAny>>(&body).map(|v| v.len()).unwrap_or(0);
+    }
+    let ceiling_secs = t.elapsed().as_secs_f64();
+    let ceiling_rate = ceiling_records as f64 / ceiling_secs;
+    // Our bytes in S3 per order: bronze's data files.
+    let bucket = outputs.get("LakeBucketName").context("stack output LakeBucketName")?;
+    let bronze_bytes = prefix_bytes(&sdk, bucket, "bronze/alkasba_store/orders/", ".parquet").await?;
+    // dlt, side by side: the same store, the same bucket, after our run.
+    let dlt: Option<Value> = if a.dlt_python.is_empty() {
+        None
+    } else {
+        eprintln!("anchor: dlt reading the same {pages} pages into s3://{bucket}/bench-dlt/{run_id}");
+        let out = std::process::Command::new(&a.dlt_python)
+            .arg("tools/dlt/bench_dlt.py")
+            .args(["--base-url", &base, "--key", &user, "--secret", &pass, "--endpoint", &a.endpoint])
+            .arg("--bucket-url")
+            .arg(format!("s3://{bucket}/bench-dlt/{run_id}"))
+            .output()
+            .with_context(|| format!("running the dlt anchor with {} (scripts/bench-ingest.sh installs it)", a.dlt_python))?;
+        if !out.status.success() {
+            bail!("the dlt anchor failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Some(serde_json::from_slice(&out.stdout).with_context(|| format!("the dlt anchor's answer: {}", String::from_utf8_lossy(&out.stdout)))?)
+    };
+
     println!("end to end      {fetched} records ({valid} valid, {quarantined} quarantined) in {e2e_secs:.2} s = {e2e_rate:.0} records/s");
+    println!("source ceiling  a bare sequential client: {ceiling_records} records in {ceiling_secs:.2} s = {ceiling_rate:.0} records/s; end to end is {:.0}% of it", 100.0 * e2e_rate / ceiling_rate);
+    println!("bronze bytes    {bronze_bytes} bytes of Parquet = {:.0} bytes per order", bronze_bytes as f64 / fetched.max(1) as f64);
+    if let Some(d) = &dlt {
+        let (rate, per_row) = (d["rows_per_second"].as_f64().unwrap_or(f64::NAN), d["bytes_per_row"].as_f64().unwrap_or(f64::NAN));
+        println!(
+            "dlt             {} rows in {} s = {rate:.0} rows/s ({} CPU s), {per_row:.0} bytes per order in {}: we are {:.2}x its rate with {:.2}x its bytes (it seals nothing)",
+            d["rows"],
+            d["seconds"],
+            d["cpu_seconds"],
+            d["tables"],
+            e2e_rate / rate,
+            (bronze_bytes as f64 / fetched.max(1) as f64) / per_row
+        );
+    }
     println!(
         "                {} fetchers, {} pages/task, {} pages/commit, {} pages in flight per fetcher, store limit {} req/s",
         a.fetchers, a.pages_per_task, a.pages_per_commit, a.fetch_concurrency, a.store_rps
@@ -390,6 +441,18 @@ async fn ingest(a: IngestArgs) -> Result<()> {
         init_ms(inits.last())
     );
     Ok(())
+}
+
+/// The bytes of the objects under `prefix` whose key ends with `suffix`.
+async fn prefix_bytes(sdk: &aws_config::SdkConfig, bucket: &str, prefix: &str, suffix: &str) -> Result<u64> {
+    let s3 = aws_sdk_s3::Client::new(sdk);
+    let mut pages = s3.list_objects_v2().bucket(bucket).prefix(prefix).into_paginator().send();
+    let mut total = 0u64;
+    while let Some(page) = pages.next().await {
+        let page = page.with_context(|| format!("listing s3://{bucket}/{prefix}"))?;
+        total += page.contents().iter().filter(|o| o.key().is_some_and(|k| k.ends_with(suffix))).map(|o| o.size().unwrap_or(0).max(0) as u64).sum::<u64>();
+    }
+    Ok(total)
 }
 
 /// One commit's worth of pages through the fetcher's CPU path, written as Parquet in memory.
