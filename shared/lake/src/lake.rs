@@ -291,12 +291,16 @@ impl Lake {
         };
         let log_store = table.log_store();
         let store = log_store.object_store(None);
+        let columns: StructType = schema.as_ref().try_into_kernel().map_err(|e| Error::delta(&uri, e.into()))?;
+        let evolution = match (snapshot, evolved) {
+            (Some(state), true) => Some(Action::Metadata(state.metadata().clone().with_schema(&columns).map_err(|e| Error::delta(&uri, e.into()))?)),
+            _ => None,
+        };
         let staged = write::stage(&store, uri.as_str(), &batch, &partitions, &stats).await?;
         let adds: Vec<Action> = staged.adds.iter().cloned().map(Action::Add).collect();
-        let committed = match snapshot {
+        let committed: std::result::Result<u64, Option<Error>> = match snapshot {
             // The first append creates the table with its rows, in one commit (version 0).
             None => {
-                let columns: StructType = schema.as_ref().try_into_kernel().map_err(|e| Error::delta(&uri, e.into()))?;
                 let created = CreateBuilder::new()
                     .with_log_store(log_store.clone())
                     .with_columns(columns.fields().cloned())
@@ -310,16 +314,11 @@ impl Lake {
                     Ok(t) => Ok(t.version().unwrap_or_default()),
                     // Another writer created it first: a lost race like any other.
                     Err(_) if log_store.is_delta_table_location().await.unwrap_or(false) => Err(None),
-                    Err(e) => Err(Some(e)),
+                    Err(e) => Err(Some(Error::delta(&uri, e))),
                 }
             }
             Some(state) => {
-                let mut actions = Vec::with_capacity(adds.len() + 1);
-                if evolved {
-                    let columns: StructType = schema.as_ref().try_into_kernel().map_err(|e| Error::delta(&uri, e.into()))?;
-                    actions.push(Action::Metadata(state.metadata().clone().with_schema(&columns).map_err(|e| Error::delta(&uri, e.into()))?));
-                }
-                actions.extend(adds);
+                let actions = evolution.into_iter().chain(adds).collect();
                 let operation = DeltaOperation::Write { mode: SaveMode::Append, partition_by: (!partitions.is_empty()).then(|| partitions.iter().map(|p| p.to_string()).collect()), predicate: None };
                 let metadata = append.metadata.iter().map(|m| (COMMIT_METADATA_KEY.to_string(), m.clone())).collect();
                 let txns = append.txn.iter().map(|(app, v)| Transaction::new(app, *v)).collect();
@@ -329,27 +328,21 @@ impl Lake {
                         Ok(v)
                     }
                     Ok(None) => Err(None),
-                    Err(e) => {
-                        // Nothing was committed: the files go, as after a lost race.
-                        for path in &staged.paths {
-                            let _ = store.delete(path).await;
-                        }
-                        return Err(e);
-                    }
+                    Err(e) => Err(Some(e)),
                 }
             }
         };
         match committed {
             Ok(v) => Ok(Written::Committed(v as i64)),
             Err(lost) => {
-                // The commit did not happen (another writer's commit took the version, or the
-                // conflict check refused it): the files uploaded for it belong to nothing.
+                // The commit did not happen (another writer's commit took the version, or it
+                // failed): the files uploaded for it belong to nothing.
                 let mut removed = 0;
                 for path in &staged.paths {
                     match store.delete(path).await {
                         Ok(()) => removed += 1,
                         // Left for maintain's full vacuum (removes unreferenced files past the retention).
-                        Err(e) => tracing::warn!(table = %uri, file = %path, error = %e, "could not remove a file of a lost commit"),
+                        Err(e) => tracing::warn!(table = %uri, file = %path, error = %e, "could not remove a file of a commit that did not happen"),
                     }
                 }
                 match lost {
@@ -357,7 +350,7 @@ impl Lake {
                         tracing::info!(table = %uri, files_removed = removed, files_written = staged.paths.len(), "commit race lost: its files removed");
                         Ok(Written::Conflict)
                     }
-                    Some(e) => Err(Error::delta(&uri, e)),
+                    Some(e) => Err(e),
                 }
             }
         }
