@@ -16,9 +16,13 @@ use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use deltalake::logstore::object_store::ObjectStoreExt;
 use deltalake::parquet::arrow::ProjectionMask;
 use deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use futures::{StreamExt, TryStreamExt};
 use serde_json::Value;
 
 use crate::{Error, Result};
+
+/// Files a lookup reads at once.
+const FILES_AT_ONCE: usize = 8;
 
 /// A value a [`Filter`] compares with.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -175,7 +179,8 @@ pub async fn select(table: &DeltaTable, filter: Option<&Filter>, columns: &[&str
     }
     let read_schema: SchemaRef = Arc::new(Schema::new(read.iter().filter_map(|c| table_schema.field_with_name(c).ok().cloned()).collect::<Vec<Field>>()));
     let store = table.log_store().object_store(None);
-    let mut out = Vec::new();
+    // The files that may hold a matching row.
+    let mut candidates = Vec::new();
     for file in state.log_data().iter() {
         if file.deletion_vector_descriptor().is_some() {
             return Err(query(format!("file {} has a deletion vector, which this reader does not apply", file.path())));
@@ -200,11 +205,21 @@ pub async fn select(table: &DeltaTable, filter: Option<&Filter>, columns: &[&str
                 continue;
             }
         }
-        // One GET per file: the files these lookups read are one commit's worth of rows (a few MB
-        // at most), and one request costs less than the footer and column range requests of an
-        // async reader.
-        let bytes = store.get(&file.object_store_path()).await.map_err(|e| Error::delta_store(&uri, e))?.bytes().await.map_err(|e| Error::delta_store(&uri, e))?;
-        let unreadable = |e: deltalake::parquet::errors::ParquetError| query(format!("reading {}: {e}", file.path()));
+        candidates.push((file.path().to_string(), file.object_store_path(), partitions));
+    }
+    // One GET per file, FILES_AT_ONCE at a time: the files these lookups read are one commit's
+    // worth of rows (a few MB at most), and one request costs less than the footer and column
+    // range requests of an async reader.
+    let bodies: Vec<_> = futures::stream::iter(candidates.iter().map(|(_, path, _)| {
+        let (store, uri) = (&store, &uri);
+        async move { store.get(path).await.map_err(|e| Error::delta_store(uri, e))?.bytes().await.map_err(|e| Error::delta_store(uri, e)) }
+    }))
+    .buffered(FILES_AT_ONCE)
+    .try_collect()
+    .await?;
+    let mut out = Vec::new();
+    for ((name, _, partitions), bytes) in candidates.iter().zip(bodies) {
+        let unreadable = |e: deltalake::parquet::errors::ParquetError| query(format!("reading {name}: {e}"));
         let builder = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(unreadable)?;
         let file_schema = builder.schema().clone();
         let indices: Vec<usize> = read.iter().filter_map(|c| file_schema.index_of(c).ok()).collect();
