@@ -93,6 +93,22 @@ pub enum Attempt<T> {
     Contended,
 }
 
+/// Files uploaded for an append whose commit lost a race: kept so the next attempt, against the
+/// table's new version, commits them again without encoding and uploading the same rows again
+/// (with four fetchers on one table a lost race is common, and re-staging was most of a commit's
+/// cost; issue 20). Reused only for the same rows under the same schema and partitioning;
+/// otherwise removed and staged anew. What is left when the caller stops trying goes with
+/// [`Lake::discard`].
+#[derive(Debug)]
+pub struct Pending {
+    /// The table's store (the paths are relative to the table).
+    store: std::sync::Arc<dyn deltalake::logstore::object_store::ObjectStore>,
+    staged: write::Staged,
+    batch: RecordBatch,
+    schema: deltalake::arrow::datatypes::SchemaRef,
+    partitions: Vec<String>,
+}
+
 /// Attempts of one commit before giving up with [`Error::Contended`] (retryable: the caller's
 /// queue brings the work back later).
 pub const COMMIT_ATTEMPTS: usize = 30;
@@ -116,6 +132,19 @@ const COMMIT_READS_AT_ONCE: usize = 16;
 
 /// The `commitInfo` key of [`Append::metadata`].
 pub const COMMIT_METADATA_KEY: &str = "alkasba";
+
+impl Pending {
+    /// The files a retry loop keeps between its attempts, out of their slot (the lock is never
+    /// held across an await, so a poisoned one, from a panic elsewhere, is still usable).
+    pub fn take(slot: &std::sync::Mutex<Option<Pending>>) -> Option<Pending> {
+        slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+    }
+
+    /// Puts back what [`Pending::take`] took.
+    pub fn put(slot: &std::sync::Mutex<Option<Pending>>, pending: Option<Pending>) {
+        *slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = pending;
+    }
+}
 
 fn join(root: &Url, path: &str) -> Result<Url> {
     let base = root.as_str().trim_end_matches('/');
@@ -275,13 +304,22 @@ impl Lake {
     /// Appends `batch` as one commit carrying `append`'s marker and metadata, failing fast (no
     /// automatic retry) if another writer committed since `table` was read: the caller re-reads,
     /// re-checks its markers and duplicates, and tries again (see [`Lake::commit_with_retries`]).
-    /// Creates the table on first write.
+    /// Creates the table on first write. The files of a commit that did not happen are removed.
     pub async fn try_append(&self, table: DeltaTable, batch: RecordBatch, append: &Append<'_>) -> Result<Written> {
+        let mut pending = None;
+        let written = self.try_append_pending(table, batch, append, &mut pending).await;
+        self.discard(pending).await;
+        written
+    }
+
+    /// [`Lake::try_append`], keeping the files of a lost race in `pending` for the next attempt
+    /// (reused there if it appends the same rows; see [`Pending`]). After the last attempt, pass
+    /// what is left to [`Lake::discard`].
+    pub async fn try_append_pending(&self, table: DeltaTable, batch: RecordBatch, append: &Append<'_>, pending: &mut Option<Pending>) -> Result<Written> {
         let uri = table.table_url().clone();
         let keyring = self.keyring().is_ok_and(|k| k.as_str().trim_end_matches('/') == uri.as_str().trim_end_matches('/'));
         let snapshot = table.snapshot().ok();
         let (schema, evolved) = write::merged_schema(uri.as_str(), snapshot.map(|s| s.snapshot().arrow_schema()).as_deref(), batch.schema().as_ref())?;
-        let batch = write::conform(&batch, &schema)?;
         let properties: &[(&str, &str)] = append.properties.unwrap_or(if keyring { &KEYRING_PROPERTIES } else { &TABLE_PROPERTIES });
         let (stats, partitions): (write::StatsColumns, Vec<&str>) = match snapshot {
             Some(s) => {
@@ -296,7 +334,17 @@ impl Lake {
             (Some(state), true) => Some(Action::Metadata(state.metadata().clone().with_schema(&columns).map_err(|e| Error::delta(&uri, e.into()))?)),
             _ => None,
         };
-        let staged = write::stage(&store, uri.as_str(), &batch, &partitions, &stats).await?;
+        // The files of the last lost race, if they hold these rows under this schema and layout.
+        let t0 = std::time::Instant::now();
+        let reusable = snapshot.is_some() && pending.as_ref().is_some_and(|p| p.schema == schema && p.partitions.iter().eq(partitions.iter()) && p.batch == batch);
+        if !reusable {
+            self.discard(pending.take()).await;
+            let conformed = write::conform(&batch, &schema)?;
+            let staged = write::stage(&store, uri.as_str(), &conformed, &partitions, &stats).await?;
+            *pending = Some(Pending { store: store.clone(), staged, batch, schema: schema.clone(), partitions: partitions.iter().map(|p| p.to_string()).collect() });
+        }
+        let staged_ms = t0.elapsed().as_millis() as u64;
+        let Some(staged) = pending.as_ref().map(|p| &p.staged) else { return Err(Error::InvalidEvent(format!("{uri}: nothing staged"))) };
         let adds: Vec<Action> = staged.adds.iter().cloned().map(Action::Add).collect();
         let committed: std::result::Result<u64, Option<Error>> = match snapshot {
             // The first append creates the table with its rows, in one commit (version 0).
@@ -332,28 +380,40 @@ impl Lake {
                 }
             }
         };
+        tracing::debug!(table = %uri, reused = reusable, staged_ms, commit_ms = (t0.elapsed().as_millis() as u64).saturating_sub(staged_ms), "append attempt");
         match committed {
-            Ok(v) => Ok(Written::Committed(v as i64)),
-            Err(lost) => {
-                // The commit did not happen (another writer's commit took the version, or it
-                // failed): the files uploaded for it belong to nothing.
-                let mut removed = 0;
-                for path in &staged.paths {
-                    match store.delete(path).await {
-                        Ok(()) => removed += 1,
-                        // Left for maintain's full vacuum (removes unreferenced files past the retention).
-                        Err(e) => tracing::warn!(table = %uri, file = %path, error = %e, "could not remove a file of a commit that did not happen"),
-                    }
+            Ok(v) => {
+                // Committed: the files are the table's now.
+                *pending = None;
+                Ok(Written::Committed(v as i64))
+            }
+            Err(None) => {
+                tracing::info!(table = %uri, files = staged.paths.len(), "commit race lost: its files kept for the next attempt");
+                if snapshot.is_none() {
+                    // The table another writer created may differ in schema or layout.
+                    self.discard(pending.take()).await;
                 }
-                match lost {
-                    None => {
-                        tracing::info!(table = %uri, files_removed = removed, files_written = staged.paths.len(), "commit race lost: its files removed");
-                        Ok(Written::Conflict)
-                    }
-                    Some(e) => Err(e),
-                }
+                Ok(Written::Conflict)
+            }
+            Err(Some(e)) => {
+                self.discard(pending.take()).await;
+                Err(e)
             }
         }
+    }
+
+    /// Removes the files of an append that will not be committed (see [`Pending`]).
+    pub async fn discard(&self, pending: Option<Pending>) {
+        let Some(p) = pending else { return };
+        let mut removed = 0;
+        for path in &p.staged.paths {
+            match p.store.delete(path).await {
+                Ok(()) => removed += 1,
+                // Left for maintain's full vacuum (removes unreferenced files past the retention).
+                Err(e) => tracing::warn!(file = %path, error = %e, "could not remove a file of a commit that did not happen"),
+            }
+        }
+        tracing::info!(files_removed = removed, files_written = p.staged.paths.len(), "files of a commit that did not happen removed");
     }
 
     /// Writes a checkpoint when `version` is a multiple of the table's checkpoint interval, as
@@ -387,7 +447,9 @@ impl Lake {
     {
         let mut pauses = ExponentialBuilder::default().with_min_delay(Duration::from_millis(10)).with_max_delay(Duration::from_secs(2)).with_max_times(COMMIT_ATTEMPTS).with_jitter().build();
         for n in 1..=COMMIT_ATTEMPTS {
+            let t = std::time::Instant::now();
             let table = self.current(uri).await?;
+            tracing::debug!(table = %uri, read_ms = t.elapsed().as_millis() as u64, "table brought up to date");
             match attempt(table).await? {
                 Attempt::Done(v) => return Ok(v),
                 Attempt::Contended => {
@@ -410,27 +472,43 @@ impl Lake {
     /// [`Lake::append_once`] with every option of [`Append`]; `append.txn` must be set.
     pub async fn append_once_with(&self, uri: &Url, batch: RecordBatch, append: &Append<'_>) -> Result<bool> {
         let txn = append.txn.clone().ok_or_else(|| Error::InvalidEvent(format!("{uri}: an exactly-once append needs a marker")))?;
-        self.commit_with_retries(uri, |table| {
-            let (batch, txn) = (batch.clone(), &txn);
-            async move {
-                if self.txn_version(&table, &txn.0).await? >= txn.1 {
-                    return Ok::<_, Error>(Attempt::Done(false));
+        let pending = std::sync::Mutex::new(None);
+        let done = self
+            .commit_with_retries(uri, |table| {
+                let (batch, txn, pending) = (batch.clone(), &txn, &pending);
+                async move {
+                    if self.txn_version(&table, &txn.0).await? >= txn.1 {
+                        return Ok::<_, Error>(Attempt::Done(false));
+                    }
+                    let mut p = Pending::take(pending);
+                    let written = self.try_append_pending(table, batch, append, &mut p).await;
+                    Pending::put(pending, p);
+                    Ok(written?.attempt(|_| true))
                 }
-                Ok(self.try_append(table, batch, append).await?.attempt(|_| true))
-            }
-        })
-        .await
+            })
+            .await;
+        self.discard(Pending::take(&pending)).await;
+        done
     }
 
     /// Appends `batch` (no marker), retrying lost commit races (for example two writers creating
     /// the table at once).
     pub async fn append(&self, uri: &Url, batch: RecordBatch, partitions: &[&str]) -> Result<()> {
         let append = Append { partitions, txn: None, metadata: None, properties: None };
-        self.commit_with_retries(uri, |table| {
-            let (batch, append) = (batch.clone(), &append);
-            async move { Ok::<_, Error>(self.try_append(table, batch, append).await?.attempt(|_| ())) }
-        })
-        .await
+        let pending = std::sync::Mutex::new(None);
+        let done = self
+            .commit_with_retries(uri, |table| {
+                let (batch, append, pending) = (batch.clone(), &append, &pending);
+                async move {
+                    let mut p = Pending::take(pending);
+                    let written = self.try_append_pending(table, batch, append, &mut p).await;
+                    Pending::put(pending, p);
+                    Ok::<_, Error>(written?.attempt(|_| ()))
+                }
+            })
+            .await;
+        self.discard(Pending::take(&pending)).await;
+        done
     }
 
     /// The actions of `table`'s commit `version`, `None` when its commit file is gone (cleaned
@@ -717,5 +795,64 @@ mod metadata_tests {
         on_disk.sort();
         assert_eq!(on_disk, referenced, "no file of the lost commit is left");
         assert_eq!(on_disk.len(), 2);
+    }
+
+    /// A lost race keeps its files for the next attempt: the same rows commit them without a
+    /// second upload; other rows replace them (the first set removed); `discard` removes what
+    /// is left.
+    #[tokio::test]
+    async fn the_files_of_a_lost_race_are_committed_by_the_next_attempt_of_the_same_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = format!("file://{}", dir.path().display());
+        let storage = || StorageConfig { endpoint_url: None, region: "us-east-1".into() };
+        let (lake, other) = (Lake::new(&root, storage()).unwrap(), Lake::new(&root, storage()).unwrap());
+        let uri = lake.table("t/reuse").unwrap();
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, true), Field::new("d", DataType::Utf8, true)]));
+        let batch = |v: i64| RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(vec![v])), Arc::new(deltalake::arrow::array::StringArray::from(vec!["x"]))]).unwrap();
+        let append = Append { partitions: &["d"], ..Default::default() };
+        let files = || {
+            let mut f = parquet_files(&dir.path().join("t/reuse"));
+            f.sort();
+            f
+        };
+        lake.append(&uri, batch(1), &["d"]).await.unwrap();
+        let stale = lake.current(&uri).await.unwrap();
+        other.append(&uri, batch(2), &["d"]).await.unwrap();
+        let mut pending = None;
+        assert!(matches!(lake.try_append_pending(stale, batch(3), &append, &mut pending).await.unwrap(), Written::Conflict));
+        let kept = files();
+        assert_eq!(kept.len(), 3, "the lost race's file is kept");
+        // The same rows against the new version: committed with the file already there.
+        let fresh = lake.current(&uri).await.unwrap();
+        assert!(matches!(lake.try_append_pending(fresh, batch(3), &append, &mut pending).await.unwrap(), Written::Committed(2)));
+        assert!(pending.is_none());
+        assert_eq!(files(), kept, "no second upload");
+        let table = lake.current(&uri).await.unwrap();
+        assert_eq!(table.get_file_uris().unwrap().count(), 3);
+
+        // Other rows after a lost race: the kept file goes, the new one is staged.
+        let stale = lake.current(&uri).await.unwrap();
+        other.append(&uri, batch(4), &["d"]).await.unwrap();
+        assert!(matches!(lake.try_append_pending(stale, batch(5), &append, &mut pending).await.unwrap(), Written::Conflict));
+        let committed = lake_files(&lake, &uri).await;
+        let lost = files().into_iter().find(|f| !kept.contains(f) && !committed.contains(f)).unwrap();
+        let fresh = lake.current(&uri).await.unwrap();
+        assert!(matches!(lake.try_append_pending(fresh, batch(6), &append, &mut pending).await.unwrap(), Written::Committed(_)));
+        assert!(!files().contains(&lost), "the file of rows never committed is removed");
+
+        // Given up on: discard removes the kept files.
+        let stale = lake.current(&uri).await.unwrap();
+        other.append(&uri, batch(7), &["d"]).await.unwrap();
+        assert!(matches!(lake.try_append_pending(stale, batch(8), &append, &mut pending).await.unwrap(), Written::Conflict));
+        lake.discard(pending.take()).await;
+        let mut referenced = lake_files(&lake, &uri).await;
+        let mut on_disk = files();
+        referenced.sort();
+        on_disk.sort();
+        assert_eq!(on_disk, referenced, "nothing unreferenced is left");
+    }
+
+    async fn lake_files(lake: &Lake, uri: &Url) -> Vec<String> {
+        lake.current(uri).await.unwrap().get_file_uris().unwrap().map(|u| u.rsplit('/').next().unwrap().to_string()).collect()
     }
 }

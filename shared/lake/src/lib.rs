@@ -22,9 +22,10 @@ mod select;
 mod storage;
 mod table;
 mod write;
+pub use write::parquet_properties;
 
 pub use error::{Error, Result};
-pub use lake::{Append, Attempt, Lake, Written, commit_properties};
+pub use lake::{Append, Attempt, Lake, Pending, Written, commit_properties};
 pub use storage::StorageConfig;
 pub use table::{AppTransaction, Appended, DeltaAppender, MemoryAppender, TableAppender, is_conflict};
 

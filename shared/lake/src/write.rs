@@ -33,7 +33,7 @@ use deltalake::logstore::object_store::path::Path;
 use deltalake::logstore::object_store::{ObjectStore, PutMode, PutOptions, PutPayload};
 use deltalake::logstore::{CommitOrBytes, LogStoreRef};
 use deltalake::parquet::arrow::ArrowWriter;
-use deltalake::parquet::basic::Compression;
+use deltalake::parquet::basic::{Compression, ZstdLevel};
 use deltalake::parquet::file::properties::WriterProperties;
 use deltalake::protocol::DeltaOperation;
 use deltalake::table::state::DeltaTableState;
@@ -149,7 +149,7 @@ pub(crate) async fn stage(store: &Arc<dyn ObjectStore>, uri: &str, batch: &Recor
         for (name, value) in partitions.iter().zip(&values) {
             dir.push_str(&format!("{name}={}/", value.as_deref().unwrap_or("__HIVE_DEFAULT_PARTITION__")));
         }
-        let name = format!("{dir}part-00000-{}-c000.snappy.parquet", uuid::Uuid::new_v4());
+        let name = format!("{dir}part-00000-{}-c000.zstd.parquet", uuid::Uuid::new_v4());
         let path = Path::parse(&name).map_err(|e| Error::Query { uri: uri.to_string(), reason: format!("partition value cannot be a path: {e}") })?;
         let size = bytes.len() as i64;
         staged.paths.push(path.clone());
@@ -277,9 +277,18 @@ fn split(uri: &str, batch: &RecordBatch, partitions: &[&str]) -> Result<Vec<(Par
     Ok(groups.into_iter().collect())
 }
 
-/// One Parquet file in memory (Snappy, as delta-rs writes them).
+/// How the lake's own appends encode Parquet: Zstandard (level 1). Snappy, delta-rs's default,
+/// has no entropy coding: it left base64 ciphertext (every sealed value) at 8 bits per 6 and the
+/// clear nested JSON text barely smaller; Zstandard at its fastest level costs about the same
+/// CPU and stores bronze in about half the bytes (issue 20, docs/benchmarks.md). Every reader we
+/// name (delta-rs, DuckDB, Athena, Trino, Spark) reads it.
+pub fn parquet_properties() -> WriterProperties {
+    WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())).build()
+}
+
+/// One Parquet file in memory ([`parquet_properties`]).
 fn encode(uri: &str, batch: &RecordBatch) -> Result<Vec<u8>> {
-    let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
+    let props = parquet_properties();
     let failed = |e: deltalake::parquet::errors::ParquetError| Error::Query { uri: uri.to_string(), reason: format!("encoding Parquet: {e}") };
     let mut writer = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(props)).map_err(failed)?;
     writer.write(batch).map_err(failed)?;

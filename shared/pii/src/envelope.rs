@@ -98,7 +98,7 @@ impl<K: KeyService> Sealer<K> {
             self.rng.fill(raw.as_mut()).map_err(|_| Error::Crypto("no system randomness".into()))?;
             let mut id = [0u8; 16];
             self.rng.fill(&mut id).map_err(|_| Error::Crypto("no system randomness".into()))?;
-            let key_id: String = id.iter().map(|b| format!("{b:02x}")).collect();
+            let key_id = crate::token::hex(&id);
             let (dk, wrapper) = self.data_key().await?;
             let wrapped_key = seal_with(wrapper, &wrap_aad(&key_id, subject), raw.as_ref())?;
             let row = KeyringRow { subject: subject.to_string(), key_id: key_id.clone(), wrapped_key, kms_blob: dk.blob.clone(), kms_context: self.context.clone(), created_at: Utc::now() };

@@ -28,12 +28,19 @@ impl Tokenizer {
     /// The token of `value` after [`normalize`].
     pub fn token(&self, value: &str) -> String {
         let tag = hmac::sign(&self.key, normalize(value).as_bytes());
-        let mut out = String::with_capacity(32);
-        for b in &tag.as_ref()[..16] {
-            out.push_str(&format!("{b:02x}"));
-        }
-        out
+        hex(&tag.as_ref()[..16])
     }
+}
+
+/// Lower-case hex of `bytes` (tokens and key ids are made for every record: no `format!` per byte).
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[(b >> 4) as usize] as char);
+        out.push(DIGITS[(b & 0xf) as usize] as char);
+    }
+    out
 }
 
 /// The canonical form tokens are computed from: trimmed and lower-cased; a phone number (no

@@ -7,6 +7,7 @@
 //! offers a projection by a path set with `*` for array elements.
 
 use std::collections::BTreeMap;
+use std::fmt::Write;
 
 use serde_json::{Map, Value};
 
@@ -80,57 +81,60 @@ impl ClearFields {
     pub fn split(&self, record: &mut Value) -> Map<String, Value> {
         let mut out = Map::new();
         let mut at = String::new();
-        let taken = record.take();
-        *record = split_node(taken, &self.root, &mut at, &mut out).unwrap_or_else(|| Value::Object(Map::new()));
+        if split_node(record, &self.root, &mut at, &mut out) {
+            out.insert(at, std::mem::replace(record, Value::Object(Map::new())));
+        }
         out
     }
 }
 
-/// `v` with what `node` does not keep moved to `out`; `None` when all of `v` moved.
-fn split_node(v: Value, node: &Node, at: &mut String, out: &mut Map<String, Value>) -> Option<Value> {
-    if node.whole || is_empty(&v) {
-        return Some(v);
+/// Moves what `node` does not keep out of `v`, in place, into `out`; `true` when all of `v` is
+/// to move (the caller moves it, under its own pointer). In place: rebuilding every object
+/// without its sealed fields cost more than all of validation (issue 20).
+fn split_node(v: &mut Value, node: &Node, at: &mut String, out: &mut Map<String, Value>) -> bool {
+    if node.whole || is_empty(v) {
+        return false;
     }
     match (v, node.any.as_deref()) {
         (Value::Object(obj), any) if !node.children.is_empty() || any.is_some() => {
-            let mut kept = Map::with_capacity(obj.len());
-            for (k, val) in obj {
+            let mut gone: Vec<String> = Vec::new();
+            for (k, val) in obj.iter_mut() {
                 let len = at.len();
                 at.push('/');
-                at.push_str(&escape(&k));
-                match node.child(&k) {
-                    Some(c) => {
-                        if let Some(x) = split_node(val, c, at, out) {
-                            kept.insert(k, x);
-                        }
-                    }
-                    None if is_empty(&val) => {
-                        kept.insert(k, val);
-                    }
-                    None => {
-                        out.insert(at.clone(), val);
-                    }
+                if k.contains(['~', '/']) {
+                    at.push_str(&escape(k));
+                } else {
+                    at.push_str(k);
+                }
+                let moves = match node.child(k) {
+                    Some(c) => split_node(val, c, at, out),
+                    None => !is_empty(val),
+                };
+                if moves {
+                    out.insert(at.clone(), val.take());
+                    gone.push(k.clone());
                 }
                 at.truncate(len);
             }
-            Some(Value::Object(kept))
+            for k in gone {
+                obj.remove(&k);
+            }
+            false
         }
         (Value::Array(items), Some(any)) => {
-            let mut kept = Vec::with_capacity(items.len());
-            for (i, item) in items.into_iter().enumerate() {
+            for (i, item) in items.iter_mut().enumerate() {
                 let len = at.len();
-                at.push('/');
-                at.push_str(&i.to_string());
+                // Writing to a String cannot fail.
+                let _ = write!(at, "/{i}");
                 // An element moved whole leaves a null, so the indices of the others hold.
-                kept.push(split_node(item, any, at, out).unwrap_or(Value::Null));
+                if split_node(item, any, at, out) {
+                    out.insert(at.clone(), item.take());
+                }
                 at.truncate(len);
             }
-            Some(Value::Array(kept))
+            false
         }
-        (other, _) => {
-            out.insert(at.clone(), other);
-            None
-        }
+        _ => true,
     }
 }
 

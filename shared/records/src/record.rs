@@ -221,12 +221,22 @@ impl Prepared {
     /// Whose key seals a record: the person named by the stream's `subject`; the record itself
     /// when that field is empty; the stream when it declares no subject (it holds no one's data
     /// by design, and what it seals needs no key per record).
-    fn subject(&self, record: &Value, key: Option<&str>, tokens: &Tokenizer) -> String {
+    fn subject(&self, record: &Value, key: Option<&str>, tokens: &Tokenizer, token_values: &[Option<String>]) -> String {
         let Some(field) = &self.stream.subject else { return format!("stream:{}", self.id) };
+        // The subject is usually a token field too (an order's billing email): its token is
+        // already made.
+        if let Some(Some(t)) = self.stream.tokens.values().position(|p| p == field).and_then(|i| token_values.get(i)) {
+            return t.clone();
+        }
         match record.pointer(field).and_then(Value::as_str).filter(|s| !s.trim().is_empty()) {
             Some(p) => tokens.token(p),
             None => format!("record:{}:{}", self.id, key.unwrap_or("-")),
         }
+    }
+
+    /// The stream's tokens of `record`, in the order of its `tokens` table.
+    fn token_values(&self, record: &Value, tokens: &Tokenizer) -> Vec<Option<String>> {
+        self.stream.tokens.values().map(|p| record.pointer(p).and_then(Value::as_str).filter(|s| !s.trim().is_empty()).map(|s| tokens.token(s))).collect()
     }
 
     /// Where a sealed value of this stream's record `key` (`-` for a record without a complete
@@ -263,8 +273,9 @@ impl Prepared {
     pub async fn protect<K: KeyService>(&self, mut record: Value, tokens: &Tokenizer, sealer: &mut Sealer<K>) -> Result<Protected> {
         let reasons = validate(&self.stream, &record);
         let key = self.key(&record);
-        let subject = self.subject(&record, key.as_deref(), tokens);
-        let token_values = self.stream.tokens.iter().map(|(name, p)| (name.clone(), record.pointer(p).and_then(Value::as_str).filter(|s| !s.trim().is_empty()).map(|s| tokens.token(s)))).collect();
+        let values = self.token_values(&record, tokens);
+        let subject = self.subject(&record, key.as_deref(), tokens, &values);
+        let token_values = self.stream.tokens.keys().cloned().zip(values).collect();
         self.seal(&mut record, key.as_deref(), &subject, sealer).await?;
         Ok(Protected { record, key, tokens: token_values, reasons })
     }
@@ -273,8 +284,8 @@ impl Prepared {
     pub async fn process<K: KeyService>(&self, mut record: Value, origin: Origin<'_>, tokens: &Tokenizer, sealer: &mut Sealer<K>) -> Result<std::result::Result<Row, QuarantineRow>> {
         let reasons = validate(&self.stream, &record);
         let key = self.key(&record);
-        let subject = self.subject(&record, key.as_deref(), tokens);
-        let token_values: Vec<Option<String>> = self.stream.tokens.values().map(|p| record.pointer(p).and_then(Value::as_str).filter(|s| !s.trim().is_empty()).map(|s| tokens.token(s))).collect();
+        let token_values = self.token_values(&record, tokens);
+        let subject = self.subject(&record, key.as_deref(), tokens, &token_values);
         // Read before sealing: they sit inside sealed objects.
         let clear: Vec<Option<String>> = self.stream.clear.values().map(|p| record.pointer(p).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string)).collect();
         let version = match self.version_of(&record) {

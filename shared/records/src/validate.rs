@@ -12,29 +12,72 @@ use serde_json::Value;
 /// `*`). Parents that are missing or null yield nothing below them.
 pub fn resolve<'a>(record: &'a Value, pointer: &str) -> Vec<(String, Option<&'a Value>)> {
     let mut out = Vec::new();
-    walk(record, pointer.split('/').skip(1).collect::<Vec<_>>().as_slice(), String::new(), &mut out);
+    visit(record, pointer, &mut |at, v| out.push((path(at), v)));
     out
 }
 
-fn walk<'a>(v: &'a Value, segs: &[&str], at: String, out: &mut Vec<(String, Option<&'a Value>)>) {
-    let Some((head, rest)) = segs.split_first() else {
-        out.push((at, Some(v)));
+/// One step of a concrete path: a field (as written in the pointer, escaped) or an index.
+#[derive(Clone, Copy)]
+enum Seg<'p> {
+    Field(&'p str),
+    Index(usize),
+}
+
+/// The RFC 6901 pointer of a concrete path.
+fn path(at: &[Seg<'_>]) -> String {
+    let mut s = String::new();
+    for seg in at {
+        s.push('/');
+        match seg {
+            Seg::Field(f) => s.push_str(f),
+            Seg::Index(i) => s.push_str(&i.to_string()),
+        }
+    }
+    s
+}
+
+/// Calls `f` with each value at `pointer` (as [`resolve`]) and its concrete path, which is only
+/// formatted when a reason needs it: validation runs on every record, and building a pointer
+/// string per value was a fifth of ingestion's CPU (issue 20, `alkasba-bench floor --stages`).
+fn visit<'a, 'p>(record: &'a Value, pointer: &'p str, f: &mut impl FnMut(&[Seg<'p>], Option<&'a Value>)) {
+    let mut at = Vec::new();
+    let mut segs = pointer.split('/');
+    segs.next();
+    walk(record, segs, &mut at, f);
+}
+
+fn walk<'a, 'p>(v: &'a Value, mut segs: std::str::Split<'p, char>, at: &mut Vec<Seg<'p>>, f: &mut impl FnMut(&[Seg<'p>], Option<&'a Value>)) {
+    let Some(head) = segs.next() else {
+        f(at, Some(v));
         return;
     };
-    if *head == "*" {
+    if head == "*" {
         if let Value::Array(items) = v {
             for (i, item) in items.iter().enumerate() {
-                walk(item, rest, format!("{at}/{i}"), out);
+                at.push(Seg::Index(i));
+                walk(item, segs.clone(), at, f);
+                at.pop();
             }
         }
         return;
     }
-    let key = head.replace("~1", "/").replace("~0", "~");
-    let next = format!("{at}/{head}");
-    match v.get(key.as_str()) {
-        Some(Value::Null) | None if !rest.is_empty() => {}
-        Some(Value::Null) | None => out.push((next, None)),
-        Some(child) => walk(child, rest, next, out),
+    let child = if head.contains('~') { v.get(head.replace("~1", "/").replace("~0", "~").as_str()) } else { v.get(head) };
+    at.push(Seg::Field(head));
+    let last = segs.clone().next().is_none();
+    match child {
+        Some(Value::Null) | None if !last => {}
+        Some(Value::Null) | None => f(at, None),
+        Some(child) => walk(child, segs, at, f),
+    }
+    at.pop();
+}
+
+/// A concrete path shown as its pointer only when a reason is written.
+struct Lazy<'s, 'p>(&'s [Seg<'p>]);
+
+impl std::fmt::Display for Lazy<'_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&path(self.0))
     }
 }
 
@@ -52,7 +95,8 @@ pub fn timestamp_micros(s: &str) -> Option<i64> {
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
         return Some(t.timestamp_micros());
     }
-    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f").ok().map(|t| t.and_utc().timestamp_micros())
+    // `FromStr` is `%Y-%m-%dT%H:%M:%S%.f` without re-reading a format string per value.
+    s.parse::<chrono::NaiveDateTime>().ok().map(|t| t.and_utc().timestamp_micros())
 }
 
 /// A phone number as WooCommerce's checkout accepts one (`WC_Validation::is_phone`): digits,
@@ -64,7 +108,8 @@ fn is_phone(s: &str) -> bool {
     s.chars().all(|c| c.is_ascii_digit() || c.is_whitespace() || "#_-+/().".contains(c)) && s.chars().any(|c| c.is_ascii_digit())
 }
 
-fn check_value(at: &str, spec: &FieldSpec, v: &Value, reasons: &mut Vec<String>) {
+fn check_value(at: &[Seg<'_>], spec: &FieldSpec, v: &Value, reasons: &mut Vec<String>) {
+    let at = Lazy(at);
     let number = match spec.ty {
         FieldType::String => {
             let Some(s) = v.as_str() else {
@@ -99,7 +144,7 @@ fn check_value(at: &str, spec: &FieldSpec, v: &Value, reasons: &mut Vec<String>)
             }
         },
         FieldType::Decimal => match decimal(v) {
-            Some(d) if d.scale() <= spec.scale as u32 || d.round_dp(spec.scale as u32) == d => d.to_string().parse::<f64>().ok(),
+            Some(d) if d.scale() <= spec.scale as u32 || d.round_dp(spec.scale as u32) == d => rust_decimal::prelude::ToPrimitive::to_f64(&d),
             Some(_) => {
                 reasons.push(format!("{at}: more than {} decimal places", spec.scale));
                 return;
@@ -146,31 +191,39 @@ pub fn validate(stream: &Stream, record: &Value) -> Vec<String> {
         }
     }
     for (pointer, spec) in &stream.schema {
-        for (at, v) in resolve(record, pointer) {
+        visit(record, pointer, &mut |at, v| {
             // WooCommerce writes "" for a value that is not set (a variable product's price, an
             // order's unset date): absent, for every type but text.
             let unset = |v: &Value| matches!(v, Value::String(s) if s.is_empty()) && spec.ty != FieldType::String;
             match v {
                 None | Some(Value::Null) => {
+                    let at = path(at);
                     if spec.required && !reasons.iter().any(|r| r.starts_with(&format!("{at}: primary key"))) {
                         reasons.push(format!("{at}: required"));
                     }
                 }
                 Some(v) if unset(v) => {
                     if spec.required {
-                        reasons.push(format!("{at}: required"));
+                        reasons.push(format!("{}: required", path(at)));
                     }
                 }
-                Some(v) => check_value(&at, spec, v, &mut reasons),
+                Some(v) => check_value(at, spec, v, &mut reasons),
             }
-        }
+        });
     }
     for rule in &stream.rules {
         let Rule::SumEquals { total, terms, tolerance } = rule;
         let Some(t) = record.pointer(total).and_then(decimal) else { continue };
         // Checked arithmetic: crafted amounts near Decimal's limit (about 7.9e28) must give a
         // reason, not a panic that dead-letters the page forever.
-        let sum = terms.iter().flat_map(|term| resolve(record, term)).filter_map(|(_, v)| v.and_then(decimal)).try_fold(Decimal::ZERO, |acc, d| acc.checked_add(d));
+        let mut sum = Some(Decimal::ZERO);
+        for term in terms {
+            visit(record, term, &mut |_, v| {
+                if let Some(d) = v.and_then(decimal) {
+                    sum = sum.and_then(|s| s.checked_add(d));
+                }
+            });
+        }
         let Some(diff) = sum.and_then(|sum| t.checked_sub(sum)).map(|d| d.abs()) else {
             reasons.push(format!("{total}: the sum of {} is out of range", terms.join(" + ")));
             continue;

@@ -6,13 +6,17 @@
 //! alkasba-bench batch [--orders 1000000]
 //! alkasba-bench realtime --stack alkasba-bench [--rate 1000] [--secs 60]
 //! alkasba-bench rate-limit [--store-rps 40] [--fetchers 4] [--secs 90]
+//! alkasba-bench floor [--orders 100000]
 //! ```
 //!
 //! `ingest` measures, on this machine with the simulator and LocalStack beside it:
 //! * end to end: the planner and fetcher binaries under the runner (SQS, S3, KMS on
 //!   LocalStack), from the planner's invocation to the run's completion in the ledger;
-//! * the in-memory floor: the same pages, already in memory, parsed → validated → sealed →
-//!   Arrow → Parquet (in memory), on every core, through the same `process_page` code;
+//! * where the fetchers' time went (fetch, process, keyring, quarantine, bronze; their "task
+//!   done" logs) and the CPU seconds of each process on the shared cores (functions, this
+//!   process with the simulator, LocalStack);
+//! * the floors ([`floor`]): the same pages, already in memory, through our record path, and
+//!   through a bare arrow-json → Parquet pass, on every core;
 //! * KMS requests per 1,000 records (the fetchers' own count, from their "task done" logs);
 //! * each fetcher's peak RSS (`VmHWM`) per task of `pages_per_task` × 100 records;
 //! * fetcher cold start: process start until it asks the runtime API for its first event, for
@@ -20,31 +24,27 @@
 //!   sandbox its own CPU share), and as seen during the run.
 
 mod batch;
+mod cpu;
+mod floor;
 mod rate;
 mod realtime;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use alkasba_ingest::control::Control;
 use alkasba_lake::Lake;
 use alkasba_lake::StorageConfig;
 use alkasba_lake::arrow::array::{Array, Int64Array, TimestampMicrosecondArray};
-use alkasba_lake::arrow::record_batch::RecordBatch;
-use alkasba_pii::{KeyService, LocalKeys, Sealer, Tokenizer, keyring_batch};
-use alkasba_records::record::{Origin, Prepared, Processed, quarantine_batch};
+use alkasba_pii::Tokenizer;
+use alkasba_records::record::Prepared;
 use alkasba_runner::{Outcome, Runner, RunnerConfig};
 use alkasba_sim::{SimConfig, serve};
 use alkasba_sources::{SourceFile, first_url, with_param};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use deltalake::datafusion::prelude::{col, lit};
-use deltalake::parquet::arrow::ArrowWriter;
-use deltalake::parquet::basic::Compression;
-use deltalake::parquet::file::properties::WriterProperties;
-use futures::StreamExt;
 use serde_json::{Value, json};
 
 #[derive(Parser)]
@@ -68,6 +68,9 @@ enum Command {
     /// Several fetchers against a store rate limit they are not told: share of the allowed rate
     /// reached and share of requests answered 429, adaptive pace against a fixed one.
     RateLimit(rate::RateArgs),
+    /// The CPU floors alone, on pages in memory (no LocalStack): our record path and a bare
+    /// arrow-json → Parquet pass over the same pages.
+    Floor(floor::FloorArgs),
 }
 
 #[derive(Args)]
@@ -122,6 +125,7 @@ async fn main() -> Result<()> {
         Command::Batch(a) => batch::run(a).await,
         Command::Realtime(a) => realtime::run(a).await,
         Command::RateLimit(a) => rate::run(a).await,
+        Command::Floor(a) => floor::run(a).await,
     }
 }
 
@@ -243,6 +247,9 @@ async fn ingest(a: IngestArgs) -> Result<()> {
     ] {
         cfg.extra_env.insert(k.into(), v);
     }
+    let ls_pid = cpu::localstack_pid();
+    let me = std::process::id();
+    let cpu_before = (cpu::of_pid("self").unwrap_or(f64::NAN), cpu::of_tree(me).unwrap_or(f64::NAN), ls_pid.and_then(cpu::of_tree).unwrap_or(f64::NAN));
     let runner = Runner::start(cfg).await?;
     let mut reports = runner.subscribe();
     let started_at = chrono::Utc::now();
@@ -273,6 +280,10 @@ async fn ingest(a: IngestArgs) -> Result<()> {
     eprintln!();
     let e2e_secs = (completed_at - started_at.timestamp_micros()) as f64 / 1e6;
     let e2e_rate = fetched as f64 / e2e_secs;
+    let ls_cpu = ls_pid.and_then(cpu::of_tree).unwrap_or(f64::NAN) - cpu_before.2;
+    let bench_cpu = cpu::of_pid("self").unwrap_or(f64::NAN) - cpu_before.0;
+    // The function processes are this process's children (live, or reaped and counted in it).
+    let functions_cpu = cpu::of_tree(me).unwrap_or(f64::NAN) - cpu_before.1 - bench_cpu;
     runner.shutdown().await;
 
     let (mut rss, mut inits, mut tasks) = (Vec::new(), Vec::new(), 0);
@@ -285,13 +296,23 @@ async fn ingest(a: IngestArgs) -> Result<()> {
     }
     let mut kms = 0u64;
     let mut task_records = Vec::new();
+    const PHASES: [&str; 5] = ["fetch_ms", "process_ms", "keyring_ms", "quarantine_ms", "bronze_ms"];
+    let mut phases = [0u64; 5];
+    let mut fetch_ahead_ms = 0u64;
     let log = std::fs::read_to_string(log_dir.join("FetcherFunction.log")).unwrap_or_default();
     for line in log.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()) {
         if line["message"] == "task done" && line["run_id"] == run_id.as_str() {
             kms += line["kms_requests"].as_u64().unwrap_or(0);
             task_records.push(line["fetched"].as_u64().unwrap_or(0));
+            fetch_ahead_ms += line["fetch_ahead_ms"].as_u64().unwrap_or(0);
+            for (sum, name) in phases.iter_mut().zip(PHASES) {
+                *sum += line[name].as_u64().unwrap_or(0);
+            }
         }
     }
+    let phase_total = phases.iter().sum::<u64>().max(1) as f64;
+    let phase_line =
+        PHASES.iter().zip(phases).map(|(n, ms)| format!("{} {:.1} s ({:.0}%)", n.trim_end_matches("_ms"), ms as f64 / 1e3, 100.0 * ms as f64 / phase_total)).collect::<Vec<_>>().join(", ");
     inits.sort();
     let init_ms = |d: Option<&Duration>| d.map(|d| d.as_secs_f64() * 1000.0).unwrap_or(f64::NAN);
     let kms_per_1000 = kms as f64 * 1000.0 / fetched.max(1) as f64;
@@ -317,50 +338,23 @@ async fn ingest(a: IngestArgs) -> Result<()> {
     }
     isolated.sort();
 
-    // ------------------------------------------------------------------ in-memory floor
+    // ------------------------------------------------------------------ in-memory floors
     let store = files.iter().find(|f| f.source.name == "alkasba_store").context("store source")?;
     let orders = store.streams.iter().find(|s| s.name == "orders").context("orders stream")?;
     let mut source = store.source.clone();
     source.base_url = url::Url::parse(&base)?;
     let first = first_url(&source, orders, None, started_at.date_naive());
     let http = reqwest::Client::new();
-    eprintln!("floor: fetching the {pages} pages again into memory (not timed)");
-    let mut raw: Vec<(u64, String, bytes::Bytes)> = futures::stream::iter(1..=pages)
-        .map(|p| {
-            let url = with_param(&first, "page", &p.to_string());
-            let req = http.get(url.clone()).basic_auth(&user, Some(&pass));
-            async move {
-                let body = req.send().await?.error_for_status()?.bytes().await?;
-                Ok::<_, reqwest::Error>((p, url.to_string(), body))
-            }
-        })
-        .buffer_unordered(8)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<std::result::Result<_, _>>()?;
-    raw.sort_by_key(|(p, _, _)| *p);
-    let prep = Arc::new(Prepared::new("alkasba_store", orders));
-    let tokens = Arc::new(Tokenizer::new(&token_key)?);
-    let keys = Arc::new(LocalKeys::random()?);
+    eprintln!("floors: fetching the {pages} pages again into memory (not timed)");
+    let raw = floor::fetch_pages(&first, pages, &user, &pass).await?;
+    let prep = Prepared::new("alkasba_store", orders);
+    let tokens = Tokenizer::new(&token_key)?;
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let groups: Vec<Vec<(u64, String, bytes::Bytes)>> = raw.chunks(a.pages_per_commit.max(1) as usize).map(<[_]>::to_vec).collect();
-    let t = Instant::now();
-    let results = futures::stream::iter(groups.into_iter().map(|group| {
-        let (prep, tokens, keys) = (prep.clone(), tokens.clone(), keys.clone());
-        tokio::spawn(async move { floor_group(&prep, &tokens, keys, group).await })
-    }))
-    .buffer_unordered(threads)
-    .collect::<Vec<_>>()
-    .await;
-    let floor_secs = t.elapsed().as_secs_f64();
-    let (mut floor_records, mut parquet_bytes) = (0u64, 0usize);
-    for r in results {
-        let (n, b) = r??;
-        floor_records += n;
-        parquet_bytes += b;
-    }
-    let floor_rate = floor_records as f64 / floor_secs;
+    let ours_floor = floor::ours(&prep, &tokens, &raw, a.pages_per_commit).await?;
+    let bare_floor = floor::bare(&raw, a.pages_per_commit).await?;
+    drop(raw);
+    let (floor_records, floor_secs, floor_rate, parquet_bytes) = (ours_floor.records, ours_floor.seconds, ours_floor.rate(), ours_floor.parquet_bytes);
+    let bare_rate = bare_floor.rate();
 
     // ------------------------------------------------------------------ anchors, same run
     // The source's own ceiling: a bare sequential client reading the same pages.
@@ -413,10 +407,25 @@ async fn ingest(a: IngestArgs) -> Result<()> {
         "                {} fetchers, {} pages/task, {} pages/commit, {} pages in flight per fetcher, store limit {} req/s",
         a.fetchers, a.pages_per_task, a.pages_per_commit, a.fetch_concurrency, a.store_rps
     );
+    println!("phases          summed over the fetchers' tasks: {phase_line}; commits with the next group's requests in flight beside them: {:.1} s", fetch_ahead_ms as f64 / 1e3);
     println!(
-        "in-memory floor {floor_records} records in {floor_secs:.2} s on {threads} threads = {floor_rate:.0} records/s ({:.1} MB of Parquet); end to end is {:.0}% of it",
+        "CPU             during the run ({e2e_secs:.1} s on {threads} cores = {:.1} CPU s available): fetchers and planner {functions_cpu:.1} s, simulator and runner (this process) {bench_cpu:.1} s, LocalStack {ls_cpu:.1} s",
+        e2e_secs * threads as f64
+    );
+    println!(
+        "in-memory floor {floor_records} records in {floor_secs:.2} s on {threads} threads = {floor_rate:.0} records/s ({:.1} µs CPU per record, {:.1} MB of Parquet); end to end is {:.0}% of it",
+        ours_floor.cpu_seconds * 1e6 / floor_records.max(1) as f64,
         parquet_bytes as f64 / 1e6,
         100.0 * e2e_rate / floor_rate
+    );
+    println!(
+        "bare floor      arrow-json → Parquet over the same pages: {} records in {:.2} s = {bare_rate:.0} records/s ({:.1} µs CPU per record, {:.0} bytes per record); our in-memory path is {:.0}% of it (target ≥ 40%), end to end {:.0}% (target ≥ 30%)",
+        bare_floor.records,
+        bare_floor.seconds,
+        bare_floor.cpu_seconds * 1e6 / bare_floor.records.max(1) as f64,
+        bare_floor.parquet_bytes as f64 / bare_floor.records.max(1) as f64,
+        100.0 * floor_rate / bare_rate,
+        100.0 * e2e_rate / bare_rate
     );
     println!("KMS requests    {kms} for {fetched} records = {kms_per_1000:.2} per 1,000 records");
     println!("fetcher RSS     peak {max_rss} MB over {tasks} invocations (largest batch {max_task} records)");
@@ -453,34 +462,4 @@ async fn prefix_bytes(sdk: &aws_config::SdkConfig, bucket: &str, prefix: &str, s
         total += page.contents().iter().filter(|o| o.key().is_some_and(|k| k.ends_with(suffix))).map(|o| o.size().unwrap_or(0).max(0) as u64).sum::<u64>();
     }
     Ok(total)
-}
-
-/// One commit's worth of pages through the fetcher's CPU path, written as Parquet in memory.
-/// Returns (records, Parquet bytes).
-async fn floor_group<K: KeyService>(prep: &Prepared, tokens: &Tokenizer, keys: Arc<K>, group: Vec<(u64, String, bytes::Bytes)>) -> Result<(u64, usize)> {
-    let run_id = "floor";
-    let mut sealer = Sealer::new(keys, alkasba_pii::kms_context("bench", "orders"));
-    let mut done = Processed::default();
-    let mut urls = Vec::new();
-    for (page, url, body) in &group {
-        let body: Value = serde_json::from_slice(body).with_context(|| format!("page {page} is not JSON"))?;
-        prep.process_page(body, Origin { run_id, page: *page, url }, tokens, &mut sealer, &mut done).await?;
-        urls.push((*page, url.clone()));
-    }
-    let now = chrono::Utc::now();
-    let mut bytes = parquet(&keyring_batch(&sealer.take_new_keys())?)?;
-    if !done.quarantined.is_empty() {
-        let url_of = |p: u64| urls.iter().find(|(q, _)| *q == p).map(|(_, u)| u.clone()).unwrap_or_default();
-        bytes += parquet(&quarantine_batch(&prep.id, &done.quarantined, run_id, url_of, now)?)?;
-    }
-    bytes += parquet(&prep.bronze_batch(&done.rows, run_id, now)?)?;
-    Ok((done.fetched, bytes))
-}
-
-/// The batch as a Snappy Parquet file in memory (delta-rs's default compression).
-fn parquet(batch: &RecordBatch) -> Result<usize> {
-    let props = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
-    let mut w = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(props))?;
-    w.write(batch)?;
-    Ok(w.into_inner()?.len())
 }

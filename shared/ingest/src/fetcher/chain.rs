@@ -38,7 +38,10 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
             // or a page given up on (dead-lettered; its redrive goes on from it).
             let mut stop: Option<(Pages, bool)> = None;
             while (group.len() as u64) < self.settings.pages_per_commit {
-                match run.entry.http.fetch(stream, &url, run.deadline).await {
+                let t = std::time::Instant::now();
+                let fetched = run.entry.http.fetch(stream, &url, run.deadline).await;
+                report.phases.fetch_ms += super::ms_since(t);
+                match fetched {
                     Ok(f) => {
                         let next = next_page(stream, &f.page)?;
                         group.push(PageResult::Ok { page: step, fetched: f });

@@ -4,11 +4,11 @@
 use std::collections::HashSet;
 
 use alkasba_lake::read::Filter;
-use alkasba_lake::{Append, Attempt, Written};
+use alkasba_lake::{Append, Attempt, Pending, Written};
 use alkasba_pii::{KeyService, keyring_batch};
 use chrono::Utc;
 
-use super::{Ingest, PageResult, Run, TaskReport};
+use super::{Ingest, PageResult, Run, TaskReport, ms_since};
 use crate::crash::Step;
 use crate::http::FetchFailure;
 use crate::ports::TaskQueue;
@@ -28,6 +28,7 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
         let mut g = TaskReport::default();
         let mut urls: Vec<(u64, String)> = Vec::new();
         let mut done = Processed::default();
+        let t = std::time::Instant::now();
         for r in group {
             match r {
                 PageResult::Dead { page, failure } => {
@@ -44,21 +45,34 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
                 }
             }
         }
+        report.phases.process_ms += ms_since(t);
         let Processed { rows, quarantined: qrows, fetched, duplicates, max_cursor, .. } = done;
         g.counts.fetched = fetched;
         g.counts.duplicates = duplicates;
         self.settings.crash.hit(Step::BeforeWrite);
-        // Keys first: nothing sealed under a key may be committed before the key.
+        // Keys first: nothing sealed under a key may be committed before the key. The keyring
+        // and quarantine commits go to different tables and both precede bronze: made together.
         let new_keys = run.sealer.take_new_keys();
-        if !new_keys.is_empty() {
-            self.lake.append(&self.lake.keyring()?, keyring_batch(&new_keys).map_err(Error::Pii)?, &[]).await?;
-        }
         let url_of = |p: u64| urls.iter().find(|(q, _)| *q == p).map(|(_, u)| u.clone()).unwrap_or_default();
         g.counts.quarantined = qrows.len() as u64;
-        if !qrows.is_empty() {
-            let batch = quarantine_batch(&prep.id, &qrows, &task.run_id, url_of, now)?;
-            self.lake.append_once(&self.lake.quarantine()?, batch, (app_id.clone(), group_last as i64), &[INGEST_DATE]).await?;
-        }
+        let quarantine = if qrows.is_empty() { None } else { Some(quarantine_batch(&prep.id, &qrows, &task.run_id, url_of, now)?) };
+        let keyring = async {
+            let t = std::time::Instant::now();
+            if !new_keys.is_empty() {
+                self.lake.append(&self.lake.keyring()?, keyring_batch(&new_keys).map_err(Error::Pii)?, &[]).await?;
+            }
+            Ok::<_, Error>(ms_since(t))
+        };
+        let quarantined = async {
+            let t = std::time::Instant::now();
+            if let Some(batch) = quarantine {
+                self.lake.append_once(&self.lake.quarantine()?, batch, (app_id.clone(), group_last as i64), &[INGEST_DATE]).await?;
+            }
+            Ok::<_, Error>(ms_since(t))
+        };
+        let (keyring_ms, quarantine_ms) = tokio::join!(keyring, quarantined);
+        report.phases.keyring_ms += keyring_ms?;
+        report.phases.quarantine_ms += quarantine_ms?;
         self.settings.crash.hit(Step::BeforeBronze);
         // Bronze: re-read, skip pages a racing copy of this task committed, drop rows already in
         // the table (same key and version), commit with the task's marker and its progress; on a
@@ -76,11 +90,14 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
             max_cursor: max_cursor.clone(),
         };
         let (rows, progress, report_conflicts) = (&rows, &progress, std::sync::atomic::AtomicU64::new(0));
+        let pending = &std::sync::Mutex::new(None);
+        let t = std::time::Instant::now();
         let committed = self
             .lake
             .commit_with_retries(&uri, |table| {
                 let (app_id, report_conflicts) = (&app_id, &report_conflicts);
                 async move {
+                    let t1 = std::time::Instant::now();
                     let done = self.lake.txn_version(&table, app_id).await? as u64;
                     if done >= group_last {
                         return Ok::<_, Error>(Attempt::Done(None));
@@ -89,11 +106,16 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
                     let existing = self.existing(&table, prep, &todo).await?;
                     let fresh: Vec<Row> = todo.into_iter().filter(|r| !existing.contains(&(r.key.clone(), r.version.clone()))).cloned().collect();
                     let dups = rows.iter().filter(|r| r.page > done).count() - fresh.len();
+                    tracing::debug!(lookup_ms = t1.elapsed().as_millis() as u64, fresh = fresh.len(), "bronze: markers and duplicates looked up");
                     let p = progress(fresh.len() as u64, g.counts.duplicates + dups as u64);
                     let meta = serde_json::json!({ "progress": p });
                     let batch = prep.bronze_batch(&fresh, &task.run_id, now)?;
                     let append = Append { partitions: &[INGEST_DATE], txn: Some((app_id.clone(), group_last as i64)), metadata: Some(meta), properties: None };
-                    Ok(match self.lake.try_append(table, batch, &append).await? {
+                    // The files of a lost race are committed again when the rows are the same.
+                    let mut kept = Pending::take(pending);
+                    let written = self.lake.try_append_pending(table, batch, &append, &mut kept).await;
+                    Pending::put(pending, kept);
+                    Ok(match written? {
                         Written::Committed(v) => {
                             tracing::debug!(version = v, rows = fresh.len(), pages = ?(group_first..=group_last), "bronze commit");
                             Attempt::Done(Some(p))
@@ -105,7 +127,11 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
                     })
                 }
             })
-            .await?;
+            .await;
+        // Files of a last lost race not committed after all (a racing copy committed the group).
+        self.lake.discard(Pending::take(pending)).await;
+        let committed = committed?;
+        report.phases.bronze_ms += ms_since(t);
         self.settings.crash.hit(Step::AfterCommit);
         report.commit_conflicts += report_conflicts.into_inner();
         // `None`: a racing copy of this task committed the group (its counts are in its commit).

@@ -104,6 +104,37 @@ pub struct TaskReport {
     /// KMS requests the process made while this task ran (one task at a time per fetcher, so
     /// the task's own; the cost figure of envelope encryption).
     pub kms_requests: u64,
+    /// Where the task's time went.
+    #[serde(flatten)]
+    pub phases: Phases,
+}
+
+/// Wall time a task spent in each phase, in milliseconds, summed over its page groups: where
+/// end-to-end time goes (issue 20). Phases follow one another within a task, so they add up to
+/// nearly the task's duration; fetch time of numbered pages is the wall time of the group's
+/// concurrent requests.
+#[derive(Debug, Default, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct Phases {
+    /// Waiting for the source's pages (pace, requests, retries' backoff).
+    pub fetch_ms: u64,
+    /// Wall time of the commits that ran with the next group's requests in flight beside them
+    /// (numbered pages); their own phases are counted below as usual. Not part of the sum.
+    pub fetch_ahead_ms: u64,
+    /// Validating, tokenising and sealing records (the CPU path, `process_page`).
+    pub process_ms: u64,
+    /// Committing new per-person keys to the keyring.
+    pub keyring_ms: u64,
+    /// Committing invalid records to quarantine (at the same time as the keyring: the two
+    /// overlap).
+    pub quarantine_ms: u64,
+    /// Committing to bronze: the duplicate lookup, the Parquet encoding and upload, the commit
+    /// and any lost-race retries.
+    pub bronze_ms: u64,
+}
+
+/// Milliseconds since `t`.
+pub(crate) fn ms_since(t: std::time::Instant) -> u64 {
+    t.elapsed().as_millis() as u64
 }
 
 /// A page's outcome inside a group.
@@ -178,7 +209,8 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
         tracing::info!(run_id = %task.run_id, task = task.task, redrive = task.redrive, pages = report.pages_committed, fetched = report.counts.fetched, valid = report.counts.valid,
             quarantined = report.counts.quarantined, duplicates = report.counts.duplicates, retried_pages = report.counts.retried_pages,
             dead_pages = report.dead_pages.len(), retry_round = ?report.retry_round, commits = report.commits, conflicts = report.commit_conflicts,
-            continued = report.continued, run_completed = report.run_completed, kms_requests = report.kms_requests, "task done");
+            continued = report.continued, run_completed = report.run_completed, kms_requests = report.kms_requests,
+            fetch_ms = report.phases.fetch_ms, fetch_ahead_ms = report.phases.fetch_ahead_ms, process_ms = report.phases.process_ms, keyring_ms = report.phases.keyring_ms, quarantine_ms = report.phases.quarantine_ms, bronze_ms = report.phases.bronze_ms, "task done");
         Ok(report)
     }
 
