@@ -330,7 +330,7 @@ async fn deployed_policies_grant_least_privilege() {
     );
     let overwrite_guard = denies
         .iter()
-        .find(|s| list(&s["Action"]).contains(&"s3:PutObject".into()) && list(&s["Resource"]).iter().any(|r| glob(r, &object("security/keyring/part-00000-x-c000.snappy.parquet"))))
+        .find(|s| list(&s["Action"]).contains(&"s3:PutObject".into()) && list(&s["Resource"]).iter().any(|r| glob(r, &object("security/keyring/part-00000-x-c000.zstd.parquet"))))
         .expect("a deny on unconditional puts of keyring data files");
     assert_eq!(overwrite_guard["Condition"]["Null"]["s3:if-none-match"], "true", "{overwrite_guard}");
     assert_eq!(list(&overwrite_guard["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]).len(), 2, "only maintain and erase rewrite: {overwrite_guard}");

@@ -7,15 +7,6 @@ use alkasba_sources::{FieldSpec, FieldType, Format, Rule, Stream};
 use rust_decimal::Decimal;
 use serde_json::Value;
 
-/// Every value at `pointer`, where `*` stands for each element of an array, with the concrete
-/// pointer it was found at; `None` when the path ends early (a missing field or a non-array under
-/// `*`). Parents that are missing or null yield nothing below them.
-pub fn resolve<'a>(record: &'a Value, pointer: &str) -> Vec<(String, Option<&'a Value>)> {
-    let mut out = Vec::new();
-    visit(record, pointer, &mut |at, v| out.push((path(at), v)));
-    out
-}
-
 /// One step of a concrete path: a field (as written in the pointer, escaped) or an index.
 #[derive(Clone, Copy)]
 enum Seg<'p> {
@@ -36,8 +27,10 @@ fn path(at: &[Seg<'_>]) -> String {
     s
 }
 
-/// Calls `f` with each value at `pointer` (as [`resolve`]) and its concrete path, which is only
-/// formatted when a reason needs it: validation runs on every record, and building a pointer
+/// Calls `f` with every value at `pointer`, where `*` stands for each element of an array, and
+/// its concrete path; `None` when the path ends early (a missing field or a non-array under
+/// `*`); parents that are missing or null yield nothing below them. The path is only formatted
+/// when a reason needs it: validation runs on every record, and building a pointer
 /// string per value was a fifth of ingestion's CPU (issue 20, `alkasba-bench floor --stages`).
 fn visit<'a, 'p>(record: &'a Value, pointer: &'p str, f: &mut impl FnMut(&[Seg<'p>], Option<&'a Value>)) {
     let mut at = Vec::new();

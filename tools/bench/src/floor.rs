@@ -45,6 +45,19 @@ impl Floor {
     pub fn rate(&self) -> f64 {
         self.records as f64 / self.seconds
     }
+
+    /// Records, time, rate, CPU and bytes per record, in one line.
+    pub fn summary(&self, threads: usize) -> String {
+        let n = self.records.max(1) as f64;
+        format!(
+            "{} records in {:.2} s on {threads} threads = {:.0} records/s ({:.1} µs CPU per record, {:.0} bytes of Parquet per record)",
+            self.records,
+            self.seconds,
+            self.rate(),
+            self.cpu_seconds * 1e6 / n,
+            self.parquet_bytes as f64 / n
+        )
+    }
 }
 
 #[derive(Args)]
@@ -93,14 +106,7 @@ pub async fn run(a: FloorArgs) -> Result<()> {
         ours_runs.push(ours(&prep, &tokens, &raw, a.pages_per_commit).await?);
     }
     let ours = best(ours_runs).context("no run")?;
-    println!(
-        "ours  {} records in {:.2} s on {threads} threads = {:.0} records/s ({:.1} µs CPU per record, {:.0} bytes of Parquet per record)",
-        ours.records,
-        ours.seconds,
-        ours.rate(),
-        ours.cpu_seconds * 1e6 / ours.records as f64,
-        ours.parquet_bytes as f64 / ours.records as f64
-    );
+    println!("ours  {}", ours.summary(threads));
     if a.stages {
         stages(&prep, &tokens, &raw).await?;
     }
@@ -112,14 +118,7 @@ pub async fn run(a: FloorArgs) -> Result<()> {
         bare_runs.push(bare(&raw, a.pages_per_commit).await?);
     }
     let bare = best(bare_runs).context("no run")?;
-    println!(
-        "bare  {} records in {:.2} s on {threads} threads = {:.0} records/s ({:.1} µs CPU per record, {:.0} bytes of Parquet per record): arrow-json → Parquet, nothing else",
-        bare.records,
-        bare.seconds,
-        bare.rate(),
-        bare.cpu_seconds * 1e6 / bare.records as f64,
-        bare.parquet_bytes as f64 / bare.records as f64
-    );
+    println!("bare  {}: arrow-json → Parquet, nothing else", bare.summary(threads));
     println!("ours / bare = {:.0}% (target ≥ 40%)", 100.0 * ours.rate() / bare.rate());
     Ok(())
 }
