@@ -402,6 +402,15 @@ impl Lake {
         }
     }
 
+    /// [`Lake::try_append_pending`] for a retry loop, whose attempts keep the files of a lost
+    /// race in `slot` between them (the loop passes what is left to [`Lake::discard`] at its end).
+    pub async fn try_append_kept(&self, table: DeltaTable, batch: RecordBatch, append: &Append<'_>, slot: &std::sync::Mutex<Option<Pending>>) -> Result<Written> {
+        let mut pending = Pending::take(slot);
+        let written = self.try_append_pending(table, batch, append, &mut pending).await;
+        Pending::put(slot, pending);
+        written
+    }
+
     /// Removes the files of an append that will not be committed (see [`Pending`]).
     pub async fn discard(&self, pending: Option<Pending>) {
         let Some(p) = pending else { return };
@@ -480,10 +489,7 @@ impl Lake {
                     if self.txn_version(&table, &txn.0).await? >= txn.1 {
                         return Ok::<_, Error>(Attempt::Done(false));
                     }
-                    let mut p = Pending::take(pending);
-                    let written = self.try_append_pending(table, batch, append, &mut p).await;
-                    Pending::put(pending, p);
-                    Ok(written?.attempt(|_| true))
+                    Ok(self.try_append_kept(table, batch, append, pending).await?.attempt(|_| true))
                 }
             })
             .await;
@@ -499,12 +505,7 @@ impl Lake {
         let done = self
             .commit_with_retries(uri, |table| {
                 let (batch, append, pending) = (batch.clone(), &append, &pending);
-                async move {
-                    let mut p = Pending::take(pending);
-                    let written = self.try_append_pending(table, batch, append, &mut p).await;
-                    Pending::put(pending, p);
-                    Ok::<_, Error>(written?.attempt(|_| ()))
-                }
+                async move { Ok::<_, Error>(self.try_append_kept(table, batch, append, pending).await?.attempt(|_| ())) }
             })
             .await;
         self.discard(Pending::take(&pending)).await;

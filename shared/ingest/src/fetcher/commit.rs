@@ -112,10 +112,7 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
                     let batch = prep.bronze_batch(&fresh, &task.run_id, now)?;
                     let append = Append { partitions: &[INGEST_DATE], txn: Some((app_id.clone(), group_last as i64)), metadata: Some(meta), properties: None };
                     // The files of a lost race are committed again when the rows are the same.
-                    let mut kept = Pending::take(pending);
-                    let written = self.lake.try_append_pending(table, batch, &append, &mut kept).await;
-                    Pending::put(pending, kept);
-                    Ok(match written? {
+                    Ok(match self.lake.try_append_kept(table, batch, &append, pending).await? {
                         Written::Committed(v) => {
                             tracing::debug!(version = v, rows = fresh.len(), pages = ?(group_first..=group_last), "bronze commit");
                             Attempt::Done(Some(p))
