@@ -315,6 +315,12 @@ async fn deployed_policies_grant_least_privilege() {
     assert_eq!(decrypters.len(), 1, "{decrypters:?}");
     assert!(decrypters[0].ends_with(&format!("role/{}-pii-reader", stack.name)), "{decrypters:?}");
 
+    // The public webhook writes nothing to the bucket (issue 20: one queue send per delivery;
+    // realtime applies a replay once).
+    for path in ["_realtime/replay/x", "_realtime/state.json.zst", "bronze/realtime/store_events/part-0.parquet"] {
+        assert!(!allowed(&roles, "s3:PutObject", &object(path)).contains("WebhookRole"), "the webhook can write {path}");
+    }
+
     // The keyring: the writers append, maintain and erase delete, nobody overwrites its log.
     let keyring_file = object("security/keyring/part-0.parquet");
     assert_eq!(allowed(&roles, "s3:PutObject", &keyring_file), set(&["FetcherRole", "RealtimeRole", "MaintainRole", "EraseRole"]));

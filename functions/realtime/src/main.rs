@@ -52,6 +52,7 @@ async fn main() -> Result<(), Error> {
             Ok(report) => tracing::info!(
                 events = report.events,
                 duplicates = report.duplicates,
+                outdated = report.outdated,
                 alerts = report.alerts.len(),
                 generation = report.generation,
                 attempts = report.attempts,

@@ -2,9 +2,8 @@
 
 use std::sync::Arc;
 
-use alkasba_lake::StorageConfig;
 use alkasba_pii::{KmsClient, KmsKeys, Tokenizer};
-use alkasba_realtime::aws::{S3State, SqsEvents};
+use alkasba_realtime::aws::SqsEvents;
 use alkasba_realtime::settings::Settings;
 use alkasba_realtime::webhook::{Request, Webhook};
 use alkasba_runtime::{AwsSecrets, SecretSource};
@@ -17,7 +16,6 @@ async fn main() -> Result<(), Error> {
     alkasba_telemetry::init();
     let settings = Settings::from_env()?;
     let sdk = aws_config::load_from_env().await;
-    let lake = alkasba_lake::Lake::new(&settings.lake_root, StorageConfig::from_env()?)?;
     let secrets = AwsSecrets::new(&sdk, &settings.stack);
     let field = |v: &Value, k: &str, name: &str| v.get(k).and_then(Value::as_str).map(str::to_string).ok_or_else(|| format!("secret {name} has no string {k:?}"));
     let secret_ref = |name: &str| SecretRef { store: SecretStore::SecretsManager, name: name.to_string() };
@@ -28,7 +26,7 @@ async fn main() -> Result<(), Error> {
     let tokens = Tokenizer::new(&field(&token_key, "key", &settings.token_key_secret)?)?;
     let keys = Arc::new(KmsKeys::new(KmsClient::new(&sdk), settings.need(&settings.pii_key_id, "PII_KEY_ID")?));
     let queue = SqsEvents::new(&sdk, settings.need(&settings.queue_url, "STORE_EVENTS_QUEUE_URL")?);
-    let hook = Webhook::new(&hook_secret, settings.signature_mode, settings.tolerance_secs, tokens, keys, queue, S3State::new(&lake)?)?;
+    let hook = Webhook::new(&hook_secret, settings.signature_mode, settings.tolerance_secs, tokens, keys, queue)?;
     tracing::info!("webhook ready");
     let hook = &hook;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {

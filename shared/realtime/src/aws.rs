@@ -1,4 +1,4 @@
-//! The ports on AWS: S3 (state, outbox, live view, replay claims) through the lake's object
+//! The ports on AWS: S3 (state, outbox, live view) through the lake's object
 //! store, Delta tables through the lake's commit loop, SQS and SNS.
 
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use url::Url;
 
 use crate::engine::{AlertPublisher, LakeSink, Outbox, StateStore, Version};
 use crate::state::{Alert, State};
-use crate::webhook::{EventQueue, ReplayGuard};
+use crate::webhook::EventQueue;
 use crate::{Error, Result};
 
 /// Where the real-time objects live under the lake root.
@@ -23,7 +23,6 @@ use crate::{Error, Result};
 pub const STATE: &str = "_realtime/state.json.zst";
 pub const OUTBOX: &str = "_realtime/outbox";
 pub const LIVE: &str = alkasba_lake::layout::LIVE_VIEW;
-pub const REPLAY: &str = "_realtime/replay";
 /// The tables.
 pub const EVENTS_TABLE: &str = layout::STORE_EVENTS;
 pub const ALERTS_TABLE: &str = layout::ALERTS;
@@ -166,23 +165,6 @@ impl StateStore for S3State {
         let body = serde_json::to_vec(view).map_err(|e| state_err(&path, e))?;
         self.store.put(&path, PutPayload::from(body)).await.map_err(|e| state_err(&path, e))?;
         Ok(())
-    }
-}
-
-impl ReplayGuard for S3State {
-    async fn claim(&self, payload_id: &str) -> Result<bool> {
-        // The bucket's lifecycle rule expires claims after two days.
-        let path = Path::from(format!("{REPLAY}/{payload_id}"));
-        match self.store.put_opts(&path, PutPayload::from_static(b"1"), PutOptions { mode: PutMode::Create, ..Default::default() }).await {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => Ok(false),
-            Err(e) => Err(state_err(&path, e)),
-        }
-    }
-
-    async fn release(&self, payload_id: &str) -> Result<()> {
-        let path = Path::from(format!("{REPLAY}/{payload_id}"));
-        self.store.delete(&path).await.map_err(|e| state_err(&path, e))
     }
 }
 

@@ -101,6 +101,8 @@ pub trait AlertPublisher: Send + Sync {
 pub struct BatchReport {
     pub events: usize,
     pub duplicates: usize,
+    /// Deliveries of a record older than the state holds (in the events table, in no window).
+    pub outdated: usize,
     pub alerts: Vec<String>,
     pub generation: u64,
     pub attempts: usize,
@@ -141,6 +143,7 @@ impl<S: StateStore, L: LakeSink, P: AlertPublisher> Engine<S, L, P> {
             let (mut state, version) = self.store.load().await?;
             let applied = state.apply(&events, &self.rules);
             report.duplicates = applied.duplicates;
+            report.outdated = applied.outdated;
             if applied.accepted.is_empty() && applied.alerts.is_empty() {
                 report.generation = state.generation;
                 settled = true;
@@ -189,6 +192,12 @@ impl<S: StateStore, L: LakeSink, P: AlertPublisher> Engine<S, L, P> {
         };
         (report.flushed, report.lake_ms, report.publish_ms) = (flushed, lake_ms, publish_ms);
         report.total_ms = started.elapsed().as_millis() as u64;
+        if report.outdated > 0 {
+            tracing::info!(
+                outdated = report.outdated,
+                "deliveries of a record older than the one applied or modified over an hour before they arrived: in the events table, counted in no window (late or replayed deliveries, deliveries held back by the store, or the store's clock behind ours: `alkasba doctor` checks it)"
+            );
+        }
         // For the dashboard and alarms (EMF in Lambda; nothing where no recorder is installed):
         // events applied, and for each alert raised, the time from its triggering delivery's
         // arrival at the webhook to its publication.

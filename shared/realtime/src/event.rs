@@ -79,6 +79,16 @@ impl StoreEvent {
         self.version.as_ref().and(self.key.as_ref()).map(|k| format!("{resource}:{k}"))
     }
 
+    /// The record's own time (unix seconds) when its version is a timestamp (WooCommerce's
+    /// `date_modified_gmt`, naive UTC, or RFC 3339); `None` otherwise.
+    pub fn record_time(&self) -> Option<i64> {
+        let v = self.version.as_deref()?.trim();
+        if let Ok(t) = DateTime::parse_from_rfc3339(v) {
+            return Some(t.timestamp());
+        }
+        chrono::NaiveDateTime::parse_from_str(v, "%Y-%m-%dT%H:%M:%S%.f").ok().map(|t| t.and_utc().timestamp())
+    }
+
     /// Event time in seconds.
     pub fn at(&self) -> i64 {
         self.received_at_ms.div_euclid(1000)

@@ -1,6 +1,6 @@
 //! The real-time path of Alkasba Lake.
 //!
-//! * [`webhook`]: the `webhook` function's logic: signature ([`signature`]), replay claim,
+//! * [`webhook`]: the `webhook` function's logic: signature ([`signature`]),
 //!   validation and sealing with ingestion's stream definitions, enqueue ([`event`]).
 //! * [`engine`] and [`state`]: the `realtime` function's logic: rolling windows, alert rules
 //!   ([`rules`]), exactly-once application under S3 conditional writes, outbox to the lake

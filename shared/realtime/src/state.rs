@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use roaring::RoaringTreemap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -111,8 +110,12 @@ pub struct State {
     pub customers: BTreeMap<String, Vec<i64>>,
     /// `<rule>:<subject>` → quiet until (event time).
     pub cooldowns: BTreeMap<String, i64>,
-    /// Deliveries applied, per minute of event time (base64 of a portable roaring bitmap).
-    pub seen: BTreeMap<i64, String>,
+    /// Deliveries applied, per minute of acceptance (base64 of the sorted ids, 8 bytes each,
+    /// little-endian): a payload seen anywhere in the history is a replay, whatever minute it
+    /// comes back in. This is the webhook's replay protection (issue 20: the webhook no longer
+    /// writes a claim per delivery).
+    #[serde(default)]
+    pub delivered: BTreeMap<i64, String>,
     /// Outbox objects committed but not yet in the lake.
     pub pending: Vec<PendingRef>,
     /// The last alerts (live view).
@@ -123,17 +126,19 @@ pub struct State {
     pub versions: BTreeMap<String, (String, i64)>,
 }
 
-fn bitmap(s: &str) -> RoaringTreemap {
+// A sorted list of ids, by hand: the ids are the first 8 bytes of a SHA-256, spread over the
+// whole u64 range, where a roaring treemap (used before) keeps one bitmap per id; 8 bytes per id
+// and a binary search is smaller and as fast for an hour of deliveries.
+fn decode_ids(s: &str) -> Vec<u64> {
     use base64::Engine;
-    base64::engine::general_purpose::STANDARD.decode(s).ok().and_then(|b| RoaringTreemap::deserialize_from(&b[..]).ok()).unwrap_or_default()
+    let bytes = base64::engine::general_purpose::STANDARD.decode(s).unwrap_or_default();
+    bytes.chunks_exact(8).map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])).collect()
 }
 
-fn encode(b: &RoaringTreemap) -> String {
+fn encode_ids(ids: &[u64]) -> String {
     use base64::Engine;
-    let mut out = Vec::with_capacity(b.serialized_size());
-    // Writing to a Vec cannot fail.
-    let _ = b.serialize_into(&mut out);
-    base64::engine::general_purpose::STANDARD.encode(out)
+    let bytes: Vec<u8> = ids.iter().flat_map(|i| i.to_le_bytes()).collect();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 fn money(v: Option<&Value>) -> Option<f64> {
@@ -155,6 +160,10 @@ pub struct Applied {
     pub accepted: Vec<StoreEvent>,
     /// Deliveries skipped as already applied.
     pub duplicates: usize,
+    /// Accepted deliveries of a record older than the state holds (an older version than the
+    /// one applied, or older than the history on arrival): kept for the events table, counted
+    /// in no window (see [`State::apply`]).
+    pub outdated: usize,
     /// Alerts raised.
     pub alerts: Vec<Alert>,
 }
@@ -163,31 +172,37 @@ impl State {
     /// Applies `events` (skipping deliveries already applied), then evaluates the window rules.
     pub fn apply(&mut self, events: &[StoreEvent], rules: &RulesFile) -> Applied {
         let mut out = Applied::default();
-        let mut seen: BTreeMap<i64, RoaringTreemap> = BTreeMap::new();
+        // Every minute of the history: a replay is caught whenever it comes back.
+        let mut delivered: BTreeMap<i64, Vec<u64>> = self.delivered.iter().map(|(m, s)| (*m, decode_ids(s))).collect();
+        let mut added: BTreeMap<i64, Vec<u64>> = BTreeMap::new();
         let mut batch_ids = HashSet::new();
         for e in events {
-            let m = minute(e.at());
-            let set = seen.entry(m).or_insert_with(|| self.seen.get(&m).map(|s| bitmap(s)).unwrap_or_default());
             let id = e.dedupe_id();
-            // An event older than the history is outside every window and beyond the dedupe
-            // set: it still goes to the events table (the batch layer dedupes by delivery id).
-            let stale = self.since.is_some() && e.at() < self.now - HISTORY_SECS;
-            if set.contains(id) || !batch_ids.insert(id) {
+            if delivered.values().any(|ids| ids.binary_search(&id).is_ok()) || !batch_ids.insert(id) {
                 out.duplicates += 1;
                 continue;
             }
-            // Strictly older only: WooCommerce's modification time has a one-second resolution,
-            // and two saves in one second are two real changes (the same payload twice is
-            // caught above, by its id).
+            // Accepted before the history began: outside every window and beyond the dedupe
+            // set. A record older than what the state holds counts in no window either: a
+            // version older than the one applied (a late delivery, a replayed capture; strictly
+            // older only: WooCommerce's modification time has a one-second resolution, and two
+            // saves in one second are two real changes, the same payload twice being caught
+            // above by its id), or older than the history when it arrives (a WooCommerce-signed
+            // capture replayed after the dedupe set forgot it: such a signature carries no
+            // time; or a delivery held back that long). All of them still go to the events
+            // table: they happened (the batch layer dedupes by payload id and keeps the newest
+            // version of each record).
+            let late = self.since.is_some() && e.at() < self.now - HISTORY_SECS;
             let slot = e.version_slot();
-            if let (Some(slot), Some(v)) = (&slot, &e.version)
-                && self.versions.get(slot).is_some_and(|(held, _)| v < held)
-            {
-                out.duplicates += 1;
-                continue;
+            let superseded = matches!((&slot, &e.version), (Some(slot), Some(v)) if self.versions.get(slot).is_some_and(|(held, _)| v < held));
+            let outdated = superseded || e.record_time().is_some_and(|t| t < e.at() - HISTORY_SECS);
+            if outdated {
+                out.outdated += 1;
             }
-            if !stale {
-                set.insert(id);
+            if !late {
+                added.entry(minute(e.at())).or_default().push(id);
+            }
+            if !late && !outdated {
                 if let (Some(slot), Some(v)) = (slot, &e.version) {
                     self.versions.insert(slot, (v.clone(), e.at()));
                 }
@@ -198,8 +213,11 @@ impl State {
             }
             out.accepted.push(e.clone());
         }
-        for (m, set) in seen {
-            self.seen.insert(m, encode(&set));
+        for (m, new) in added {
+            let ids = delivered.entry(m).or_default();
+            ids.extend(new);
+            ids.sort_unstable();
+            self.delivered.insert(m, encode_ids(ids));
         }
         if !out.accepted.is_empty() {
             self.evaluate_windows(rules, &mut out.alerts);
@@ -396,7 +414,7 @@ impl State {
     fn prune(&mut self) {
         let from = self.now - HISTORY_SECS;
         self.buckets.retain(|b, _| *b > from);
-        self.seen.retain(|m, _| *m > from - 60);
+        self.delivered.retain(|m, _| *m > from - 60);
         for p in self.products.values_mut() {
             p.minutes.retain(|m, _| *m > from - 60);
         }

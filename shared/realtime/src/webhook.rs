@@ -1,9 +1,11 @@
-//! The `webhook` function's logic: verify, make replays harmless, validate, seal, enqueue; answer
-//! fast. Bad input is a 4xx naming the problem (a payload failing its stream's validation is accepted
+//! The `webhook` function's logic: verify, validate, seal, enqueue: one queue send per delivery,
+//! answered fast. Replays are made harmless downstream: `realtime` applies a payload once
+//! (its state keeps the payloads of the last hour and the newest version of each record; see
+//! [`crate::state::State::apply`]) and the batch layer dedupes the events table by payload id. Bad input is a 4xx naming the problem (a payload failing its stream's validation is accepted
 //! and quarantined instead); only a down dependency is a 5xx (503). WooCommerce
 //! does not retry a failed delivery and disables a webhook after more than five failures in a row
 //! (`WC_Webhook::failed_delivery`; any answer but 2xx, 301 or 302 is one), so a payload already
-//! accepted is answered 200, and the store's webhook creation ping is answered 200.
+//! resent is accepted again (202), and the store's webhook creation ping is answered 200.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -34,14 +36,6 @@ impl<T: EventQueue> EventQueue for Arc<T> {
     async fn send(&self, body: String) -> Result<()> {
         self.as_ref().send(body).await
     }
-}
-
-/// Remembers payloads already accepted, across instances (S3 conditional puts).
-pub trait ReplayGuard: Send + Sync {
-    /// `true` the first time `payload_id` is claimed, `false` after.
-    fn claim(&self, payload_id: &str) -> impl Future<Output = Result<bool>> + Send;
-    /// Forgets a claim whose event could not be enqueued (so a resend is accepted).
-    fn release(&self, payload_id: &str) -> impl Future<Output = Result<()>> + Send;
 }
 
 /// An HTTP request, as the Function URL delivers it.
@@ -105,7 +99,7 @@ struct Session<K> {
 }
 
 /// The webhook handler: built once per instance.
-pub struct Webhook<Q, R, K> {
+pub struct Webhook<Q, K> {
     secret: Vec<u8>,
     mode: Mode,
     tolerance_secs: i64,
@@ -116,13 +110,12 @@ pub struct Webhook<Q, R, K> {
     context: alkasba_pii::KmsContext,
     session: Mutex<Session<K>>,
     queue: Q,
-    guard: R,
 }
 
-impl<Q: EventQueue, R: ReplayGuard, K: KeyService> Webhook<Q, R, K> {
+impl<Q: EventQueue, K: KeyService> Webhook<Q, K> {
     /// A handler checking signatures made with `secret` as `mode` requires (timestamped ones at
     /// most `tolerance_secs` old).
-    pub fn new(secret: &str, mode: Mode, tolerance_secs: i64, tokens: Tokenizer, keys: Arc<K>, queue: Q, guard: R) -> Result<Self> {
+    pub fn new(secret: &str, mode: Mode, tolerance_secs: i64, tokens: Tokenizer, keys: Arc<K>, queue: Q) -> Result<Self> {
         if secret.len() < 16 {
             return Err(Error::Config(format!("the webhook secret is {} bytes; at least 16 are needed", secret.len())));
         }
@@ -142,7 +135,7 @@ impl<Q: EventQueue, R: ReplayGuard, K: KeyService> Webhook<Q, R, K> {
         let (store, _) = stream_of("order").ok_or_else(|| Error::Config("no stream for topic order".into()))?;
         let context = alkasba_pii::kms_context(store, "webhook");
         let session = Session { sealer: Sealer::new(keys.clone(), context.clone()), persons: 0, unsent: Vec::new() };
-        Ok(Self { secret: secret.as_bytes().to_vec(), mode, tolerance_secs, streams, tokens, keys, context, session: Mutex::new(session), queue, guard })
+        Ok(Self { secret: secret.as_bytes().to_vec(), mode, tolerance_secs, streams, tokens, keys, context, session: Mutex::new(session), queue })
     }
 
     /// Handles one delivery received at `now_ms` (unix milliseconds).
@@ -208,33 +201,18 @@ impl<Q: EventQueue, R: ReplayGuard, K: KeyService> Webhook<Q, R, K> {
             version,
         };
         let sealed_us = started.elapsed().as_micros() as u64;
-        match self.guard.claim(&delivery_id).await {
-            Ok(true) => {}
-            Ok(false) => {
-                tracing::info!(delivery = %delivery_id, store_delivery, topic, "payload already accepted: nothing to do");
-                return Reply { status: 200, body: json!({ "duplicate": delivery_id }) };
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "replay guard unavailable");
-                return reply(503, "replay guard unavailable; retry later");
-            }
-        }
         let invalid = event.invalid.clone();
         let body = match serde_json::to_string(&event) {
             Ok(b) => b,
             Err(e) => return reply(500, format!("encoding the event: {e}")),
         };
-        let claimed_us = started.elapsed().as_micros() as u64;
         if let Err(e) = self.queue.send(body).await {
             tracing::error!(error = %e, delivery = %delivery_id, "enqueue failed");
-            if let Err(e) = self.guard.release(&delivery_id).await {
-                tracing::warn!(error = %e, delivery = %delivery_id, "releasing the replay claim failed: a resend of this payload within two days will be taken for a replay");
-            }
             return reply(503, "queue unavailable; retry later");
         }
         session.unsent.clear();
         let sent_us = started.elapsed().as_micros() as u64;
-        tracing::info!(delivery = %delivery_id, store_delivery, topic, sealed_us, claim_us = claimed_us - sealed_us, send_us = sent_us - claimed_us, quarantined = !invalid.is_empty(), "accepted");
+        tracing::info!(delivery = %delivery_id, store_delivery, topic, sealed_us, send_us = sent_us - sealed_us, quarantined = !invalid.is_empty(), "accepted");
         if invalid.is_empty() {
             Reply { status: 202, body: json!({ "accepted": delivery_id }) }
         } else {

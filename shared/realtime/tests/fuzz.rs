@@ -1,7 +1,7 @@
 //! Issue 18: WooCommerce's own payloads (shaped as its documentation gives them) through the
-//! webhook, and fuzzing of bodies and headers. A real-shaped delivery is accepted once and its
-//! personal values never reach the queue in clear; a replay changes nothing; a forged one is a
-//! 401; whatever arrives, the answer is a status the handler documents, never a panic.
+//! webhook, and fuzzing of bodies and headers. A real-shaped delivery is accepted and its
+//! personal values never reach the queue in clear; a resend carries the same payload id (what
+//! `realtime` applies once); a forged one is a 401; whatever arrives, the answer is a status the handler documents, never a panic.
 //!
 //! Cases per property: `PROPTEST_CASES` (256 by default, as in CI); `scripts/fuzz.sh` runs each
 //! with a million (docs/fuzzing.md).
@@ -11,11 +11,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use alkasba_pii::{LocalKeys, Tokenizer};
-use alkasba_realtime::aws::S3State;
 use alkasba_realtime::memory::MemoryQueue;
 use alkasba_realtime::signature::{Mode, sign, sign_woo};
 use alkasba_realtime::webhook::{Request, Webhook};
-use deltalake::logstore::object_store::memory::InMemory;
 use proptest::prelude::*;
 use serde_json::Value;
 
@@ -23,12 +21,12 @@ const SECRET: &str = "test-webhook-secret-0123456789";
 const NOW_MS: i64 = 1_764_000_000_000;
 const PERSONAL: [&str; 6] = ["yasmine.ouazzani@example.net", "Ouazzani", "Derb Sidi Bouloukat", "197.230.41.88", "EE482913", "wc_order_Xq7PzL2mN9vB4"];
 
-type Hook = Webhook<Arc<MemoryQueue>, S3State, LocalKeys>;
+type Hook = Webhook<Arc<MemoryQueue>, LocalKeys>;
 
 fn hook() -> (Hook, Arc<MemoryQueue>) {
     let queue = Arc::new(MemoryQueue::default());
     let tokens = Tokenizer::new("token-key-for-tests-0123456789abcdef").unwrap();
-    let hook = Webhook::new(SECRET, Mode::Woocommerce, 300, tokens, Arc::new(LocalKeys::random().unwrap()), queue.clone(), S3State::over(Arc::new(InMemory::new()))).unwrap();
+    let hook = Webhook::new(SECRET, Mode::Woocommerce, 300, tokens, Arc::new(LocalKeys::random().unwrap()), queue.clone()).unwrap();
     (hook, queue)
 }
 
@@ -51,7 +49,7 @@ fn delivery(topic: &str, body: &[u8], signature: String) -> Request {
 }
 
 #[tokio::test]
-async fn documented_payloads_are_accepted_once_sealed_and_forgeries_refused() {
+async fn documented_payloads_are_accepted_sealed_and_named_by_their_payload_and_forgeries_refused() {
     let (hook, queue) = hook();
     for (name, topic) in [("order", "order.created"), ("customer", "customer.updated"), ("product", "product.updated")] {
         let body = fixture(name);
@@ -64,17 +62,21 @@ async fn documented_payloads_are_accepted_once_sealed_and_forgeries_refused() {
         for p in PERSONAL {
             assert!(!sent[before].contains(p), "{name}: {p} on the queue in clear");
         }
-        // The same payload again (WooCommerce resends on a timeout): nothing enqueued.
+        // The same payload again (WooCommerce resends on a timeout): one more queue send, under
+        // the same payload id, which `realtime` applies once (tests/realtime.rs).
         let r = hook.handle(&delivery(topic, &body, sign_woo(SECRET.as_bytes(), &body)), NOW_MS + 5_000).await;
-        assert_eq!(r.status, 200, "{name}: {:?}", r.body);
-        assert_eq!(queue.sent.lock().unwrap().len(), before + 1);
+        assert_eq!(r.status, 202, "{name}: {:?}", r.body);
+        let sent = queue.sent.lock().unwrap().clone();
+        assert_eq!(sent.len(), before + 2);
+        let id = |m: &str| serde_json::from_str::<Value>(m).unwrap()["delivery_id"].as_str().unwrap().to_string();
+        assert_eq!(id(&sent[before]), id(&sent[before + 1]), "{name}: a resend is named as the first delivery");
         // Signed with another secret, or the body changed after signing: refused.
         let forged = hook.handle(&delivery(topic, &body, sign_woo(b"not-the-shop-secret-0123456789", &body)), NOW_MS).await;
         let mut changed = body.clone();
         changed.extend_from_slice(b" ");
         let tampered = hook.handle(&delivery(topic, &changed, sign_woo(SECRET.as_bytes(), &body)), NOW_MS).await;
         assert_eq!((forged.status, tampered.status), (401, 401), "{name}");
-        assert_eq!(queue.sent.lock().unwrap().len(), before + 1);
+        assert_eq!(queue.sent.lock().unwrap().len(), before + 2);
     }
 }
 

@@ -1,5 +1,5 @@
-//! The real-time path with in-memory ports: webhook refusals, sealing, replays; the engine's
-//! rules, cooldowns, dedupe and outbox. LocalStack runs the same code in tests/tests/realtime.rs.
+//! The real-time path with in-memory ports: webhook refusals, sealing; the engine's rules,
+//! cooldowns, dedupe of replays and outbox. LocalStack runs the same code in tests/tests/realtime.rs.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -40,13 +40,12 @@ fn timestamped(topic: &str, body: &[u8], t: i64) -> Request {
     r
 }
 
-type Hook = Webhook<Arc<MemoryQueue>, S3State, LocalKeys>;
+type Hook = Webhook<Arc<MemoryQueue>, LocalKeys>;
 
 fn webhook_in(mode: Mode) -> (Hook, Arc<MemoryQueue>) {
     let queue = Arc::new(MemoryQueue::default());
-    let guard = S3State::over(Arc::new(InMemory::new()));
     let tokens = Tokenizer::new("token-key-for-tests-0123456789abcdef").unwrap();
-    let hook = Webhook::new(SECRET, mode, 300, tokens, Arc::new(LocalKeys::random().unwrap()), queue.clone(), guard).unwrap();
+    let hook = Webhook::new(SECRET, mode, 300, tokens, Arc::new(LocalKeys::random().unwrap()), queue.clone()).unwrap();
     (hook, queue)
 }
 
@@ -55,7 +54,7 @@ fn webhook() -> (Hook, Arc<MemoryQueue>) {
 }
 
 #[tokio::test]
-async fn a_woocommerce_delivery_is_sealed_and_enqueued_once_and_a_resend_changes_nothing() {
+async fn a_woocommerce_delivery_is_sealed_and_enqueued_and_a_resend_is_applied_once() {
     let (hook, queue) = webhook();
     let st = store();
     let order = st.render(Resource::Orders, 1);
@@ -74,19 +73,28 @@ async fn a_woocommerce_delivery_is_sealed_and_enqueued_once_and_a_resend_changes
     assert_eq!(e.record["line_items"][0]["product_id"], order["line_items"][0]["product_id"], "what the rules read stays in clear");
     assert!(e.tokens["email_token"].is_some());
     assert_eq!(e.keys.len(), 1, "the person key travels with its first event");
-    // The same payload again, under another delivery id (a resend, or a replay): answered 200 so
-    // WooCommerce does not count a failure, and nothing is enqueued.
-    let r = hook.handle(&request("order.created", &body, "77aa0c31"), NOW_MS + 2000).await;
-    assert_eq!((r.status, &r.body["duplicate"]), (200, &json!(e.delivery_id)), "{:?}", r.body);
-    assert_eq!(queue.sent.lock().unwrap().len(), 1);
+    // The same payload again, under another delivery id (a resend, or a replay), now and in a
+    // later minute: accepted (one queue send each, no write to claim it), named by the payload.
+    for later in [2_000, 40 * 60_000] {
+        let r = hook.handle(&request("order.created", &body, "77aa0c31"), NOW_MS + later).await;
+        assert_eq!((r.status, &r.body["accepted"]), (202, &json!(e.delivery_id)), "{:?}", r.body);
+    }
+    let resent: Vec<StoreEvent> = queue.sent.lock().unwrap().drain(..).map(|m| serde_json::from_str(&m).unwrap()).collect();
+    assert_eq!(resent.len(), 3);
+    // `realtime` applies it once, whichever batch and minute each copy arrives in.
+    let engine = engine();
+    let first = engine.process(resent[..2].to_vec()).await.unwrap();
+    assert_eq!((first.events, first.duplicates), (1, 1), "{first:?}");
+    let later = engine.process(resent[2..].to_vec()).await.unwrap();
+    assert_eq!((later.events, later.duplicates), (0, 1), "40 minutes later: {later:?}");
     // Another payload in the same second shares WooCommerce's delivery id: it is a new event.
     let mut changed = order.clone();
     changed["status"] = json!(if order["status"] == "completed" { "processing" } else { "completed" });
     let r = hook.handle(&request("order.updated", &serde_json::to_vec(&changed).unwrap(), "5f1c9e0a"), NOW_MS).await;
     assert_eq!(r.status, 202, "{:?}", r.body);
     let sent = queue.sent.lock().unwrap().clone();
-    assert_eq!(sent.len(), 2);
-    let again: StoreEvent = serde_json::from_str(&sent[1]).unwrap();
+    assert_eq!(sent.len(), 1);
+    let again: StoreEvent = serde_json::from_str(&sent[0]).unwrap();
     assert_ne!(again.delivery_id, e.delivery_id);
     assert!(again.keys.is_empty(), "a key already sent is not sent again");
 }
@@ -340,8 +348,9 @@ async fn a_quiet_baseline_raises_nothing_and_every_event_reaches_the_lake_once()
 }
 
 /// Issue 18: a delivery carrying an older version of a record than the one applied (a late
-/// WooCommerce retry, a replayed capture with another body) changes nothing; the same version
-/// with other content (two saves in one second) is a real change.
+/// WooCommerce retry, a replayed capture with another body) changes no window (issue 20: it is
+/// still kept in the events table); the same version with other content (two saves in one
+/// second) is a real change.
 #[tokio::test]
 async fn an_older_version_of_a_record_changes_nothing() {
     let e = engine();
@@ -357,10 +366,44 @@ async fn an_older_version_of_a_record_changes_nothing() {
     version(&mut f, "order.created", T0 + 2_000, "pending", "2026-11-20T09:16:00");
     version(&mut f, "order.updated", T0 + 3_000, "completed", "2026-11-20T09:16:05");
     let r = e.process(f.events.clone()).await.unwrap();
-    assert_eq!(r.events, 2, "the newest version and a same-second change: {r:?}");
-    assert_eq!(r.duplicates, 2, "the two older ones: {r:?}");
-    let held = e.store.load().await.unwrap().0.versions;
-    assert_eq!(held.get("order:77").map(|(v, _)| v.as_str()), Some("2026-11-20T09:16:05"));
+    assert_eq!((r.events, r.duplicates), (4, 0), "every delivery to the events table: {r:?}");
+    assert_eq!(r.outdated, 2, "the two older ones count in no window: {r:?}");
+    let state = e.store.load().await.unwrap().0;
+    assert_eq!(state.versions.get("order:77").map(|(v, _)| v.as_str()), Some("2026-11-20T09:16:05"));
+    assert_eq!(state.window(state.now, 3_600).failed, 0, "the older 'failed' state was not counted");
+}
+
+/// Issue 20: the webhook no longer claims each payload, so a capture replayed after the dedupe
+/// set has forgotten it (an hour: a WooCommerce signature carries no time) reaches the engine
+/// again: its record's version is then older than the history, so it goes to the events table
+/// (where the batch layer dedupes by payload id) but counts in no window and raises nothing.
+#[tokio::test]
+async fn a_replay_after_the_history_counts_in_no_window() {
+    let e = engine();
+    let modified = chrono::NaiveDateTime::parse_from_str("2026-11-20T09:16:05", "%Y-%m-%dT%H:%M:%S").unwrap().and_utc().timestamp_millis();
+    let mut f = Feed { next: 0, events: vec![] };
+    f.order(modified + 3_000, 2, 9_500.0, "a-new-customer");
+    let original = {
+        let last = f.events.last_mut().unwrap();
+        (last.key, last.version) = (Some("77".into()), Some("2026-11-20T09:16:05".into()));
+        last.clone()
+    };
+    let r = e.process(f.events.clone()).await.unwrap();
+    assert_eq!((r.events, r.outdated, r.alerts.len()), (1, 0, 1), "a large first order: {r:?}");
+    // Two hours on, other orders have moved the history past it.
+    let later = modified + 2 * 3_600_000;
+    let mut g = Feed { next: 100, events: vec![] };
+    g.steady(later, 5, 1);
+    e.process(g.events.clone()).await.unwrap();
+    let orders = |s: &alkasba_realtime::state::State| s.window(s.now, 7_200).orders;
+    let before = orders(&e.store.load().await.unwrap().0);
+    let mut replay = original.clone();
+    replay.received_at_ms = later + 10_000;
+    replay.signed_at = replay.received_at_ms / 1000;
+    let r = e.process(vec![replay]).await.unwrap();
+    assert_eq!((r.events, r.outdated, r.alerts.len()), (1, 1, 0), "to the events table, nowhere else: {r:?}");
+    assert_eq!(orders(&e.store.load().await.unwrap().0), before, "no window counts it");
+    assert_eq!(kinds(&e), vec!["large_first_order".to_string()]);
 }
 
 #[tokio::test]

@@ -44,8 +44,8 @@ pub struct RealtimeArgs {
     /// Alert rules of the realtime function (calibrated to the simulator's store).
     #[arg(long, default_value = "tools/bench/alerts-bench.toml")]
     rules: PathBuf,
-    /// Seconds spent first measuring LocalStack's own ceiling for the webhook's two calls (a
-    /// create-if-absent S3 PUT and an SQS send per delivery); 0 skips it.
+    /// Seconds spent first measuring LocalStack's own ceiling for the webhook's one call per
+    /// delivery (an SQS send of an event's size); 0 skips it.
     #[arg(long, default_value_t = 15)]
     ceiling_secs: u64,
     /// LocalStack.
@@ -74,7 +74,7 @@ pub async fn run(a: RealtimeArgs) -> Result<()> {
     }
     let out = |k: &str| outputs.get(k).cloned().with_context(|| format!("stack output {k}"));
 
-    let ceiling = if a.ceiling_secs > 0 { Some(localstack_ceiling(&sdk, &out("LakeBucketName")?, &a.stack, a.instances, Duration::from_secs(a.ceiling_secs)).await?) } else { None };
+    let ceiling = if a.ceiling_secs > 0 { Some(localstack_ceiling(&sdk, &a.stack, a.instances, Duration::from_secs(a.ceiling_secs)).await?) } else { None };
 
     let mut sim = SimConfig::small(42, 20_000);
     sim.credentials.webhook_secret = field(&secret_json(&sdk, &format!("{}/store/webhook-secret", a.stack)).await?, "secret")?;
@@ -134,6 +134,11 @@ pub async fn run(a: RealtimeArgs) -> Result<()> {
     incidents.push(json!({"at_secs": a.secs / 2 + 1, "kind": "competitor_undercut"}));
     let client = reqwest::Client::new();
     eprintln!("sending {} deliveries/s for {} s to {url} ({} incidents)", a.rate, a.secs, incidents.len());
+    // CPU seconds while the store sends: the functions (this process's children), this process
+    // (the simulator and the runner) and LocalStack share the two cores.
+    let (me, ls_pid) = (std::process::id(), crate::cpu::localstack_pid());
+    let cpu_now = || (crate::cpu::of_pid("self").unwrap_or(f64::NAN), crate::cpu::of_tree(me).unwrap_or(f64::NAN), ls_pid.and_then(crate::cpu::of_tree).unwrap_or(f64::NAN));
+    let cpu_before = cpu_now();
     let started = Instant::now();
     let r = client.post(format!("{base}/_sim/webhooks/start")).json(&json!({"url": url, "rate": a.rate, "duration_secs": a.secs, "concurrency": a.in_flight, "incidents": incidents})).send().await?;
     if !r.status().is_success() {
@@ -148,6 +153,9 @@ pub async fn run(a: RealtimeArgs) -> Result<()> {
         tokio::time::sleep(Duration::from_secs(1)).await;
     };
     let send_secs = started.elapsed().as_secs_f64();
+    let cpu_after = cpu_now();
+    let (own_cpu, ls_cpu) = (cpu_after.0 - cpu_before.0, cpu_after.2 - cpu_before.2);
+    let functions_cpu = cpu_after.1 - cpu_before.1 - own_cpu;
     eprintln!();
     let deliveries = log["deliveries"].as_array().context("webhook log")?;
     // Events are named by their payload: the HMAC the store signed it with, in hex.
@@ -252,9 +260,17 @@ pub async fn run(a: RealtimeArgs) -> Result<()> {
         percentile(&latencies, 0.99),
         latencies.last().copied().unwrap_or(f64::NAN)
     );
+    println!(
+        "CPU seconds while sending ({send_secs:.0} s × 2 cores = {:.0} available): webhook + realtime {functions_cpu:.0}, simulator + runner {own_cpu:.0}, LocalStack {ls_cpu:.0}",
+        2.0 * send_secs
+    );
     println!("peak RSS (MB): {peak:?}; invocations: {invocations:?}; state object {:.0} KB", state_bytes as f64 / 1024.0);
     if let Some(c) = ceiling {
-        println!("LocalStack ceiling for the webhook's calls ({} clients, no webhook, no realtime): {c:.0} deliveries/s (create-if-absent S3 PUT + SQS send each)", a.instances);
+        println!(
+            "LocalStack ceiling for the webhook's call ({} clients, no webhook, no realtime): {c:.0} deliveries/s (one SQS send of {CEILING_BODY_BYTES} bytes each); accepted/ceiling {:.0}%",
+            a.instances,
+            100.0 * accepted_rate / c
+        );
     }
     println!();
     println!(
@@ -270,24 +286,28 @@ pub async fn run(a: RealtimeArgs) -> Result<()> {
     Ok(())
 }
 
-/// What LocalStack alone sustains for the webhook's per-delivery calls: `clients` loops each
-/// claiming a fresh S3 key (create-if-absent, as the replay claim does) and sending one SQS
-/// message, for `secs`. Deliveries per second; the scratch queue and keys are removed after.
-async fn localstack_ceiling(sdk: &aws_config::SdkConfig, bucket: &str, stack: &str, clients: usize, secs: Duration) -> Result<f64> {
-    let s3 = aws_sdk_s3::Client::new(sdk);
+/// The size of the ceiling's messages: a sealed order event as the webhook enqueues it is
+/// 3-5 KB (the record, its sealed personal fields, tokens; a first event of a person also
+/// carries the wrapped key).
+const CEILING_BODY_BYTES: usize = 4_096;
+
+/// What LocalStack alone sustains for the webhook's per-delivery call: `clients` loops each
+/// sending one SQS message of an event's size, for `secs`. Deliveries per second; the scratch
+/// queue is removed after.
+async fn localstack_ceiling(sdk: &aws_config::SdkConfig, stack: &str, clients: usize, secs: Duration) -> Result<f64> {
     let sqs = aws_sdk_sqs::Client::new(sdk);
     let queue = sqs.create_queue().queue_name(format!("{stack}-bench-ceiling")).send().await?.queue_url().unwrap_or_default().to_string();
     eprintln!("measuring LocalStack's ceiling for {} s ({clients} clients)", secs.as_secs());
     let started = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..clients {
-        let (s3, sqs, queue, bucket) = (s3.clone(), sqs.clone(), queue.clone(), bucket.to_string());
+        let (sqs, queue) = (sqs.clone(), queue.clone());
         tasks.push(tokio::spawn(async move {
             let mut n = 0u64;
             while started.elapsed() < secs {
-                let key = format!("_bench/ceiling/{c}/{n}");
-                s3.put_object().bucket(&bucket).key(&key).if_none_match("*").body(b"1".to_vec().into()).send().await?;
-                sqs.send_message().queue_url(&queue).message_body(format!("{{\"n\":{n}}}")).send().await?;
+                let head = format!("{{\"client\":{c},\"n\":{n},\"pad\":\"");
+                let body = format!("{head}{}\"}}", "x".repeat(CEILING_BODY_BYTES.saturating_sub(head.len() + 2)));
+                sqs.send_message().queue_url(&queue).message_body(body).send().await?;
                 n += 1;
             }
             Ok::<u64, anyhow::Error>(n)
@@ -299,13 +319,5 @@ async fn localstack_ceiling(sdk: &aws_config::SdkConfig, bucket: &str, stack: &s
     }
     let rate = total as f64 / started.elapsed().as_secs_f64();
     sqs.delete_queue().queue_url(&queue).send().await?;
-    let listed = s3.list_objects_v2().bucket(bucket).prefix("_bench/ceiling/").into_paginator().send().collect::<Vec<_>>().await;
-    for page in listed {
-        let keys: Vec<_> = page?.contents().iter().filter_map(|o| o.key().map(str::to_string)).collect();
-        for chunk in keys.chunks(1000) {
-            let objects = chunk.iter().map(|k| aws_sdk_s3::types::ObjectIdentifier::builder().key(k).build()).collect::<std::result::Result<Vec<_>, _>>()?;
-            s3.delete_objects().bucket(bucket).delete(aws_sdk_s3::types::Delete::builder().set_objects(Some(objects)).build()?).send().await?;
-        }
-    }
     Ok(rate)
 }
