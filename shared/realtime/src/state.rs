@@ -190,8 +190,9 @@ impl State {
             // above by its id), or older than the history when it arrives (a WooCommerce-signed
             // capture replayed after the dedupe set forgot it: such a signature carries no
             // time; or a delivery held back that long). All of them still go to the events
-            // table: they happened (the batch layer dedupes by payload id and keeps the newest
-            // version of each record).
+            // table: they happened, and a reader orders a record's events by version. (A capture
+            // replayed after the hour is then in the table twice under one payload id: readers
+            // count distinct `delivery_id`s.)
             let late = self.since.is_some() && e.at() < self.now - HISTORY_SECS;
             let slot = e.version_slot();
             let superseded = matches!((&slot, &e.version), (Some(slot), Some(v)) if self.versions.get(slot).is_some_and(|(held, _)| v < held));

@@ -1,11 +1,12 @@
 //! The `webhook` function's logic: verify, validate, seal, enqueue: one queue send per delivery,
-//! answered fast. Replays are made harmless downstream: `realtime` applies a payload once
-//! (its state keeps the payloads of the last hour and the newest version of each record; see
-//! [`crate::state::State::apply`]) and the batch layer dedupes the events table by payload id. Bad input is a 4xx naming the problem (a payload failing its stream's validation is accepted
-//! and quarantined instead); only a down dependency is a 5xx (503). WooCommerce
-//! does not retry a failed delivery and disables a webhook after more than five failures in a row
-//! (`WC_Webhook::failed_delivery`; any answer but 2xx, 301 or 302 is one), so a payload already
-//! resent is accepted again (202), and the store's webhook creation ping is answered 200.
+//! answered fast. Replays are made harmless downstream: `realtime` applies a payload once (its
+//! state keeps the payloads of the last hour and the newest version of each record; see
+//! [`crate::state::State::apply`]). Bad input is a 4xx naming the problem (a payload failing its
+//! stream's validation is accepted and quarantined instead); only a down dependency is a 5xx
+//! (503). WooCommerce does not retry a failed delivery and disables a webhook after more than
+//! five failures in a row (`WC_Webhook::failed_delivery`; any answer but 2xx, 301 or 302 is
+//! one), so a payload resent is accepted again (202), and the store's webhook creation ping is
+//! answered 200.
 
 use std::collections::HashMap;
 use std::future::Future;

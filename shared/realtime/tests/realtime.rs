@@ -376,7 +376,7 @@ async fn an_older_version_of_a_record_changes_nothing() {
 /// Issue 20: the webhook no longer claims each payload, so a capture replayed after the dedupe
 /// set has forgotten it (an hour: a WooCommerce signature carries no time) reaches the engine
 /// again: its record's version is then older than the history, so it goes to the events table
-/// (where the batch layer dedupes by payload id) but counts in no window and raises nothing.
+/// (where it then sits twice under one payload id) but counts in no window and raises nothing.
 #[tokio::test]
 async fn a_replay_after_the_history_counts_in_no_window() {
     let e = engine();
