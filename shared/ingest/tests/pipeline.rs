@@ -44,7 +44,8 @@ async fn bronze_equals_the_truth_and_personal_data_is_sealed() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = SimConfig::small(7, 3_000);
     cfg.invalid_rate = 0.03;
-    let tuning = Tuning { pages_per_task: 6, pages_per_commit: 3, ..Tuning::default() };
+    // Two of a group's three pages fetched ahead: the third is fetched when the group's turn comes.
+    let tuning = Tuning { pages_per_task: 6, pages_per_commit: 3, fetch_ahead_pages: 2, ..Tuning::default() };
     let local = testkit::local(cfg, dir.path(), tuning).await;
     let (ingest, base) = (&local.ingest, local.base.clone());
 

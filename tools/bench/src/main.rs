@@ -97,6 +97,9 @@ struct IngestArgs {
     /// Pages one fetcher requests at once.
     #[arg(long, default_value_t = 4)]
     fetch_concurrency: usize,
+    /// Pages of the next group fetched while a group commits (the fetcher's FETCH_AHEAD_PAGES).
+    #[arg(long, default_value_t = 10)]
+    fetch_ahead_pages: u64,
     /// The store's request rate limit for this run (the shipped source file allows 50/s, a
     /// polite production setting that would cap ingestion at 5,000 records/s per fetcher).
     #[arg(long, default_value_t = 2_000)]
@@ -244,6 +247,7 @@ async fn ingest(a: IngestArgs) -> Result<()> {
         ("PAGES_PER_TASK", a.pages_per_task.to_string()),
         ("PAGES_PER_COMMIT", a.pages_per_commit.to_string()),
         ("FETCH_CONCURRENCY", a.fetch_concurrency.to_string()),
+        ("FETCH_AHEAD_PAGES", a.fetch_ahead_pages.to_string()),
     ] {
         cfg.extra_env.insert(k.into(), v);
     }
@@ -404,8 +408,8 @@ async fn ingest(a: IngestArgs) -> Result<()> {
         );
     }
     println!(
-        "                {} fetchers, {} pages/task, {} pages/commit, {} pages in flight per fetcher, store limit {} req/s",
-        a.fetchers, a.pages_per_task, a.pages_per_commit, a.fetch_concurrency, a.store_rps
+        "                {} fetchers, {} pages/task, {} pages/commit ({} fetched ahead), {} pages in flight per fetcher, store limit {} req/s",
+        a.fetchers, a.pages_per_task, a.pages_per_commit, a.fetch_ahead_pages, a.fetch_concurrency, a.store_rps
     );
     println!("phases          summed over the fetchers' tasks: {phase_line}; commits with the next group's requests in flight beside them: {:.1} s", fetch_ahead_ms as f64 / 1e3);
     println!(

@@ -37,6 +37,11 @@ pub struct Tuning {
     pub pages_per_commit: u64,
     /// Pages fetched at once by one fetcher.
     pub fetch_concurrency: usize,
+    /// Numbered pages of the next group fetched while a group commits (0: none; at most a
+    /// group): they hide the commit's latency, and each is held parsed in memory meanwhile.
+    /// Half a group of 20 measured best (docs/benchmarks.md, issue 20): a whole group added
+    /// ~20 MB per fetcher and no speed.
+    pub fetch_ahead_pages: u64,
     /// Stop starting work this long before the invocation's deadline.
     pub deadline_margin: Duration,
     /// A run older than this that has not completed is superseded by the next plan.
@@ -56,6 +61,7 @@ impl Default for Tuning {
             pages_per_task: 20,
             pages_per_commit: 20,
             fetch_concurrency: 4,
+            fetch_ahead_pages: 10,
             deadline_margin: Duration::from_secs(20),
             max_run_age: Duration::from_secs(900),
             page_retry_rounds: 4,

@@ -56,7 +56,16 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
             }
             let group_last = (next + per_commit - 1).min(last.max(next));
             let results = match ahead.take() {
-                Some((from, results)) if from == next => results,
+                // The pages fetched ahead, and the rest of the group if they were fewer.
+                Some((from, mut results)) if from == next => {
+                    let have = results.last().map_or(next, |(p, _)| p + 1);
+                    if have <= group_last {
+                        let t = std::time::Instant::now();
+                        results.extend(fetch_pages(&entry.http, stream, &task.url, have..=group_last, run.deadline, concurrency).await);
+                        report.phases.fetch_ms += super::ms_since(t);
+                    }
+                    results
+                }
                 _ => {
                     let t = std::time::Instant::now();
                     let results = fetch_pages(&entry.http, stream, &task.url, next..=group_last, run.deadline, concurrency).await;
@@ -103,9 +112,9 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
                 next = top + 1;
                 // Fetch the next group while this one commits: only pages known to exist (up
                 // to the task's last page, no end seen), and only if this invocation goes on.
-                let more = matches!(cut, Cut::None) && !end && next <= last && Instant::now() < run.deadline;
+                let more = matches!(cut, Cut::None) && !end && next <= last && Instant::now() < run.deadline && self.settings.fetch_ahead_pages > 0;
                 if more {
-                    let ahead_last = (next + per_commit - 1).min(last);
+                    let ahead_last = (next + per_commit.min(self.settings.fetch_ahead_pages) - 1).min(last);
                     let t = std::time::Instant::now();
                     let deadline = run.deadline;
                     let (committed, fetched) =
