@@ -200,6 +200,7 @@ pub async fn run(a: BatchArgs) -> Result<()> {
     let lake = local.ingest.lake.clone();
 
     let store = ["alkasba_store.products", "alkasba_store.customers", "alkasba_store.orders", "alkasba_store.refunds"];
+    let mut memory: Vec<(&str, crate::mem::Step)> = Vec::new();
     let (load_secs, transform_secs, silver_orders, silver_lines) = match &reused {
         Some(m) => {
             (m["load_secs"].as_f64().unwrap_or(0.0), m["transform_secs"].as_f64().unwrap_or(0.0), m["silver_orders"].as_u64().unwrap_or(0) as usize, m["silver_lines"].as_u64().unwrap_or(0) as usize)
@@ -216,9 +217,10 @@ pub async fn run(a: BatchArgs) -> Result<()> {
             let load_secs = secs(t);
             eprintln!("loaded bronze in {load_secs:.1} s");
 
-            let t = Instant::now();
+            let (t, m) = (Instant::now(), crate::mem::start());
             let steps = silver::transform(&lake, None, silver::TransformOptions::default(), || true).await?;
             let transform_secs = secs(t);
+            memory.push(("transform, from nothing", crate::mem::end(m)));
             let silver_orders = steps.iter().find(|s| s.table == "orders").map(|s| s.merged).unwrap_or(0);
             let silver_lines = steps.iter().find(|s| s.table == "order_lines").map(|s| s.merged).unwrap_or(0);
             if a.reuse_load {
@@ -232,9 +234,10 @@ pub async fn run(a: BatchArgs) -> Result<()> {
     };
     eprintln!("silver: {silver_orders} orders, {silver_lines} order lines in {transform_secs:.1} s");
 
-    let t = Instant::now();
+    let (t, m) = (Instant::now(), crate::mem::start());
     let marts = gold::aggregate(&lake, &gold_opts, None, || true).await?;
     let full_secs = secs(t);
+    memory.push(("full gold build", crate::mem::end(m)));
     if marts.iter().any(|m| m.mode != "full") {
         bail!("the first gold build was not full: {marts:?}");
     }
@@ -251,12 +254,14 @@ pub async fn run(a: BatchArgs) -> Result<()> {
     for day in 1..=a.inc_days.max(1) {
         reqwest::Client::new().post(format!("{}/_sim/mutate?n={}&over=86400", local.base, per_day * 2)).send().await?.error_for_status()?;
         local.run(&store).await;
-        let t = Instant::now();
+        let (t, m) = (Instant::now(), crate::mem::start());
         silver::transform(&lake, None, silver::TransformOptions::default(), || true).await?;
         let transform_secs = secs(t);
-        let t = Instant::now();
+        memory.push(("incremental transform", crate::mem::end(m)));
+        let (t, m) = (Instant::now(), crate::mem::start());
         inc = gold::aggregate(&lake, &gold_opts, None, || true).await?;
         let gold_secs = secs(t);
+        memory.push(("incremental gold", crate::mem::end(m)));
         let dates = inc.iter().find(|m| m.mart == "daily_sales").map(|m| m.dates).unwrap_or(0);
         eprintln!("day {day}: transform {transform_secs:.2} s, incremental gold {gold_secs:.2} s ({dates} dates)");
         inc_days.push((transform_secs, gold_secs, dates));
@@ -272,9 +277,10 @@ pub async fn run(a: BatchArgs) -> Result<()> {
     // it must equal row for row.
     let kept = dir.join("gold.incremental");
     std::fs::rename(dir.join("gold"), &kept)?;
-    let t = Instant::now();
+    let (t, m) = (Instant::now(), crate::mem::start());
     gold::aggregate(&lake, &gold_opts, None, || true).await?;
     let rebuild_secs = secs(t);
+    memory.push(("full gold rebuild (after the new days)", crate::mem::end(m)));
     for m in gold::MARTS {
         let url = |root: &Path| url::Url::from_directory_path(root.join(m.name)).map_err(|()| anyhow::anyhow!("path {}", root.display()));
         let (a_rows, b_rows) = (table_rows(&url(&kept)?, &lake).await?, table_rows(&url(&dir.join("gold"))?, &lake).await?);
@@ -290,9 +296,10 @@ pub async fn run(a: BatchArgs) -> Result<()> {
     let before = files(&dir);
     let lines_before = live_files(&lake, "silver", "order_lines").await?;
     let q_before = typical_query(&lake).await?;
-    let t = Instant::now();
+    let (t, m) = (Instant::now(), crate::mem::start());
     let reports = maintain::maintain(&lake, None, &maintain::MaintainOptions::default(), || true).await?;
     let maintain_secs = secs(t);
+    memory.push(("maintain", crate::mem::end(m)));
     let lines_after = live_files(&lake, "silver", "order_lines").await?;
     let lines_parts = reports.iter().find(|r| r.table == "silver/order_lines").map(|r| r.partitions).unwrap_or(0);
     let live_before: usize = reports.iter().map(|r| r.files_before).sum();
@@ -338,6 +345,18 @@ pub async fn run(a: BatchArgs) -> Result<()> {
         maintain::MaintainOptions::default().target_size / 1048576
     );
     println!("typical query   top 20 products, last 30 days, gold: {:.1} ms before, {:.1} ms after compaction", q_before * 1000.0, q_after * 1000.0);
+    // One line per kind of step: the largest of its runs (the incremental days run several).
+    let mut worst_memory: Vec<(&str, crate::mem::Step)> = Vec::new();
+    for (name, step) in memory {
+        match worst_memory.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, w)) if step.own() > w.own() => *w = step,
+            Some(_) => {}
+            None => worst_memory.push((name, step)),
+        }
+    }
+    for (name, step) in &worst_memory {
+        println!("memory          {name}: {step}");
+    }
     println!();
     println!(
         "| {} | {} | {transform_secs:.1} s | {full_secs:.2} s | {duck_secs:.2} s | {:.2}x | {inc_secs:.2} s vs {rebuild_secs:.2} s ({:.0}%) | {live_before} → {live_after} (fullest partition {}, {excess} beyond target size) | {:.1} → {:.1} ms |",

@@ -26,6 +26,7 @@
 mod batch;
 mod cpu;
 mod floor;
+mod mem;
 mod rate;
 mod realtime;
 
