@@ -51,3 +51,35 @@ pub fn of_tree(pid: u32) -> Option<f64> {
 pub fn localstack_pid() -> Option<u32> {
     std::fs::read_to_string(".local/localstack.pid").ok()?.trim().parse().ok()
 }
+
+/// CPU seconds so far of this process, its tree and LocalStack's: two of them bracket a run.
+#[derive(Debug, Clone, Copy)]
+pub struct Snapshot {
+    own: f64,
+    tree: f64,
+    localstack: f64,
+}
+
+/// Where a run's CPU seconds went: the functions (this process's children), this process (the
+/// simulator and the runner) and LocalStack.
+#[derive(Debug, Clone, Copy)]
+pub struct Split {
+    pub functions: f64,
+    pub own: f64,
+    pub localstack: f64,
+}
+
+impl Snapshot {
+    /// Now (`NaN` for what `/proc` does not show).
+    pub fn now() -> Self {
+        let me = std::process::id();
+        Self { own: of_pid("self").unwrap_or(f64::NAN), tree: of_tree(me).unwrap_or(f64::NAN), localstack: localstack_pid().and_then(of_tree).unwrap_or(f64::NAN) }
+    }
+
+    /// What each part used since `self`.
+    pub fn split(&self) -> Split {
+        let now = Self::now();
+        let own = now.own - self.own;
+        Split { functions: now.tree - self.tree - own, own, localstack: now.localstack - self.localstack }
+    }
+}

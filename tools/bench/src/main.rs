@@ -252,9 +252,7 @@ async fn ingest(a: IngestArgs) -> Result<()> {
     ] {
         cfg.extra_env.insert(k.into(), v);
     }
-    let ls_pid = cpu::localstack_pid();
-    let me = std::process::id();
-    let cpu_before = (cpu::of_pid("self").unwrap_or(f64::NAN), cpu::of_tree(me).unwrap_or(f64::NAN), ls_pid.and_then(cpu::of_tree).unwrap_or(f64::NAN));
+    let cpu_before = cpu::Snapshot::now();
     let runner = Runner::start(cfg).await?;
     let mut reports = runner.subscribe();
     let started_at = chrono::Utc::now();
@@ -285,10 +283,8 @@ async fn ingest(a: IngestArgs) -> Result<()> {
     eprintln!();
     let e2e_secs = (completed_at - started_at.timestamp_micros()) as f64 / 1e6;
     let e2e_rate = fetched as f64 / e2e_secs;
-    let ls_cpu = ls_pid.and_then(cpu::of_tree).unwrap_or(f64::NAN) - cpu_before.2;
-    let bench_cpu = cpu::of_pid("self").unwrap_or(f64::NAN) - cpu_before.0;
     // The function processes are this process's children (live, or reaped and counted in it).
-    let functions_cpu = cpu::of_tree(me).unwrap_or(f64::NAN) - cpu_before.1 - bench_cpu;
+    let cpu::Split { functions: functions_cpu, own: bench_cpu, localstack: ls_cpu } = cpu_before.split();
     runner.shutdown().await;
 
     let (mut rss, mut inits, mut tasks) = (Vec::new(), Vec::new(), 0);

@@ -136,9 +136,7 @@ pub async fn run(a: RealtimeArgs) -> Result<()> {
     eprintln!("sending {} deliveries/s for {} s to {url} ({} incidents)", a.rate, a.secs, incidents.len());
     // CPU seconds while the store sends: the functions (this process's children), this process
     // (the simulator and the runner) and LocalStack share the two cores.
-    let (me, ls_pid) = (std::process::id(), crate::cpu::localstack_pid());
-    let cpu_now = || (crate::cpu::of_pid("self").unwrap_or(f64::NAN), crate::cpu::of_tree(me).unwrap_or(f64::NAN), ls_pid.and_then(crate::cpu::of_tree).unwrap_or(f64::NAN));
-    let cpu_before = cpu_now();
+    let cpu_before = crate::cpu::Snapshot::now();
     let started = Instant::now();
     let r = client.post(format!("{base}/_sim/webhooks/start")).json(&json!({"url": url, "rate": a.rate, "duration_secs": a.secs, "concurrency": a.in_flight, "incidents": incidents})).send().await?;
     if !r.status().is_success() {
@@ -153,9 +151,7 @@ pub async fn run(a: RealtimeArgs) -> Result<()> {
         tokio::time::sleep(Duration::from_secs(1)).await;
     };
     let send_secs = started.elapsed().as_secs_f64();
-    let cpu_after = cpu_now();
-    let (own_cpu, ls_cpu) = (cpu_after.0 - cpu_before.0, cpu_after.2 - cpu_before.2);
-    let functions_cpu = cpu_after.1 - cpu_before.1 - own_cpu;
+    let crate::cpu::Split { functions: functions_cpu, own: own_cpu, localstack: ls_cpu } = cpu_before.split();
     eprintln!();
     let deliveries = log["deliveries"].as_array().context("webhook log")?;
     // Events are named by their payload: the HMAC the store signed it with, in hex.

@@ -55,24 +55,17 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
                 return self.continue_task(task, Pages::Range { first: next, last: last.max(next), follow }, None, false, report).await;
             }
             let group_last = (next + per_commit - 1).min(last.max(next));
-            let results = match ahead.take() {
-                // The pages fetched ahead, and the rest of the group if they were fewer.
-                Some((from, mut results)) if from == next => {
-                    let have = results.last().map_or(next, |(p, _)| p + 1);
-                    if have <= group_last {
-                        let t = std::time::Instant::now();
-                        results.extend(fetch_pages(&entry.http, stream, &task.url, have..=group_last, run.deadline, concurrency).await);
-                        report.phases.fetch_ms += super::ms_since(t);
-                    }
-                    results
-                }
-                _ => {
-                    let t = std::time::Instant::now();
-                    let results = fetch_pages(&entry.http, stream, &task.url, next..=group_last, run.deadline, concurrency).await;
-                    report.phases.fetch_ms += super::ms_since(t);
-                    results
-                }
+            // The pages fetched ahead for this group, if any, then the rest of the group.
+            let mut results = match ahead.take() {
+                Some((from, results)) if from == next => results,
+                _ => Vec::new(),
             };
+            let rest = results.last().map_or(next, |(p, _)| p + 1);
+            if rest <= group_last {
+                let t = std::time::Instant::now();
+                results.extend(fetch_pages(&entry.http, stream, &task.url, rest..=group_last, run.deadline, concurrency).await);
+                report.phases.fetch_ms += super::ms_since(t);
+            }
             // Keep the contiguous prefix of pages that have an outcome; stop at the end of the
             // stream (an empty page, or the reported total), at the deadline, or at a page that
             // failed this round and still has rounds left.
