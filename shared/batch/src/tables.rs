@@ -134,6 +134,53 @@ pub async fn changes(table: &DeltaTable, from: i64, to: i64) -> Result<(SchemaRe
     plain(projected, batches)
 }
 
+/// The live data files of `table`'s snapshot with their sizes in bytes, oldest first (by the
+/// time each was written, then by path: the same order for the same snapshot), from the log:
+/// no data file is read. Oldest first keeps rows written together (an ingestion's pages, in
+/// order of modification) together, so a slice of files touches few of a target's partitions.
+pub fn files(table: &DeltaTable) -> Result<Vec<(String, u64)>> {
+    let uri = table.table_url().clone();
+    let snapshot = table.snapshot().map_err(|e| Error::delta(&uri, e))?;
+    let mut out: Vec<(i64, String, u64)> = snapshot.log_data().iter().map(|f| (f.modification_time(), f.path().into_owned(), f.size().max(0) as u64)).collect();
+    out.sort();
+    Ok(out.into_iter().map(|(_, p, s)| (p, s)).collect())
+}
+
+/// The rows of `paths`, live files of `table`'s snapshot as [`files`] names them, as plain
+/// batches. A path that is not live in that snapshot is an error, never skipped.
+pub async fn read_files(table: &DeltaTable, paths: &[String]) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    let uri = table.table_url().clone();
+    let ctx = session();
+    table.update_datafusion_session(&ctx.state()).map_err(|e| Error::delta(&uri, e))?;
+    let scan = table.table_provider().with_file_paths(paths.iter().cloned()).build().await.map_err(|e| Error::query(&uri, e))?;
+    let df = ctx.read_table(Arc::new(scan)).map_err(|e| Error::query(&uri, e))?;
+    let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+    let batches = df.collect().await.map_err(|e| Error::query(format!("{uri} ({} files)", paths.len()), e))?;
+    plain(schema, batches)
+}
+
+/// The last version `to` in `from..=last` such that the data files added by commits
+/// `from..=to` stay within `budget` bytes (at least `from`): bounds what a change read holds in
+/// memory whatever each commit carries. Reads each commit file (the change read reads them
+/// anyway), 16 at a time; stops before a commit whose file is gone.
+pub async fn versions_within(table: &DeltaTable, from: i64, last: i64, budget: u64) -> Result<i64> {
+    use deltalake::kernel::Action;
+    use futures::StreamExt;
+    let mut sizes = futures::stream::iter(from..=last).map(|v| async move { Lake::commit_actions(table, v as u64).await.map(|a| (v, a)) }).buffered(16);
+    let (mut to, mut bytes) = (from, 0u64);
+    while let Some(next) = sizes.next().await {
+        let (v, actions) = next?;
+        let Some(actions) = actions else { break };
+        let added: u64 = actions.iter().filter_map(|a| if let Action::Add(add) = a { add.data_change.then_some(add.size.max(0) as u64) } else { None }).sum();
+        if v > from && bytes + added > budget {
+            break;
+        }
+        bytes += added;
+        to = v;
+    }
+    Ok(to)
+}
+
 /// `batches` with every string-like column as plain `Utf8` (DataFusion reads Parquet strings
 /// as views; Delta tables, Athena and Trino want plain strings), and every field nullable. A
 /// batch that cannot be converted is an error, never dropped.
@@ -222,6 +269,20 @@ async fn remember(lake: &Lake, uri: &Url, table: &DeltaTable) {
     }
 }
 
+/// Whether `table` already carries every one of `markers` at or beyond its value (the work they
+/// stand for is in). No markers: never.
+async fn absorbed(lake: &Lake, table: &DeltaTable, markers: &[(String, i64)]) -> Result<bool> {
+    if markers.is_empty() {
+        return Ok(false);
+    }
+    for (app, v) in markers {
+        if marker(lake, table.version().is_some().then_some(table), app).await? < *v {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// What an upsert did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Upserted {
@@ -244,18 +305,18 @@ pub struct UpsertSpec<'a> {
 
 /// Upserts `batches` (already one row per key) into the table at `uri` with MERGE: a newer row
 /// (larger `seq`) replaces the stored one, an older or equal one changes nothing (late and
-/// out-of-order versions), a new key is inserted. The commit carries `marker` (app id, next
-/// source version); if that marker is already at or beyond its value, nothing is written.
-pub async fn upsert(lake: &Lake, uri: &Url, schema: SchemaRef, batches: Vec<RecordBatch>, spec: UpsertSpec<'_>, marker: (String, i64)) -> Result<Upserted> {
+/// out-of-order versions), a new key is inserted. The commit carries `markers` (app id, next
+/// source position); if every one is already at or beyond its value, nothing is written.
+pub async fn upsert(lake: &Lake, uri: &Url, schema: SchemaRef, batches: Vec<RecordBatch>, spec: UpsertSpec<'_>, markers: &[(String, i64)]) -> Result<Upserted> {
     let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
     // A write needs at least one batch, even an empty one, to know the schema.
     let batches = if batches.is_empty() { vec![RecordBatch::new_empty(schema.clone())] } else { batches };
-    let (batches, schema, marker) = (&batches, &schema, &marker);
+    let (batches, schema) = (&batches, &schema);
     lake.commit_with_retries(uri, |table| async move {
-        if self::marker(lake, table.version().is_some().then_some(&table), &marker.0).await? >= marker.1 {
+        if absorbed(lake, &table, markers).await? {
             return Ok(Attempt::Done(Upserted::AlreadyDone));
         }
-        let props = commit_props(std::slice::from_ref(marker));
+        let props = commit_props(markers);
         let result = if table.version().is_none() || rows == 0 {
             // A new table (its rows are already one per key), or only a marker to move.
             let mut w = table.write(batches.clone()).with_save_mode(SaveMode::Append).with_schema_mode(SchemaMode::Merge).with_commit_properties(props);
@@ -300,13 +361,7 @@ pub async fn replace(lake: &Lake, uri: &Url, schema: SchemaRef, batches: Vec<Rec
     let batches = if batches.is_empty() { vec![RecordBatch::new_empty(schema)] } else { batches };
     let batches = &batches;
     lake.commit_with_retries(uri, |table| async move {
-        let mut done = true;
-        for (app, v) in markers {
-            if self::marker(lake, table.version().is_some().then_some(&table), app).await? < *v {
-                done = false;
-            }
-        }
-        if done && !markers.is_empty() {
+        if absorbed(lake, &table, markers).await? {
             return Ok(Attempt::Done(Upserted::AlreadyDone));
         }
         let creating = table.version().is_none();
@@ -375,19 +430,19 @@ mod tests {
         let uri = Url::parse(&format!("file://{}/silver/t", dir.path().display())).unwrap();
         let spec = UpsertSpec { keys: &["id"], seq: "seq", partition: None };
         let (s, b) = batch(&[(1, 10, "a"), (2, 10, "b")]);
-        assert!(matches!(upsert(&lake, &uri, s, b, spec, ("m".into(), 1)).await.unwrap(), Upserted::Committed { .. }));
+        assert!(matches!(upsert(&lake, &uri, s, b, spec, &[("m".into(), 1)]).await.unwrap(), Upserted::Committed { .. }));
         // A late, older version of 1, a newer version of 2, a new key 3.
         let (s, b) = batch(&[(1, 5, "old"), (2, 20, "b2"), (3, 1, "c")]);
-        assert!(matches!(upsert(&lake, &uri, s.clone(), b.clone(), spec, ("m".into(), 2)).await.unwrap(), Upserted::Committed { .. }));
+        assert!(matches!(upsert(&lake, &uri, s.clone(), b.clone(), spec, &[("m".into(), 2)]).await.unwrap(), Upserted::Committed { .. }));
         assert_eq!(values(&lake, &uri).await, vec![(1, "a".into()), (2, "b2".into()), (3, "c".into())]);
         // The same work again (a redelivery): its marker is committed, nothing is written.
-        assert_eq!(upsert(&lake, &uri, s, b, spec, ("m".into(), 2)).await.unwrap(), Upserted::AlreadyDone);
+        assert_eq!(upsert(&lake, &uri, s, b, spec, &[("m".into(), 2)]).await.unwrap(), Upserted::AlreadyDone);
         let t = open(&lake, &uri).await.unwrap().unwrap();
         assert_eq!(t.version(), Some(1));
         assert_eq!(marker(&lake, Some(&t), "m").await.unwrap(), 2);
         // A step that read no rows (e.g. only compaction commits) still moves its marker.
         let (s, _) = batch(&[]);
-        assert!(matches!(upsert(&lake, &uri, s, Vec::new(), spec, ("m".into(), 7)).await.unwrap(), Upserted::Committed { rows: 0, .. }));
+        assert!(matches!(upsert(&lake, &uri, s, Vec::new(), spec, &[("m".into(), 7)]).await.unwrap(), Upserted::Committed { rows: 0, .. }));
         let t = open(&lake, &uri).await.unwrap().unwrap();
         assert_eq!(marker(&lake, Some(&t), "m").await.unwrap(), 7);
         assert_eq!(values(&lake, &uri).await.len(), 3);
@@ -395,7 +450,7 @@ mod tests {
         // from the log replay, "o" from the newest commit, a marker never written is 0.
         for i in 1..=RECENT_COMMITS as i64 + 1 {
             let (s, _) = batch(&[]);
-            upsert(&lake, &uri, s, Vec::new(), spec, ("o".into(), i)).await.unwrap();
+            upsert(&lake, &uri, s, Vec::new(), spec, &[("o".into(), i)]).await.unwrap();
         }
         let t = open(&lake, &uri).await.unwrap().unwrap();
         assert_eq!(recent_marker(&t, "m").await.unwrap(), None);

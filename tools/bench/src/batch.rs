@@ -37,12 +37,15 @@ pub struct BatchArgs {
     /// median is reported; later days also leave the files that maintenance compacts).
     #[arg(long, default_value_t = 3)]
     inc_days: u32,
-    /// Keep a hard-linked snapshot of the lake after the load and transform (`<dir>.loaded`) and
-    /// start from it when it exists for the same `--orders` and `--days`, skipping both (their
-    /// figures are the snapshot's). For iterating on gold: the simulator is deterministic, so
-    /// the new days' changes are the same on every run.
+    /// Keep a hard-linked snapshot of the lake after the load (`<dir>.loaded`: bronze only) and
+    /// start from it when it exists for the same `--orders` and `--days`, skipping the load (its
+    /// figure is the snapshot's); the transform from nothing runs every time. The simulator is
+    /// deterministic, so the new days' changes are the same on every run.
     #[arg(long)]
     reuse_load: bool,
+    /// Megabytes of bronze Parquet a transform step reads (MAX_STEP_MB).
+    #[arg(long, default_value_t = silver::TransformOptions::default().max_step_bytes / (1024 * 1024))]
+    max_step_mb: u64,
     /// Marts built at the same time (the aggregate's GOLD_CONCURRENCY).
     #[arg(long, default_value_t = gold::AggregateOptions::default().concurrency)]
     gold_concurrency: usize,
@@ -201,10 +204,9 @@ pub async fn run(a: BatchArgs) -> Result<()> {
 
     let store = ["alkasba_store.products", "alkasba_store.customers", "alkasba_store.orders", "alkasba_store.refunds"];
     let mut memory: Vec<(&str, crate::mem::Step)> = Vec::new();
-    let (load_secs, transform_secs, silver_orders, silver_lines) = match &reused {
-        Some(m) => {
-            (m["load_secs"].as_f64().unwrap_or(0.0), m["transform_secs"].as_f64().unwrap_or(0.0), m["silver_orders"].as_u64().unwrap_or(0) as usize, m["silver_lines"].as_u64().unwrap_or(0) as usize)
-        }
+    let transform_opts = silver::TransformOptions { max_step_bytes: a.max_step_mb.max(1) * 1024 * 1024, ..silver::TransformOptions::default() };
+    let load_secs = match &reused {
+        Some(m) => m["load_secs"].as_f64().unwrap_or(0.0),
         None => {
             let t = Instant::now();
             local.run(&store).await;
@@ -216,23 +218,24 @@ pub async fn run(a: BatchArgs) -> Result<()> {
             }
             let load_secs = secs(t);
             eprintln!("loaded bronze in {load_secs:.1} s");
-
-            let (t, m) = (Instant::now(), crate::mem::start());
-            let steps = silver::transform(&lake, None, silver::TransformOptions::default(), || true).await?;
-            let transform_secs = secs(t);
-            memory.push(("transform, from nothing", crate::mem::end(m)));
-            let silver_orders = steps.iter().find(|s| s.table == "orders").map(|s| s.merged).unwrap_or(0);
-            let silver_lines = steps.iter().find(|s| s.table == "order_lines").map(|s| s.merged).unwrap_or(0);
             if a.reuse_load {
                 let _ = std::fs::remove_dir_all(&snapshot);
                 link_tree(&dir, &snapshot)?;
-                let meta = json!({"store": wanted, "load_secs": load_secs, "transform_secs": transform_secs, "silver_orders": silver_orders, "silver_lines": silver_lines});
+                let meta = json!({"store": wanted, "load_secs": load_secs});
                 std::fs::write(snapshot.join(LOADED), meta.to_string())?;
             }
-            (load_secs, transform_secs, silver_orders, silver_lines)
+            load_secs
         }
     };
-    eprintln!("silver: {silver_orders} orders, {silver_lines} order lines in {transform_secs:.1} s");
+
+    let (t, m) = (Instant::now(), crate::mem::start());
+    let steps = silver::transform(&lake, None, transform_opts, || true).await?;
+    let transform_secs = secs(t);
+    memory.push(("transform, from nothing", crate::mem::end(m)));
+    let merged = |table: &str| steps.iter().filter(|s| s.table == table).map(|s| s.merged).sum::<usize>();
+    let (silver_orders, silver_lines) = (merged("orders"), merged("order_lines"));
+    let slices = steps.iter().filter(|s| s.table == "orders" && s.backfill.is_some()).count();
+    eprintln!("silver: {silver_orders} orders, {silver_lines} order lines in {transform_secs:.1} s ({slices} slices of at most {} MB for orders)", a.max_step_mb);
 
     let (t, m) = (Instant::now(), crate::mem::start());
     let marts = gold::aggregate(&lake, &gold_opts, None, || true).await?;
@@ -255,7 +258,7 @@ pub async fn run(a: BatchArgs) -> Result<()> {
         reqwest::Client::new().post(format!("{}/_sim/mutate?n={}&over=86400", local.base, per_day * 2)).send().await?.error_for_status()?;
         local.run(&store).await;
         let (t, m) = (Instant::now(), crate::mem::start());
-        silver::transform(&lake, None, silver::TransformOptions::default(), || true).await?;
+        silver::transform(&lake, None, transform_opts, || true).await?;
         let transform_secs = secs(t);
         memory.push(("incremental transform", crate::mem::end(m)));
         let (t, m) = (Instant::now(), crate::mem::start());

@@ -657,7 +657,7 @@ mod tests {
         )
         .unwrap();
         let spec = UpsertSpec { keys: &["order_id"], seq: "seq", partition: Some("order_date") };
-        tables::upsert(lake, &uri(lake, "silver", "orders").unwrap(), schema, vec![b], spec, ("test".into(), marker)).await.unwrap();
+        tables::upsert(lake, &uri(lake, "silver", "orders").unwrap(), schema, vec![b], spec, &[("test".into(), marker)]).await.unwrap();
     }
 
     fn text(batches: &[RecordBatch]) -> Vec<String> {

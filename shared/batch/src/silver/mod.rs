@@ -22,7 +22,9 @@ use serde::Serialize;
 use serde_json::Value;
 use url::Url;
 
+mod backfill;
 mod catalogue;
+pub use backfill::Backfill;
 pub use catalogue::SILVER;
 
 use crate::tables::{self, CHANGE_TYPE, UpsertSpec, Upserted};
@@ -96,6 +98,9 @@ pub struct Step {
     pub version: Option<i64>,
     /// Bronze's version when the step started.
     pub bronze_version: Option<i64>,
+    /// From nothing: which slice of bronze's snapshot this step read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backfill: Option<Backfill>,
     pub note: String,
 }
 
@@ -105,18 +110,23 @@ pub struct TransformOptions {
     /// Bronze versions read per step: bounds memory and time (a Lambda resumes where the last
     /// step committed).
     pub max_versions: i64,
+    /// Parquet bytes of bronze read per step: from nothing, a slice of bronze's snapshot (at
+    /// least one file, see `backfill`); after that, the versions whose files fit (at least one).
+    /// Bounds memory however large bronze is, or however much arrived since the last step.
+    pub max_step_bytes: u64,
 }
 
 impl Default for TransformOptions {
     fn default() -> Self {
-        Self { max_versions: 500 }
+        Self { max_versions: 500, max_step_bytes: 128 * 1024 * 1024 }
     }
 }
 
-/// One step of one silver table: reads up to `max_versions` bronze versions after its marker,
-/// merges them, commits the new marker with the data.
+/// One step of one silver table: reads up to `max_versions` bronze versions after its marker
+/// (from nothing, the next slice of bronze's snapshot), merges them, commits the new marker with
+/// the data.
 pub async fn step(lake: &Lake, spec: &SilverSpec, opts: TransformOptions) -> Result<Step> {
-    let mut out = Step { table: spec.name.to_string(), from: None, to: None, read: 0, merged: 0, version: None, bronze_version: None, note: String::new() };
+    let mut out = Step { table: spec.name.to_string(), from: None, to: None, read: 0, merged: 0, version: None, bronze_version: None, backfill: None, note: String::new() };
     let bronze_uri = lake.bronze(spec.source, spec.stream)?;
     let Some(bronze) = tables::open(lake, &bronze_uri).await? else {
         out.note = format!("no bronze table {bronze_uri} yet");
@@ -132,13 +142,23 @@ pub async fn step(lake: &Lake, spec: &SilverSpec, opts: TransformOptions) -> Res
         out.note = format!("up to date with bronze version {current}");
         return Ok(out);
     }
-    // From scratch the whole snapshot is read at once; after that, chunks of versions.
-    let to = if from == 0 { current } else { current.min(from + opts.max_versions.max(1) - 1) };
-    out.from = Some(from);
-    out.to = Some(to);
-    let (schema, batches) = tables::changes(&bronze, from, to).await?;
+    // From nothing, a slice of the snapshot's files; after that, chunks of versions.
+    let ((schema, batches), markers) = if from == 0 {
+        let slice = backfill::next_slice(lake, &bronze, silver.as_ref(), &app, opts.max_step_bytes).await?;
+        out.from = Some(0);
+        out.to = Some(slice.progress.snapshot);
+        let markers = slice.markers(&app);
+        let rows = tables::read_files(&slice.table, &slice.paths).await?;
+        out.backfill = Some(slice.progress);
+        (rows, markers)
+    } else {
+        let to = tables::versions_within(&bronze, from, current.min(from + opts.max_versions.max(1) - 1), opts.max_step_bytes).await?;
+        out.from = Some(from);
+        out.to = Some(to);
+        let (schema, batches) = tables::changes(&bronze, from, to).await?;
+        (inserts(schema, batches)?, vec![(app.clone(), to + 1)])
+    };
     let ctx = tables::session();
-    let (schema, batches) = inserts(schema, batches)?;
     out.read = batches.iter().map(RecordBatch::num_rows).sum();
     let (schema, batches) = match spec.prepare {
         Prepare::None => (schema, batches),
@@ -155,10 +175,14 @@ pub async fn step(lake: &Lake, spec: &SilverSpec, opts: TransformOptions) -> Res
     let (schema, rows) = latest(&ctx, spec).await?;
     out.merged = rows.iter().map(RecordBatch::num_rows).sum();
     let upsert = UpsertSpec { keys: spec.keys, seq: spec.seq, partition: spec.partition };
-    match tables::upsert(lake, &silver_uri, schema, rows, upsert, (app, to + 1)).await? {
+    match tables::upsert(lake, &silver_uri, schema, rows, upsert, &markers).await? {
         Upserted::Committed { version, .. } => {
             out.version = Some(version);
-            out.note = format!("bronze {from}..={to} of {current}");
+            out.note = match (&out.backfill, out.to) {
+                (Some(b), _) => format!("backfill of bronze version {}: files {}..{} of {} ({:.1} MB)", b.snapshot, b.files_from, b.files_to, b.files, b.bytes as f64 / 1e6),
+                (None, Some(to)) => format!("bronze {from}..={to} of {current}"),
+                (None, None) => String::new(),
+            };
         }
         Upserted::AlreadyDone => out.note = "a concurrent run already merged these versions".into(),
     }
@@ -194,8 +218,8 @@ async fn transform_steps(lake: &Lake, only: Option<&[String]>, opts: TransformOp
             let span = tracing::info_span!("transform", table = spec.name);
             let s = tracing::Instrument::instrument(step(lake, spec, opts), span).await?;
             tracing::info!(table = %s.table, from = ?s.from, to = ?s.to, read = s.read, merged = s.merged, version = ?s.version, note = %s.note, "silver step");
-            // Another chunk when this one committed and bronze has more.
-            let again = s.version.is_some() && s.to < s.bronze_version;
+            // Another step when this one committed and bronze (or the snapshot read) has more.
+            let again = s.version.is_some() && (s.to < s.bronze_version || s.backfill.as_ref().is_some_and(Backfill::more));
             steps.push(s);
             if !again {
                 break;
