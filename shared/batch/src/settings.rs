@@ -17,7 +17,11 @@ use crate::{Error, Result};
 pub const OPTIONS: &[(&str, &str, &str)] = &[
     ("LAKE_ROOT", "", "Root of the lake: s3://<bucket> (required)."),
     ("MAX_BRONZE_VERSIONS", "500", "Bronze versions a transform step reads at once (bounds memory; the next step resumes)."),
-    ("MAX_STEP_MB", "128", "Megabytes of bronze Parquet a transform step reads: from nothing, a slice of bronze's files; after, the versions that fit (at least one file or version; bounds memory)."),
+    (
+        "MAX_STEP_MB",
+        "64",
+        "Megabytes of bronze Parquet a transform step reads: from nothing, a slice of bronze's files; after, the versions that fit (at least one file or version; bounds memory: ~1.1 GB at 64 for 1M orders, docs/benchmarks.md).",
+    ),
     ("DEADLINE_MARGIN_SECS", "60", "Stop starting steps this long before the invocation's deadline; the next run resumes where the last commit left off."),
     ("GOLD_CONCURRENCY", "2", "Aggregate: marts built at the same time, each as soon as the marts it reads are done (1: one after another)."),
     ("FORECAST_HORIZON_DAYS", "28", "Forecast: days forecast ahead (1-90)."),
@@ -63,7 +67,10 @@ impl Settings {
         let lake_root = o.lake_root().map_err(Error::Config)?;
         Ok(Self {
             lake_root,
-            transform: TransformOptions { max_versions: number("MAX_BRONZE_VERSIONS", 500, 1..=100_000)? as i64, max_step_bytes: number("MAX_STEP_MB", 128, 1..=10_240)? * 1024 * 1024 },
+            transform: TransformOptions {
+                max_versions: number("MAX_BRONZE_VERSIONS", 500, 1..=100_000)? as i64,
+                max_step_bytes: number("MAX_STEP_MB", TransformOptions::default().max_step_bytes >> 20, 1..=10_240)? << 20,
+            },
             deadline_margin: Duration::from_secs(number("DEADLINE_MARGIN_SECS", 60, 0..=840)?),
             aggregate: AggregateOptions { concurrency: number("GOLD_CONCURRENCY", AggregateOptions::default().concurrency as u64, 1..=16)? as usize },
             maintain: MaintainOptions {
@@ -125,6 +132,7 @@ mod tests {
     fn defaults_and_errors_name_the_variable() {
         let s = Settings::from_lookup(lookup(&[("LAKE_ROOT", "s3://lake")])).unwrap();
         assert_eq!(s.transform.max_versions, 500);
+        assert_eq!(s.transform.max_step_bytes, 64 << 20);
         assert_eq!(s.deadline_margin, Duration::from_secs(60));
         let e = Settings::from_lookup(lookup(&[])).unwrap_err().to_string();
         assert!(e.contains("LAKE_ROOT"), "{e}");

@@ -118,7 +118,7 @@ pub struct TransformOptions {
 
 impl Default for TransformOptions {
     fn default() -> Self {
-        Self { max_versions: 500, max_step_bytes: 128 * 1024 * 1024 }
+        Self { max_versions: 500, max_step_bytes: 64 << 20 }
     }
 }
 
