@@ -14,10 +14,12 @@
 //! - `<marker>#backfill@V` = files of that snapshot merged so far.
 //!
 //! The last slice also commits the table's own marker (`V + 1`): from then on, steps read the
-//! change data feed after `V`. A run killed between slices resumes at the next slice. If the
-//! pinned version can no longer be loaded (its log expired), the backfill restarts from bronze's
-//! current snapshot: rows already merged are merged again, which changes nothing (a row only
-//! replaces one with a smaller `seq`).
+//! change data feed after `V`. A run killed between slices resumes at the next slice. The
+//! backfill starts again from bronze's current snapshot when the pinned version can no longer be
+//! loaded (its log expired) or when a file still to read has been rewritten since: by compaction
+//! (vacuum would delete it) or by an erasure (the old file still holds the tokens it replaced,
+//! and silver must not get them back). Rows already merged are merged again, which changes
+//! nothing (a row only replaces one with a smaller `seq`).
 
 use deltalake::DeltaTable;
 use serde::Serialize;
@@ -78,26 +80,12 @@ impl Slice {
 pub async fn next_slice(lake: &alkasba_lake::Lake, bronze: &DeltaTable, silver: Option<&DeltaTable>, app: &str, budget: u64) -> Result<Slice> {
     let current = bronze.version().unwrap_or_default() as i64;
     let pinned = tables::marker(lake, silver, &snapshot_id(app)).await? - 1;
-    let (table, snapshot) = if pinned < 0 || pinned == current {
-        (bronze.clone(), current)
-    } else {
-        let mut t = bronze.clone();
-        match t.load_version(pinned as u64).await {
-            Ok(()) => (t, pinned),
-            Err(e) => {
-                let uri = bronze.table_url();
-                tracing::warn!(table = %uri, pinned, current, error = %e, "the backfill's snapshot cannot be loaded any more; restarting from the current one (rows merged already change nothing)");
-                (bronze.clone(), current)
-            }
-        }
+    let resumed = if pinned >= 0 { resume(lake, bronze, silver, app, pinned).await? } else { None };
+    let (table, snapshot, files_from, files) = match resumed {
+        Some(r) => r,
+        None => (bronze.clone(), current, 0, tables::files(bronze)?),
     };
-    let files_from = if snapshot == pinned {
-        usize::try_from(tables::marker(lake, silver, &files_id(app, snapshot)).await?).map_err(|_| Error::Data { what: files_id(app, snapshot), reason: "negative file count".into() })?
-    } else {
-        0
-    };
-    let files = tables::files(&table)?;
-    let (mut files_to, mut bytes) = (files_from.min(files.len()), 0u64);
+    let (mut files_to, mut bytes) = (files_from, 0u64);
     while let Some((_, size)) = files.get(files_to) {
         if files_to > files_from && bytes + size > budget {
             break;
@@ -105,6 +93,38 @@ pub async fn next_slice(lake: &alkasba_lake::Lake, bronze: &DeltaTable, silver: 
         bytes += size;
         files_to += 1;
     }
-    let paths = files[files_from.min(files.len())..files_to].iter().map(|(p, _)| p.clone()).collect();
+    let paths = files[files_from..files_to].iter().map(|(p, _)| p.clone()).collect();
     Ok(Slice { table, paths, progress: Backfill { snapshot, files_from, files_to, files: files.len(), bytes } })
+}
+
+/// The backfill pinned at `pinned` where it stopped: the table at that version, the files merged
+/// so far, its files. `None` (start again from the current snapshot: rows merged already change
+/// nothing) when that version can no longer be loaded (its log expired), or when a file still to
+/// read is no longer live in bronze: compaction rewrote it (and vacuum may delete it), or an
+/// erasure did, and reading the old file would bring back the tokens it replaced.
+async fn resume(lake: &alkasba_lake::Lake, bronze: &DeltaTable, silver: Option<&DeltaTable>, app: &str, pinned: i64) -> Result<Option<(DeltaTable, i64, usize, Vec<(String, u64)>)>> {
+    let uri = bronze.table_url();
+    let done = tables::marker(lake, silver, &files_id(app, pinned)).await?;
+    let done = usize::try_from(done).map_err(|_| Error::Data { what: files_id(app, pinned), reason: format!("{done} files") })?;
+    let current = bronze.version().unwrap_or_default() as i64;
+    let table = if pinned == current {
+        bronze.clone()
+    } else {
+        let mut t = bronze.clone();
+        if let Err(e) = t.load_version(pinned as u64).await {
+            tracing::warn!(table = %uri, pinned, current, error = %e, "the backfill's snapshot cannot be loaded any more; starting again from the current one");
+            return Ok(None);
+        }
+        t
+    };
+    let files = tables::files(&table)?;
+    let done = done.min(files.len());
+    if pinned != current {
+        let live: std::collections::HashSet<String> = tables::files(bronze)?.into_iter().map(|(p, _)| p).collect();
+        if let Some((gone, _)) = files[done..].iter().find(|(p, _)| !live.contains(p)) {
+            tracing::warn!(table = %uri, pinned, current, file = %gone, "a file of the backfill's snapshot was rewritten since (compaction or erasure); starting again from the current snapshot");
+            return Ok(None);
+        }
+    }
+    Ok(Some((table, pinned, done, files)))
 }

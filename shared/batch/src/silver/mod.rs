@@ -148,15 +148,15 @@ pub async fn step(lake: &Lake, spec: &SilverSpec, opts: TransformOptions) -> Res
         out.from = Some(0);
         out.to = Some(slice.progress.snapshot);
         let markers = slice.markers(&app);
-        let rows = tables::read_files(&slice.table, &slice.paths).await?;
+        // An empty snapshot has no file to select: its (empty) rows carry the schema.
+        let rows = if slice.paths.is_empty() { inserts(tables::changes(&slice.table, 0, slice.progress.snapshot).await?)? } else { tables::read_files(&slice.table, &slice.paths).await? };
         out.backfill = Some(slice.progress);
         (rows, markers)
     } else {
         let to = tables::versions_within(&bronze, from, current.min(from + opts.max_versions.max(1) - 1), opts.max_step_bytes).await?;
         out.from = Some(from);
         out.to = Some(to);
-        let (schema, batches) = tables::changes(&bronze, from, to).await?;
-        (inserts(schema, batches)?, vec![(app.clone(), to + 1)])
+        (inserts(tables::changes(&bronze, from, to).await?)?, vec![(app.clone(), to + 1)])
     };
     let ctx = tables::session();
     out.read = batches.iter().map(RecordBatch::num_rows).sum();
@@ -230,7 +230,7 @@ async fn transform_steps(lake: &Lake, only: Option<&[String]>, opts: TransformOp
 }
 
 /// Keeps the inserted rows of a change read, without the change column.
-fn inserts(schema: SchemaRef, batches: Vec<RecordBatch>) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+fn inserts((schema, batches): (SchemaRef, Vec<RecordBatch>)) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     let idx = schema.index_of(CHANGE_TYPE).map_err(|e| Error::query("change read", e))?;
     let keep: Vec<usize> = (0..schema.fields().len()).filter(|i| *i != idx).collect();
     let projected = Arc::new(schema.project(&keep).map_err(|e| Error::query("change read", e))?);
