@@ -20,8 +20,15 @@ async fn main() -> Result<(), Error> {
     alkasba_runtime::metrics::run(metrics, move |event: LambdaEvent<Value>| async move {
         let only = names(&event.payload, "marts")?;
         let keep_going = settings.keep_going(event.context.deadline);
-        let marts = gold::aggregate(lake, &settings.aggregate, only.as_deref(), keep_going).await?;
-        Ok::<Value, Error>(json!({ "marts": marts }))
+        match gold::aggregate(lake, &settings.aggregate, only.as_deref(), keep_going).await {
+            Ok(marts) => Ok::<Value, Error>(json!({ "marts": marts })),
+            // An erasure is running: the next tick goes on (not an error: no alarm, no retry).
+            Err(busy @ alkasba_batch::Error::Busy { .. }) => {
+                tracing::warn!(reason = %busy, "aggregate skipped");
+                Ok(json!({ "skipped": busy.to_string() }))
+            }
+            Err(e) => Err(e.into()),
+        }
     })
     .await
 }

@@ -20,8 +20,15 @@ async fn main() -> Result<(), Error> {
     alkasba_runtime::metrics::run(metrics, move |event: LambdaEvent<Value>| async move {
         let only = names(&event.payload, "tables")?;
         let keep_going = settings.keep_going(event.context.deadline);
-        let steps = silver::transform(lake, only.as_deref(), settings.transform, keep_going).await?;
-        Ok::<Value, Error>(json!({ "steps": steps }))
+        match silver::transform(lake, only.as_deref(), settings.transform, keep_going).await {
+            Ok(steps) => Ok::<Value, Error>(json!({ "steps": steps })),
+            // An erasure is running: the next tick goes on (not an error: no alarm, no retry).
+            Err(busy @ alkasba_batch::Error::Busy { .. }) => {
+                tracing::warn!(reason = %busy, "transform skipped");
+                Ok(json!({ "skipped": busy.to_string() }))
+            }
+            Err(e) => Err(e.into()),
+        }
     })
     .await
 }

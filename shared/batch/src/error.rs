@@ -17,6 +17,10 @@ pub enum Error {
     #[error("{what}: {reason}")]
     Data { what: String, reason: String },
 
+    /// A lease another job holds (an erasure, or the jobs an erasure waits for): retried later.
+    #[error("{what} is held by {holder} until {until} at the latest; run again after it")]
+    Busy { what: String, holder: String, until: chrono::DateTime<chrono::Utc> },
+
     /// The lake crates failed.
     #[error(transparent)]
     Lake(#[from] alkasba_lake::Error),
@@ -32,6 +36,7 @@ impl Error {
         match self {
             Error::Config(_) | Error::Data { .. } => false,
             Error::Query { .. } => false,
+            Error::Busy { .. } => true,
             Error::Delta { source, .. } => matches!(
                 source.as_ref(),
                 deltalake::DeltaTableError::ObjectStore { .. }

@@ -10,6 +10,8 @@
 //!   table by table under a lease. The `maintain` function and `alkasba batch maintain`.
 //! * [`erase`]: a person's erasure (keys destroyed, tokens unlinked, audited). The `erase`
 //!   function and `alkasba pii erase`.
+//! * [`lease`]: leases in the object store: maintenance's per table, and the erasure fence the
+//!   transform and the aggregate hold shared and an erasure exclusively.
 //! * [`tables`]: the Delta plumbing both share (markers, change reads, MERGE, replaceWhere).
 //!
 //! Every commit carries Delta application-transaction markers naming the input versions it
@@ -22,6 +24,7 @@ mod error;
 pub mod forecast;
 pub mod glue;
 pub mod gold;
+pub mod lease;
 pub mod maintain;
 pub mod registry;
 pub mod settings;

@@ -4,8 +4,8 @@
 //! * Resumable: each table is one chunk, committed on its own; a run stops starting tables near
 //!   its deadline and the next run goes on (a table already compact costs one log read).
 //! * Never destructive concurrently with itself: a table is maintained only under its lease, an
-//!   object `_maintain.lease` in the table's root created with a conditional put (If-None-Match)
-//!   and taken over only when expired (If-Match on its ETag). Readers and the other jobs ignore
+//!   object `_maintain.lease` in the table's root held exclusively ([`crate::lease`]: conditional
+//!   puts, taken over only when expired). Readers and the other jobs ignore
 //!   it (Delta ignores files starting with `_` outside the log, and vacuum never deletes them).
 //! * Every table of the registry ([`crate::registry`]), the keyring and the real-time tables
 //!   included; vacuum runs in full mode, so files no commit references (a lost race, a killed
@@ -23,12 +23,11 @@ use alkasba_lake::Lake;
 use deltalake::DeltaTable;
 use deltalake::operations::optimize::OptimizeType;
 use deltalake::{FilterLiteral, FilterOp, FilterValue};
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 use serde::Serialize;
 
 use alkasba_lake::layout::TableSpec;
 
-use crate::{Error, Result, registry, tables};
+use crate::{Error, Result, lease, registry, tables};
 
 /// Maintenance settings.
 #[derive(Debug, Clone)]
@@ -102,33 +101,8 @@ fn needed(bytes: u64, target: u64) -> usize {
     bytes.div_ceil(target.max(1)).max(1) as usize
 }
 
+/// The table's maintenance lease (see [`crate::lease`]), beside its log.
 const LEASE: &str = "_maintain.lease";
-
-/// Takes the table's lease: `Ok(Some(version))` when this run holds it.
-async fn acquire(store: &dyn ObjectStore, owner: &str, ttl: Duration) -> Result<Option<UpdateVersion>> {
-    let path = object_store::path::Path::from(LEASE);
-    let now = chrono::Utc::now();
-    let body = |owner: &str| PutPayload::from(serde_json::json!({"owner": owner, "expires_at": (now + chrono::Duration::from_std(ttl).unwrap_or_default()).to_rfc3339()}).to_string());
-    let err = |e: object_store::Error| Error::Query { what: format!("lease {LEASE}"), reason: e.to_string() };
-    match store.put_opts(&path, body(owner), PutOptions { mode: PutMode::Create, ..Default::default() }).await {
-        Ok(r) => return Ok(Some(UpdateVersion { e_tag: r.e_tag, version: r.version })),
-        Err(object_store::Error::AlreadyExists { .. }) => {}
-        Err(e) => return Err(err(e)),
-    }
-    let held = store.get(&path).await.map_err(err)?;
-    let version = UpdateVersion { e_tag: held.meta.e_tag.clone(), version: held.meta.version.clone() };
-    let text = held.bytes().await.map_err(err)?;
-    let expires = serde_json::from_slice::<serde_json::Value>(&text).ok().and_then(|v| v["expires_at"].as_str().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()));
-    if expires.is_some_and(|e| e > now) {
-        return Ok(None);
-    }
-    // Expired (or unreadable): take it over, unless someone else just did.
-    match store.put_opts(&path, body(owner), PutOptions { mode: PutMode::Update(version), ..Default::default() }).await {
-        Ok(r) => Ok(Some(UpdateVersion { e_tag: r.e_tag, version: r.version })),
-        Err(object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. }) => Ok(None),
-        Err(e) => Err(err(e)),
-    }
-}
 
 /// Maintains one table under its lease.
 pub async fn table(lake: &Lake, target: &TableSpec, opts: &MaintainOptions) -> Result<TableReport> {
@@ -139,15 +113,16 @@ pub async fn table(lake: &Lake, target: &TableSpec, opts: &MaintainOptions) -> R
         return Ok(report);
     };
     let store = table.log_store().object_store(None);
-    if acquire(store.as_ref(), &opts.owner, opts.lease).await?.is_none() {
-        report.note = "another maintenance run holds the lease".into();
-        return Ok(report);
-    }
+    let lease = match lease::take(store, object_store::path::Path::from(LEASE), &opts.owner, lease::Mode::Exclusive, opts.lease, Duration::ZERO).await? {
+        lease::Taken::Held(lease) => lease,
+        lease::Taken::Busy { holder, .. } => {
+            report.note = format!("another maintenance run ({holder}) holds the lease");
+            return Ok(report);
+        }
+    };
     let result = maintain_held(table, target, opts, &mut report).await;
     // Released even after a failure; an unreleased lease expires on its own.
-    if let Err(e) = store.delete(&object_store::path::Path::from(LEASE)).await {
-        tracing::warn!(table = %target.path, error = %e, "could not release the lease; it expires on its own");
-    }
+    lease.release_or_warn().await;
     result.map(|()| report)
 }
 

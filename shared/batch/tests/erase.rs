@@ -9,12 +9,15 @@
 //!   keyring file (a writer killed between upload and commit) included.
 //! * Their tokens are nowhere in the lake; gold's numbers are unchanged after the next build.
 //! * The audit table has the erasure; an erasure of someone the lake does not know says so.
+//! * The erasure waits for a transform already running, and no transform or aggregate starts
+//!   while it waits or runs (the lake's erasure fence).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use alkasba_batch::erase::{self, Request};
 use alkasba_batch::maintain::{self, MaintainOptions};
-use alkasba_batch::{gold, silver};
+use alkasba_batch::{gold, lease, silver};
 use alkasba_ingest::{Tuning, testkit};
 use alkasba_lake::Lake;
 use alkasba_lake::arrow::array::{Array, RecordBatch};
@@ -25,6 +28,8 @@ use alkasba_pii::{Error as PiiError, Opener, place, read_keyring};
 use alkasba_sim::SimConfig;
 use base64::Engine;
 use chrono::{TimeZone, Utc};
+use object_store::ObjectStoreExt;
+use object_store::path::Path;
 
 /// A sealed value and the place it was read from.
 #[derive(Debug, Clone)]
@@ -203,8 +208,33 @@ async fn an_erased_customer_opens_nowhere_leaves_no_key_behind_and_gold_keeps_it
     let orphan = keyring_dir.join(format!("part-00000-{}-c000.snappy.parquet", uuid::Uuid::new_v4()));
     std::fs::copy(&committed[0], &orphan).unwrap();
 
-    let report = erase::erase(&lake, &local.ingest.tokens, &Request { email: None, customer_id: Some(victim.parse().unwrap()), request_id: Some("it-1".into()) }).await.unwrap();
+    // A transform that started before the erasure holds the lake's fence: the erasure marks it,
+    // from then on no transform or aggregate starts, and it runs once the running one is done.
+    let store = lake.object_store().unwrap();
+    let running = match lease::take(store.clone(), Path::from(lease::FENCE), "transform:running", lease::Mode::Shared, lease::FENCE_TTL, Duration::ZERO).await.unwrap() {
+        lease::Taken::Held(l) => l,
+        lease::Taken::Busy { holder, .. } => panic!("the fence is held by {holder}"),
+    };
+    let request = Request { email: None, customer_id: Some(victim.parse().unwrap()), request_id: Some("it-1".into()) };
+    let jobs = async {
+        loop {
+            let fence: serde_json::Value = serde_json::from_slice(&store.get(&Path::from(lease::FENCE)).await.unwrap().bytes().await.unwrap()).unwrap();
+            if fence["exclusive"]["owner"] == "erase:it-1" {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        let refused = silver::transform(&lake, None, silver::TransformOptions::default(), || true).await.unwrap_err();
+        assert!(matches!(refused, alkasba_batch::Error::Busy { .. }) && refused.to_string().contains("erase:it-1"), "{refused}");
+        let refused = gold::aggregate(&lake, &Default::default(), None, || true).await.unwrap_err();
+        assert!(refused.is_retryable() && refused.to_string().contains("erase:it-1"), "{refused}");
+        running.release().await.unwrap();
+    };
+    let (report, ()) = tokio::join!(erase::erase(&lake, &local.ingest.tokens, &request), jobs);
+    let report = report.unwrap();
     assert_eq!(report.outcome, "erased");
+    // Released: the jobs run again.
+    assert!(!silver::transform(&lake, None, silver::TransformOptions::default(), || true).await.unwrap().is_empty());
     assert!(report.keys_destroyed >= their_keys.len() && report.keyring_files_removed >= 1, "{report:?}");
 
     // Every value of theirs: "erased". Everyone else's: opens.

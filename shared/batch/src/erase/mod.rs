@@ -39,7 +39,7 @@ use deltalake::DeltaTable;
 use deltalake::datafusion::prelude::{Expr, col, lit};
 use serde::Serialize;
 
-use crate::{Error, Result, registry, tables};
+use crate::{Error, Result, lease, registry, tables};
 use catalogue::{CUSTOMER_ID_COLUMNS, DEADLINE_DAYS, EMAIL_TOKEN, PSEUDONYM_PREFIX, holds_tokens};
 
 /// Who to erase: exactly one of an email or a customer id.
@@ -156,9 +156,18 @@ impl Found {
 }
 
 /// Erases one person from the lake (see the module documentation).
+///
+/// Runs alone: it holds the lake's erasure fence exclusively ([`lease::fenced`]), so no
+/// transform or aggregate step that read the person's rows before it commits them after it.
+/// When such jobs are running it waits for them (up to [`lease::ERASURE_WAIT`]; then
+/// [`Error::Busy`], retryable, the fence still marked for this request).
 pub async fn erase(lake: &Lake, tokens: &Tokenizer, request: &Request) -> Result<Report> {
     request.validate()?;
     let erasure_id = request.request_id.clone().unwrap_or_else(uuid_like);
+    lease::fenced(lake, &format!("erase:{erasure_id}"), lease::Mode::Exclusive, erase_fenced(lake, tokens, request, erasure_id.clone())).await
+}
+
+async fn erase_fenced(lake: &Lake, tokens: &Tokenizer, request: &Request, erasure_id: String) -> Result<Report> {
     let erased_at = Utc::now();
     let mut found = Found::default();
     if let Some(email) = &request.email {

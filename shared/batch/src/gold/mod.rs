@@ -32,7 +32,7 @@ use serde::Serialize;
 use url::Url;
 
 use crate::tables::{self, CHANGE_TYPE, Upserted};
-use crate::{Error, Result};
+use crate::{Error, Result, lease};
 
 mod marts;
 pub use marts::{MARTS, mart};
@@ -545,7 +545,9 @@ impl Default for AggregateOptions {
 /// only the marts that read it; the first error is returned after them. No mart starts once
 /// `keep_going` says the deadline is near; the next run resumes.
 pub async fn aggregate(lake: &Lake, opts: &AggregateOptions, only: Option<&[String]>, keep_going: impl Fn() -> bool) -> Result<Vec<MartStep>> {
-    let steps = aggregate_steps(lake, opts, only, keep_going).await?;
+    // Shared with the transform, exclusive of an erasure (see `lease`): a mart computed from
+    // silver before an erasure and committed after it would hold the erased tokens.
+    let steps = lease::fenced(lake, &lease::owner("aggregate"), lease::Mode::Shared, aggregate_steps(lake, opts, only, keep_going)).await?;
     // For the operations dashboard (EMF in Lambda; nothing where no recorder is installed):
     // marts committed, and each one's build time.
     metrics::counter!("MartsBuilt").increment(steps.iter().filter(|s| s.version.is_some()).count() as u64);

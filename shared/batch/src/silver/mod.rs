@@ -28,7 +28,7 @@ pub use backfill::Backfill;
 pub use catalogue::SILVER;
 
 use crate::tables::{self, CHANGE_TYPE, UpsertSpec, Upserted};
-use crate::{Error, Result};
+use crate::{Error, Result, lease};
 
 /// The reporting currency every amount is also converted to.
 pub const REPORTING_CURRENCY: &str = "MAD";
@@ -192,7 +192,9 @@ pub async fn step(lake: &Lake, spec: &SilverSpec, opts: TransformOptions) -> Res
 /// Steps every silver table (or only `only`) until each is up to date with bronze, or until
 /// `keep_going` says stop (a Lambda near its deadline). Logs one line per step.
 pub async fn transform(lake: &Lake, only: Option<&[String]>, opts: TransformOptions, keep_going: impl Fn() -> bool) -> Result<Vec<Step>> {
-    let steps = transform_steps(lake, only, opts, keep_going).await?;
+    // Shared with the aggregate, exclusive of an erasure (see `lease`): a step read before an
+    // erasure and merged after it would put the erased tokens back.
+    let steps = lease::fenced(lake, &lease::owner("transform"), lease::Mode::Shared, transform_steps(lake, only, opts, keep_going)).await?;
     // For the operations dashboard (EMF in Lambda; nothing where no recorder is installed).
     metrics::counter!("SilverRowsMerged").increment(steps.iter().map(|s| s.merged as u64).sum());
     metrics::counter!("SilverCommits").increment(steps.iter().filter(|s| s.version.is_some()).count() as u64);
