@@ -109,6 +109,16 @@ pub struct Pending {
     partitions: Vec<String>,
 }
 
+/// What an append writes (see [`Lake::plan`]).
+struct Plan<'a> {
+    schema: deltalake::arrow::datatypes::SchemaRef,
+    /// The batch adds columns: the commit carries the new schema.
+    evolved: bool,
+    partitions: Vec<&'a str>,
+    stats: write::StatsColumns,
+    properties: &'a [(&'a str, &'a str)],
+}
+
 /// Attempts of one commit before giving up with [`Error::Contended`] (retryable: the caller's
 /// queue brings the work back later).
 pub const COMMIT_ATTEMPTS: usize = 30;
@@ -317,32 +327,19 @@ impl Lake {
     /// what is left to [`Lake::discard`].
     pub async fn try_append_pending(&self, table: DeltaTable, batch: RecordBatch, append: &Append<'_>, pending: &mut Option<Pending>) -> Result<Written> {
         let uri = table.table_url().clone();
-        let keyring = self.keyring().is_ok_and(|k| k.as_str().trim_end_matches('/') == uri.as_str().trim_end_matches('/'));
         let snapshot = table.snapshot().ok();
-        let (schema, evolved) = write::merged_schema(uri.as_str(), snapshot.map(|s| s.snapshot().arrow_schema()).as_deref(), batch.schema().as_ref())?;
-        let properties: &[(&str, &str)] = append.properties.unwrap_or(if keyring { &KEYRING_PROPERTIES } else { &TABLE_PROPERTIES });
-        let (stats, partitions): (write::StatsColumns, Vec<&str>) = match snapshot {
-            Some(s) => {
-                (write::StatsColumns::from_config(s.metadata().configuration().iter().map(|(k, v)| (k.as_str(), v.as_str()))), s.metadata().partition_columns().iter().map(String::as_str).collect())
-            }
-            None => (write::StatsColumns::from_config(properties.iter().copied()), append.partitions.to_vec()),
-        };
+        let plan = self.plan(&table, &batch, append)?;
+        let (schema, partitions, properties) = (&plan.schema, &plan.partitions, plan.properties);
         let log_store = table.log_store();
-        let store = log_store.object_store(None);
         let columns: StructType = schema.as_ref().try_into_kernel().map_err(|e| Error::delta(&uri, e.into()))?;
-        let evolution = match (snapshot, evolved) {
+        let evolution = match (snapshot, plan.evolved) {
             (Some(state), true) => Some(Action::Metadata(state.metadata().clone().with_schema(&columns).map_err(|e| Error::delta(&uri, e.into()))?)),
             _ => None,
         };
-        // The files of the last lost race, if they hold these rows under this schema and layout.
+        // The files of the last lost race (or of `prestage`), if they hold these rows under this
+        // schema and layout.
         let t0 = std::time::Instant::now();
-        let reusable = snapshot.is_some() && pending.as_ref().is_some_and(|p| p.schema == schema && p.partitions.iter().eq(partitions.iter()) && p.batch == batch);
-        if !reusable {
-            self.discard(pending.take()).await;
-            let conformed = write::conform(&batch, &schema)?;
-            let staged = write::stage(&store, uri.as_str(), &conformed, &partitions, &stats).await?;
-            *pending = Some(Pending { store: store.clone(), staged, batch, schema: schema.clone(), partitions: partitions.iter().map(|p| p.to_string()).collect() });
-        }
+        let reusable = self.stage_planned(&table, batch, &plan, pending).await?;
         let staged_ms = t0.elapsed().as_millis() as u64;
         let Some(staged) = pending.as_ref().map(|p| &p.staged) else { return Err(Error::InvalidEvent(format!("{uri}: nothing staged"))) };
         let adds: Vec<Action> = staged.adds.iter().cloned().map(Action::Add).collect();
@@ -409,6 +406,58 @@ impl Lake {
         let written = self.try_append_pending(table, batch, append, &mut pending).await;
         Pending::put(slot, pending);
         written
+    }
+
+    /// What an append of `batch` to `table` writes: the merged schema, the partitioning, the
+    /// statistics columns and the properties of a table it creates.
+    fn plan<'a>(&self, table: &'a DeltaTable, batch: &RecordBatch, append: &Append<'a>) -> Result<Plan<'a>> {
+        let uri = table.table_url();
+        let keyring = self.keyring().is_ok_and(|k| k.as_str().trim_end_matches('/') == uri.as_str().trim_end_matches('/'));
+        let snapshot = table.snapshot().ok();
+        let (schema, evolved) = write::merged_schema(uri.as_str(), snapshot.map(|s| s.snapshot().arrow_schema()).as_deref(), batch.schema().as_ref())?;
+        let properties: &[(&str, &str)] = append.properties.unwrap_or(if keyring { &KEYRING_PROPERTIES } else { &TABLE_PROPERTIES });
+        let (stats, partitions): (write::StatsColumns, Vec<&str>) = match snapshot {
+            Some(s) => {
+                (write::StatsColumns::from_config(s.metadata().configuration().iter().map(|(k, v)| (k.as_str(), v.as_str()))), s.metadata().partition_columns().iter().map(String::as_str).collect())
+            }
+            None => (write::StatsColumns::from_config(properties.iter().copied()), append.partitions.to_vec()),
+        };
+        Ok(Plan { schema, evolved, partitions, stats, properties })
+    }
+
+    /// Stages `batch` as planned into `pending`, unless `pending` already holds exactly these
+    /// rows under this schema and layout (then `Ok(true)`: reused).
+    async fn stage_planned(&self, table: &DeltaTable, batch: RecordBatch, plan: &Plan<'_>, pending: &mut Option<Pending>) -> Result<bool> {
+        let reusable = table.version().is_some() && pending.as_ref().is_some_and(|p| p.schema == plan.schema && p.partitions.iter().eq(plan.partitions.iter()) && p.batch == batch);
+        if !reusable {
+            self.discard(pending.take()).await;
+            let store = table.log_store().object_store(None);
+            let conformed = write::conform(&batch, &plan.schema)?;
+            let staged = write::stage(&store, table.table_url().as_str(), &conformed, &plan.partitions, &plan.stats).await?;
+            *pending = Some(Pending { store, staged, batch, schema: plan.schema.clone(), partitions: plan.partitions.iter().map(|p| p.to_string()).collect() });
+        }
+        Ok(reusable)
+    }
+
+    /// Stages `batch`'s files for an append to `table` (a version of it this process read
+    /// before, see [`Lake::cached`]) ahead of the commit, into `slot`: the append that follows
+    /// ([`Lake::try_append_kept`] with the same slot) commits them as they are when its rows,
+    /// schema and layout turn out the same, and stages again otherwise. Lets the upload overlap
+    /// bringing the table up to date and the caller's checks against it.
+    pub async fn prestage(&self, table: &DeltaTable, batch: RecordBatch, append: &Append<'_>, slot: &std::sync::Mutex<Option<Pending>>) -> Result<()> {
+        if table.version().is_none() {
+            return Ok(());
+        }
+        let plan = self.plan(table, &batch, append)?;
+        let mut pending = Pending::take(slot);
+        let staged = self.stage_planned(table, batch, &plan, &mut pending).await;
+        Pending::put(slot, pending);
+        staged.map(|_| ())
+    }
+
+    /// The version of the table at `uri` this process read last, if any (no request made).
+    pub fn cached(&self, uri: &Url) -> Option<DeltaTable> {
+        self.tables.lock().ok().and_then(|m| m.get(uri).map(|c| c.table.clone()))
     }
 
     /// Removes the files of an append that will not be committed (see [`Pending`]).
@@ -850,6 +899,48 @@ mod metadata_tests {
         let mut on_disk = files();
         referenced.sort();
         on_disk.sort();
+        assert_eq!(on_disk, referenced, "nothing unreferenced is left");
+    }
+
+    #[tokio::test]
+    async fn files_staged_ahead_are_committed_when_the_rows_are_the_same_and_removed_otherwise() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = format!("file://{}", dir.path().display());
+        let storage = || StorageConfig { endpoint_url: None, region: "us-east-1".into() };
+        let (lake, other) = (Lake::new(&root, storage()).unwrap(), Lake::new(&root, storage()).unwrap());
+        let uri = lake.table("t/ahead").unwrap();
+        let files = || {
+            let mut f = parquet_files(&dir.path().join("t/ahead"));
+            f.sort();
+            f
+        };
+        let append = Append::default();
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, true)]));
+        let batch = |v: i64| RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(vec![v]))]).unwrap();
+        assert!(lake.cached(&uri).is_none(), "nothing read yet: nothing to stage against");
+        lake.append(&uri, batch(1), &[]).await.unwrap();
+        lake.current(&uri).await.unwrap();
+        // Staged against the version read last, while another writer commits: the commit
+        // against the new version takes the staged file as it is.
+        let slot = std::sync::Mutex::new(None);
+        lake.prestage(&lake.cached(&uri).unwrap(), batch(2), &append, &slot).await.unwrap();
+        other.append(&uri, batch(9), &[]).await.unwrap();
+        let staged = files();
+        assert_eq!(staged.len(), 3);
+        let fresh = lake.current(&uri).await.unwrap();
+        assert!(matches!(lake.try_append_kept(fresh, batch(2), &append, &slot).await.unwrap(), Written::Committed(2)));
+        assert_eq!(files(), staged, "no second upload");
+        assert_eq!(lake_files(&lake, &uri).await.len(), 3);
+        // Other rows than those staged (the checks found duplicates): staged again, the file
+        // staged ahead removed.
+        lake.prestage(&lake.cached(&uri).unwrap(), batch(3), &append, &slot).await.unwrap();
+        let ahead: Vec<String> = files().into_iter().filter(|f| !staged.contains(f)).collect();
+        assert_eq!(ahead.len(), 1);
+        let fresh = lake.current(&uri).await.unwrap();
+        assert!(matches!(lake.try_append_kept(fresh, batch(4), &append, &slot).await.unwrap(), Written::Committed(3)));
+        assert!(!files().contains(&ahead[0]), "the file of rows never committed is removed");
+        let (mut referenced, on_disk) = (lake_files(&lake, &uri).await, files());
+        referenced.sort();
         assert_eq!(on_disk, referenced, "nothing unreferenced is left");
     }
 

@@ -70,14 +70,35 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
             }
             Ok::<_, Error>(ms_since(t))
         };
-        let (keyring_ms, quarantine_ms) = tokio::join!(keyring, quarantined);
+        // Bronze's files are staged meanwhile, against the version of bronze this process read
+        // last: the commit below uses them when its checks find every row new (the common
+        // case) and stages again otherwise. Files staged are invisible until a commit names
+        // them; the keys still commit first.
+        let uri = self.lake.bronze(&task.source, &task.stream)?;
+        let pending = &std::sync::Mutex::new(None);
+        let prestaged = async {
+            let t = std::time::Instant::now();
+            if !rows.is_empty()
+                && let Some(table) = self.lake.cached(&uri)
+            {
+                let staged = async {
+                    let batch = prep.bronze_batch(&rows, &task.run_id, now)?;
+                    self.lake.prestage(&table, batch, &Append { partitions: &[INGEST_DATE], ..Append::default() }, pending).await.map_err(Error::from)
+                };
+                if let Err(e) = staged.await {
+                    tracing::debug!(table = %uri, error = %e, "bronze files not staged ahead: staged at commit");
+                }
+            }
+            ms_since(t)
+        };
+        let (keyring_ms, quarantine_ms, prestage_ms) = tokio::join!(keyring, quarantined, prestaged);
         report.phases.keyring_ms += keyring_ms?;
         report.phases.quarantine_ms += quarantine_ms?;
+        tracing::debug!(prestage_ms, "bronze files staged beside the keyring and quarantine commits");
         self.settings.crash.hit(Step::BeforeBronze);
         // Bronze: re-read, skip pages a racing copy of this task committed, drop rows already in
         // the table (same key and version), commit with the task's marker and its progress; on a
         // lost race, do it all again against the new table version.
-        let uri = self.lake.bronze(&task.source, &task.stream)?;
         let progress = |valid: u64, duplicates: u64| TaskProgress {
             run_id: task.run_id.clone(),
             task: task.task,
@@ -90,7 +111,6 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
             max_cursor: max_cursor.clone(),
         };
         let (rows, progress, report_conflicts) = (&rows, &progress, std::sync::atomic::AtomicU64::new(0));
-        let pending = &std::sync::Mutex::new(None);
         let t = std::time::Instant::now();
         let committed = self
             .lake
