@@ -32,6 +32,19 @@ pub struct RunPlan {
     pub bronze_from: i64,
 }
 
+/// The request rate a fetcher of a source had reached when it last ended a task, so that the
+/// next run's fetchers, often new sandboxes, open at it rather than in slow start (2 requests/s,
+/// doubling each second: ~4 s of each cold fetcher's first task, docs/benchmarks.md). Each
+/// fetcher's own rate, learned while sharing the store with the others: its share.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LearnedPace {
+    /// Requests per second.
+    pub rate: f64,
+    /// When it was recorded (RFC 3339).
+    pub at: String,
+}
+
 /// The control store.
 #[derive(Debug, Clone)]
 pub struct Control {
@@ -90,6 +103,20 @@ impl Control {
         let mut runs: Vec<String> = listing.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_string)).collect();
         runs.sort();
         Ok(runs)
+    }
+
+    fn pace_path(source: &str) -> Path {
+        Path::from(format!("_control/ingest/pace/{source}.json"))
+    }
+
+    /// Records `source`'s learned pace (last writer wins: every fetcher's share is alike).
+    pub async fn put_pace(&self, source: &str, pace: &LearnedPace) -> Result<()> {
+        self.put_json(Self::pace_path(source), pace).await
+    }
+
+    /// `source`'s learned pace, if one was recorded.
+    pub async fn pace(&self, source: &str) -> Result<Option<LearnedPace>> {
+        self.get_json(Self::pace_path(source)).await
     }
 
     /// Stores a sealed error object; returns its full location.

@@ -149,6 +149,26 @@ impl Pace {
         s.rate = (s.rate * self.tuning.decrease).max(self.tuning.floor);
     }
 
+    /// Opens at `rate` (capped by the ceiling) instead of slow start, if this pace has not
+    /// learned anything yet (no answer, no signal): a rate another fetcher of the source
+    /// learned. Growth from there is additive; the first congestion signal cuts it as usual.
+    /// `true` when it took it.
+    pub fn open_at(&self, rate: f64) -> bool {
+        let mut s = self.lock();
+        let fresh = s.slow_start && s.smoothed.is_none() && s.throttled == 0;
+        if !fresh || !rate.is_finite() || rate <= s.rate {
+            return false;
+        }
+        s.rate = rate.min(self.ceiling);
+        s.slow_start = false;
+        true
+    }
+
+    /// Whether the rate is still growing from its start (no congestion signal, no opening rate).
+    pub fn in_slow_start(&self) -> bool {
+        self.lock().slow_start
+    }
+
     /// The rate now and the signals seen.
     pub fn stats(&self) -> PaceStats {
         let s = self.lock();
@@ -159,6 +179,20 @@ impl Pace {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_learned_rate_opens_only_a_fresh_pace_and_never_above_the_ceiling() {
+        let p = Pace::new(Some(20.0), PaceTuning::default());
+        assert!(p.open_at(50.0));
+        assert_eq!(p.stats().rate, 20.0, "capped by the ceiling");
+        assert!(!p.in_slow_start());
+        let p = Pace::new(None, PaceTuning::default());
+        p.on_success(Duration::from_millis(20));
+        assert!(!p.open_at(50.0), "a pace that has answers keeps its own");
+        let p = Pace::new(None, PaceTuning::default());
+        assert!(!p.open_at(1.0) && !p.open_at(f64::NAN), "lower or not a number: ignored");
+        assert!(p.in_slow_start());
+    }
 
     #[tokio::test(start_paused = true)]
     async fn it_paces_at_its_rate_and_never_passes_the_ceiling() {

@@ -125,12 +125,13 @@ impl<Q: TaskQueue, K: alkasba_pii::KeyService> Ingest<Q, K> {
             }
         }
         let run_id = new_run_id(now);
+        let pace = self.learned_pace(source, now).await;
         let first = first_url(&entry.source, stream, from.as_deref(), now.date_naive());
         let mut tasks = Vec::new();
         let mut pages = 0;
         let chain = !matches!(&stream.paginator, Paginator::PageNumber { total_pages_header: Some(_), .. });
         if chain {
-            tasks.push(FetchTask { run_id: run_id.clone(), source: source.into(), stream: stream.name.clone(), task: 0, url: first, pages: Pages::Chain { step: 1 }, round: 0, redrive: 0 });
+            tasks.push(FetchTask { run_id: run_id.clone(), source: source.into(), stream: stream.name.clone(), task: 0, url: first, pages: Pages::Chain { step: 1 }, round: 0, redrive: 0, pace });
         } else {
             let page = entry.http.fetch(stream, &first, deadline).await.map_err(|f| Error::Task(format!("{}: first page: {} ({})", prep.id, f.reason, f.url)))?.page;
             let total = if page.records(stream)?.is_empty() { 0 } else { page_count(stream, &page)?.unwrap_or(1) };
@@ -149,6 +150,7 @@ impl<Q: TaskQueue, K: alkasba_pii::KeyService> Ingest<Q, K> {
                     pages: Pages::Range { first: start, last, follow: last == total },
                     round: 0,
                     redrive: 0,
+                    pace,
                 });
                 start = last + 1;
                 n += 1;
@@ -182,6 +184,22 @@ impl<Q: TaskQueue, K: alkasba_pii::KeyService> Ingest<Q, K> {
         }
         self.queue.send_tasks(&tasks).await?;
         Ok(Planned { stream: prep.id.clone(), run_id: Some(run_id), tasks: tasks.len(), pages, note: if chain { "cursor chain".into() } else { "pages planned".into() } })
+    }
+}
+
+impl<Q: TaskQueue, K: alkasba_pii::KeyService> Ingest<Q, K> {
+    /// The pace a fetcher of `source` last reached, if recorded in the last day (older, the
+    /// store may have changed: slow start). A read failure only costs the fetchers a slow start.
+    async fn learned_pace(&self, source: &str, now: DateTime<Utc>) -> Option<f64> {
+        let learned = match self.control.pace(source).await {
+            Ok(p) => p?,
+            Err(e) => {
+                tracing::warn!(source, error = %e, "could not read the learned pace: fetchers start slow");
+                return None;
+            }
+        };
+        let at = DateTime::parse_from_rfc3339(&learned.at).ok()?.with_timezone(&Utc);
+        ((now - at) < chrono::Duration::days(1) && learned.rate.is_finite() && learned.rate > 0.0).then_some(learned.rate)
     }
 }
 

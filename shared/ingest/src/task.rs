@@ -16,7 +16,7 @@ pub enum Pages {
 }
 
 /// One unit of fetch work (an SQS message body).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FetchTask {
     /// The run this task belongs to.
@@ -37,6 +37,12 @@ pub struct FetchTask {
     /// marker, since the planned task's marker has moved past the page).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub redrive: u32,
+    /// Requests per second a fetcher with no pace of its own yet (a new sandbox) opens with
+    /// instead of slow start: the rate a fetcher of this source had reached when it last ended
+    /// a task (see [`crate::control::LearnedPace`]), or its own when it sends the rest of a
+    /// task on. `None`: slow start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pace: Option<f64>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -59,7 +65,7 @@ impl FetchTask {
 /// Its `task` is what to run to redo the work (for a dead page: that page alone, as a redrive
 /// with its own marker), so the letter itself can be moved back to the task queue (SQS's
 /// redrive, or `alkasba dlq redrive`): the fetcher accepts a letter as well as a task.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeadLetter {
     /// The task, for a replay.
     pub task: Option<FetchTask>,

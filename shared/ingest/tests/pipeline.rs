@@ -79,7 +79,7 @@ async fn bronze_equals_the_truth_and_personal_data_is_sealed() {
     // Issue 18: everything the stream does not keep in clear is one sealed value; no column of
     // bronze holds an email, a name or an address.
     let c = rows(ingest, "alkasba_store", "customers", &["_key", "_sealed", "email_token"]).await;
-    assert!(c.iter().all(|r| r[1].as_deref().unwrap().starts_with("pii1:")));
+    assert!(c.iter().all(|r| alkasba_pii::is_sealed(r[1].as_deref().unwrap())));
     let table = ingest.lake.bronze("alkasba_store", "customers").unwrap();
     let columns: Vec<String> = ingest.lake.open(&table).await.unwrap().snapshot().unwrap().schema().fields().map(|f| f.name().clone()).collect();
     for personal in ["email", "first_name", "last_name", "username", "billing", "shipping"] {
@@ -96,8 +96,19 @@ async fn bronze_equals_the_truth_and_personal_data_is_sealed() {
     assert!(email.contains('@'));
     assert!(hidden["/billing"]["phone"].is_string(), "{hidden}");
 
+    // Issue 20: the pace the fetchers reached is recorded, and the next run's tasks open at it
+    // (a new sandbox skips slow start).
+    let learned = ingest.control.pace("alkasba_store").await.unwrap().expect("a learned pace recorded");
+    assert!(learned.rate > alkasba_ingest::pace::PaceTuning::default().initial, "{learned:?}");
+
     // Incremental: the store changes; the next run adds exactly the new versions.
     reqwest::Client::new().post(format!("{base}/_sim/mutate?n=60")).send().await.unwrap();
+    for r in ingest.plan(Some(&["alkasba_store.orders".to_string()]), chrono::Utc::now()).await.unwrap() {
+        r.unwrap();
+    }
+    let tasks = ingest.queue.take_tasks();
+    assert!(!tasks.is_empty() && tasks.iter().all(|t| t.pace == Some(learned.rate)), "{tasks:?}");
+    alkasba_ingest::ports::TaskQueue::send_tasks(&ingest.queue, &tasks).await.unwrap();
     local.run(&["alkasba_store.orders"]).await;
     let (valid, _) = truth(&base, "orders").await;
     let got = rows(ingest, "alkasba_store", "orders", &["_key", "_version"]).await;
@@ -165,6 +176,7 @@ async fn a_margin_longer_than_the_invocation_is_a_clear_error() {
         pages: alkasba_ingest::task::Pages::Range { first: 1, last: 1, follow: true },
         round: 0,
         redrive: 0,
+        pace: None,
     };
     let err = local.ingest.run_task(&task, tokio::time::Instant::now() + std::time::Duration::from_secs(10)).await.unwrap_err();
     assert!(err.to_string().contains("DEADLINE_MARGIN_SECS (20 s)") && !err.is_retryable(), "{err}");

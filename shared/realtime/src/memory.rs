@@ -24,6 +24,8 @@ impl EventQueue for MemoryQueue {
 #[derive(Debug, Default)]
 pub struct MemoryLake {
     pub written: Mutex<Vec<Outbox>>,
+    /// Events in each write, in order (one write = one commit per table in the Delta sink).
+    pub writes: Mutex<Vec<usize>>,
 }
 
 impl LakeSink for MemoryLake {
@@ -31,6 +33,7 @@ impl LakeSink for MemoryLake {
         let mut w = self.written.lock().map_err(|_| crate::Error::Config("poisoned".into()))?;
         // The Delta sink's high-water mark: generations at or below the highest written skip.
         let mark = w.iter().map(|o| o.generation).max().unwrap_or(0);
+        self.writes.lock().map_err(|_| crate::Error::Config("poisoned".into()))?.push(outboxes.iter().map(|o| o.events.len()).sum());
         w.extend(outboxes.iter().filter(|o| o.generation > mark).cloned());
         Ok(())
     }

@@ -22,8 +22,9 @@ pub const OPTIONS: &[(&str, &str, &str)] = &[
     ("PII_KEY_ID", "", "webhook: KMS key that wraps the data keys sealing personal fields (required by webhook)."),
     ("ALERTS_TOPIC_ARN", "", "realtime: SNS topic alerts are published to (required by realtime)."),
     ("ALERT_RULES_FILE", "(the shipped config/alerts.toml)", "realtime: alert rules file."),
-    ("FLUSH_EVENTS", "5000", "realtime: write pending events to the lake once this many are waiting (one commit per table)."),
-    ("FLUSH_SECS", "10", "realtime: ... or once the oldest has waited this long; the scheduled tick flushes the rest."),
+    ("FLUSH_EVENTS", "50000", "realtime: the scheduled tick (every minute) writes pending events to the lake; a batch writes them itself only once this many are waiting..."),
+    ("FLUSH_SECS", "120", "realtime: ... or once the oldest has waited this long (the tick is late or missing)."),
+    ("FLUSH_CHUNK_EVENTS", "5000", "realtime: at most this many events per lake write (one commit per table); a bigger backlog is written in several."),
 ];
 
 /// The options, typed.
@@ -62,7 +63,8 @@ impl Settings {
         let default = crate::engine::FlushPolicy::default();
         let flush = crate::engine::FlushPolicy {
             min_events: number("FLUSH_EVENTS", default.min_events as u64, 1..=100_000)? as usize,
-            max_age_ms: number("FLUSH_SECS", (default.max_age_ms / 1000) as u64, 0..=600)? as i64 * 1000,
+            max_age_ms: number("FLUSH_SECS", (default.max_age_ms / 1000) as u64, 0..=3600)? as i64 * 1000,
+            chunk_events: number("FLUSH_CHUNK_EVENTS", default.chunk_events as u64, 1..=100_000)? as usize,
         };
         let named = |k: &str, default: &str| get(k).unwrap_or_else(|| default.to_string()).replace("${stack}", &stack);
         Ok(Self {

@@ -347,6 +347,37 @@ async fn a_quiet_baseline_raises_nothing_and_every_event_reaches_the_lake_once()
     assert!(e.store.load().await.unwrap().0.pending.is_empty(), "every outbox flushed");
 }
 
+/// Issue 20: batches leave the lake to the tick (a batch writing the lake held the deliveries
+/// queued behind it: the tail of alert latency), and the tick writes a backlog a bounded prefix
+/// at a time; a backlog past the policy (the tick late) is written by a batch itself.
+#[tokio::test]
+async fn batches_leave_the_lake_to_the_tick_which_writes_a_backlog_in_bounded_writes() {
+    let policy = FlushPolicy { min_events: 50_000, max_age_ms: 120_000, chunk_events: 100 };
+    let e = Engine { flush: policy, ..engine() };
+    let mut f = Feed { next: 0, events: vec![] };
+    f.steady(T0, 180, 4);
+    run(&e, &f.events).await;
+    assert!(e.lake.writes.lock().unwrap().is_empty(), "no batch wrote the lake");
+    e.flush().await.unwrap();
+    let writes = e.lake.writes.lock().unwrap().clone();
+    // Outboxes of 50 events (one per batch of `run`): two per write.
+    assert!(writes.iter().all(|&n| n <= 100), "each write holds at most chunk_events: {writes:?}");
+    assert_eq!(writes.len(), f.events.len().div_ceil(100), "{writes:?}");
+    let mut ids: Vec<String> = e.lake.written.lock().unwrap().iter().flat_map(|o| o.events.iter().map(|e| e.delivery_id.clone())).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), f.events.len(), "every event once");
+    assert!(e.store.load().await.unwrap().0.pending.is_empty());
+
+    // The tick late: once 200 events wait, a batch writes them (in writes of 100).
+    let e = Engine { flush: FlushPolicy { min_events: 200, ..policy }, ..engine() };
+    run(&e, &f.events).await;
+    let writes = e.lake.writes.lock().unwrap().clone();
+    assert!(!writes.is_empty() && writes.iter().all(|&n| n <= 100), "{writes:?}");
+    let waiting: usize = e.store.load().await.unwrap().0.pending.iter().map(|p| p.events).sum();
+    assert!(waiting < 200, "batches keep the backlog under the policy: {waiting}");
+}
+
 /// Issue 18: a delivery carrying an older version of a record than the one applied (a late
 /// WooCommerce retry, a replayed capture with another body) changes no window (issue 20: it is
 /// still kept in the events table); the same version with other content (two saves in one
@@ -463,7 +494,7 @@ async fn each_incident_raises_exactly_one_alert_of_its_kind() {
 async fn concurrent_instances_apply_each_delivery_once() {
     let store = S3State::over(Arc::new(InMemory::new()));
     let lake = Arc::new(MemoryLake::default());
-    let make = || Engine { rules: rules(), store: store.clone(), lake: lake.clone(), alerts: MemoryAlerts::default(), flush: FlushPolicy { min_events: 100, max_age_ms: 60_000 } };
+    let make = || Engine { rules: rules(), store: store.clone(), lake: lake.clone(), alerts: MemoryAlerts::default(), flush: FlushPolicy { min_events: 100, max_age_ms: 60_000, chunk_events: 40 } };
     let (a, b) = (Arc::new(make()), Arc::new(make()));
     let mut f = Feed { next: 0, events: vec![] };
     f.steady(T0, 60, 10);

@@ -184,6 +184,11 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
             )));
         }
         let deadline = work_deadline;
+        if let Some(rate) = task.pace
+            && entry.http.pace().open_at(rate)
+        {
+            tracing::debug!(rate, "opening at the pace a fetcher of this source learned");
+        }
         let sealer = Sealer::new(self.keys.clone(), alkasba_pii::kms_context(&task.source, &task.stream));
         let mut run = Run { task, entry, prep, sealer, deadline, committed };
         let mut report = TaskReport { kms_requests: self.keys.requests(), ..TaskReport::default() };
@@ -205,6 +210,7 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
 
     async fn finish(&self, task: &FetchTask, mut report: TaskReport) -> Result<TaskReport> {
         report.kms_requests = self.keys.requests().saturating_sub(report.kms_requests);
+        self.record_pace(task).await;
         if !report.continued
             && let Some(plan) = self.control.plan(&task.source, &task.stream, &task.run_id).await?
         {
@@ -218,6 +224,20 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
             continued = report.continued, run_completed = report.run_completed, kms_requests = report.kms_requests,
             fetch_ms = report.phases.fetch_ms, fetch_ahead_ms = report.phases.fetch_ahead_ms, process_ms = report.phases.process_ms, keyring_ms = report.phases.keyring_ms, quarantine_ms = report.phases.quarantine_ms, bronze_ms = report.phases.bronze_ms, "task done");
         Ok(report)
+    }
+
+    /// Records the pace this process has reached for the task's source, for the next run's
+    /// fetchers to open at (one small PUT per task; a failure only costs them a slow start).
+    async fn record_pace(&self, task: &FetchTask) {
+        let Ok((entry, _)) = self.catalog.stream(&task.source, &task.stream) else { return };
+        let rate = entry.http.pace().stats().rate;
+        if rate <= crate::pace::PaceTuning::default().initial {
+            return;
+        }
+        let learned = crate::control::LearnedPace { rate, at: Utc::now().to_rfc3339() };
+        if let Err(e) = self.control.put_pace(&task.source, &learned).await {
+            tracing::warn!(source = %task.source, error = %e, "could not record the learned pace: the next run's fetchers start slow");
+        }
     }
 
     /// Sends the rest of `task` (`pages`, from `url` for a chain) back to the queue: at once
@@ -236,6 +256,8 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
             (false, false) => 0,
         };
         t.pages = pages;
+        // Whoever takes the rest opens at this process's pace.
+        t.pace = self.catalog.stream(&task.source, &task.stream).ok().map(|(entry, _)| entry.http.pace().stats().rate);
         if let Some(u) = url {
             t.url = u;
         }
