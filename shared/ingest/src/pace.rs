@@ -164,11 +164,6 @@ impl Pace {
         true
     }
 
-    /// Whether the rate is still growing from its start (no congestion signal, no opening rate).
-    pub fn in_slow_start(&self) -> bool {
-        self.lock().slow_start
-    }
-
     /// The rate now and the signals seen.
     pub fn stats(&self) -> PaceStats {
         let s = self.lock();
@@ -185,13 +180,17 @@ mod tests {
         let p = Pace::new(Some(20.0), PaceTuning::default());
         assert!(p.open_at(50.0));
         assert_eq!(p.stats().rate, 20.0, "capped by the ceiling");
-        assert!(!p.in_slow_start());
+        let p = Pace::new(None, PaceTuning::default());
+        assert!(p.open_at(50.0));
+        p.on_success(Duration::from_millis(20));
+        assert!(p.stats().rate < 50.01, "past slow start: additive growth, not +1 per answer: {:?}", p.stats());
         let p = Pace::new(None, PaceTuning::default());
         p.on_success(Duration::from_millis(20));
         assert!(!p.open_at(50.0), "a pace that has answers keeps its own");
         let p = Pace::new(None, PaceTuning::default());
         assert!(!p.open_at(1.0) && !p.open_at(f64::NAN), "lower or not a number: ignored");
-        assert!(p.in_slow_start());
+        p.on_success(Duration::from_millis(20));
+        assert_eq!(p.stats().rate, PaceTuning::default().initial + 1.0, "still in slow start");
     }
 
     #[tokio::test(start_paused = true)]

@@ -229,15 +229,16 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
     /// Records the pace this process has reached for the task's source, for the next run's
     /// fetchers to open at (one small PUT per task; a failure only costs them a slow start).
     async fn record_pace(&self, task: &FetchTask) {
-        let Ok((entry, _)) = self.catalog.stream(&task.source, &task.stream) else { return };
-        let rate = entry.http.pace().stats().rate;
-        if rate <= crate::pace::PaceTuning::default().initial {
-            return;
-        }
+        let Some(rate) = self.pace_now(task).filter(|r| *r > crate::pace::PaceTuning::default().initial) else { return };
         let learned = crate::control::LearnedPace { rate, at: Utc::now().to_rfc3339() };
         if let Err(e) = self.control.put_pace(&task.source, &learned).await {
             tracing::warn!(source = %task.source, error = %e, "could not record the learned pace: the next run's fetchers start slow");
         }
+    }
+
+    /// The request rate this process allows itself now for `task`'s source.
+    fn pace_now(&self, task: &FetchTask) -> Option<f64> {
+        self.catalog.stream(&task.source, &task.stream).ok().map(|(entry, _)| entry.http.pace().stats().rate)
     }
 
     /// Sends the rest of `task` (`pages`, from `url` for a chain) back to the queue: at once
@@ -257,7 +258,7 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
         };
         t.pages = pages;
         // Whoever takes the rest opens at this process's pace.
-        t.pace = self.catalog.stream(&task.source, &task.stream).ok().map(|(entry, _)| entry.http.pace().stats().rate);
+        t.pace = self.pace_now(task);
         if let Some(u) = url {
             t.url = u;
         }
