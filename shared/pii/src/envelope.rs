@@ -12,15 +12,57 @@ use crate::keyring::KeyringRow;
 use crate::keys::{DataKey, KeyService, KmsContext, aes, nonce};
 use crate::{Error, Result};
 
-/// A value sealed as it came: `pii1:<key id>:<base64(nonce | ciphertext | tag)>`.
-const PREFIX: &str = "pii1:";
-/// A value whose plaintext was compressed (zstd) before sealing: `pii2:<key id>:<base64>`.
-/// A record's personal fields are JSON that compresses to about half (WooCommerce orders: 623
-/// bytes to 311, docs/benchmarks.md), and ciphertext does not compress at all once sealed.
-/// The length of a sealed value says how compressible the person's fields are, as before it
-/// said how long they were; one value holds one person's fields only, so nobody's content is
-/// compressed beside another's (no CRIME-style probe across persons).
-const PREFIX_Z: &str = "pii2:";
+/// How a sealed value's plaintext was written before sealing, named by its prefix:
+/// `<prefix><key id>:<base64(nonce | ciphertext | tag)>`. The prefix is part of the value's
+/// associated data (except `pii1`, the first format): a value relabelled does not open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    /// `pii1:` the plaintext as it came (too short to gain from compressing, and every value
+    /// sealed before 2026-12-04).
+    Plain,
+    /// `pii2:` compressed with zstd, no dictionary (values sealed 2026-12-04).
+    Zstd,
+    /// `pii3:` compressed with zstd against [`DICT_V1`]. A record's personal fields are JSON
+    /// that compresses to about half alone (WooCommerce orders: 603 bytes to 305) and to under
+    /// a third against a dictionary of their field names (183), while ciphertext does not
+    /// compress at all once sealed. The length of a sealed value says how compressible the
+    /// person's fields are, as before it said how long they were; one value holds one person's
+    /// fields only, and the dictionary holds nobody's, so no content is compressed beside
+    /// another person's (no CRIME-style probe across persons).
+    ZstdDict1,
+}
+
+impl Format {
+    const ALL: [Format; 3] = [Format::Plain, Format::Zstd, Format::ZstdDict1];
+
+    fn prefix(self) -> &'static str {
+        match self {
+            Format::Plain => "pii1:",
+            Format::Zstd => "pii2:",
+            Format::ZstdDict1 => "pii3:",
+        }
+    }
+
+    /// The dictionary its plaintext was compressed against, if compressed.
+    fn dictionary(self) -> Option<&'static [u8]> {
+        match self {
+            Format::Plain => None,
+            Format::Zstd => Some(&[]),
+            Format::ZstdDict1 => Some(DICT_V1),
+        }
+    }
+}
+
+/// The zstd dictionary of `pii3` values (raw content, 1.8 KB): the names and empty shapes of
+/// the personal fields of WooCommerce's REST v3 customers, orders and refunds (as the record
+/// path writes them: pointers, sorted), and public boilerplate (browser user agents, webmail
+/// domains, street words). It holds nobody's data, so it needs no sealing and no erasure. Values
+/// depend on its exact bytes: it never changes; a better one becomes `pii4` beside it (a test
+/// pins its digest). Written by hand rather than trained (`zstd --train`): a trained dictionary
+/// is learned from real records, which would put personal data in it.
+const DICT_V1: &[u8] = include_bytes!("zstd_dict_v1.txt");
+/// The format new values are sealed in, when compressing makes them smaller.
+const COMPRESSED: Format = Format::ZstdDict1;
 /// zstd level: on orders' personal fields, 1 compresses as well as 3 (309 against 311 bytes)
 /// for less CPU, and 19 saves 1.7% more for many times it; about 5 µs per order either way.
 const ZSTD_LEVEL: i32 = 1;
@@ -50,49 +92,45 @@ pub(crate) fn open_with(key: &LessSafeKey, aad: &[u8], sealed: &[u8]) -> Result<
     Ok(plain.to_vec())
 }
 
-/// A sealed value's key id, base64 body and whether its plaintext is compressed.
-fn parts(sealed: &str) -> std::result::Result<(&str, &str, bool), &'static str> {
-    let (rest, compressed) = match (sealed.strip_prefix(PREFIX), sealed.strip_prefix(PREFIX_Z)) {
-        (Some(rest), _) => (rest, false),
-        (None, Some(rest)) => (rest, true),
-        (None, None) => return Err("not a sealed value"),
-    };
+/// A sealed value's key id, base64 body and format.
+fn parts(sealed: &str) -> std::result::Result<(&str, &str, Format), &'static str> {
+    let (format, rest) = Format::ALL.iter().find_map(|f| sealed.strip_prefix(f.prefix()).map(|rest| (*f, rest))).ok_or("not a sealed value")?;
     let (key_id, b64) = rest.split_once(':').ok_or("malformed sealed value")?;
-    Ok((key_id, b64, compressed))
+    Ok((key_id, b64, format))
 }
 
 /// Whether a string is a sealed value.
 pub fn is_sealed(s: &str) -> bool {
-    s.starts_with(PREFIX) || s.starts_with(PREFIX_Z)
+    Format::ALL.iter().any(|f| s.starts_with(f.prefix()))
 }
 
 fn wrap_aad(key_id: &str, subject: &str) -> Vec<u8> {
     format!("keyring:{key_id}:{subject}").into_bytes()
 }
 
-fn field_aad(key_id: &str, place: &str) -> Vec<u8> {
-    format!("{key_id}:{place}").into_bytes()
-}
-
-/// A compressed value's associated data names its format too: relabelled `pii1`, it does not
-/// open.
-fn compressed_aad(key_id: &str, place: &str) -> Vec<u8> {
-    format!("{PREFIX_Z}{key_id}:{place}").into_bytes()
+/// A value's associated data: its key and place, and its format but for the first one
+/// (relabelled, a value does not open).
+fn value_aad(format: Format, key_id: &str, place: &str) -> Vec<u8> {
+    match format {
+        Format::Plain => format!("{key_id}:{place}").into_bytes(),
+        _ => format!("{}{key_id}:{place}", format.prefix()).into_bytes(),
+    }
 }
 
 /// `plaintext` compressed with `compressor` (made on first use), when that makes it smaller.
 fn compress(compressor: &mut Option<zstd::bulk::Compressor<'static>>, plaintext: &[u8]) -> Option<Vec<u8>> {
     if compressor.is_none() {
-        *compressor = zstd::bulk::Compressor::new(ZSTD_LEVEL).ok();
+        *compressor = zstd::bulk::Compressor::with_dictionary(ZSTD_LEVEL, COMPRESSED.dictionary().unwrap_or_default()).ok();
     }
     compressor.as_mut()?.compress(plaintext).ok().filter(|c| c.len() < plaintext.len())
 }
 
-fn decompress(place: &str, compressed: &[u8]) -> Result<Vec<u8>> {
+fn decompress(place: &str, dictionary: &[u8], compressed: &[u8]) -> Result<Vec<u8>> {
     use std::io::Read;
+    let unreadable = |e: std::io::Error| Error::Crypto(format!("{place}: compressed value unreadable: {e}"));
     let mut out = Vec::new();
-    let decoder = zstd::stream::read::Decoder::new(compressed).map_err(|e| Error::Crypto(format!("{place}: compressed value unreadable: {e}")))?;
-    decoder.take(MAX_PLAINTEXT + 1).read_to_end(&mut out).map_err(|e| Error::Crypto(format!("{place}: compressed value unreadable: {e}")))?;
+    let decoder = zstd::stream::read::Decoder::with_dictionary(compressed, dictionary).map_err(unreadable)?;
+    decoder.take(MAX_PLAINTEXT + 1).read_to_end(&mut out).map_err(unreadable)?;
     if out.len() as u64 > MAX_PLAINTEXT {
         return Err(Error::Crypto(format!("{place}: value expands beyond {MAX_PLAINTEXT} bytes")));
     }
@@ -145,7 +183,7 @@ impl<K: KeyService> Sealer<K> {
     }
 
     /// Seals `plaintext` for the person `subject` (a token), bound to its `place` ([`place`]):
-    /// `pii2:<key id>:<base64>` with the plaintext compressed, or `pii1:` when compressing does
+    /// `pii3:<key id>:<base64>` with the plaintext compressed, or `pii1:` when compressing does
     /// not make it smaller.
     pub async fn seal(&mut self, subject: &str, place: &str, plaintext: &[u8]) -> Result<String> {
         if !self.persons.contains_key(subject) {
@@ -161,10 +199,12 @@ impl<K: KeyService> Sealer<K> {
             self.persons.insert(subject.to_string(), (key_id, aes(&raw)?));
         }
         let (key_id, cipher) = self.persons.get(subject).ok_or_else(|| Error::Crypto("person key missing".into()))?;
-        Ok(match compress(&mut self.compressor, plaintext) {
-            Some(compressed) => format!("{PREFIX_Z}{key_id}:{}", B64.encode(seal_with(cipher, &compressed_aad(key_id, place), &compressed)?)),
-            None => format!("{PREFIX}{key_id}:{}", B64.encode(seal_with(cipher, &field_aad(key_id, place), plaintext)?)),
-        })
+        let compressed = compress(&mut self.compressor, plaintext);
+        let (format, body) = match &compressed {
+            Some(c) => (COMPRESSED, c.as_slice()),
+            None => (Format::Plain, plaintext),
+        };
+        Ok(format!("{}{key_id}:{}", format.prefix(), B64.encode(seal_with(cipher, &value_aad(format, key_id, place), body)?)))
     }
 
     /// Keys created since the last call, to append to the keyring.
@@ -229,7 +269,7 @@ impl<K: KeyService> Opener<K> {
 
     /// The plaintext of a sealed value found at `place` ([`place`]).
     pub async fn open(&mut self, place: &str, sealed: &str) -> Result<Vec<u8>> {
-        let (key_id, b64, compressed) = parts(sealed).map_err(|e| Error::Crypto(format!("{place}: {e}")))?;
+        let (key_id, b64, format) = parts(sealed).map_err(|e| Error::Crypto(format!("{place}: {e}")))?;
         if !self.persons.contains_key(key_id) {
             let Some(row) = self.rows.get(key_id) else {
                 return Err(match self.erased.get(key_id) {
@@ -248,9 +288,12 @@ impl<K: KeyService> Opener<K> {
         }
         let cipher = self.persons.get(key_id).ok_or_else(|| Error::Crypto("person key missing".into()))?;
         let sealed = B64.decode(b64).map_err(|e| Error::Crypto(format!("{place}: {e}")))?;
-        let aad = if compressed { compressed_aad(key_id, place) } else { field_aad(key_id, place) };
-        let opened = open_with(cipher, &aad, &sealed).map_err(|_| Error::Crypto(format!("{place}: the value does not open here (sealed for another place, or altered)")))?;
-        if compressed { decompress(place, &opened) } else { Ok(opened) }
+        let opened =
+            open_with(cipher, &value_aad(format, key_id, place), &sealed).map_err(|_| Error::Crypto(format!("{place}: the value does not open here (sealed for another place, or altered)")))?;
+        match format.dictionary() {
+            Some(dictionary) => decompress(place, dictionary, &opened),
+            None => Ok(opened),
+        }
     }
 }
 
@@ -319,37 +362,61 @@ mod tests {
         }
     }
 
-    /// Issue 20: a record's fields are compressed before sealing when that makes them smaller
-    /// (`pii2`), kept as they are otherwise (`pii1`); both open; a compressed value relabelled
-    /// `pii1` does not open, and one that would expand without bound is refused.
+    /// Issue 20: a record's fields are compressed against the field-name dictionary before
+    /// sealing when that makes them smaller (`pii3`), kept as they are otherwise (`pii1`); those
+    /// and the dictionary-less `pii2` of 2026-12-04 all open; a value relabelled to another
+    /// format does not open, and one that would expand without bound is refused.
     #[tokio::test]
     async fn personal_fields_are_compressed_before_sealing_and_a_crafted_value_is_refused() {
         let keys = Arc::new(LocalKeys::random().unwrap());
         let mut s = Sealer::new(keys.clone(), kms_context("shop", "orders"));
         let home = place("shop.orders", "17", "_sealed");
-        let fields = br#"{"/billing":{"address_1":"66 Rue des Consuls","address_2":"","city":"Rabat","company":"","country":"MA","email":"fatima@example.ma","first_name":"Fatima","last_name":"Mansouri","phone":"+212679525777","postcode":"10001","state":""},"/shipping":{"address_1":"66 Rue des Consuls","address_2":"","city":"Rabat","company":"","country":"MA","first_name":"Fatima","last_name":"Mansouri","phone":"+212679525777","postcode":"10001","state":""}}"#;
+        let fields = br#"{"/billing":{"address_1":"66 Rue des Consuls","address_2":"","city":"Rabat","company":"","country":"MA","email":"fatima@example.ma","first_name":"Fatima","last_name":"Mansouri","phone":"+212679525777","postcode":"10001","state":""},"/customer_ip_address":"196.102.148.150","/order_key":"wc_order_829a3ce5e407","/shipping":{"address_1":"66 Rue des Consuls","address_2":"","city":"Rabat","company":"","country":"MA","first_name":"Fatima","last_name":"Mansouri","phone":"+212679525777","postcode":"10001","state":""}}"#;
         let big = s.seal("fatima", &home, fields).await.unwrap();
         let small = s.seal("fatima", &home, b"x").await.unwrap();
-        assert!(big.starts_with(PREFIX_Z) && small.starts_with(PREFIX), "{big} {small}");
+        assert!(big.starts_with("pii3:") && small.starts_with("pii1:"), "{big} {small}");
         assert!(is_sealed(&big) && is_sealed(&small));
-        // Erasure finds a value's key by its id: both formats name it.
+        // Erasure finds a value's key by its id: every format names it.
         assert_eq!(Opener::<LocalKeys>::key_id(&big), Opener::<LocalKeys>::key_id(&small));
         assert!(Opener::<LocalKeys>::key_id(&big).is_some_and(|id| id.len() == 32));
         let b64 = |v: &str| B64.decode(v.rsplit(':').next().unwrap()).unwrap().len();
-        assert!(b64(&big) + 100 < fields.len(), "compressed: {} sealed bytes for {} bytes of fields", b64(&big), fields.len());
+        let without_dictionary = zstd::bulk::compress(fields, ZSTD_LEVEL).unwrap().len();
+        let with_dictionary = b64(&big) - NONCE_LEN - 16;
+        assert!(with_dictionary + 60 < without_dictionary, "the dictionary saves: {with_dictionary} bytes against {without_dictionary} compressed alone, of {}", fields.len());
         let rows = s.take_new_keys();
         let mut o = Opener::new(keys.clone(), rows.clone());
         assert_eq!(o.open(&home, &big).await.unwrap(), fields);
         assert_eq!(o.open(&home, &small).await.unwrap(), b"x");
-        let relabelled = big.replacen(PREFIX_Z, PREFIX, 1);
-        assert!(o.open(&home, &relabelled).await.unwrap_err().to_string().contains("does not open here"));
+        // A value sealed on 2026-12-04 (compressed without the dictionary) still opens.
+        let (key_id, cipher) = s.persons.get("fatima").unwrap();
+        let seal_as = |format: Format, body: &[u8]| format!("{}{key_id}:{}", format.prefix(), B64.encode(seal_with(cipher, &value_aad(format, key_id, &home), body).unwrap()));
+        let old = seal_as(Format::Zstd, &zstd::bulk::compress(fields, ZSTD_LEVEL).unwrap());
+        assert!(is_sealed(&old) && Opener::<LocalKeys>::key_id(&old) == Some(key_id.as_str()) && rows[0].key_id == *key_id);
+        assert_eq!(o.open(&home, &old).await.unwrap(), fields);
+        for (value, from) in [(&big, "pii3:"), (&old, "pii2:")] {
+            for to in ["pii1:", "pii2:", "pii3:"].into_iter().filter(|to| *to != from) {
+                let relabelled = value.replacen(from, to, 1);
+                assert!(o.open(&home, &relabelled).await.unwrap_err().to_string().contains("does not open here"), "{from} as {to}");
+            }
+        }
         // A crafted value: 64 MiB of zeros compressed, sealed under the person's real key (an
-        // insider who holds it), expands past the limit and is refused.
-        let key_id = rows[0].key_id.clone();
-        let cipher = o.persons.get(&key_id).unwrap();
+        // insider who holds it), expands past the limit and is refused, in either format.
         let bomb = zstd::bulk::compress(&vec![0u8; 64 << 20], 3).unwrap();
-        let crafted = format!("{PREFIX_Z}{key_id}:{}", B64.encode(seal_with(cipher, &compressed_aad(&key_id, &home), &bomb).unwrap()));
-        let e = o.open(&home, &crafted).await.unwrap_err();
-        assert!(e.to_string().contains("expands beyond"), "{e}");
+        for format in [Format::Zstd, Format::ZstdDict1] {
+            let e = o.open(&home, &seal_as(format, &bomb)).await.unwrap_err();
+            assert!(e.to_string().contains("expands beyond"), "{format:?}: {e}");
+        }
+    }
+
+    /// `pii3` values depend on the dictionary's exact bytes: it never changes (a new one is a
+    /// new format).
+    #[test]
+    fn the_dictionary_of_sealed_values_never_changes() {
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, DICT_V1);
+        assert_eq!(
+            crate::token::hex(digest.as_ref()),
+            "79851559177516b35ccee2fc0fbebb369982fcf1e959211cd81b995fbba50173",
+            "zstd_dict_v1.txt changed: values sealed against it no longer open; add a new format instead"
+        );
     }
 }

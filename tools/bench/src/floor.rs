@@ -65,8 +65,8 @@ pub struct FloorArgs {
     /// Orders in the simulated store.
     #[arg(long, default_value_t = 100_000)]
     orders: u32,
-    /// Pages per group (a fetcher's commit).
-    #[arg(long, default_value_t = 20)]
+    /// Pages per group (a fetcher's commit; its PAGES_PER_COMMIT default).
+    #[arg(long, default_value_t = 40)]
     pages_per_commit: u64,
     /// Times each floor is run (the best is kept; the first warms the allocator).
     #[arg(long, default_value_t = 3)]

@@ -92,8 +92,8 @@ struct IngestArgs {
     /// Pages (of 100 orders) per fetch task: 100 makes each invocation a 10,000-record batch.
     #[arg(long, default_value_t = 100)]
     pages_per_task: u64,
-    /// Pages per bronze commit.
-    #[arg(long, default_value_t = 20)]
+    /// Pages per bronze commit (the fetcher's PAGES_PER_COMMIT default).
+    #[arg(long, default_value_t = 40)]
     pages_per_commit: u64,
     /// Pages one fetcher requests at once.
     #[arg(long, default_value_t = 4)]

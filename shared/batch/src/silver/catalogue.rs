@@ -75,7 +75,7 @@ pub const SILVER: &[SilverSpec] = &[
         prepare: Prepare::None,
         fx_date: None,
         joins: &[],
-        // Personal fields stay sealed (one `pii1:`/`pii2:` value, opened only with kms:Decrypt).
+        // Personal fields stay sealed (one `pii1:`/`pii2:`/`pii3:` value, opened only with kms:Decrypt).
         sql: "SELECT id AS customer_id, email_token AS customer_token, phone_token, _sealed AS pii_sealed,
                      date_created_gmt AS created_at, date_modified_gmt AS modified_at, _version, _ingested_at
               FROM increment",

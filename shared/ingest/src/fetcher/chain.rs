@@ -5,14 +5,16 @@ use alkasba_pii::KeyService;
 use alkasba_sources::{Next, next_page};
 use tokio::time::Instant;
 
-use super::{Ingest, PageResult, Run, TaskReport};
+use super::{Group, Ingest, Run, TaskReport};
 use crate::ports::TaskQueue;
 use crate::task::Pages;
 use crate::{Error, Result};
 
 impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
     pub(super) async fn run_chain(&self, run: &mut Run<'_, K>, step: u64, report: &mut TaskReport) -> Result<()> {
-        let stream = &run.prep.stream;
+        // A shared reference of the task's lifetime: usable while `run` is lent.
+        let prep = run.prep;
+        let stream = &prep.stream;
         let mut step = step;
         let mut url = run.task.url.clone();
         // Steps already committed: walk past them without committing (the next URL is only
@@ -32,19 +34,22 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
                 return self.continue_task(run.task, Pages::Chain { step }, Some(url), false, report).await;
             }
             let group_first = step;
-            let mut group = Vec::new();
+            let mut group = Group::default();
+            let mut pages = 0u64;
             let mut end = false;
             // Stops this invocation: the deadline, a page failing its round (comes back later),
             // or a page given up on (dead-lettered; its redrive goes on from it).
             let mut stop: Option<(Pages, bool)> = None;
-            while (group.len() as u64) < self.settings.pages_per_commit {
+            while pages < self.settings.pages_per_commit {
                 let t = std::time::Instant::now();
                 let fetched = run.entry.http.fetch(stream, &url, run.deadline).await;
                 report.phases.fetch_ms += super::ms_since(t);
                 match fetched {
                     Ok(f) => {
                         let next = next_page(stream, &f.page)?;
-                        group.push(PageResult::Ok { page: step, fetched: f });
+                        // Processed now: only the group's rows are held until the commit.
+                        self.add_page(run, &mut group, step, f).await?;
+                        pages += 1;
                         step += 1;
                         match next {
                             Next::Done => {
@@ -63,13 +68,13 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
                         break;
                     }
                     Err(failure) => {
-                        group.push(PageResult::Dead { page: step, failure });
+                        group.dead(step, failure);
                         end = true;
                         break;
                     }
                 }
             }
-            let gave_up = group.iter().any(|g| matches!(g, PageResult::Dead { .. }));
+            let gave_up = !group.dead.is_empty();
             if !group.is_empty() {
                 // A chain given up on has not reached its end: its redrive has.
                 self.commit_group(run, group, group_first, end && !gave_up, report).await?;

@@ -1,51 +1,42 @@
 //! A group of fetched pages to the lake: keys first, then quarantine, then bronze with the
 //! task's marker and progress in the same commit; and the dead letters of pages given up on.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use alkasba_lake::read::Filter;
 use alkasba_lake::{Append, Attempt, Pending, Written};
 use alkasba_pii::{KeyService, keyring_batch};
 use chrono::Utc;
 
-use super::{Ingest, PageResult, Run, TaskReport, ms_since};
+use super::{Group, Ingest, Run, TaskReport, ms_since};
 use crate::crash::Step;
 use crate::http::FetchFailure;
 use crate::ports::TaskQueue;
 use crate::runs::{Counts, TaskProgress};
 use crate::task::{DeadLetter, FetchTask, Pages};
 use crate::{Error, Result};
-use alkasba_records::record::{INGEST_DATE, Origin, Prepared, Processed, Row, quarantine_batch};
+use alkasba_lake::arrow::array::{Array, AsArray, BooleanArray, Int64Array, RecordBatch, StringArray};
+use alkasba_lake::arrow::compute::filter_record_batch;
+use alkasba_lake::arrow::datatypes::Int64Type;
+use alkasba_lake::arrow::error::ArrowError;
+use alkasba_records::record::{INGEST_DATE, Prepared, Processed, quarantine_batch};
 
 impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
-    /// Processes and commits pages `group_first..` (each `Ok` or given up on); `end`: the last
+    /// Commits `group` (pages `group_first..`, each processed or given up on); `end`: the last
     /// page of the stream is among them.
-    pub(super) async fn commit_group(&self, run: &mut Run<'_, K>, group: Vec<PageResult>, group_first: u64, end: bool, report: &mut TaskReport) -> Result<()> {
+    pub(super) async fn commit_group(&self, run: &mut Run<'_, K>, group: Group, group_first: u64, end: bool, report: &mut TaskReport) -> Result<()> {
         let (task, prep) = (run.task, run.prep);
         let app_id = task.app_id();
         let now = Utc::now();
-        let group_last = group.iter().map(PageResult::page).max().unwrap_or(group_first);
+        let group_last = group.last.unwrap_or(group_first);
         let mut g = TaskReport::default();
-        let mut urls: Vec<(u64, String)> = Vec::new();
-        let mut done = Processed::default();
-        let t = std::time::Instant::now();
-        for r in group {
-            match r {
-                PageResult::Dead { page, failure } => {
-                    self.dead_letter(run, page, &failure).await?;
-                    g.dead_pages.push(page);
-                }
-                PageResult::Ok { page, fetched } => {
-                    if fetched.attempts > 1 {
-                        g.counts.retried_pages += 1;
-                    }
-                    let url = fetched.page.url.to_string();
-                    prep.process_page(fetched.page.body, Origin { run_id: &task.run_id, page, url: &url }, &self.tokens, &mut run.sealer, &mut done).await?;
-                    urls.push((page, url));
-                }
-            }
+        let Group { done, urls, dead, retried_pages, process_ms, .. } = group;
+        g.counts.retried_pages = retried_pages;
+        for (page, failure) in dead {
+            self.dead_letter(run, page, &failure).await?;
+            g.dead_pages.push(page);
         }
-        report.phases.process_ms += ms_since(t);
+        report.phases.process_ms += process_ms;
         let Processed { rows, quarantined: qrows, fetched, duplicates, max_cursor, .. } = done;
         g.counts.fetched = fetched;
         g.counts.duplicates = duplicates;
@@ -70,6 +61,13 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
             }
             Ok::<_, Error>(ms_since(t))
         };
+        // The group's bronze batch, built once: the rows (a few KB each, cells and strings) are
+        // dropped here, and a commit that must leave some out (a racing copy's pages, rows
+        // already in the table) filters this batch rather than rebuilding from rows. Peak
+        // memory per group is then the batch and its Parquet, which lets groups be larger.
+        let batch = prep.bronze_batch(&rows, &task.run_id, now)?;
+        drop(rows);
+        let candidates = Candidates::of(&batch)?;
         // Bronze's files are staged meanwhile, against the version of bronze this process read
         // last: the commit below uses them when its checks find every row new (the common
         // case) and stages again otherwise. Files staged are invisible until a commit names
@@ -78,16 +76,11 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
         let pending = &std::sync::Mutex::new(None);
         let prestaged = async {
             let t = std::time::Instant::now();
-            if !rows.is_empty()
+            if batch.num_rows() > 0
                 && let Some(table) = self.lake.cached(&uri)
+                && let Err(e) = self.lake.prestage(&table, batch.clone(), &Append { partitions: &[INGEST_DATE], ..Append::default() }, pending).await
             {
-                let staged = async {
-                    let batch = prep.bronze_batch(&rows, &task.run_id, now)?;
-                    self.lake.prestage(&table, batch, &Append { partitions: &[INGEST_DATE], ..Append::default() }, pending).await.map_err(Error::from)
-                };
-                if let Err(e) = staged.await {
-                    tracing::debug!(table = %uri, error = %e, "bronze files not staged ahead: staged at commit");
-                }
+                tracing::debug!(table = %uri, error = %e, "bronze files not staged ahead: staged at commit");
             }
             ms_since(t)
         };
@@ -110,7 +103,7 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
             dead_pages: g.dead_pages.clone(),
             max_cursor: max_cursor.clone(),
         };
-        let (rows, progress, report_conflicts) = (&rows, &progress, std::sync::atomic::AtomicU64::new(0));
+        let (batch, candidates, progress, report_conflicts) = (&batch, &candidates, &progress, std::sync::atomic::AtomicU64::new(0));
         let t = std::time::Instant::now();
         let committed = self
             .lake
@@ -122,19 +115,20 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
                     if done >= group_last {
                         return Ok::<_, Error>(Attempt::Done(None));
                     }
-                    let todo: Vec<&Row> = rows.iter().filter(|r| r.page > done).collect();
-                    let existing = self.existing(&table, prep, &todo).await?;
-                    let fresh: Vec<Row> = todo.into_iter().filter(|r| !existing.contains(&(r.key.clone(), r.version.clone()))).cloned().collect();
-                    let dups = rows.iter().filter(|r| r.page > done).count() - fresh.len();
-                    tracing::debug!(lookup_ms = t1.elapsed().as_millis() as u64, fresh = fresh.len(), "bronze: markers and duplicates looked up");
-                    let p = progress(fresh.len() as u64, g.counts.duplicates + dups as u64);
+                    let todo: Vec<usize> = (0..candidates.len()).filter(|&i| candidates.page(i) > done).collect();
+                    let existing = self.existing(&table, prep, candidates, &todo).await?;
+                    let keep: Vec<bool> = (0..candidates.len()).map(|i| candidates.page(i) > done && !existing.contains(&i)).collect();
+                    let fresh = keep.iter().filter(|k| **k).count();
+                    let dups = todo.len() - fresh;
+                    tracing::debug!(lookup_ms = t1.elapsed().as_millis() as u64, fresh, "bronze: markers and duplicates looked up");
+                    let p = progress(fresh as u64, g.counts.duplicates + dups as u64);
                     let meta = serde_json::json!({ "progress": p });
-                    let batch = prep.bronze_batch(&fresh, &task.run_id, now)?;
+                    let batch = if fresh == batch.num_rows() { batch.clone() } else { filter_record_batch(batch, &BooleanArray::from(keep)).map_err(|e| Error::Lake(e.into()))? };
                     let append = Append { partitions: &[INGEST_DATE], txn: Some((app_id.clone(), group_last as i64)), metadata: Some(meta), properties: None };
                     // The files of a lost race are committed again when the rows are the same.
                     Ok(match self.lake.try_append_kept(table, batch, &append, pending).await? {
                         Written::Committed(v) => {
-                            tracing::debug!(version = v, rows = fresh.len(), pages = ?(group_first..=group_last), "bronze commit");
+                            tracing::debug!(version = v, rows = fresh, pages = ?(group_first..=group_last), "bronze commit");
                             Attempt::Done(Some(p))
                         }
                         Written::Conflict => {
@@ -203,39 +197,76 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
         self.queue.send_dead(&letter).await
     }
 
-    /// (key, version) pairs of `rows` already in the table, read with a filter that prunes files
-    /// by their key and version statistics.
-    async fn existing(&self, table: &deltalake::DeltaTable, prep: &Prepared, rows: &[&Row]) -> Result<HashSet<(String, String)>> {
-        if rows.is_empty() || table.version().is_none() {
+    /// Which of the candidates `todo` are already in the table (same key and version), read
+    /// with a filter that prunes files by their key and version statistics.
+    async fn existing(&self, table: &deltalake::DeltaTable, prep: &Prepared, candidates: &Candidates, todo: &[usize]) -> Result<HashSet<usize>> {
+        if todo.is_empty() || table.version().is_none() {
             return Ok(HashSet::new());
         }
-        let vmin = rows.iter().map(|r| r.version.as_str()).min().unwrap_or_default();
-        let vmax = rows.iter().map(|r| r.version.as_str()).max().unwrap_or_default();
+        let vmin = todo.iter().map(|&i| candidates.version(i)).min().unwrap_or_default();
+        let vmax = todo.iter().map(|&i| candidates.version(i)).max().unwrap_or_default();
         let mut filter = Filter::between(alkasba_records::record::VERSION, vmin, vmax);
         match &prep.int_key_column {
             Some(c) => {
-                let ids: Vec<i64> = rows.iter().filter_map(|r| r.key.parse().ok()).collect();
+                let ids: Vec<i64> = todo.iter().filter_map(|&i| candidates.key(i).parse().ok()).collect();
                 if let (Some(lo), Some(hi)) = (ids.iter().min(), ids.iter().max()) {
                     filter = filter.and_between(c, *lo, *hi);
                 }
             }
             None => {
-                let kmin = rows.iter().map(|r| r.key.as_str()).min().unwrap_or_default();
-                let kmax = rows.iter().map(|r| r.key.as_str()).max().unwrap_or_default();
+                let kmin = todo.iter().map(|&i| candidates.key(i)).min().unwrap_or_default();
+                let kmax = todo.iter().map(|&i| candidates.key(i)).max().unwrap_or_default();
                 filter = filter.and_between(alkasba_records::record::KEY, kmin, kmax);
             }
         }
         let batches = self.lake.select_table(table, Some(&filter), &[alkasba_records::record::KEY, alkasba_records::record::VERSION]).await?;
-        let wanted: HashSet<(&str, &str)> = rows.iter().map(|r| (r.key.as_str(), r.version.as_str())).collect();
+        let wanted: HashMap<(&str, &str), usize> = todo.iter().map(|&i| ((candidates.key(i), candidates.version(i)), i)).collect();
         let mut out = HashSet::new();
         for b in batches {
             let (k, v) = (alkasba_lake::read::strings(b.column(0))?, alkasba_lake::read::strings(b.column(1))?);
             for i in 0..b.num_rows() {
-                if wanted.contains(&(k.value(i), v.value(i))) {
-                    out.insert((k.value(i).to_string(), v.value(i).to_string()));
+                if let Some(found) = wanted.get(&(k.value(i), v.value(i))) {
+                    out.insert(*found);
                 }
             }
         }
         Ok(out)
+    }
+}
+
+/// The key, version and page of each row of a group's bronze batch (its first columns), for
+/// the commit's checks.
+struct Candidates {
+    keys: StringArray,
+    versions: StringArray,
+    pages: Int64Array,
+}
+
+impl Candidates {
+    fn of(batch: &RecordBatch) -> Result<Self> {
+        let missing = |what: String| Error::Lake(alkasba_lake::Error::Arrow(ArrowError::SchemaError(what)));
+        let column = |name: &str| batch.column_by_name(name).cloned().ok_or_else(|| missing(format!("the bronze batch has no {name} column")));
+        let pages = column(alkasba_records::record::PAGE)?;
+        Ok(Self {
+            keys: alkasba_lake::read::strings(&column(alkasba_records::record::KEY)?)?,
+            versions: alkasba_lake::read::strings(&column(alkasba_records::record::VERSION)?)?,
+            pages: pages.as_primitive_opt::<Int64Type>().cloned().ok_or_else(|| missing("the bronze batch's page column is not Int64".into()))?,
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    fn key(&self, i: usize) -> &str {
+        self.keys.value(i)
+    }
+
+    fn version(&self, i: usize) -> &str {
+        self.versions.value(i)
+    }
+
+    fn page(&self, i: usize) -> u64 {
+        self.pages.value(i) as u64
     }
 }

@@ -59,7 +59,7 @@ impl Default for Tuning {
     fn default() -> Self {
         Self {
             pages_per_task: 20,
-            pages_per_commit: 20,
+            pages_per_commit: 40,
             fetch_concurrency: 4,
             fetch_ahead_pages: 10,
             deadline_margin: Duration::from_secs(20),
@@ -143,17 +143,51 @@ pub(crate) fn ms_since(t: std::time::Instant) -> u64 {
     t.elapsed().as_millis() as u64
 }
 
-/// A page's outcome inside a group.
-enum PageResult {
-    Ok { page: u64, fetched: Fetched },
-    Dead { page: u64, failure: FetchFailure },
+/// A group of pages on its way to one commit. Each page is processed as it joins (in page
+/// order) and its parsed body dropped then: a page's `serde_json::Value` tree is several times
+/// its JSON, and holding a whole group's trees until the commit is what bounded the group's size
+/// in memory (issue 20). Pages given up on wait here for their dead letters.
+#[derive(Default)]
+struct Group {
+    /// The group's last page so far.
+    last: Option<u64>,
+    /// Its valid rows, quarantined records and counts.
+    done: alkasba_records::record::Processed,
+    /// Each page's URL, for its quarantined records.
+    urls: Vec<(u64, String)>,
+    /// Pages given up on, with why.
+    dead: Vec<(u64, FetchFailure)>,
+    /// Pages that took more than one request.
+    retried_pages: u64,
+    /// Time spent processing its pages.
+    process_ms: u64,
 }
 
-impl PageResult {
-    fn page(&self) -> u64 {
-        match self {
-            PageResult::Ok { page, .. } | PageResult::Dead { page, .. } => *page,
+impl Group {
+    fn is_empty(&self) -> bool {
+        self.last.is_none()
+    }
+
+    fn dead(&mut self, page: u64, failure: FetchFailure) {
+        self.dead.push((page, failure));
+        self.last = Some(page);
+    }
+}
+
+impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
+    /// Adds page `page` to `group`: validated, tokenised and sealed now.
+    async fn add_page(&self, run: &mut Run<'_, K>, group: &mut Group, page: u64, fetched: Fetched) -> Result<()> {
+        let t = std::time::Instant::now();
+        if fetched.attempts > 1 {
+            group.retried_pages += 1;
         }
+        let url = fetched.page.url.to_string();
+        let origin = alkasba_records::record::Origin { run_id: &run.task.run_id, page, url: &url };
+        run.prep.process_page(fetched.page.body, origin, &self.tokens, &mut run.sealer, &mut group.done).await?;
+        group.urls.push((page, url));
+        group.last = Some(page);
+        group.process_ms += ms_since(t);
+        Ok(())
     }
 }
 
