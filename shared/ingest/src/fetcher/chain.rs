@@ -35,12 +35,12 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
             }
             let group_first = step;
             let mut group = Group::default();
-            let mut pages = 0u64;
             let mut end = false;
             // Stops this invocation: the deadline, a page failing its round (comes back later),
             // or a page given up on (dead-lettered; its redrive goes on from it).
             let mut stop: Option<(Pages, bool)> = None;
-            while pages < self.settings.pages_per_commit {
+            // Pages read into the group (a page given up on ends it).
+            while (group.urls.len() as u64) < self.settings.pages_per_commit {
                 let t = std::time::Instant::now();
                 let fetched = run.entry.http.fetch(stream, &url, run.deadline).await;
                 report.phases.fetch_ms += super::ms_since(t);
@@ -49,7 +49,6 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
                         let next = next_page(stream, &f.page)?;
                         // Processed now: only the group's rows are held until the commit.
                         self.add_page(run, &mut group, step, f).await?;
-                        pages += 1;
                         step += 1;
                         match next {
                             Next::Done => {
