@@ -31,7 +31,7 @@ pub const OPTIONS: &[(&str, &str, &str)] = &[
     ("SOURCES_DIR", "(the shipped config/sources)", "Directory of source *.toml files."),
     ("SOURCE_BASE_URLS", "", "Base URL overrides: name=url,name=url."),
     ("PAGES_PER_TASK", "20", "Pages per planned task."),
-    ("PAGES_PER_COMMIT", "40", "Pages per bronze commit."),
+    ("PAGES_PER_COMMIT", "100", "Pages per bronze commit."),
     ("FETCH_CONCURRENCY", "4", "Pages fetched at once by one fetcher."),
     ("FETCH_AHEAD_PAGES", "10", "Numbered pages of the next group fetched while a group commits (0: none); each is held parsed in memory until its group is processed."),
     ("DEADLINE_MARGIN_SECS", "20", "Stop starting pages this long before the invocation's deadline; the rest goes back to the queue."),
@@ -77,7 +77,7 @@ impl Settings {
             source_base_urls,
             tuning: Tuning {
                 pages_per_task: number("PAGES_PER_TASK", 20, 1..=1000)?,
-                pages_per_commit: number("PAGES_PER_COMMIT", 40, 1..=500)?,
+                pages_per_commit: number("PAGES_PER_COMMIT", 100, 1..=500)?,
                 fetch_concurrency: number("FETCH_CONCURRENCY", 4, 1..=64)? as usize,
                 fetch_ahead_pages: number("FETCH_AHEAD_PAGES", 10, 0..=500)?,
                 deadline_margin: Duration::from_secs(number("DEADLINE_MARGIN_SECS", 20, 1..=600)?),

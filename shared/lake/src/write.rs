@@ -283,8 +283,15 @@ fn split(uri: &str, batch: &RecordBatch, partitions: &[&str]) -> Result<Vec<(Par
 /// CPU and stores bronze in about half the bytes (issue 20, docs/benchmarks.md). Every reader we
 /// name (delta-rs, DuckDB, Athena, Trino, Spark) reads it.
 pub fn parquet_properties() -> WriterProperties {
-    WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())).build()
+    WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())).set_max_row_group_row_count(Some(ROW_GROUP_ROWS)).build()
 }
+
+/// Rows per Parquet row group of the files the lake appends. The writer holds a row group's
+/// encoded pages (and a zstd context per column) until the group closes: a fetcher's group of
+/// 10,000 orders in one row group took ~10 MB more at its peak than in row groups of 4,096
+/// (`alkasba-bench floor --memory 100`, docs/benchmarks.md), for 1% more bytes; readers prune
+/// by row group, so smaller ones cost them nothing.
+const ROW_GROUP_ROWS: usize = 4096;
 
 /// One Parquet file in memory ([`parquet_properties`]).
 fn encode(uri: &str, batch: &RecordBatch) -> Result<Vec<u8>> {

@@ -3,11 +3,13 @@
 //! version, tokens and sealed personal fields, and turned into bronze or quarantine rows as Arrow
 //! batches ([`record`]).
 
+mod bronze;
 pub mod clear;
 mod error;
 pub mod record;
 pub mod validate;
 
+pub use bronze::BronzeRows;
 pub use clear::{ClearFields, SEALED, merge};
 pub use error::{Error, Result};
 pub use record::{Origin, Prepared, Processed, QuarantineRow, Row, quarantine_batch};

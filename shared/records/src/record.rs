@@ -1,16 +1,17 @@
 //! From JSON records to bronze and quarantine rows: keys, versions, tokens, sealed personal
 //! fields, typed columns; then to Arrow batches.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-use alkasba_lake::arrow::array::{ArrayRef, BooleanBuilder, Decimal128Builder, Float64Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
+use alkasba_lake::arrow::array::{ArrayRef, Int64Builder, StringBuilder, TimestampMicrosecondBuilder};
 use alkasba_lake::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use alkasba_lake::arrow::record_batch::RecordBatch;
 use alkasba_pii::{KeyService, Sealer, Tokenizer};
 use alkasba_sources::{FieldType, Stream, top_level};
 use serde_json::Value;
 
+use crate::bronze::BronzeRows;
 use crate::clear::{ClearFields, SEALED};
 use crate::validate::{decimal, timestamp_micros, validate};
 use crate::{Error, Result};
@@ -26,8 +27,8 @@ pub const INGEST_DATE: &str = "_ingest_date";
 
 /// A typed column of a stream.
 #[derive(Debug, Clone)]
-struct Column {
-    name: String,
+pub(crate) struct Column {
+    pub(crate) name: String,
     ty: FieldType,
     scale: u8,
 }
@@ -62,13 +63,13 @@ pub struct Row {
     pub key: String,
     pub version: String,
     pub page: u64,
-    cells: Vec<Cell>,
-    tokens: Vec<Option<String>>,
+    pub(crate) cells: Vec<Cell>,
+    pub(crate) tokens: Vec<Option<String>>,
     /// The stream's `clear` fields, in its order.
-    clear: Vec<Option<String>>,
-    extra: BTreeMap<String, String>,
+    pub(crate) clear: Vec<Option<String>>,
+    pub(crate) extra: BTreeMap<String, String>,
     /// Everything not kept in clear, sealed as one value.
-    sealed: Option<String>,
+    pub(crate) sealed: Option<String>,
 }
 
 /// An invalid record, for quarantine.
@@ -97,8 +98,8 @@ pub struct Protected {
 /// The records of a group of pages, processed (see [`Prepared::process_page`]).
 #[derive(Debug, Default)]
 pub struct Processed {
-    /// Valid rows, each key+version once.
-    pub rows: Vec<Row>,
+    /// Valid rows, each key+version once, in Arrow builders ([`Prepared::bronze_rows_batch`]).
+    pub rows: BronzeRows,
     /// Invalid records.
     pub quarantined: Vec<QuarantineRow>,
     /// Records read.
@@ -160,7 +161,7 @@ impl Prepared {
             match self.process(rec, origin, tokens, sealer).await? {
                 Ok(row) => {
                     if out.seen.insert((row.key.clone(), row.version.clone())) {
-                        out.rows.push(row);
+                        out.rows.push(self, row)?;
                     } else {
                         out.duplicates += 1;
                     }
@@ -187,6 +188,11 @@ impl Prepared {
             _ => None,
         };
         Self { id: format!("{source}.{}", stream.name), stream: stream.clone(), columns, in_clear, int_key_column }
+    }
+
+    /// The stream's typed columns (its declared top-level fields kept in clear).
+    pub(crate) fn columns(&self) -> &[Column] {
+        &self.columns
     }
 
     /// The stream's allow-list of fields kept in clear.
@@ -317,7 +323,7 @@ impl Prepared {
         }
     }
 
-    fn column_type(c: &Column) -> DataType {
+    pub(crate) fn column_type(c: &Column) -> DataType {
         match c.ty {
             FieldType::Integer => DataType::Int64,
             FieldType::Number => DataType::Float64,
@@ -327,43 +333,9 @@ impl Prepared {
             FieldType::String | FieldType::Json => DataType::Utf8,
         }
     }
-
-    /// The bronze batch of `rows`. Columns: key and version, the typed schema fields, the
-    /// tokens and clear columns, the sealed part (`_sealed`), every other field kept in clear as
-    /// text (new ones extend the table's schema), then run, page, ingestion time and date.
-    pub fn bronze_batch(&self, rows: &[Row], run_id: &str, now: chrono::DateTime<chrono::Utc>) -> Result<RecordBatch> {
-        let n = rows.len();
-        let mut fields = vec![Field::new(KEY, DataType::Utf8, false), Field::new(VERSION, DataType::Utf8, false)];
-        let mut arrays: Vec<ArrayRef> = vec![Arc::new(string_col(rows.iter().map(|r| Some(r.key.as_str())))), Arc::new(string_col(rows.iter().map(|r| Some(r.version.as_str()))))];
-        for (i, c) in self.columns.iter().enumerate() {
-            let ty = Self::column_type(c);
-            fields.push(Field::new(&c.name, ty.clone(), true));
-            arrays.push(build(&ty, rows.iter().map(|r| &r.cells[i]), n)?);
-        }
-        for (i, name) in self.stream.tokens.keys().enumerate() {
-            fields.push(Field::new(name, DataType::Utf8, true));
-            arrays.push(Arc::new(string_col(rows.iter().map(|r| r.tokens[i].as_deref()))));
-        }
-        for (i, name) in self.stream.clear.keys().enumerate() {
-            fields.push(Field::new(name, DataType::Utf8, true));
-            arrays.push(Arc::new(string_col(rows.iter().map(|r| r.clear[i].as_deref()))));
-        }
-        fields.push(Field::new(SEALED, DataType::Utf8, true));
-        arrays.push(Arc::new(string_col(rows.iter().map(|r| r.sealed.as_deref()))));
-        let extras: BTreeSet<&str> = rows.iter().flat_map(|r| r.extra.keys().map(String::as_str)).collect();
-        for name in extras {
-            if fields.iter().any(|f| f.name() == name) {
-                continue;
-            }
-            fields.push(Field::new(name, DataType::Utf8, true));
-            arrays.push(Arc::new(string_col(rows.iter().map(|r| r.extra.get(name).map(String::as_str)))));
-        }
-        meta_columns(&mut fields, &mut arrays, rows.iter().map(|r| r.page), run_id, now, n);
-        RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).map_err(|e| Error::Batch(e.to_string()))
-    }
 }
 
-fn meta_columns(fields: &mut Vec<Field>, arrays: &mut Vec<ArrayRef>, pages: impl Iterator<Item = u64>, run_id: &str, now: chrono::DateTime<chrono::Utc>, n: usize) {
+pub(crate) fn meta_columns(fields: &mut Vec<Field>, arrays: &mut Vec<ArrayRef>, pages: impl Iterator<Item = u64>, run_id: &str, now: chrono::DateTime<chrono::Utc>, n: usize) {
     let date = now.format("%Y-%m-%d").to_string();
     fields.push(Field::new(RUN_ID, DataType::Utf8, false));
     arrays.push(Arc::new(string_col(std::iter::repeat_n(Some(run_id), n))));
@@ -425,35 +397,4 @@ fn cell(c: &Column, v: Option<&Value>) -> Cell {
         FieldType::Boolean => v.as_bool().map(Cell::Bool).unwrap_or(Cell::Null),
         FieldType::Timestamp => v.as_str().and_then(timestamp_micros).map(Cell::Ts).unwrap_or(Cell::Null),
     }
-}
-
-fn build<'a>(ty: &DataType, cells: impl Iterator<Item = &'a Cell>, n: usize) -> Result<ArrayRef> {
-    Ok(match ty {
-        DataType::Int64 => {
-            let mut b = Int64Builder::with_capacity(n);
-            cells.for_each(|c| b.append_option(if let Cell::Int(i) = c { Some(*i) } else { None }));
-            Arc::new(b.finish())
-        }
-        DataType::Float64 => {
-            let mut b = Float64Builder::with_capacity(n);
-            cells.for_each(|c| b.append_option(if let Cell::Float(f) = c { Some(*f) } else { None }));
-            Arc::new(b.finish())
-        }
-        DataType::Decimal128(p, s) => {
-            let mut b = Decimal128Builder::with_capacity(n).with_precision_and_scale(*p, *s).map_err(|e| Error::Batch(e.to_string()))?;
-            cells.for_each(|c| b.append_option(if let Cell::Dec(d) = c { Some(*d) } else { None }));
-            Arc::new(b.finish())
-        }
-        DataType::Boolean => {
-            let mut b = BooleanBuilder::with_capacity(n);
-            cells.for_each(|c| b.append_option(if let Cell::Bool(x) = c { Some(*x) } else { None }));
-            Arc::new(b.finish())
-        }
-        DataType::Timestamp(_, _) => {
-            let mut b = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
-            cells.for_each(|c| b.append_option(if let Cell::Ts(x) = c { Some(*x) } else { None }));
-            Arc::new(b.finish())
-        }
-        _ => Arc::new(string_col(cells.map(|c| if let Cell::Str(s) = c { Some(s.as_str()) } else { None }))),
-    })
 }

@@ -66,7 +66,7 @@ pub struct FloorArgs {
     #[arg(long, default_value_t = 100_000)]
     orders: u32,
     /// Pages per group (a fetcher's commit; its PAGES_PER_COMMIT default).
-    #[arg(long, default_value_t = 40)]
+    #[arg(long, default_value_t = 100)]
     pages_per_commit: u64,
     /// Times each floor is run (the best is kept; the first warms the allocator).
     #[arg(long, default_value_t = 3)]
@@ -78,6 +78,10 @@ pub struct FloorArgs {
     /// CPU per record goes).
     #[arg(long)]
     stages: bool,
+    /// Instead, measure the resident memory one group of each of these sizes (pages) takes
+    /// through our path, on this thread: what bounds a fetcher's group size (issue 20).
+    #[arg(long, value_delimiter = ',')]
+    memory: Vec<u64>,
 }
 
 /// `alkasba-bench floor`: both floors against an in-process simulator.
@@ -101,6 +105,13 @@ pub async fn run(a: FloorArgs) -> Result<()> {
     let tokens = Tokenizer::new(&hex::encode([7u8; 32]))?;
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let best = |runs: Vec<Floor>| runs.into_iter().max_by(|x, y| x.rate().total_cmp(&y.rate()));
+    // Memory first, on a fresh process: the allocator keeps what earlier runs freed.
+    if !a.memory.is_empty() {
+        for &size in &a.memory {
+            group_memory(&prep, &tokens, &raw, size).await?;
+        }
+        return Ok(());
+    }
     let mut ours_runs = Vec::new();
     for _ in 0..a.repeat.max(1) {
         ours_runs.push(ours(&prep, &tokens, &raw, a.pages_per_commit).await?);
@@ -110,6 +121,7 @@ pub async fn run(a: FloorArgs) -> Result<()> {
     if a.stages {
         stages(&prep, &tokens, &raw).await?;
     }
+
     if a.ours_only {
         return Ok(());
     }
@@ -199,8 +211,47 @@ async fn ours_group<K: KeyService>(prep: &Prepared, tokens: &Tokenizer, keys: Ar
         let url_of = |p: u64| urls.iter().find(|(q, _)| *q == p).map(|(_, u)| u.clone()).unwrap_or_default();
         bytes += parquet(&quarantine_batch(&prep.id, &done.quarantined, run_id, url_of, now)?)?;
     }
-    bytes += parquet(&prep.bronze_batch(&done.rows, run_id, now)?)?;
+    bytes += parquet(&prep.bronze_rows_batch(done.rows, run_id, now)?)?;
     Ok((done.fetched, bytes))
+}
+
+/// The resident memory of one group of `pages` pages through our path, on this thread, step by
+/// step: the processed records held until the commit, then its bronze batch, then its Parquet.
+/// Each figure is the peak above what was resident before the group (the raw pages, already in
+/// memory, excluded), over the group's records; the allocator keeps what it freed, so a later
+/// step's figure includes the earlier steps' peaks.
+async fn group_memory(prep: &Prepared, tokens: &Tokenizer, raw: &[RawPage], pages: u64) -> Result<()> {
+    let group = raw.get(..(pages as usize).min(raw.len())).context("no pages")?;
+    let keys = Arc::new(LocalKeys::random()?);
+    let mut sealer = Sealer::new(keys, alkasba_pii::kms_context("bench", "orders"));
+    let mut done = Processed::default();
+    let m = crate::mem::start();
+    for (page, url, body) in group {
+        let body: Value = serde_json::from_slice(body).with_context(|| format!("page {page} is not JSON"))?;
+        prep.process_page(body, Origin { run_id: "floor", page: *page, url }, tokens, &mut sealer, &mut done).await?;
+    }
+    let processed = crate::mem::end(m);
+    let batch = prep.bronze_rows_batch(std::mem::take(&mut done.rows), "floor", chrono::Utc::now())?;
+    let built = crate::mem::end(m);
+    drop(done);
+    let arrow_mb = batch.get_array_memory_size() as f64 / 1e6;
+    let bytes = parquet(&batch)?;
+    let encoded = crate::mem::end(m);
+    let n = batch.num_rows().max(1) as f64;
+    let kb = |mb: f64| mb * 1024.0 / n;
+    println!(
+        "memory, one group of {pages} pages ({} records): processed {:.1} MB ({:.1} KB/record), + bronze batch {:.1} MB ({:.1} KB/record; its Arrow buffers {:.1} MB), + Parquet ({:.1} MB) {:.1} MB ({:.1} KB/record)",
+        batch.num_rows(),
+        processed.own(),
+        kb(processed.own()),
+        built.own(),
+        kb(built.own()),
+        arrow_mb,
+        bytes as f64 / 1e6,
+        encoded.own(),
+        kb(encoded.own())
+    );
+    Ok(())
 }
 
 /// arrow-json → Parquet over `raw`, nothing else. The schema is inferred from every record
@@ -261,7 +312,7 @@ async fn stages(prep: &Prepared, tokens: &Tokenizer, raw: &[RawPage]) -> Result<
         "keyring rows to Parquet",
         "nested clear fields to JSON text",
         "whole process_page (all of the above but the keyring)",
-        "bronze rows to Arrow",
+        "bronze batch from its builders (the appends are in process_page)",
         "bronze Arrow to Parquet",
         "total of the real path (process_page, Arrow, Parquet)",
     ];
@@ -328,7 +379,7 @@ async fn stages(prep: &Prepared, tokens: &Tokenizer, raw: &[RawPage]) -> Result<
             prep.process_page(body, Origin { run_id: "floor", page: *page, url }, tokens, &mut sealer, &mut done).await?;
         }
         lap(9, &mut secs);
-        let batch = prep.bronze_batch(&done.rows, "floor", chrono::Utc::now())?;
+        let batch = prep.bronze_rows_batch(done.rows, "floor", chrono::Utc::now())?;
         lap(10, &mut secs);
         bronze_bytes += parquet(&batch)?;
         lap(11, &mut secs);

@@ -93,7 +93,7 @@ struct IngestArgs {
     #[arg(long, default_value_t = 100)]
     pages_per_task: u64,
     /// Pages per bronze commit (the fetcher's PAGES_PER_COMMIT default).
-    #[arg(long, default_value_t = 40)]
+    #[arg(long, default_value_t = 100)]
     pages_per_commit: u64,
     /// Pages one fetcher requests at once.
     #[arg(long, default_value_t = 4)]

@@ -61,12 +61,12 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
             }
             Ok::<_, Error>(ms_since(t))
         };
-        // The group's bronze batch, built once: the rows (a few KB each, cells and strings) are
-        // dropped here, and a commit that must leave some out (a racing copy's pages, rows
-        // already in the table) filters this batch rather than rebuilding from rows. Peak
-        // memory per group is then the batch and its Parquet, which lets groups be larger.
-        let batch = prep.bronze_batch(&rows, &task.run_id, now)?;
-        drop(rows);
+        // The group's bronze batch, from the builders its rows were appended to as they were
+        // processed (no row objects held), once: a commit that must leave some out (a racing
+        // copy's pages, rows already in the table) filters this batch rather than rebuilding
+        // it. Peak memory per group is then the batch and its Parquet, which lets groups be
+        // larger.
+        let batch = prep.bronze_rows_batch(rows, &task.run_id, now)?;
         let candidates = Candidates::of(&batch)?;
         // Bronze's files are staged meanwhile, against the version of bronze this process read
         // last: the commit below uses them when its checks find every row new (the common

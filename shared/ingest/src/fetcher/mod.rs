@@ -59,7 +59,7 @@ impl Default for Tuning {
     fn default() -> Self {
         Self {
             pages_per_task: 20,
-            pages_per_commit: 40,
+            pages_per_commit: 100,
             fetch_concurrency: 4,
             fetch_ahead_pages: 10,
             deadline_margin: Duration::from_secs(20),
