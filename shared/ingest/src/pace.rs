@@ -30,6 +30,9 @@ pub struct PaceTuning {
     /// Growth per answer once past slow start, in requests per second (0.005: over the
     /// `rate` answers of a second, +0.5% of the rate).
     pub increase: f64,
+    /// Growth per answer in slow start, in requests per second: answers come at the rate, so
+    /// the rate grows by this share of itself each second (1: doubling every ~0.7 s).
+    pub slow_start_step: f64,
     /// At most one decrease per this long: a burst of 429s answers one overshoot.
     pub hold: Duration,
     /// A smoothed latency above this, and above `latency_factor` times the best seen, is a
@@ -42,7 +45,17 @@ pub struct PaceTuning {
 
 impl Default for PaceTuning {
     fn default() -> Self {
-        PaceTuning { initial: 2.0, floor: 0.5, decrease: 0.75, increase: 0.005, hold: Duration::from_secs(1), latency_floor: Duration::from_millis(500), latency_factor: 4.0, burst: 1.0 }
+        PaceTuning {
+            initial: 2.0,
+            floor: 0.5,
+            decrease: 0.75,
+            increase: 0.005,
+            slow_start_step: 1.0,
+            hold: Duration::from_secs(1),
+            latency_floor: Duration::from_millis(500),
+            latency_factor: 4.0,
+            burst: 1.0,
+        }
     }
 }
 
@@ -51,7 +64,7 @@ struct State {
     rate: f64,
     /// The earliest start of the next request.
     next: Instant,
-    /// Doubling each second until the first congestion signal.
+    /// Growing by `slow_start_step` per answer until the first congestion signal.
     slow_start: bool,
     last_cut: Option<Instant>,
     /// Smoothed and best latency, in seconds.
@@ -124,10 +137,10 @@ impl Pace {
             self.cut(&mut s);
             return;
         }
-        // Per answer: +1 in slow start (the rate doubles each second), else +increase, which
-        // over the `rate` answers of a second grows the rate by `increase` of itself.
-        // Growth follows use: a fetcher that sends little does not raise its rate.
-        let step = if s.slow_start { 1.0 } else { self.tuning.increase };
+        // Per answer: +slow_start_step in slow start, else +increase, which over the `rate`
+        // answers of a second grows the rate by `increase` of itself. Growth follows use: a
+        // fetcher that sends little does not raise its rate.
+        let step = if s.slow_start { self.tuning.slow_start_step } else { self.tuning.increase };
         s.rate = (s.rate + step).min(self.ceiling);
     }
 
@@ -190,7 +203,7 @@ mod tests {
         let p = Pace::new(None, PaceTuning::default());
         assert!(!p.open_at(1.0) && !p.open_at(f64::NAN), "lower or not a number: ignored");
         p.on_success(Duration::from_millis(20));
-        assert_eq!(p.stats().rate, PaceTuning::default().initial + 1.0, "still in slow start");
+        assert_eq!(p.stats().rate, PaceTuning::default().initial + PaceTuning::default().slow_start_step, "still in slow start");
     }
 
     #[tokio::test(start_paused = true)]

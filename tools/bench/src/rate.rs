@@ -50,6 +50,9 @@ pub struct RateArgs {
     /// Pace tuning: at most one cut per this many milliseconds.
     #[arg(long)]
     hold_ms: Option<u64>,
+    /// Pace tuning: growth per answer in slow start.
+    #[arg(long)]
+    slow_start_step: Option<f64>,
 }
 
 #[derive(Default)]
@@ -131,8 +134,14 @@ pub async fn run(a: RateArgs) -> Result<()> {
         a.fetchers, a.concurrency, a.store_rps, a.store_burst, a.configured_rps, a.secs, a.warmup_secs
     );
     let d = PaceTuning::default();
-    let tuning = PaceTuning { increase: a.increase.unwrap_or(d.increase), decrease: a.decrease.unwrap_or(d.decrease), hold: a.hold_ms.map_or(d.hold, Duration::from_millis), ..d };
-    println!("adaptive tuning: increase {} per answer, decrease ×{}, hold {:?}", tuning.increase, tuning.decrease, tuning.hold);
+    let tuning = PaceTuning {
+        increase: a.increase.unwrap_or(d.increase),
+        decrease: a.decrease.unwrap_or(d.decrease),
+        hold: a.hold_ms.map_or(d.hold, Duration::from_millis),
+        slow_start_step: a.slow_start_step.unwrap_or(d.slow_start_step),
+        ..d
+    };
+    println!("adaptive tuning: increase {} per answer, slow start +{} per answer, decrease ×{}, hold {:?}", tuning.increase, tuning.slow_start_step, tuning.decrease, tuning.hold);
     let adaptive = variant(&base, &a, Some(tuning), &creds).await?;
     println!(
         "adaptive pace: {:.1} pages/s = {:.1}% of the allowed rate, {:.2}% of {} requests answered 429",
