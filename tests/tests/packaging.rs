@@ -5,6 +5,12 @@
 //! through a full ingestion of the simulator's store into LocalStack: bronze must equal the
 //! store's truth, key for key and version for version, with personal data sealed.
 //!
+//! `ALKASBA_PACKAGES=.local/package/arm64` runs the arm64 packages the template deploys instead
+//! (`scripts/package.sh --arch arm64 planner fetcher webhook realtime` builds them; not in CI: an
+//! arm64 build from a cold target dir takes ~25 min here): the runner starts them under QEMU's
+//! user-mode emulator (`alkasba_runner::emulate`), so the same ingestion checks the Graviton
+//! binaries too.
+//!
 //! It also checks what Lambda needs of a package: one executable file named `bootstrap` at the
 //! zip's root, linked for Amazon Linux 2023's glibc, and no query engine in the ingestion and
 //! real-time functions (≤ 20 MB zipped, issue 21's target).
@@ -45,8 +51,9 @@ fn unpack(zip: &Path, into: &Path) -> Vec<(String, u32)> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_packaged_bootstraps_ingest_the_store_exactly() {
+/// Every packaged function unpacked into a temporary directory (`<function>/bootstrap`, as the
+/// runner's `--bin-dir` takes them), after checking each zip is what Lambda needs.
+fn unpacked_packages() -> tempfile::TempDir {
     let dir = packages();
     let unpacked = tempfile::tempdir().unwrap();
     for f in PACKAGED {
@@ -65,7 +72,12 @@ async fn the_packaged_bootstraps_ingest_the_store_exactly() {
         let newest = text.match_indices("GLIBC_2.").filter_map(|(i, _)| text[i + 8..].split(|c: char| !c.is_ascii_digit()).next()?.parse::<u32>().ok()).max().unwrap_or(0);
         assert!(newest <= 34, "{f}: needs GLIBC_2.{newest}, newer than Amazon Linux 2023's 2.34");
     }
+    unpacked
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_packaged_bootstraps_ingest_the_store_exactly() {
+    let unpacked = unpacked_packages();
     let stack = Stack::deploy("pkg", &repo().join("infra/template.yaml"), false).unwrap();
     let mut sim = SimConfig::small(3, 1_200);
     sim.invalid_rate = 0.02;
@@ -112,5 +124,69 @@ async fn the_packaged_bootstraps_ingest_the_store_exactly() {
         }
     }
     println!("packaged cold starts (process start to first /next): {}", inits.join(", "));
+    stack.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_packaged_webhook_and_realtime_land_every_delivery_once() {
+    let unpacked = unpacked_packages();
+    let stack = Stack::deploy("pkgrt", &repo().join("infra/template.yaml"), false).unwrap();
+    let mut sim = SimConfig::small(5, 300);
+    sim.credentials = sim_credentials(&stack.name).await;
+    let secret = sim.credentials.webhook_secret.clone();
+    let (addr, _state, _) = serve(sim, "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let base = format!("http://{addr}");
+    let mut cfg = RunnerConfig::new(repo().join("infra/template.yaml"), &stack.name, unpacked.path());
+    cfg.functions = vec!["webhook".into(), "realtime".into()];
+    cfg.log_dir = Some(repo().join(".local/logs").join(&stack.name));
+    let runner = Runner::start(cfg).await.unwrap();
+    let url = format!("http://{}/", runner.http_endpoints()["WebhookFunction"]);
+
+    // The store's signed webhooks for 15 s (WooCommerce's creation ping first), then the
+    // scheduled tick writes what realtime holds to the events table.
+    let client = reqwest::Client::new();
+    let r = client.post(format!("{base}/_sim/webhooks/start")).json(&serde_json::json!({"url": url, "rate": 10, "duration_secs": 15, "incidents": []})).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 202, "{}", r.text().await.unwrap());
+    let log: Value = alkasba_it::eventually(Duration::from_secs(180), "the simulator's webhook run ends", || async {
+        let log: Value = client.get(format!("{base}/_sim/webhooks/log")).send().await.ok()?.json().await.ok()?;
+        (log["running"] == serde_json::json!(false)).then_some(log)
+    })
+    .await;
+    assert_eq!(log["ping_status"], 200, "the packaged webhook answers WooCommerce's creation ping");
+    let deliveries = log["deliveries"].as_array().unwrap();
+    let refused: Vec<&Value> = deliveries.iter().filter(|d| d["status"] != serde_json::json!(202)).collect();
+    assert!(refused.is_empty(), "the packaged webhook refused deliveries: {:?}", &refused[..refused.len().min(5)]);
+    // A delivery is named by its payload's HMAC (hex of the signature), as realtime stores it.
+    let accepted: HashSet<String> = deliveries.iter().map(|d| hex::encode(base64::Engine::decode(&base64::engine::general_purpose::STANDARD, d["signature"].as_str().unwrap()).unwrap())).collect();
+    assert!(accepted.len() > 50, "{} deliveries", accepted.len());
+    // A wrong signature is refused by the packaged webhook too.
+    let body = br#"{"id": 1}"#;
+    let forged = client
+        .post(&url)
+        .header("x-wc-webhook-topic", "order.created")
+        .header("x-wc-webhook-delivery-id", "forged")
+        .header("x-wc-webhook-signature", alkasba_realtime::signature::sign_woo(b"not-the-secret", body))
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status().as_u16(), 401);
+    assert_ne!(secret, "not-the-secret");
+
+    let table = format!("{}/bronze/realtime/store_events", stack.output("LakeRoot"));
+    let got: Vec<Value> = alkasba_it::eventually(Duration::from_secs(120), "every accepted delivery in the events table", || async {
+        // The tick writes whatever the batches have applied so far; repeated until all are in.
+        let tick = runner.invoke("RealtimeFunction", &serde_json::json!({"tick": "now"})).await.ok()?;
+        matches!(tick.outcome, alkasba_runner::Outcome::Success(_)).then_some(())?;
+        let rows = alkasba_it::duckdb(&format!("SELECT delivery_id FROM delta_scan('{table}')")).ok()?;
+        (rows.len() >= accepted.len()).then_some(rows)
+    })
+    .await;
+    runner.shutdown().await;
+    let ids: Vec<String> = got.iter().map(|r| r["delivery_id"].as_str().unwrap().to_string()).collect();
+    let set: HashSet<String> = ids.iter().cloned().collect();
+    assert_eq!(ids.len(), set.len(), "a delivery stored twice");
+    assert_eq!(set, accepted, "the events table differs from the deliveries the webhook accepted");
+    println!("packaged webhook and realtime: {} deliveries accepted, each once in the events table", accepted.len());
     stack.cleanup().await;
 }

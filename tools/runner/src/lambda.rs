@@ -84,6 +84,9 @@ pub struct FunctionConfig {
     pub name: String,
     /// Path of the binary.
     pub binary: PathBuf,
+    /// How the binary is started: directly, or under an emulator when it is built for another
+    /// architecture (`emulate`).
+    pub launcher: crate::emulate::Launcher,
     pub timeout: Duration,
     pub memory_mb: u64,
     /// Environment (resolved template variables plus AWS settings).
@@ -228,8 +231,9 @@ impl Instance {
             let _ = axum::serve(listener, app).await;
         });
 
-        let mut cmd = Command::new(&cfg.binary);
-        cmd.env_clear()
+        let mut cmd = Command::new(&cfg.launcher.program);
+        cmd.args(&cfg.launcher.args)
+            .env_clear()
             .envs(inherited_env())
             .envs(&cfg.env)
             .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())

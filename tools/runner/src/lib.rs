@@ -8,6 +8,7 @@
 //! dead-letter queues come from SQS itself (visibility timeout and redrive policy), exactly as on
 //! AWS.
 
+pub mod emulate;
 mod error;
 pub mod lambda;
 pub mod resolve;
@@ -229,6 +230,11 @@ impl Runner {
                 reason: format!("binary {} not found; build it with `cargo build --bins` (or unpack its package as {})", binary.display(), cfg.bin_dir.join(&spec.binary).join("bootstrap").display()),
             });
         }
+        let launcher =
+            emulate::launcher(&binary, std::env::consts::ARCH, std::env::var_os("PATH"), std::path::Path::new("/")).map_err(|reason| Error::Function { function: spec.logical_id.clone(), reason })?;
+        if let Some(arch) = launcher.emulated {
+            tracing::info!(function = %spec.logical_id, arch, emulator = %launcher.program.display(), "running an emulated binary (correctness only: its timings are the emulator's)");
+        }
         let mut env = HashMap::new();
         for (k, v) in &spec.environment {
             let value = self.context.resolve(v).map_err(|e| Error::Function { function: spec.logical_id.clone(), reason: format!("environment variable {k}: {e}") })?;
@@ -260,6 +266,7 @@ impl Runner {
         Ok(FunctionConfig {
             name: spec.logical_id.clone(),
             binary,
+            launcher,
             timeout,
             memory_mb: spec.memory_mb,
             env,
