@@ -21,13 +21,21 @@ pub fn repo() -> PathBuf {
     Path::new(&manifest).parent().expect("tests/ has a parent").to_path_buf()
 }
 
-/// The directory holding the built binaries (this test's target profile dir).
+/// The directory holding the built binaries: this test's target profile dir, or
+/// `ALKASBA_BIN_DIR` (what `scripts/test-packaged.sh` assembles: deployment packages unpacked as
+/// `<function>/bootstrap`, the workspace's binaries beside them), which the runner takes alike.
 pub fn bin_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    // target/<profile>/deps/<test> -> target/<profile>
-    let dir = exe.parent().and_then(Path::parent).expect("target dir").to_path_buf();
+    let dir = match std::env::var_os("ALKASBA_BIN_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => {
+            let exe = std::env::current_exe().expect("test binary path");
+            // target/<profile>/deps/<test> -> target/<profile>
+            exe.parent().and_then(Path::parent).expect("target dir").to_path_buf()
+        }
+    };
     for bin in ["heartbeat", "planner", "fetcher", "dashboard", "alkasba", "probe", "alkasba-runner", "alkasba-sim"] {
-        assert!(dir.join(bin).is_file(), "{} is missing: build the binaries first (cargo build --bins)", dir.join(bin).display());
+        let found = dir.join(bin).is_file() || dir.join(bin).join("bootstrap").is_file();
+        assert!(found, "{} is missing: build the binaries first (cargo build --bins)", dir.join(bin).display());
     }
     dir
 }
