@@ -214,6 +214,26 @@ where
     }
 }
 
+/// Starts the simulator's signed webhook run against `url` (`rate` deliveries/s for `secs`, with
+/// `incidents`) and waits, at most `limit`, until the simulator reports it finished; returns its
+/// delivery log (`ping_status`, `deliveries` with each one's `status` and `signature`).
+pub async fn sim_webhook_run(base: &str, url: &str, rate: u32, secs: u32, incidents: serde_json::Value, limit: Duration) -> serde_json::Value {
+    let client = reqwest::Client::new();
+    let r = client.post(format!("{base}/_sim/webhooks/start")).json(&serde_json::json!({"url": url, "rate": rate, "duration_secs": secs, "incidents": incidents})).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 202, "{}", r.text().await.unwrap());
+    eventually(limit, "the simulator's webhook run ends", || async {
+        let log: serde_json::Value = client.get(format!("{base}/_sim/webhooks/log")).send().await.ok()?.json().await.ok()?;
+        (log["running"] == serde_json::json!(false)).then_some(log)
+    })
+    .await
+}
+
+/// The id realtime gives a delivered payload: its HMAC, the hex of WooCommerce's base64
+/// `X-WC-Webhook-Signature`.
+pub fn payload_id(signature: &str) -> String {
+    hex::encode(base64::Engine::decode(&base64::engine::general_purpose::STANDARD, signature).unwrap())
+}
+
 /// The processes of function binary `binary` that serve `stack` (their environment has
 /// `LAKE_ROOT` of that stack's bucket): tests that kill instances must never touch those of
 /// tests running beside them.

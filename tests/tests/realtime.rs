@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use alkasba_it::{Stack, bin_dir, duckdb, eventually, repo, sdk, sim_credentials};
+use alkasba_it::{Stack, bin_dir, duckdb, eventually, payload_id, repo, sdk, sim_credentials, sim_webhook_run};
 use alkasba_runner::{Runner, RunnerConfig};
 use alkasba_sim::store::Resource;
 use alkasba_sim::{SimConfig, serve};
@@ -60,7 +60,6 @@ async fn incidents_raise_one_alert_each_and_every_delivery_lands_once() {
     let now = chrono::Utc::now().timestamp();
     // As WooCommerce signs: base64 HMAC of the body; a payload is named by that HMAC (hex).
     let sign = |b: &[u8]| alkasba_realtime::signature::sign_woo(secret.as_bytes(), b);
-    let payload_id = |signature: &str| hex::encode(base64::Engine::decode(&base64::engine::general_purpose::STANDARD, signature).unwrap());
     let hdr = |sig: Option<String>, id: &str| {
         let mut h = vec![("x-wc-webhook-topic", "order.created".to_string()), ("x-wc-webhook-delivery-id", id.to_string()), ("content-type", "application/json".to_string())];
         h.extend(sig.map(|s| ("x-wc-webhook-signature", s)));
@@ -108,17 +107,10 @@ async fn incidents_raise_one_alert_each_and_every_delivery_lands_once() {
         {"at_secs": 135, "kind": "payment_failures", "duration_secs": 20},
         {"at_secs": 175, "kind": "order_spike", "duration_secs": 20},
     ]);
-    let client = reqwest::Client::new();
     // 10 events/s: the spike (5×, 50/s) must reach the webhook as a spike. At 20/s its 100/s
     // exceeded what the webhook function under the runner carries on a loaded 2-core CI machine
     // (the full suite beside it), so the spike arrived smeared to ~2× and no rule could see it.
-    let r = client.post(format!("{base}/_sim/webhooks/start")).json(&json!({"url": url, "rate": 10, "duration_secs": 200, "incidents": incidents})).send().await.unwrap();
-    assert_eq!(r.status().as_u16(), 202, "{}", r.text().await.unwrap());
-    let log: Value = eventually(Duration::from_secs(320), "the simulator's webhook run ends", || async {
-        let log: Value = client.get(format!("{base}/_sim/webhooks/log")).send().await.ok()?.json().await.ok()?;
-        (log["running"] == json!(false)).then_some(log)
-    })
-    .await;
+    let log = sim_webhook_run(&base, &url, 10, 200, incidents, Duration::from_secs(320)).await;
     let deliveries = log["deliveries"].as_array().unwrap();
     assert_eq!(log["ping_status"], 200, "the webhook answers WooCommerce's creation ping");
     let accepted: Vec<String> = deliveries.iter().filter(|d| d["status"] == json!(202)).map(|d| payload_id(d["signature"].as_str().unwrap())).collect();
