@@ -277,13 +277,51 @@ fn split(uri: &str, batch: &RecordBatch, partitions: &[&str]) -> Result<Vec<(Par
     Ok(groups.into_iter().collect())
 }
 
-/// How the lake's own appends encode Parquet: Zstandard (level 1). Snappy, delta-rs's default,
-/// has no entropy coding: it left base64 ciphertext (every sealed value) at 8 bits per 6 and the
-/// clear nested JSON text barely smaller; Zstandard at its fastest level costs about the same
-/// CPU and stores bronze in about half the bytes (issue 20, docs/benchmarks.md). Every reader we
-/// name (delta-rs, DuckDB, Athena, Trino, Spark) reads it.
-pub fn parquet_properties() -> WriterProperties {
-    WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())).set_max_row_group_row_count(Some(ROW_GROUP_ROWS)).build()
+/// How the lake's own appends encode `batch` as Parquet: Zstandard (level 1). Snappy, delta-rs's
+/// default, has no entropy coding: it left base64 ciphertext (every sealed value) at 8 bits per
+/// 6 and the clear nested JSON text barely smaller; Zstandard at its fastest level costs about
+/// the same CPU and stores bronze in about half the bytes (issue 20, docs/benchmarks.md). Every
+/// reader we name (delta-rs, DuckDB, Athena, Trino, Spark) reads it.
+///
+/// Dictionary encoding stays on (the Parquet default) except for text and binary columns whose
+/// values are mostly distinct ([`mostly_distinct`]): sealed values, keys, versions, nested JSON.
+/// There the writer interned every value until its dictionary page was full, then fell back to
+/// plain encoding anyway: on a fetcher's group of 10,000 orders those twelve columns took 64 of
+/// the ~90 ms of encoding with a dictionary and 29 ms without, and came out smaller; bronze went
+/// from 399 to 384 bytes per order (docs/benchmarks.md, issue 20). Columns of few values (a
+/// status, a currency) keep their dictionary: half the bytes there, and readers filter on it.
+pub fn parquet_properties(batch: &RecordBatch) -> WriterProperties {
+    let mut props = WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())).set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        if mostly_distinct(column) {
+            props = props.set_column_dictionary_enabled(field.name().as_str().into(), false);
+        }
+    }
+    props.build()
+}
+
+/// Values sampled per column to judge its cardinality.
+const CARDINALITY_SAMPLE: usize = 1024;
+
+/// Whether `column` is text or binary whose first [`CARDINALITY_SAMPLE`] non-null values are
+/// more than half distinct: a dictionary would hold nearly every value. A sample, not the whole
+/// column: enough to tell ids and ciphertext from categories, at a cost that does not grow with
+/// the batch.
+fn mostly_distinct(column: &ArrayRef) -> bool {
+    fn judge<'a>(values: impl Iterator<Item = Option<&'a [u8]>>) -> bool {
+        let sample: Vec<&[u8]> = values.flatten().take(CARDINALITY_SAMPLE).collect();
+        let distinct: std::collections::HashSet<&[u8]> = sample.iter().copied().collect();
+        sample.len() >= 2 && distinct.len() * 2 > sample.len()
+    }
+    match column.data_type() {
+        DataType::Utf8 => judge(column.as_string::<i32>().iter().map(|v| v.map(str::as_bytes))),
+        DataType::LargeUtf8 => judge(column.as_string::<i64>().iter().map(|v| v.map(str::as_bytes))),
+        DataType::Utf8View => judge(column.as_string_view().iter().map(|v| v.map(str::as_bytes))),
+        DataType::Binary => judge(column.as_binary::<i32>().iter()),
+        DataType::LargeBinary => judge(column.as_binary::<i64>().iter()),
+        DataType::BinaryView => judge(column.as_binary_view().iter()),
+        _ => false,
+    }
 }
 
 /// Rows per Parquet row group of the files the lake appends. The writer holds a row group's
@@ -295,7 +333,7 @@ const ROW_GROUP_ROWS: usize = 4096;
 
 /// One Parquet file in memory ([`parquet_properties`]).
 fn encode(uri: &str, batch: &RecordBatch) -> Result<Vec<u8>> {
-    let props = parquet_properties();
+    let props = parquet_properties(batch);
     let failed = |e: deltalake::parquet::errors::ParquetError| Error::Query { uri: uri.to_string(), reason: format!("encoding Parquet: {e}") };
     let mut writer = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(props)).map_err(failed)?;
     writer.write(batch).map_err(failed)?;
@@ -394,6 +432,25 @@ mod tests {
             ],
         )
         .unwrap()
+    }
+
+    #[test]
+    fn dictionaries_are_kept_for_columns_of_few_values_only() {
+        use deltalake::parquet::schema::types::ColumnPath;
+        let ids: Vec<String> = (0..3000).map(|i| format!("order-{i}")).collect();
+        let statuses: Vec<&str> = (0..3000).map(|i| ["completed", "processing", "refunded"][i % 3]).collect();
+        let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Utf8, false), Field::new("status", DataType::Utf8, false), Field::new("n", DataType::Int64, false)]));
+        let b = RecordBatch::try_new(schema, vec![Arc::new(StringArray::from(ids)), Arc::new(StringArray::from(statuses)), Arc::new(Int64Array::from_iter_values(0..3000))]).unwrap();
+        let props = parquet_properties(&b);
+        assert!(!props.dictionary_enabled(&ColumnPath::from("id")), "ids are all distinct: no dictionary");
+        assert!(props.dictionary_enabled(&ColumnPath::from("status")), "three statuses: dictionary");
+        assert!(props.dictionary_enabled(&ColumnPath::from("n")), "non-text columns keep the default");
+        // Both read back the same.
+        let mut w = ArrowWriter::try_new(tempfile::tempfile().unwrap(), b.schema(), Some(props)).unwrap();
+        w.write(&b).unwrap();
+        let file = w.into_inner().unwrap();
+        let read: Vec<RecordBatch> = deltalake::parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(file, 4096).unwrap().collect::<std::result::Result<_, _>>().unwrap();
+        assert_eq!(deltalake::arrow::compute::concat_batches(&b.schema(), &read).unwrap(), b);
     }
 
     #[test]

@@ -109,6 +109,18 @@ pub struct Processed {
     /// Largest cursor value seen.
     pub max_cursor: Option<String>,
     seen: HashSet<(String, String)>,
+    /// Pages the group expects ([`Processed::expect_pages`]).
+    expected_pages: u64,
+    /// Pages processed so far.
+    pages: u64,
+}
+
+impl Processed {
+    /// Records that about `pages` pages will be processed into this group: after the first,
+    /// its columns are sized for them ([`BronzeRows::reserve_for`]).
+    pub fn expect_pages(&mut self, pages: u64) {
+        self.expected_pages = pages;
+    }
 }
 
 /// The field name a record that is not a JSON object is sealed under, whole.
@@ -168,6 +180,11 @@ impl Prepared {
                 }
                 Err(q) => out.quarantined.push(q),
             }
+        }
+        out.pages += 1;
+        if out.pages == 1 && out.expected_pages > 1 {
+            // A little over: pages of one store differ by a few percent in bytes per record.
+            out.rows.reserve_for(out.expected_pages as f64 * 1.1)?;
         }
         Ok(())
     }

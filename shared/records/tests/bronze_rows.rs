@@ -1,7 +1,8 @@
 //! Issue 20: a group's rows are appended to Arrow builders as each record is processed. The
 //! batch is the one rows built one by one would give: typed columns, undeclared clear fields as
 //! text columns null where a record lacks them (a field first seen mid-group included), a
-//! key+version seen twice kept once, invalid records in quarantine only.
+//! key+version seen twice kept once, invalid records in quarantine only; columns sized after the
+//! first page for the pages to come hold the same rows.
 
 use std::sync::Arc;
 
@@ -38,6 +39,8 @@ async fn rows_appended_as_processed_make_the_batch_rows_would() {
     let page2 = json!([c, again, invalid]);
 
     let mut done = Processed::default();
+    // As a fetcher does: its columns are regrown after the first page for the pages to come.
+    done.expect_pages(2);
     for (page, body) in [(1, page1.clone()), (2, page2.clone())] {
         prep.process_page(body, Origin { run_id: "r", page, url: "http://127.0.0.1/p" }, &tokens, &mut sealer, &mut done).await.unwrap();
     }

@@ -199,6 +199,7 @@ async fn ours_group<K: KeyService>(prep: &Prepared, tokens: &Tokenizer, keys: Ar
     let run_id = "floor";
     let mut sealer = Sealer::new(keys, alkasba_pii::kms_context("bench", "orders"));
     let mut done = Processed::default();
+    done.expect_pages(group.len() as u64);
     let mut urls = Vec::new();
     for (page, url, body) in &group {
         let body: Value = serde_json::from_slice(body).with_context(|| format!("page {page} is not JSON"))?;
@@ -225,6 +226,7 @@ async fn group_memory(prep: &Prepared, tokens: &Tokenizer, raw: &[RawPage], page
     let keys = Arc::new(LocalKeys::random()?);
     let mut sealer = Sealer::new(keys, alkasba_pii::kms_context("bench", "orders"));
     let mut done = Processed::default();
+    done.expect_pages(group.len() as u64);
     let m = crate::mem::start();
     for (page, url, body) in group {
         let body: Value = serde_json::from_slice(body).with_context(|| format!("page {page} is not JSON"))?;
@@ -291,7 +293,7 @@ fn bare_group(page_field: Arc<Field>, group: Vec<RawPage>) -> Result<(u64, usize
 
 /// The batch as a Parquet file in memory, encoded as the lake's appends encode it.
 fn parquet(batch: &RecordBatch) -> Result<usize> {
-    let mut w = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(alkasba_lake::parquet_properties()))?;
+    let mut w = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(alkasba_lake::parquet_properties(batch)))?;
     w.write(batch)?;
     Ok(w.into_inner()?.len())
 }

@@ -35,6 +35,7 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
             }
             let group_first = step;
             let mut group = Group::default();
+            group.done.expect_pages(self.settings.pages_per_commit);
             let mut end = false;
             // Stops this invocation: the deadline, a page failing its round (comes back later),
             // or a page given up on (dead-lettered; its redrive goes on from it).

@@ -111,6 +111,7 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
             // processed as soon as it and every page before it have an outcome (the contiguous
             // prefix: a page that ends the group ends its fetching too).
             let mut group = Group::default();
+            group.done.expect_pages(group_last + 1 - next);
             let mut open = true;
             let mut rest = next;
             if let Some((_, results)) = ahead.take().filter(|(from, _)| *from == next) {
