@@ -109,10 +109,8 @@ pub struct Processed {
     /// Largest cursor value seen.
     pub max_cursor: Option<String>,
     seen: HashSet<(String, String)>,
-    /// Pages the group expects ([`Processed::expect_pages`]).
+    /// Pages the group expects ([`Processed::expect_pages`]), until its first page is in.
     expected_pages: u64,
-    /// Pages processed so far.
-    pages: u64,
 }
 
 impl Processed {
@@ -181,10 +179,11 @@ impl Prepared {
                 Err(q) => out.quarantined.push(q),
             }
         }
-        out.pages += 1;
-        if out.pages == 1 && out.expected_pages > 1 {
-            // A little over: pages of one store differ by a few percent in bytes per record.
-            out.rows.reserve_for(out.expected_pages as f64 * 1.1)?;
+        // After the group's first page (the expectation is used once): a little over, as pages
+        // of one store differ by a few percent in bytes per record.
+        let expected = std::mem::take(&mut out.expected_pages);
+        if expected > 1 {
+            out.rows.reserve_for(expected as f64 * 1.1)?;
         }
         Ok(())
     }
