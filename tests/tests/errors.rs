@@ -22,7 +22,8 @@ fn script(name: &str, home: &std::path::Path, port: u16) -> Command {
 
 #[test]
 fn start_refuses_a_port_held_by_something_else() {
-    let home = tempfile_dir();
+    let tmp = tempfile_dir();
+    let home = tmp.path().to_path_buf();
     let busy = free_port();
     let port = busy.local_addr().unwrap().port();
     let (ok, out) = run(&mut script("start.sh", &home, port));
@@ -32,7 +33,8 @@ fn start_refuses_a_port_held_by_something_else() {
 
 #[test]
 fn start_says_when_localstack_is_not_installed() {
-    let home = tempfile_dir();
+    let tmp = tempfile_dir();
+    let home = tmp.path().to_path_buf();
     let port = free_port().local_addr().unwrap().port(); // released at once: free
     let (ok, out) = run(script("start.sh", &home, port).env("ALKASBA_VENV", home.join("no-venv")));
     assert!(!ok);
@@ -41,7 +43,8 @@ fn start_says_when_localstack_is_not_installed() {
 
 #[test]
 fn provision_says_when_localstack_is_down() {
-    let home = tempfile_dir();
+    let tmp = tempfile_dir();
+    let home = tmp.path().to_path_buf();
     let port = free_port().local_addr().unwrap().port();
     let (ok, out) = run(&mut script("provision.sh", &home, port));
     assert!(!ok);
@@ -51,7 +54,8 @@ fn provision_says_when_localstack_is_down() {
 #[test]
 fn provision_rejects_an_invalid_template_before_deploying() {
     ensure_localstack().unwrap();
-    let dir = tempfile_dir();
+    let tmp = tempfile_dir();
+    let dir = tmp.path();
     let bad = dir.join("bad.yaml");
     std::fs::write(&bad, "AWSTemplateFormatVersion: '2010-09-09'\nResources:\n  Lake:\n    Type: AWS::S3::Bukket\n").unwrap();
     let (ok, out) = run(Command::new(repo().join("localstack/provision.sh")).arg(unique("bad")).arg(&bad));
@@ -61,7 +65,8 @@ fn provision_rejects_an_invalid_template_before_deploying() {
 
 #[test]
 fn runner_names_missing_credentials() {
-    let home = tempfile_dir();
+    let tmp = tempfile_dir();
+    let home = tmp.path().to_path_buf();
     let (ok, out) = run(Command::new(bin_dir().join("alkasba-runner"))
         .args(["run", "--stack", "nope", "--template"])
         .arg(repo().join("infra/template.yaml"))
@@ -95,8 +100,7 @@ fn simulator_refuses_to_start_without_credentials() {
     assert!(out.contains("ALKASBA_SIM_CONSUMER_KEY"), "{out}");
 }
 
-fn tempfile_dir() -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(unique("err"));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A directory of its own for a test, removed when the test ends.
+fn tempfile_dir() -> tempfile::TempDir {
+    tempfile::Builder::new().prefix("it-err-").tempdir().unwrap()
 }

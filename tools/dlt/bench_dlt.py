@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -31,8 +32,16 @@ def main() -> int:
     p.add_argument("--resource", default="orders", help="WooCommerce resource (default orders)")
     a = p.parse_args()
 
-    # dlt reads its configuration from the environment; its working files go to a temp dir.
+    # dlt reads its configuration from the environment; its working files go to a temp dir,
+    # removed at the end (a million orders leave ~360 MB of them).
     work = tempfile.mkdtemp(prefix="alkasba-dlt-")
+    try:
+        return run(a, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run(a: argparse.Namespace, work: str) -> int:
     os.environ.update(
         {
             "DESTINATION__FILESYSTEM__BUCKET_URL": a.bucket_url,

@@ -72,6 +72,9 @@ pub struct TableReport {
     pub files_compacted: u64,
     pub files_written: u64,
     pub checkpoint_version: Option<i64>,
+    /// The table had no `delta.checkpointInterval` and was given the lake's
+    /// ([`alkasba_lake::lake::CHECKPOINT_INTERVAL`]).
+    pub checkpoint_interval_set: bool,
     pub vacuumed: usize,
     pub logs_removed: usize,
     pub note: String,
@@ -150,6 +153,7 @@ async fn maintain_held(table: DeltaTable, target: &TableSpec, opts: &MaintainOpt
         report.files_written = metrics.num_files_added;
         table
     };
+    let table = with_checkpoint_interval(table, report).await?;
     deltalake::checkpoints::create_checkpoint(&table, None).await.map_err(|e| Error::delta(&uri, e))?;
     report.checkpoint_version = table.version().map(|v| v as i64);
     // Full mode: besides the files the log removed, every file under the table that no commit
@@ -171,6 +175,23 @@ async fn maintain_held(table: DeltaTable, target: &TableSpec, opts: &MaintainOpt
     report.worst_partition_files = after.values().map(|(n, _)| *n).max().unwrap_or(0);
     report.excess_files = after.values().map(|(n, b)| n.saturating_sub(needed(*b, opts.target_size))).sum();
     Ok(())
+}
+
+/// Gives a table without a `delta.checkpointInterval` the lake's (tables the lake creates have it
+/// from their first commit; older ones, and those other writers create, get it here). Without
+/// it delta-rs checkpoints every 100 commits, and a marker lookup or an open replays up to as
+/// many commit files (issue 20). A table that sets its own interval keeps it.
+async fn with_checkpoint_interval(table: DeltaTable, report: &mut TableReport) -> Result<DeltaTable> {
+    let (key, value) = alkasba_lake::lake::CHECKPOINT_INTERVAL;
+    if table.snapshot().map_err(|e| Error::delta(table.table_url(), e))?.metadata().configuration().contains_key(key) {
+        return Ok(table);
+    }
+    let uri = table.table_url().clone();
+    let props = std::collections::HashMap::from([(key.to_string(), value.to_string())]);
+    let table = table.set_tbl_properties().with_properties(props).with_commit_properties(alkasba_lake::commit_properties()).await.map_err(|e| Error::delta(&uri, e))?;
+    tracing::info!(table = %uri, interval = value, "checkpoint interval set");
+    report.checkpoint_interval_set = true;
+    Ok(table)
 }
 
 /// Maintains every table (or those whose path starts with one of `only`), one at a time,

@@ -203,6 +203,15 @@ async fn silver_and_gold_equal_the_truth_incrementally_and_idempotently() {
     let registered: Vec<String> = alkasba_batch::registry::registry().tables().iter().map(|t| t.path.clone()).collect();
     assert_eq!(reports.iter().map(|r| r.table.clone()).collect::<Vec<_>>(), registered);
     assert!(reports.iter().any(|r| r.table == "security/keyring" && r.files_before > 0), "{reports:#?}");
+    // Tables created without a checkpoint interval (silver's and gold's writers set none) get
+    // the lake's; those the lake created (bronze) had it already.
+    assert!(reports.iter().any(|r| r.table.starts_with("silver/") && r.checkpoint_interval_set), "{reports:#?}");
+    assert!(reports.iter().all(|r| !(r.table.starts_with("bronze/") && r.checkpoint_interval_set)), "{reports:#?}");
+    for r in &reports {
+        if let Some(t) = alkasba_lake::read::open_table(&lake.table(&r.table).unwrap(), lake.storage()).await.unwrap() {
+            assert_eq!(t.snapshot().unwrap().metadata().configuration().get("delta.checkpointInterval").map(String::as_str), Some("10"), "{}", r.table);
+        }
+    }
     // Files no commit references (a lost commit race, a killed writer) go once older than the
     // retention (7 days); a younger one may still be a commit in flight, and stays.
     let bronze_dir = dir.path().join("bronze/alkasba_store/orders");

@@ -22,8 +22,9 @@ use crate::{AppTransaction, Appended, Error, Result, TableAppender};
 pub const APP_ID: &str = "heartbeat";
 /// Tick markers older than this are forgotten by Delta (`delta.setTransactionRetentionDuration`),
 /// so the table's log does not carry one marker per minute forever. A redelivery arrives within
-/// minutes; a week is a wide margin.
-pub const TABLE_PROPERTIES: &[(&str, &str)] = &[("delta.setTransactionRetentionDuration", "interval 7 days")];
+/// minutes; a week is a wide margin. A checkpoint every 10 ticks: a tick's marker lookup replays
+/// the log since the last one ([`crate::lake::CHECKPOINT_INTERVAL`]).
+pub const TABLE_PROPERTIES: &[(&str, &str)] = &[("delta.setTransactionRetentionDuration", "interval 7 days"), crate::lake::CHECKPOINT_INTERVAL];
 /// Partition column of the heartbeat table.
 pub const PARTITION_COLUMN: &str = "tick_date";
 

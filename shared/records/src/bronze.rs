@@ -176,17 +176,24 @@ impl BronzeRows {
             builder.append_option(value.as_deref());
         }
         b.sealed.append_option(sealed.as_deref());
+        // Both sorted by name: one merge, no lookup per field (20 of them in an order).
+        let mut fields = extra.into_iter().peekable();
+        let mut first_seen = Vec::new();
         for (name, builder) in b.extra.iter_mut() {
-            builder.append_option(extra.get(name));
+            while let Some(f) = fields.next_if(|(n, _)| n < name) {
+                first_seen.push(f);
+            }
+            match fields.next_if(|(n, _)| n == name) {
+                Some((_, value)) => builder.append_value(value),
+                None => builder.append_null(),
+            }
         }
         // Fields this row is the first to have: null in every row before it.
-        for (name, value) in extra {
-            b.extra.entry(name).or_insert_with(|| {
-                let mut builder = StringBuilder::new();
-                builder.append_nulls(before);
-                builder.append_value(value);
-                builder
-            });
+        for (name, value) in first_seen.into_iter().chain(fields) {
+            let mut builder = StringBuilder::new();
+            builder.append_nulls(before);
+            builder.append_value(value);
+            b.extra.insert(name, builder);
         }
         Ok(())
     }

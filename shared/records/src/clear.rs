@@ -97,8 +97,7 @@ fn split_node(v: &mut Value, node: &Node, at: &mut String, out: &mut Map<String,
     }
     match (v, node.any.as_deref()) {
         (Value::Object(obj), any) if !node.children.is_empty() || any.is_some() => {
-            let mut gone: Vec<String> = Vec::new();
-            for (k, val) in obj.iter_mut() {
+            obj.retain(|k, val| {
                 let len = at.len();
                 at.push('/');
                 if k.contains(['~', '/']) {
@@ -112,13 +111,10 @@ fn split_node(v: &mut Value, node: &Node, at: &mut String, out: &mut Map<String,
                 };
                 if moves {
                     out.insert(at.clone(), val.take());
-                    gone.push(k.clone());
                 }
                 at.truncate(len);
-            }
-            for k in gone {
-                obj.remove(&k);
-            }
+                !moves
+            });
             false
         }
         (Value::Array(items), Some(any)) => {

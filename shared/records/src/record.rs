@@ -41,6 +41,8 @@ pub struct Prepared {
     pub stream: Stream,
     columns: Vec<Column>,
     in_clear: ClearFields,
+    /// The names of `columns`: a record's other fields are its extra columns.
+    declared: HashSet<String>,
     /// The single integer primary-key column, for pruned dedupe lookups.
     pub int_key_column: Option<String>,
 }
@@ -67,7 +69,9 @@ pub struct Row {
     pub(crate) tokens: Vec<Option<String>>,
     /// The stream's `clear` fields, in its order.
     pub(crate) clear: Vec<Option<String>>,
-    pub(crate) extra: BTreeMap<String, String>,
+    /// Fields kept in clear the stream does not declare, as (column name, text), sorted by
+    /// column name, each name once.
+    pub(crate) extra: Vec<(String, String)>,
     /// Everything not kept in clear, sealed as one value.
     pub(crate) sealed: Option<String>,
 }
@@ -140,6 +144,24 @@ fn column_name(field: &str) -> String {
     s
 }
 
+/// `fields` (column name, text) sorted by name, each name once: of fields whose names map to
+/// the same column (`a-b`, `a_b`), the last. A bronze group appends a row's extra columns by
+/// merging them with its own, in one pass ([`crate::bronze::BronzeRows::push`]).
+fn extra_columns(fields: impl Iterator<Item = (String, String)>) -> Vec<(String, String)> {
+    let mut all: Vec<(String, String)> = fields.collect();
+    // Stable, and nearly free: a record's keys come sorted, and column names mostly keep
+    // their order.
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut out: Vec<(String, String)> = Vec::with_capacity(all.len());
+    for (name, value) in all {
+        match out.last_mut() {
+            Some(last) if last.0 == name => last.1 = value,
+            _ => out.push((name, value)),
+        }
+    }
+    out
+}
+
 fn text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
@@ -203,7 +225,8 @@ impl Prepared {
             [p] => top_level(p).filter(|f| columns.iter().any(|c| c.name == *f && c.ty == FieldType::Integer)).map(str::to_string),
             _ => None,
         };
-        Self { id: format!("{source}.{}", stream.name), stream: stream.clone(), columns, in_clear, int_key_column }
+        let declared = columns.iter().map(|c| c.name.clone()).collect();
+        Self { id: format!("{source}.{}", stream.name), stream: stream.clone(), columns, in_clear, declared, int_key_column }
     }
 
     /// The stream's typed columns (its declared top-level fields kept in clear).
@@ -331,8 +354,7 @@ impl Prepared {
                 for c in &self.columns {
                     cells.push(cell(c, obj.get(&c.name)));
                 }
-                let declared: HashSet<&str> = self.columns.iter().map(|c| c.name.as_str()).collect();
-                let extra = obj.iter().filter(|(k, v)| !declared.contains(k.as_str()) && !v.is_null()).map(|(k, v)| (column_name(k), text(v))).collect();
+                let extra = extra_columns(obj.iter().filter(|(k, v)| !self.declared.contains(k.as_str()) && !v.is_null()).map(|(k, v)| (column_name(k), text(v))));
                 Ok(Ok(Row { key, version, page: origin.page, cells, tokens: token_values, clear, extra, sealed }))
             }
             (key, _) => Ok(Err(QuarantineRow { key, page: origin.page, reasons, record: record.to_string() })),
@@ -412,5 +434,17 @@ fn cell(c: &Column, v: Option<&Value>) -> Cell {
             .unwrap_or(Cell::Null),
         FieldType::Boolean => v.as_bool().map(Cell::Bool).unwrap_or(Cell::Null),
         FieldType::Timestamp => v.as_str().and_then(timestamp_micros).map(Cell::Ts).unwrap_or(Cell::Null),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extra_columns_are_sorted_and_a_name_two_fields_share_keeps_the_last() {
+        let fields = [("b", "1"), ("a-b", "2"), ("a", "3"), ("a_b", "4")].map(|(k, v)| (column_name(k), v.to_string()));
+        let got = extra_columns(fields.into_iter());
+        assert_eq!(got, [("a", "3"), ("a_b", "4"), ("b", "1")].map(|(k, v)| (k.to_string(), v.to_string())));
     }
 }

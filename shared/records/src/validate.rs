@@ -85,11 +85,14 @@ pub fn decimal(v: &Value) -> Option<Decimal> {
 
 /// Parses an ISO 8601 date-time; without an offset it is UTC. Microseconds since the epoch.
 pub fn timestamp_micros(s: &str) -> Option<i64> {
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return Some(t.timestamp_micros());
+    // Without an offset first: WooCommerce's `*_gmt` dates have none, and a string reads either
+    // way or neither (RFC 3339 requires the offset, `NaiveDateTime` rejects one), so the order
+    // only saves the failed attempt. `FromStr` is `%Y-%m-%dT%H:%M:%S%.f` without re-reading a
+    // format string per value.
+    if let Ok(t) = s.parse::<chrono::NaiveDateTime>() {
+        return Some(t.and_utc().timestamp_micros());
     }
-    // `FromStr` is `%Y-%m-%dT%H:%M:%S%.f` without re-reading a format string per value.
-    s.parse::<chrono::NaiveDateTime>().ok().map(|t| t.and_utc().timestamp_micros())
+    chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp_micros())
 }
 
 /// A phone number as WooCommerce's checkout accepts one (`WC_Validation::is_phone`): digits,
@@ -354,6 +357,17 @@ terms = ["/lines/*/amount", "/shipping"]
             let mut r = good();
             r["billing"]["phone"] = json!(ok);
             assert!(validate(&stream(), &r).is_empty(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn timestamps_read_with_and_without_an_offset() {
+        let utc = timestamp_micros("2026-10-01T10:00:00").unwrap();
+        assert_eq!(timestamp_micros("2026-10-01T10:00:00Z"), Some(utc));
+        assert_eq!(timestamp_micros("2026-10-01T12:00:00+02:00"), Some(utc));
+        assert_eq!(timestamp_micros("2026-10-01T10:00:00.250"), Some(utc + 250_000));
+        for bad in ["", "2026-10-01", "2026-13-01T10:00:00", "2026-10-01T10:00:00+2", "yesterday"] {
+            assert_eq!(timestamp_micros(bad), None, "{bad}");
         }
     }
 }

@@ -32,6 +32,9 @@ async fn rows_appended_as_processed_make_the_batch_rows_would() {
     b["status"] = json!("publish");
     let mut c = product(3, "2026-11-02T12:00:00");
     c["status"] = json!("draft");
+    // First seen at the third row: one column sorting before the group's others, one after.
+    c["backorders"] = json!("no");
+    c["weight"] = json!("1.5");
     let again = b.clone();
     let mut invalid = product(4, "2026-11-02T13:00:00");
     invalid["price"] = json!("-1");
@@ -53,6 +56,8 @@ async fn rows_appended_as_processed_make_the_batch_rows_would() {
     assert_eq!(strings(&batch, "_key"), vec![Some("1".into()), Some("2".into()), Some("3".into())]);
     assert_eq!(strings(&batch, "slug"), vec![None, Some("p2".into()), None]);
     assert_eq!(strings(&batch, "status"), vec![None, Some("publish".into()), Some("draft".into())]);
+    assert_eq!(strings(&batch, "backorders"), vec![None, None, Some("no".into())]);
+    assert_eq!(strings(&batch, "weight"), vec![None, None, Some("1.5".into())]);
     assert_eq!(batch.column_by_name("_page").unwrap().as_primitive::<Int64Type>().values().to_vec(), vec![1, 1, 2]);
     let sealed = strings(&batch, "_sealed");
     assert!(sealed[0].as_deref().is_some_and(|s| !s.contains("Atlas")) && sealed[1].is_none(), "{sealed:?}");
