@@ -1,7 +1,7 @@
 //! `fetcher` Lambda: wiring only. The logic is `alkasba_ingest::fetcher`.
 
-use alkasba_ingest::MessageOutcome;
 use alkasba_ingest::settings::Settings;
+use alkasba_ingest::{Delivery, MessageOutcome};
 use alkasba_runtime::{BatchFailures, deadline};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent};
@@ -20,7 +20,8 @@ async fn main() -> Result<(), Error> {
         let mut failures = BatchFailures::default();
         for message in event.payload.records {
             let body = message.body.as_deref().unwrap_or_default();
-            if ingest.handle_message(body, deadline).await == MessageOutcome::Retry {
+            let delivery = Delivery::from_receive_count(message.attributes.get("ApproximateReceiveCount").map(String::as_str));
+            if ingest.handle_message(body, delivery, deadline).await == MessageOutcome::Retry {
                 failures.retry(message.message_id.unwrap_or_default());
             }
         }

@@ -28,4 +28,4 @@ pub mod testkit;
 /// Records to rows (validation, sealing, Arrow), shared with the webhook.
 pub use alkasba_records as records;
 pub use error::{Error, Result};
-pub use fetcher::{Ingest, MessageOutcome, TaskReport, Tuning};
+pub use fetcher::{Delivery, Ingest, MessageOutcome, TaskReport, Tuning};

@@ -92,7 +92,7 @@ pub async fn run_all(ingest: &Ingest<MemoryQueue, LocalKeys>, streams: &[&str], 
         // Four tasks at a time, like the template's four fetchers: more only fight over
         // the same tables' commits.
         let deadline = Instant::now() + Duration::from_secs(3600);
-        let results: Vec<_> = futures::stream::iter(tasks.iter().map(|t| ingest.run_task(t, deadline))).buffer_unordered(4).collect().await;
+        let results: Vec<_> = futures::stream::iter(tasks.iter().map(|t| ingest.run_task(t, crate::Delivery::First, deadline))).buffer_unordered(4).collect().await;
         for r in results {
             reports.push(r.expect("a task ran"));
         }

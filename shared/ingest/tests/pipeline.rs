@@ -148,7 +148,7 @@ async fn failing_pages_come_back_in_later_rounds_and_a_dead_one_is_redriven() {
     // The store recovers; the dead letter is moved back to the task queue as it is.
     reqwest::Client::new().put(format!("{base}/_sim/faults")).json(&serde_json::json!({})).send().await.unwrap();
     let body = serde_json::to_string(&dead[0]).unwrap();
-    let outcome = ingest.handle_message(&body, tokio::time::Instant::now() + std::time::Duration::from_secs(600)).await;
+    let outcome = ingest.handle_message(&body, alkasba_ingest::Delivery::Again, tokio::time::Instant::now() + std::time::Duration::from_secs(600)).await;
     assert_eq!(outcome, alkasba_ingest::MessageOutcome::Done);
     let states = alkasba_ingest::runs::states(&ingest.lake).await.unwrap();
     assert!(states.values().any(|s| s.completed.contains(&redrive.run_id)), "the redrive completed the run");
@@ -178,7 +178,44 @@ async fn a_margin_longer_than_the_invocation_is_a_clear_error() {
         redrive: 0,
         pace: None,
     };
-    let err = local.ingest.run_task(&task, tokio::time::Instant::now() + std::time::Duration::from_secs(10)).await.unwrap_err();
+    let err = local.ingest.run_task(&task, alkasba_ingest::Delivery::First, tokio::time::Instant::now() + std::time::Duration::from_secs(10)).await.unwrap_err();
     assert!(err.to_string().contains("DEADLINE_MARGIN_SECS (20 s)") && !err.is_retryable(), "{err}");
     assert!(local.ingest.queue.take_tasks().is_empty(), "nothing sent on");
+}
+
+/// Issue 20: a task message received for the first time is run without looking up its marker
+/// first. A duplicate of it that the queue also counts as a first delivery (standard queues
+/// deliver at least once), arriving after the first copy committed, fetches its pages again, and
+/// its commits keep nothing already committed: bronze and quarantine hold every record once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_duplicate_first_delivery_commits_nothing_twice() {
+    use alkasba_ingest::Delivery;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = SimConfig::small(11, 1_000);
+    cfg.invalid_rate = 0.03;
+    let tuning = Tuning { pages_per_task: 4, pages_per_commit: 2, ..Tuning::default() };
+    let local = testkit::local(cfg, dir.path(), tuning).await;
+    let (ingest, base) = (&local.ingest, local.base.clone());
+    for r in ingest.plan(Some(&["alkasba_store.orders".to_string()]), chrono::Utc::now()).await.unwrap() {
+        r.unwrap();
+    }
+    let tasks = ingest.queue.take_tasks();
+    assert!(tasks.len() > 1, "{tasks:?}");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(600);
+    for t in &tasks {
+        ingest.run_task(t, Delivery::First, deadline).await.unwrap();
+    }
+    for t in &tasks {
+        let again = ingest.run_task(t, Delivery::First, deadline).await.unwrap();
+        assert!(again.counts.fetched > 0, "a first delivery does not look its marker up before fetching: {again:?}");
+    }
+    assert!(ingest.queue.take_tasks().is_empty(), "nothing sent on");
+    let (valid, invalid) = truth(&base, "orders").await;
+    let got = rows(ingest, "alkasba_store", "orders", &["_key", "_version"]).await;
+    let pairs: Vec<(String, String)> = got.iter().map(|r| (r[0].clone().unwrap(), r[1].clone().unwrap())).collect();
+    let set: HashSet<(String, String)> = pairs.iter().cloned().collect();
+    assert_eq!(pairs.len(), set.len(), "no key+version twice in bronze");
+    assert_eq!(set, valid, "bronze equals the truth");
+    let q: usize = ingest.lake.scan(&ingest.lake.quarantine().unwrap(), None, &["stream"]).await.unwrap().iter().map(|b| b.num_rows()).sum();
+    assert_eq!(q, invalid.len(), "every invalid record quarantined once");
 }

@@ -143,7 +143,7 @@ async fn backfill_at(ingest: &Arc<alkasba_ingest::Ingest<LocalQueue, KmsKeys>>, 
             async move {
                 let body = serde_json::to_string(&t).unwrap_or_default();
                 let deadline = tokio::time::Instant::now() + Duration::from_secs(3600);
-                let report = ingest.run_task(&t, deadline).await;
+                let report = ingest.run_task(&t, alkasba_ingest::Delivery::Again, deadline).await;
                 (t, body, report)
             }
         }))
@@ -163,7 +163,7 @@ async fn backfill_at(ingest: &Arc<alkasba_ingest::Ingest<LocalQueue, KmsKeys>>, 
                     }
                     // The same handling as the function: retryable goes back in the queue,
                     // permanent to the dead-letter queue.
-                    if ingest.handle_message(&body, tokio::time::Instant::now() + Duration::from_secs(3600)).await == MessageOutcome::Retry {
+                    if ingest.handle_message(&body, alkasba_ingest::Delivery::Again, tokio::time::Instant::now() + Duration::from_secs(3600)).await == MessageOutcome::Retry {
                         failed += 1;
                     }
                 }

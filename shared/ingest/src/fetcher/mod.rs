@@ -202,12 +202,40 @@ struct Run<'a, K: KeyService> {
     committed: u64,
 }
 
+/// What is known of a task message's earlier deliveries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// The queue counts this as the message's first receive (SQS `ApproximateReceiveCount` 1):
+    /// no earlier invocation of it can have committed pages, so its marker is not looked up
+    /// before fetching. The lookup replays bronze's log since its last checkpoint (one GET per
+    /// commit file), once per task (issue 20). A continued task's message starts past its
+    /// committed pages already. A duplicate the queue delivers alongside (standard queues
+    /// deliver at least once) fetches its pages again, and its commits still keep only what no
+    /// copy committed: the marker is checked at every commit.
+    First,
+    /// Received before, or not known: committed pages are looked up first and skipped.
+    Again,
+}
+
+impl Delivery {
+    /// From an SQS message's `ApproximateReceiveCount` attribute; [`Delivery::Again`] when it
+    /// is missing or unreadable.
+    pub fn from_receive_count(count: Option<&str>) -> Self {
+        if count.and_then(|c| c.trim().parse::<u32>().ok()) == Some(1) { Self::First } else { Self::Again }
+    }
+}
+
 impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
     /// Runs one task until it is done or `deadline` (minus the margin) is near.
-    pub async fn run_task(&self, task: &FetchTask, deadline: Instant) -> Result<TaskReport> {
+    pub async fn run_task(&self, task: &FetchTask, delivery: Delivery, deadline: Instant) -> Result<TaskReport> {
         let (entry, prep) = self.catalog.stream(&task.source, &task.stream)?;
-        let bronze = self.lake.current(&self.lake.bronze(&task.source, &task.stream)?).await?;
-        let committed = self.lake.txn_version(&bronze, &task.app_id()).await? as u64;
+        let committed = match delivery {
+            Delivery::First => 0,
+            Delivery::Again => {
+                let bronze = self.lake.current(&self.lake.bronze(&task.source, &task.stream)?).await?;
+                self.lake.txn_version(&bronze, &task.app_id()).await? as u64
+            }
+        };
         let work_deadline = deadline.checked_sub(self.settings.deadline_margin).unwrap_or(deadline);
         if Instant::now() >= work_deadline {
             // Continuing would only send the same task on and on without reading a page.
@@ -323,7 +351,7 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
     /// permanent one (an unreadable message, an unknown stream) goes to the dead-letter queue
     /// with its reason at once. A dead letter moved back from the dead-letter queue runs the
     /// task it carries (a dead page's redrive).
-    pub async fn handle_message(&self, body: &str, deadline: Instant) -> MessageOutcome {
+    pub async fn handle_message(&self, body: &str, delivery: Delivery, deadline: Instant) -> MessageOutcome {
         let task: FetchTask = match serde_json::from_str(body) {
             Ok(t) => t,
             Err(e) => match serde_json::from_str::<DeadLetter>(body) {
@@ -353,7 +381,7 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
             },
         };
         let span = tracing::info_span!("task", run_id = %task.run_id, stream = %format!("{}.{}", task.source, task.stream), task = task.task);
-        match tracing::Instrument::instrument(self.run_task(&task, deadline), span).await {
+        match tracing::Instrument::instrument(self.run_task(&task, delivery, deadline), span).await {
             Ok(_) => MessageOutcome::Done,
             Err(e) if e.is_retryable() => {
                 tracing::warn!(run_id = %task.run_id, task = task.task, error = %e, "task failed; SQS will redeliver it");
@@ -368,6 +396,19 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
                     Err(_) => MessageOutcome::Retry,
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod delivery_tests {
+    use super::Delivery;
+
+    #[test]
+    fn only_a_receive_count_of_one_is_a_first_delivery() {
+        assert_eq!(Delivery::from_receive_count(Some("1")), Delivery::First);
+        for again in [Some("2"), Some("17"), Some(""), Some("one"), None] {
+            assert_eq!(Delivery::from_receive_count(again), Delivery::Again, "{again:?}");
         }
     }
 }
