@@ -33,6 +33,16 @@ async fn rows(ingest: &Ingest<MemoryQueue, LocalKeys>, source: &str, stream: &st
     out
 }
 
+/// Bronze's (key, version) pairs of `resource` (an `alkasba_store` stream); `when` names the
+/// moment in the assertion that none is there twice.
+async fn bronze_versions(ingest: &Ingest<MemoryQueue, LocalKeys>, resource: &str, when: &str) -> HashSet<(String, String)> {
+    let got = rows(ingest, "alkasba_store", resource, &["_key", "_version"]).await;
+    let pairs: Vec<(String, String)> = got.iter().map(|r| (r[0].clone().unwrap(), r[1].clone().unwrap())).collect();
+    let set: HashSet<(String, String)> = pairs.iter().cloned().collect();
+    assert_eq!(pairs.len(), set.len(), "{resource}: no key+version twice in bronze {when}");
+    set
+}
+
 async fn truth(base: &str, resource: &str) -> (HashSet<(String, String)>, Vec<Value>) {
     let t: Value = reqwest::get(format!("{base}/_sim/truth/{resource}")).await.unwrap().json().await.unwrap();
     let valid = t["valid"].as_array().unwrap().iter().map(|v| (v["id"].to_string(), v["date_modified_gmt"].as_str().unwrap().to_string())).collect();
@@ -54,10 +64,7 @@ async fn bronze_equals_the_truth_and_personal_data_is_sealed() {
 
     for resource in ["orders", "customers"] {
         let (valid, invalid) = truth(&base, resource).await;
-        let got = rows(ingest, "alkasba_store", resource, &["_key", "_version"]).await;
-        let pairs: Vec<(String, String)> = got.iter().map(|r| (r[0].clone().unwrap(), r[1].clone().unwrap())).collect();
-        let set: HashSet<(String, String)> = pairs.iter().cloned().collect();
-        assert_eq!(pairs.len(), set.len(), "{resource}: no duplicate key+version in bronze");
+        let set = bronze_versions(ingest, resource, "after the first run").await;
         assert_eq!(set, valid, "{resource}: bronze equals the truth");
         // Quarantine: every injected invalid record, with a reason.
         let q = ingest.lake.scan(&ingest.lake.quarantine().unwrap(), None, &["stream", "reasons", "record"]).await.unwrap();
@@ -111,10 +118,7 @@ async fn bronze_equals_the_truth_and_personal_data_is_sealed() {
     alkasba_ingest::ports::TaskQueue::send_tasks(&ingest.queue, &tasks).await.unwrap();
     local.run(&["alkasba_store.orders"]).await;
     let (valid, _) = truth(&base, "orders").await;
-    let got = rows(ingest, "alkasba_store", "orders", &["_key", "_version"]).await;
-    let pairs: Vec<(String, String)> = got.iter().map(|r| (r[0].clone().unwrap(), r[1].clone().unwrap())).collect();
-    let set: HashSet<(String, String)> = pairs.iter().cloned().collect();
-    assert_eq!(pairs.len(), set.len(), "no duplicates after the incremental run (lookback overlap skipped)");
+    let set = bronze_versions(ingest, "orders", "after the incremental run (lookback overlap skipped)").await;
     assert!(valid.is_subset(&set), "every current version present: missing {:?}", valid.difference(&set).take(5).collect::<Vec<_>>());
 }
 
@@ -154,10 +158,7 @@ async fn failing_pages_come_back_in_later_rounds_and_a_dead_one_is_redriven() {
     assert!(states.values().any(|s| s.completed.contains(&redrive.run_id)), "the redrive completed the run");
 
     let (valid, _) = truth(&base, "orders").await;
-    let got = rows(ingest, "alkasba_store", "orders", &["_key", "_version"]).await;
-    let pairs: Vec<(String, String)> = got.iter().map(|r| (r[0].clone().unwrap(), r[1].clone().unwrap())).collect();
-    let set: HashSet<(String, String)> = pairs.iter().cloned().collect();
-    assert_eq!(pairs.len(), set.len(), "no key+version twice");
+    let set = bronze_versions(ingest, "orders", "after the redrive").await;
     assert_eq!(set, valid, "bronze equals the truth");
 }
 
@@ -211,10 +212,7 @@ async fn a_duplicate_first_delivery_commits_nothing_twice() {
     }
     assert!(ingest.queue.take_tasks().is_empty(), "nothing sent on");
     let (valid, invalid) = truth(&base, "orders").await;
-    let got = rows(ingest, "alkasba_store", "orders", &["_key", "_version"]).await;
-    let pairs: Vec<(String, String)> = got.iter().map(|r| (r[0].clone().unwrap(), r[1].clone().unwrap())).collect();
-    let set: HashSet<(String, String)> = pairs.iter().cloned().collect();
-    assert_eq!(pairs.len(), set.len(), "no key+version twice in bronze");
+    let set = bronze_versions(ingest, "orders", "after a duplicate delivery").await;
     assert_eq!(set, valid, "bronze equals the truth");
     let q: usize = ingest.lake.scan(&ingest.lake.quarantine().unwrap(), None, &["stream"]).await.unwrap().iter().map(|b| b.num_rows()).sum();
     assert_eq!(q, invalid.len(), "every invalid record quarantined once");
