@@ -60,6 +60,8 @@ pub struct Lake {
     /// Commit metadata this process has read, per table and version (see
     /// [`Lake::commit_metadata`]).
     metadata: Arc<Mutex<MetadataCache>>,
+    /// The bucket's store behind the commit-file cache ([`Lake::log_cache`]), made at first use.
+    log_cache: Arc<std::sync::OnceLock<std::sync::Arc<dyn deltalake::logstore::object_store::ObjectStore>>>,
 }
 
 /// Per table, per commit version: the commit's [`Append::metadata`] (`None`: it has none).
@@ -178,7 +180,7 @@ impl Lake {
         if !matches!(root.scheme(), "s3" | "s3a" | "file") {
             return Err(bad("scheme must be s3 or file".into()));
         }
-        Ok(Self { root, storage, tables: Arc::default(), metadata: Arc::default() })
+        Ok(Self { root, storage, tables: Arc::default(), metadata: Arc::default(), log_cache: Arc::default() })
     }
 
     pub fn root(&self) -> &Url {
@@ -231,7 +233,27 @@ impl Lake {
         }
         let mut opts: HashMap<String, String> = self.storage.storage_options();
         opts.insert("timeout".into(), "120s".into());
-        DeltaTable::try_from_url_with_storage_options(uri.clone(), opts).await.map_err(|e| delta(uri, e))
+        let root = self.log_cache(opts.clone())?;
+        let mut table =
+            deltalake::DeltaTableBuilder::from_url(uri.clone()).map_err(|e| delta(uri, e))?.with_storage_options(opts).with_storage_backend(root, uri.clone()).build().map_err(|e| delta(uri, e))?;
+        // As `DeltaTable::try_from_url_with_storage_options`: a location without a table yet
+        // opens (version `None`), for the first append to create it.
+        match table.load().await {
+            Ok(()) | Err(DeltaTableError::NotATable(_)) => Ok(table),
+            Err(e) => Err(delta(uri, e)),
+        }
+    }
+
+    /// The bucket's object store behind a cache of the commit files this process read or wrote
+    /// ([`crate::log_cache`]), made once and shared by every table of the lake.
+    fn log_cache(&self, opts: HashMap<String, String>) -> Result<std::sync::Arc<dyn deltalake::logstore::object_store::ObjectStore>> {
+        if let Some(store) = self.log_cache.get() {
+            return Ok(store.clone());
+        }
+        let root = &self.root;
+        let log_store = deltalake::DeltaTableBuilder::from_url(root.clone()).map_err(|e| Error::delta(root, e))?.with_storage_options(opts).build_storage().map_err(|e| Error::delta(root, e))?;
+        let store: std::sync::Arc<dyn deltalake::logstore::object_store::ObjectStore> = std::sync::Arc::new(crate::log_cache::LogCache::new(log_store.root_object_store(None)));
+        Ok(self.log_cache.get_or_init(|| store).clone())
     }
 
     /// The table at `uri` as of now, from this process's cache when it has it (reading only the

@@ -16,6 +16,7 @@ mod error;
 pub mod heartbeat;
 pub mod lake;
 pub mod layout;
+mod log_cache;
 pub mod options;
 pub mod read;
 mod select;
