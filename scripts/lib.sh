@@ -19,6 +19,16 @@ build_release() {
   cargo build --release -p planner -p fetcher -p webhook -p realtime -p dashboard -p alkasba-runner -p alkasba-cli -p alkasba-bench --quiet
 }
 
+# Unpacks deployment package ZIP into DIR as Lambda does (DIR/bootstrap, executable).
+unpack_package() {
+  python3 - "$1" "$2" <<'PY'
+import os, sys, zipfile
+z = zipfile.ZipFile(sys.argv[1])
+for i in z.infolist():  # zipfile drops permissions: restore the mode the zip records (as Lambda does)
+    os.chmod(z.extract(i, sys.argv[2]), (i.external_attr >> 16) & 0o777)
+PY
+}
+
 # LocalStack up and the benchmark stack STACK deployed; sets ENDPOINT (localstack/lib.sh).
 bench_stack() {
   step "LocalStack and stack $1"

@@ -53,12 +53,7 @@ mkdir -p "$OUT"
 packaged=()
 for zip in "$PACKAGES"/*/bootstrap.zip; do
   f="$(basename "$(dirname "$zip")")"
-  python3 - "$zip" "$OUT/$f" <<'PY'
-import os, sys, zipfile
-z = zipfile.ZipFile(sys.argv[1])
-for i in z.infolist():  # zipfile drops permissions: restore the mode the zip records (as Lambda does)
-    os.chmod(z.extract(i, sys.argv[2]), (i.external_attr >> 16) & 0o777)
-PY
+  unpack_package "$zip" "$OUT/$f"
   packaged+=("$f")
 done
 for bin in "$BIN"/*; do

@@ -61,7 +61,7 @@ pub struct Lake {
     /// [`Lake::commit_metadata`]).
     metadata: Arc<Mutex<MetadataCache>>,
     /// The bucket's store behind the commit-file cache ([`Lake::log_cache`]), made at first use.
-    log_cache: Arc<std::sync::OnceLock<std::sync::Arc<dyn deltalake::logstore::object_store::ObjectStore>>>,
+    log_cache: Arc<std::sync::OnceLock<std::sync::Arc<crate::log_cache::LogCache>>>,
 }
 
 /// Per table, per commit version: the commit's [`Append::metadata`] (`None`: it has none).
@@ -252,7 +252,7 @@ impl Lake {
         }
         let root = &self.root;
         let log_store = deltalake::DeltaTableBuilder::from_url(root.clone()).map_err(|e| Error::delta(root, e))?.with_storage_options(opts).build_storage().map_err(|e| Error::delta(root, e))?;
-        let store: std::sync::Arc<dyn deltalake::logstore::object_store::ObjectStore> = std::sync::Arc::new(crate::log_cache::LogCache::new(log_store.root_object_store(None)));
+        let store = std::sync::Arc::new(crate::log_cache::LogCache::new(log_store.root_object_store(None)));
         Ok(self.log_cache.get_or_init(|| store).clone())
     }
 
@@ -264,7 +264,7 @@ impl Lake {
         // unreadable: open afresh.
         let refreshed = match cached {
             None => None,
-            Some(c) => Self::refreshed(c).await.unwrap_or_else(|e| {
+            Some(c) => self.refreshed(c).await.unwrap_or_else(|e| {
                 tracing::debug!(table = %uri, error = %e, "reopening a cached table");
                 None
             }),
@@ -273,7 +273,7 @@ impl Lake {
             Some(c) => c,
             None => {
                 let table = self.open(uri).await?;
-                let tag = Self::commit_tag(&table).await.map_err(|e| delta(uri, e))?.flatten();
+                let tag = self.commit_tag(&table, true).await.map_err(|e| delta(uri, e))?.flatten();
                 Cached { table, tag }
             }
         };
@@ -292,7 +292,7 @@ impl Lake {
         if table.version().is_none() {
             return Ok(());
         }
-        let tag = Self::commit_tag(table).await.map_err(|e| delta(uri, e))?.flatten();
+        let tag = self.commit_tag(table, true).await.map_err(|e| delta(uri, e))?.flatten();
         if let Ok(mut m) = self.tables.lock() {
             m.insert(uri.clone(), Cached { table: table.clone(), tag });
         }
@@ -300,12 +300,24 @@ impl Lake {
     }
 
     /// The e-tag of the commit file of `table`'s version: `None` when the table has no version
-    /// yet or the file is gone, `Some(None)` when the store gives no e-tag.
-    async fn commit_tag(table: &DeltaTable) -> std::result::Result<Option<Option<String>>, DeltaTableError> {
+    /// yet or the file is gone, `Some(None)` when the store gives no e-tag. With `kept`, the
+    /// tag this process's commit-file cache holds when it holds one: right after the table was
+    /// opened, updated or committed to, that file was just listed, read or written, so the
+    /// cache is as fresh as a request would be. Without it, always a request (what tells a table
+    /// deleted and created again).
+    async fn commit_tag(&self, table: &DeltaTable, kept: bool) -> std::result::Result<Option<Option<String>>, DeltaTableError> {
         use deltalake::logstore::object_store::{self, ObjectStoreExt};
         let Some(v) = table.version() else { return Ok(None) };
+        let file = format!("_delta_log/{v:020}.json");
+        if kept
+            && let Some(cache) = self.log_cache.get()
+            && let Ok(dir) = object_store::path::Path::from_url_path(table.table_url().path())
+            && let Some(tag) = cache.kept_tag(&object_store::path::Path::from(format!("{dir}/{file}")))
+        {
+            return Ok(Some(tag));
+        }
         let store = table.log_store().object_store(None);
-        match store.head(&object_store::path::Path::from(format!("_delta_log/{v:020}.json"))).await {
+        match store.head(&object_store::path::Path::from(file)).await {
             Ok(meta) => Ok(Some(meta.e_tag)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(DeltaTableError::ObjectStore { source: e }),
@@ -315,15 +327,15 @@ impl Lake {
     /// `cached` brought up to date, `None` if the commit it stands on is gone or is not the one
     /// it read: a table deleted and created again must not be written as if it still had the
     /// old log.
-    async fn refreshed(mut cached: Cached) -> std::result::Result<Option<Cached>, DeltaTableError> {
-        match Self::commit_tag(&cached.table).await? {
+    async fn refreshed(&self, mut cached: Cached) -> std::result::Result<Option<Cached>, DeltaTableError> {
+        match self.commit_tag(&cached.table, false).await? {
             Some(tag) if tag == cached.tag => {}
             _ => return Ok(None),
         }
         let before = cached.table.version();
         cached.table.update_incremental(None).await?;
         if cached.table.version() != before {
-            match Self::commit_tag(&cached.table).await? {
+            match self.commit_tag(&cached.table, true).await? {
                 Some(tag) => cached.tag = tag,
                 None => return Ok(None),
             }

@@ -123,6 +123,11 @@ struct IngestArgs {
     /// Empty: no dlt anchor.
     #[arg(long, default_value = ".local/dlt/bin/python")]
     dlt_python: String,
+    /// The function binaries the runner starts: a cargo build's directory, or unpacked
+    /// deployment packages (`<function>/bootstrap`, as `scripts/package.sh` builds them, with
+    /// thin LTO, and Lambda runs them). Default: the directory of this benchmark's binary.
+    #[arg(long, env = "ALKASBA_BIN_DIR")]
+    functions_dir: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -240,7 +245,12 @@ async fn ingest(a: IngestArgs) -> Result<()> {
     eprintln!("machine: {}; store: {} orders at {base}; lake: {lake_root}", machine(), a.orders);
 
     // ------------------------------------------------------------------ end to end
-    let bin_dir = std::env::current_exe()?.parent().map(Path::to_path_buf).context("bin dir")?;
+    let bin_dir = match &a.functions_dir {
+        Some(dir) => std::path::absolute(dir)?,
+        None => std::env::current_exe()?.parent().map(Path::to_path_buf).context("bin dir")?,
+    };
+    let packaged = bin_dir.join("fetcher").join("bootstrap").is_file();
+    eprintln!("functions: {} ({})", bin_dir.display(), if packaged { "deployment packages" } else { "cargo build" });
     let mut cfg = RunnerConfig::new(&a.template, &a.stack, &bin_dir);
     cfg.endpoint = Some(a.endpoint.clone());
     cfg.functions = vec!["planner".into(), "fetcher".into()];
