@@ -60,7 +60,8 @@ pub struct Lake {
     /// Commit metadata this process has read, per table and version (see
     /// [`Lake::commit_metadata`]).
     metadata: Arc<Mutex<MetadataCache>>,
-    /// The bucket's store behind the commit-file cache ([`Lake::log_cache`]), made at first use.
+    /// The bucket's store behind a cache of its Delta log files ([`Lake::log_cache`]), made at
+    /// first use.
     log_cache: Arc<std::sync::OnceLock<std::sync::Arc<crate::log_cache::LogCache>>>,
 }
 
@@ -244,8 +245,8 @@ impl Lake {
         }
     }
 
-    /// The bucket's object store behind a cache of the commit files this process read or wrote
-    /// ([`crate::log_cache`]), made once and shared by every table of the lake.
+    /// The bucket's object store behind a cache of the commit files and checkpoints this process
+    /// read or wrote ([`crate::log_cache`]), made once and shared by every table of the lake.
     fn log_cache(&self, opts: HashMap<String, String>) -> Result<std::sync::Arc<dyn deltalake::logstore::object_store::ObjectStore>> {
         if let Some(store) = self.log_cache.get() {
             return Ok(store.clone());
