@@ -54,23 +54,24 @@ impl std::fmt::Display for LogCache {
     }
 }
 
+/// A file of a Delta log, `<table>/_delta_log/<20-digit version><rest>`: its log directory,
+/// version and the rest of its name.
+fn log_file(path: &Path) -> Option<(&str, u64, &str)> {
+    let (log, file) = path.as_ref().rsplit_once('/')?;
+    let (version, rest) = file.split_at_checked(20)?;
+    (log.ends_with("/_delta_log") && version.bytes().all(|b| b.is_ascii_digit())).then_some((log, version.parse().ok()?, rest))
+}
+
 /// `_delta_log/<20 digits>.json`.
 fn is_commit(path: &Path) -> bool {
-    path.filename().is_some_and(|f| f.split_at_checked(20).is_some_and(|(version, rest)| rest == ".json" && version.bytes().all(|b| b.is_ascii_digit()))) && path.as_ref().contains("/_delta_log/")
+    log_file(path).is_some_and(|(_, _, rest)| rest == ".json")
 }
 
 /// `_delta_log/<20 digits>.checkpoint.parquet`, or a part or a V2 checkpoint
 /// (`<20 digits>.checkpoint.<part>.<parts>.parquet`, `<20 digits>.checkpoint.<uuid>.parquet`):
 /// named by their version, written once.
 fn is_checkpoint(path: &Path) -> bool {
-    path.filename().is_some_and(|f| f.split_at_checked(20).is_some_and(|(version, rest)| version.bytes().all(|b| b.is_ascii_digit()) && rest.starts_with(".checkpoint.") && rest.ends_with(".parquet")))
-        && path.as_ref().contains("/_delta_log/")
-}
-
-/// The `_delta_log` directory of a commit file or checkpoint, and its version.
-fn log_and_version(path: &Path) -> Option<(&str, u64)> {
-    let (log, file) = path.as_ref().rsplit_once('/')?;
-    Some((log, file.get(..20)?.parse().ok()?))
+    log_file(path).is_some_and(|(_, _, rest)| rest.starts_with(".checkpoint.") && rest.ends_with(".parquet"))
 }
 
 /// A read without conditions or a version: what the cache can answer (whole, or a range of a
@@ -97,12 +98,12 @@ impl LogCache {
             kept.bytes = 0;
         }
         if is_checkpoint(&meta.location)
-            && let Some((log, version)) = log_and_version(&meta.location)
+            && let Some((log, version, _)) = log_file(&meta.location)
         {
             // Readers start from the newest checkpoint: what it supersedes is not read again.
             let mut freed = 0;
             kept.files.retain(|path, (_, b)| {
-                let stale = log_and_version(path).is_some_and(|(l, v)| l == log && v < version);
+                let stale = log_file(path).is_some_and(|(l, v, _)| l == log && v < version);
                 freed += if stale { b.len() } else { 0 };
                 !stale
             });
@@ -138,7 +139,7 @@ impl LogCache {
     }
 }
 
-/// Drops the entry of a listed commit file whose e-tag or size is not the one kept.
+/// Drops the entry of a listed commit file or checkpoint whose e-tag or size is not the one kept.
 fn check(files: &Files, listed: &ObjectMeta) {
     if !(is_commit(&listed.location) || is_checkpoint(&listed.location)) {
         return;
