@@ -141,15 +141,16 @@ impl HttpSource {
             Err(BodyError::Read(e)) => return Attempt::Retry { reason: format!("reading the body: {}", net_reason(&e)), status: Some(status.as_u16()), body: None, after: None },
         };
         if status.is_success() {
-            let parsed: serde_json::Value = match serde_json::from_slice(&body) {
-                Ok(v) => v,
-                Err(e) => return Attempt::Retry { reason: format!("malformed JSON ({e})"), status: Some(status.as_u16()), body: Some(body), after: None },
+            let text = match std::str::from_utf8(&body) {
+                Ok(t) => t.to_string(),
+                Err(e) => return Attempt::Retry { reason: format!("malformed JSON (not UTF-8: {e})"), status: Some(status.as_u16()), body: Some(body), after: None },
             };
-            let page = Page { url: url.clone(), headers: header_list(&headers), body: parsed };
-            // A page whose records or pagination cannot be read is as broken as a 500.
-            if let Err(e) = page.records(stream) {
-                return Attempt::Retry { reason: e.to_string(), status: Some(status.as_u16()), body: Some(body), after: None };
-            }
+            // A page that is not JSON, or whose records or pagination cannot be read, is as
+            // broken as a 500.
+            let page = match Page::new(stream, url.clone(), header_list(&headers), text) {
+                Ok(p) => p,
+                Err(e) => return Attempt::Retry { reason: e.to_string(), status: Some(status.as_u16()), body: Some(body), after: None },
+            };
             if check_next && let Err(e) = next_page(stream, &page) {
                 return Attempt::Retry { reason: e.to_string(), status: Some(status.as_u16()), body: Some(body), after: None };
             }

@@ -109,7 +109,9 @@ impl<Q: TaskQueue, K: alkasba_pii::KeyService> Ingest<Q, K> {
                 url = with_param(&url, k, v);
             }
             let page = entry.http.fetch(stream, &url, deadline).await.map_err(|f| Error::Task(format!("{}: newest record: {} ({})", prep.id, f.reason, f.url)))?.page;
-            watermark_to = page.records(stream)?.first().and_then(|r| prep.cursor(r)).map(str::to_string);
+            // Only the first record is read (the newest, by the latest params' order).
+            let first: Option<serde_json::Value> = page.records().next().and_then(|r| serde_json::from_str(r).ok());
+            watermark_to = first.as_ref().and_then(|r| prep.cursor(r)).map(str::to_string);
             // How far the lake is behind the store: 0 while ingestion keeps up, whatever the
             // shop's activity; growing when runs stop completing (the WatermarkLag alarms).
             if let (Some(to), Some(w)) = (watermark_to.as_deref().and_then(timestamp_micros), state.watermark.as_deref().and_then(timestamp_micros)) {
@@ -134,7 +136,7 @@ impl<Q: TaskQueue, K: alkasba_pii::KeyService> Ingest<Q, K> {
             tasks.push(FetchTask { run_id: run_id.clone(), source: source.into(), stream: stream.name.clone(), task: 0, url: first, pages: Pages::Chain { step: 1 }, round: 0, redrive: 0, pace });
         } else {
             let page = entry.http.fetch(stream, &first, deadline).await.map_err(|f| Error::Task(format!("{}: first page: {} ({})", prep.id, f.reason, f.url)))?.page;
-            let total = if page.records(stream)?.is_empty() { 0 } else { page_count(stream, &page)?.unwrap_or(1) };
+            let total = if page.is_empty() { 0 } else { page_count(stream, &page)?.unwrap_or(1) };
             pages = total;
             let per = self.settings.pages_per_task.max(1);
             let mut start = 1;

@@ -8,11 +8,11 @@ use alkasba_lake::arrow::array::{ArrayRef, Int64Builder, StringBuilder, Timestam
 use alkasba_lake::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use alkasba_lake::arrow::record_batch::RecordBatch;
 use alkasba_pii::{KeyService, Sealer, Tokenizer};
-use alkasba_sources::{FieldType, Stream, top_level};
+use alkasba_sources::{FieldType, Page, Rule, Stream, raw, top_level};
 use serde_json::Value;
 
 use crate::bronze::BronzeRows;
-use crate::clear::{ClearFields, SEALED};
+use crate::clear::{ClearFields, Kept, SEALED};
 use crate::validate::{decimal, timestamp_micros, validate};
 use crate::{Error, Result};
 
@@ -45,6 +45,10 @@ pub struct Prepared {
     declared: HashSet<String>,
     /// The single integer primary-key column, for pruned dedupe lookups.
     pub int_key_column: Option<String>,
+    /// The top-level fields the stream reads from a record (see [`Prepared::process_text`]);
+    /// `None` when records are processed as whole `Value`s: a pointer names the whole record,
+    /// or the stream has neither version nor cursor (a version is then a hash of the content).
+    read: Option<Vec<String>>,
 }
 
 /// One cell of a typed column.
@@ -162,6 +166,38 @@ fn extra_columns(fields: impl Iterator<Item = (String, String)>) -> Vec<(String,
     out
 }
 
+/// The top-level field names every pointer the stream reads starts with (see
+/// [`Prepared::process_text`]).
+fn read_fields(stream: &Stream) -> Option<Vec<String>> {
+    if stream.version.is_none() && stream.cursor.is_none() {
+        return None;
+    }
+    let rules = stream.rules.iter().flat_map(|r| match r {
+        Rule::SumEquals { total, terms, .. } => std::iter::once(total).chain(terms.iter()),
+    });
+    let pointers = stream
+        .schema
+        .keys()
+        .chain(rules)
+        .chain(&stream.primary_key)
+        .chain(stream.tokens.values())
+        .chain(stream.clear.values())
+        .chain(&stream.subject)
+        .chain(stream.version.iter())
+        .chain(stream.cursor.iter().map(|c| &c.field));
+    let mut names = Vec::new();
+    for p in pointers {
+        let first = p.strip_prefix('/')?.split('/').next()?;
+        if first == "*" {
+            return None;
+        }
+        names.push(raw::unescape(first).into_owned());
+    }
+    names.sort();
+    names.dedup();
+    Some(names)
+}
+
 fn text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
@@ -170,27 +206,19 @@ fn text(v: &Value) -> String {
 }
 
 impl Prepared {
-    /// Every record of one page `body` (the array at the stream's `records` pointer) validated,
-    /// sealed and tokenised into `out`. This is the whole CPU path of ingestion between the HTTP
-    /// body and the Arrow batch; the fetcher and the benchmark's in-memory floor both use it.
-    pub async fn process_page<K: KeyService>(&self, body: Value, origin: Origin<'_>, tokens: &Tokenizer, sealer: &mut Sealer<K>, out: &mut Processed) -> Result<()> {
-        let records = match body {
-            Value::Array(a) => a,
-            mut body => match body.pointer_mut(&self.stream.records).map(Value::take) {
-                Some(Value::Array(a)) => a,
-                // The HTTP layer rejects (and retries) a page without its records array, so
-                // this is a page that really has none.
-                _ => Vec::new(),
-            },
-        };
-        for rec in records {
+    /// Every record of one `page` validated, sealed and tokenised into `out`. This is the whole
+    /// CPU path of ingestion between the HTTP body and the Arrow batch; the fetcher and the
+    /// benchmark's in-memory floor both use it.
+    pub async fn process_page<K: KeyService>(&self, page: &Page, origin: Origin<'_>, tokens: &Tokenizer, sealer: &mut Sealer<K>, out: &mut Processed) -> Result<()> {
+        for text in page.records() {
             out.fetched += 1;
-            if let Some(c) = self.cursor(&rec)
-                && out.max_cursor.as_deref().is_none_or(|m| c > m)
+            let (processed, cursor) = self.process_text(text, origin, tokens, sealer).await?;
+            if let Some(c) = cursor
+                && out.max_cursor.as_deref().is_none_or(|m| c.as_str() > m)
             {
-                out.max_cursor = Some(c.to_string());
+                out.max_cursor = Some(c);
             }
-            match self.process(rec, origin, tokens, sealer).await? {
+            match processed {
                 Ok(row) => {
                     if out.seen.insert((row.key.clone(), row.version.clone())) {
                         out.rows.push(self, row)?;
@@ -210,6 +238,76 @@ impl Prepared {
         Ok(())
     }
 
+    /// The fields of a record (its top-level fields, from [`raw::object`]) the stream reads,
+    /// parsed, as an object; `None` when the stream reads records whole (see `read`), or a
+    /// field is not JSON (never, for fields of a [`Page`]'s record).
+    pub fn view(&self, top: &raw::Object<'_>) -> Option<Value> {
+        let mut view = serde_json::Map::new();
+        for name in self.read.as_ref()? {
+            if let Some(v) = top.get(name) {
+                view.insert(name.clone(), serde_json::from_str(v.get()).ok()?);
+            }
+        }
+        Some(Value::Object(view))
+    }
+
+    /// The typed cells of the stream's declared columns in `record` (its values as they are,
+    /// before any split).
+    pub fn cells(&self, record: &Value) -> Vec<Cell> {
+        self.columns.iter().map(|c| cell(c, record.get(&c.name))).collect()
+    }
+
+    /// One record given as JSON text, as [`Prepared::process`] does it, and its cursor value.
+    ///
+    /// Only the top-level fields the stream reads (schema, rules, key, version, cursor, tokens,
+    /// subject, `clear`) are parsed into `Value`s; the split into clear and sealed parts works
+    /// on the text ([`ClearFields::split_text`]), so sealed values and nested fields kept in
+    /// clear are copied as received instead of parsed and written again (issue 20). A record
+    /// that is not an object, is invalid, or has no key or version goes through
+    /// [`Prepared::process`] whole: its reasons, quarantine row and content hash are exactly
+    /// those of the `Value` path.
+    async fn process_text<K: KeyService>(&self, text: &str, origin: Origin<'_>, tokens: &Tokenizer, sealer: &mut Sealer<K>) -> Result<(std::result::Result<Row, QuarantineRow>, Option<String>)> {
+        let whole = |text: &str| serde_json::from_str::<Value>(text).map_err(|e| Error::Batch(format!("{}: a record of page {} is not JSON: {e}", self.id, origin.page)));
+        let top = match (&self.read, raw::object(text)) {
+            (Some(_), Some(top)) if !top.contains_key(SEALED) => top,
+            _ => {
+                let record = whole(text)?;
+                let cursor = self.cursor(&record).map(str::to_string);
+                return Ok((self.process(record, origin, tokens, sealer).await?, cursor));
+            }
+        };
+        let Some(view) = self.view(&top) else {
+            return Err(Error::Batch(format!("{}: a record of page {} is not JSON", self.id, origin.page)));
+        };
+        let cursor = self.cursor(&view).map(str::to_string);
+        let reasons = validate(&self.stream, &view);
+        let (Some(key), Some(version), true) = (self.key(&view), self.version_of(&view).map(str::to_string), reasons.is_empty()) else {
+            return Ok((self.process(whole(text)?, origin, tokens, sealer).await?, cursor));
+        };
+        let token_values = self.token_values(&view, tokens);
+        let subject = self.subject(&view, Some(&key), tokens, &token_values);
+        let clear: Vec<Option<String>> = self.stream.clear.values().map(|p| view.pointer(p).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string)).collect();
+        let split = self.in_clear.split_text(text, &top);
+        let sealed = match split.sealed_json() {
+            Some(plain) => Some(sealer.seal(&subject, &self.place(Some(&key), SEALED), plain.as_bytes()).await.map_err(Error::Pii)?),
+            None => None,
+        };
+        let kept = |name: &str| split.kept.binary_search_by(|(k, _)| (*k).cmp(name)).ok().map(|i| &split.kept[i].1);
+        let mut cells = Vec::with_capacity(self.columns.len());
+        for c in &self.columns {
+            cells.push(match kept(&c.name) {
+                None => Cell::Null,
+                Some(Kept::Whole("null")) => Cell::Null,
+                Some(k @ Kept::Rebuilt(_)) | Some(k @ Kept::Whole(_)) if matches!(c.ty, FieldType::String | FieldType::Json) => Cell::Str(raw::text(k.json()).into_owned()),
+                // Every declared column is read, so its value is in the view.
+                Some(Kept::Whole(_)) => cell(c, view.get(&c.name)),
+                Some(Kept::Rebuilt(t)) => cell(c, Some(&whole(t)?)),
+            });
+        }
+        let extra = extra_columns(split.kept.iter().filter(|(k, v)| !self.declared.contains(*k) && v.json() != "null").map(|(k, v)| (column_name(k), raw::text(v.json()).into_owned())));
+        Ok((Ok(Row { key, version, page: origin.page, cells, tokens: token_values, clear, extra, sealed }), cursor))
+    }
+
     pub fn new(source: &str, stream: &Stream) -> Self {
         let in_clear = ClearFields::new(&stream.in_clear);
         // A declared field becomes a typed column when it is kept in clear; a sealed one is
@@ -226,7 +324,8 @@ impl Prepared {
             _ => None,
         };
         let declared = columns.iter().map(|c| c.name.clone()).collect();
-        Self { id: format!("{source}.{}", stream.name), stream: stream.clone(), columns, in_clear, declared, int_key_column }
+        let read = read_fields(stream);
+        Self { id: format!("{source}.{}", stream.name), stream: stream.clone(), columns, in_clear, declared, int_key_column, read }
     }
 
     /// The stream's typed columns (its declared top-level fields kept in clear).

@@ -23,6 +23,7 @@
 mod config;
 mod error;
 mod paginate;
+pub mod raw;
 
 pub use config::{
     Auth, Cursor, FieldSpec, FieldType, Format, Paginator, RateLimit, RetryPolicy, Rule, SecretRef, SecretStore, Source, SourceFile, Stream, covers, load_dir, load_file, parse, top_level,

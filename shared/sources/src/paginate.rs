@@ -1,20 +1,24 @@
 //! From one page to the next, for the four paginator styles.
 
 use serde_json::Value;
+use serde_json::value::RawValue;
 use url::Url;
 
 use crate::config::{Auth, Paginator, Source, Stream};
+use crate::raw;
 use crate::{Error, Result};
 
-/// A fetched page, as pagination needs it.
+/// A fetched page, as pagination needs it: the body as received, its records found once.
 #[derive(Debug, Clone)]
 pub struct Page {
     /// The URL it was fetched from.
     pub url: Url,
     /// Response headers, names in lower case.
     pub headers: Vec<(String, String)>,
-    /// The parsed body.
-    pub body: Value,
+    /// The body, valid JSON (checked by [`Page::new`]).
+    body: String,
+    /// Where each record's text sits in `body`.
+    records: Vec<std::ops::Range<usize>>,
 }
 
 /// What comes after a page.
@@ -27,6 +31,25 @@ pub enum Next {
 }
 
 impl Page {
+    /// A page of `stream` from its `body`: an error, naming the URL, when the body is not JSON
+    /// or has no array of records where the stream says. Records are not parsed: each is kept
+    /// as its text ([`Page::records`]).
+    pub fn new(stream: &Stream, url: Url, headers: Vec<(String, String)>, body: String) -> Result<Self> {
+        let mut page = Self { url, headers, body: String::new(), records: Vec::new() };
+        // Checks the whole body's syntax (every value under an object or array is scanned).
+        let whole: &RawValue = match serde_json::from_str(&body) {
+            Ok(v) => v,
+            Err(e) => return Err(page.err(stream, format!("malformed JSON ({e})"))),
+        };
+        let at = if stream.records.is_empty() { "the page body" } else { stream.records.as_str() };
+        let items = raw::pointer(whole.get(), &stream.records).and_then(raw::array).ok_or_else(|| page.err(stream, format!("{at} is not an array of records")))?;
+        let base = body.as_ptr() as usize;
+        // Each element is a slice of `body`: its offset is where it starts.
+        page.records = items.iter().map(|r| r.get().as_ptr() as usize - base).zip(items.iter().map(|r| r.get().len())).map(|(start, len)| start..start + len).collect();
+        page.body = body;
+        Ok(page)
+    }
+
     fn header(&self, name: &str) -> Option<&str> {
         let name = name.to_ascii_lowercase();
         self.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
@@ -36,13 +59,35 @@ impl Page {
         Error::Page { stream: stream.name.clone(), url: self.url.to_string(), problem: problem.into() }
     }
 
-    /// The page's records.
-    pub fn records<'a>(&'a self, stream: &Stream) -> Result<&'a Vec<Value>> {
-        let v = if stream.records.is_empty() { Some(&self.body) } else { self.body.pointer(&stream.records) };
-        v.and_then(Value::as_array).ok_or_else(|| {
-            let at = if stream.records.is_empty() { "the page body" } else { stream.records.as_str() };
-            self.err(stream, format!("{at} is not an array of records"))
-        })
+    /// The page's records, each as its JSON text.
+    pub fn records(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        self.records.iter().map(|r| &self.body[r.clone()])
+    }
+
+    /// How many records the page holds.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Whether the page holds no record.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// The page's records parsed (for the few callers that need whole values).
+    pub fn values(&self) -> Vec<Value> {
+        // Each record was checked as JSON by `new`.
+        self.records().filter_map(|r| serde_json::from_str(r).ok()).collect()
+    }
+
+    /// The body as received.
+    pub fn body(&self) -> &str {
+        &self.body
+    }
+
+    /// The body's value at `pointer` (a total, a next cursor), parsed.
+    pub fn pointer(&self, pointer: &str) -> Option<Value> {
+        raw::pointer(&self.body, pointer).and_then(|t| serde_json::from_str(t).ok())
     }
 
     fn param(&self, name: &str) -> Option<String> {
@@ -105,7 +150,7 @@ pub fn first_url(source: &Source, stream: &Stream, watermark: Option<&str>, run_
 
 /// The page after `page`, or `Done`.
 pub fn next_page(stream: &Stream, page: &Page) -> Result<Next> {
-    let n = page.records(stream)?.len();
+    let n = page.len();
     match &stream.paginator {
         Paginator::PageNumber { page_param, size, total_pages_header, .. } => {
             let current: u64 = page.param(page_param).and_then(|p| p.parse().ok()).unwrap_or(1);
@@ -131,7 +176,7 @@ pub fn next_page(stream: &Stream, page: &Page) -> Result<Next> {
             }
             let next = offset.checked_add(n as u64).ok_or_else(|| page.err(stream, format!("offset {offset} + {n} overflows")))?;
             if let Some(p) = total_pointer {
-                let total = page.body.pointer(p).and_then(Value::as_u64).ok_or_else(|| page.err(stream, format!("{p} is not a record count")))?;
+                let total = page.pointer(p).as_ref().and_then(Value::as_u64).ok_or_else(|| page.err(stream, format!("{p} is not a record count")))?;
                 if next >= total {
                     return Ok(Next::Done);
                 }
@@ -140,10 +185,10 @@ pub fn next_page(stream: &Stream, page: &Page) -> Result<Next> {
             }
             Ok(Next::Url(with_param(&page.url, offset_param, &next.to_string())))
         }
-        Paginator::BodyCursor { next_pointer, cursor_param, .. } => match page.body.pointer(next_pointer) {
+        Paginator::BodyCursor { next_pointer, cursor_param, .. } => match page.pointer(next_pointer) {
             None | Some(Value::Null) => Ok(Next::Done),
             Some(Value::String(s)) if s.is_empty() => Ok(Next::Done),
-            Some(Value::String(s)) => Ok(Next::Url(with_param(&page.url, cursor_param, s))),
+            Some(Value::String(s)) => Ok(Next::Url(with_param(&page.url, cursor_param, &s))),
             Some(other) => Err(page.err(stream, format!("{next_pointer} is {other}, not a cursor string"))),
         },
         Paginator::LinkHeader { .. } => match page.header("link").and_then(next_link) {
@@ -278,7 +323,8 @@ paginator = {paginator}
     }
 
     fn page(url: Url, headers: &[(&str, &str)], body: Value) -> Page {
-        Page { url, headers: headers.iter().map(|(k, v)| (k.to_lowercase(), v.to_string())).collect(), body }
+        let (_, st) = stream(r#"{ type = "page_number", size = 2 }"#);
+        Page::new(&st, url, headers.iter().map(|(k, v)| (k.to_lowercase(), v.to_string())).collect(), body.to_string()).unwrap()
     }
 
     #[test]
@@ -346,10 +392,13 @@ paginator = {paginator}
     #[test]
     fn a_page_without_records_is_an_error_naming_the_pointer() {
         let (src, st) = stream(r#"{ type = "link_header" }"#);
-        let p = page(first_url(&src, &st, None, day()), &[], json!({"items": []}));
-        let e = next_page(&st, &p).unwrap_err();
+        let url = first_url(&src, &st, None, day());
+        let e = Page::new(&st, url.clone(), vec![], json!({"items": []}).to_string()).unwrap_err();
         assert!(e.is_retryable());
-        assert!(e.to_string().contains("/data"), "{e}");
+        assert!(e.to_string().contains("/data") && e.to_string().contains("/items"), "{e}");
+        // A body that is not JSON at all: named as such.
+        let e = Page::new(&st, url, vec![], r#"{"data": [{"id": 1},"#.into()).unwrap_err();
+        assert!(e.is_retryable() && e.to_string().contains("malformed JSON"), "{e}");
     }
 
     #[test]

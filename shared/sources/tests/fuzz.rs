@@ -118,7 +118,7 @@ proptest! {
             "{ type = \"link_header\" }",
         ][which];
         let stream = stream_with(paginator);
-        let page = Page { url: url::Url::parse(&url).unwrap(), headers: vec![("link".into(), link), ("x-wp-totalpages".into(), total)], body };
+        let page = Page::new(&stream, url::Url::parse(&url).unwrap(), vec![("link".into(), link), ("x-wp-totalpages".into(), total)], body.to_string()).unwrap();
         match next_page(&stream, &page) {
             Ok(Next::Done) | Err(_) => {}
             // Never to another origin: the next request carries the source's credentials.

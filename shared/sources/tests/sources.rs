@@ -63,8 +63,8 @@ async fn crawl(http: &reqwest::Client, file: &SourceFile, stream: usize, auth: O
         let resp = req.send().await.unwrap();
         assert_eq!(resp.status(), 200, "{url}");
         let headers = resp.headers().iter().map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or_default().to_string())).collect();
-        let page = Page { url: url.clone(), headers, body: resp.json().await.unwrap() };
-        out.extend(page.records(st).unwrap().iter().cloned());
+        let page = Page::new(st, url.clone(), headers, resp.text().await.unwrap()).unwrap();
+        out.extend(page.values());
         match next_page(st, &page).unwrap() {
             Next::Done => return out,
             Next::Url(u) => url = u,

@@ -1,5 +1,5 @@
 //! The floors of ingestion's CPU work, on pages already in memory, on every core:
-//! * **ours**: the fetcher's own record path (`process_page`: parse → validate → tokenise → seal
+//! * **ours**: the fetcher's own record path (`process_page`: read → validate → tokenise → seal
 //!   → Arrow) and the Parquet encoding of the keyring, quarantine and bronze batches;
 //! * **bare**: the same pages decoded by arrow-json (the page's array as one `List<Struct>`
 //!   value, the schema inferred beforehand, untimed) and written as Parquet, nothing else: what
@@ -21,7 +21,7 @@ use alkasba_lake::arrow::record_batch::RecordBatch;
 use alkasba_pii::{KeyService, LocalKeys, Sealer, Tokenizer, keyring_batch};
 use alkasba_records::record::{Origin, Prepared, Processed, quarantine_batch};
 use alkasba_sim::{SimConfig, serve};
-use alkasba_sources::{first_url, with_param};
+use alkasba_sources::{Page, first_url, with_param};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use deltalake::parquet::arrow::ArrowWriter;
@@ -202,8 +202,8 @@ async fn ours_group<K: KeyService>(prep: &Prepared, tokens: &Tokenizer, keys: Ar
     done.expect_pages(group.len() as u64);
     let mut urls = Vec::new();
     for (page, url, body) in &group {
-        let body: Value = serde_json::from_slice(body).with_context(|| format!("page {page} is not JSON"))?;
-        prep.process_page(body, Origin { run_id, page: *page, url }, tokens, &mut sealer, &mut done).await?;
+        let page_of = to_page(prep, *page, url, body)?;
+        prep.process_page(&page_of, Origin { run_id, page: *page, url }, tokens, &mut sealer, &mut done).await?;
         urls.push((*page, url.clone()));
     }
     let now = chrono::Utc::now();
@@ -229,8 +229,8 @@ async fn group_memory(prep: &Prepared, tokens: &Tokenizer, raw: &[RawPage], page
     done.expect_pages(group.len() as u64);
     let m = crate::mem::start();
     for (page, url, body) in group {
-        let body: Value = serde_json::from_slice(body).with_context(|| format!("page {page} is not JSON"))?;
-        prep.process_page(body, Origin { run_id: "floor", page: *page, url }, tokens, &mut sealer, &mut done).await?;
+        let page_of = to_page(prep, *page, url, body)?;
+        prep.process_page(&page_of, Origin { run_id: "floor", page: *page, url }, tokens, &mut sealer, &mut done).await?;
     }
     let processed = crate::mem::end(m);
     let batch = prep.bronze_rows_batch(std::mem::take(&mut done.rows), "floor", chrono::Utc::now())?;
@@ -291,6 +291,12 @@ fn bare_group(page_field: Arc<Field>, group: Vec<RawPage>) -> Result<(u64, usize
     Ok((rows.num_rows() as u64, parquet(&rows)?))
 }
 
+/// A raw page as the fetcher's HTTP layer makes it (its records found, not parsed).
+fn to_page(prep: &Prepared, page: u64, url: &str, body: &[u8]) -> Result<Page> {
+    let text = std::str::from_utf8(body).with_context(|| format!("page {page} is not UTF-8"))?.to_string();
+    Ok(Page::new(&prep.stream, url::Url::parse(url)?, Vec::new(), text)?)
+}
+
 /// The batch as a Parquet file in memory, encoded as the lake's appends encode it.
 fn parquet(batch: &RecordBatch) -> Result<usize> {
     let mut w = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(alkasba_lake::parquet_properties(batch)))?;
@@ -299,20 +305,20 @@ fn parquet(batch: &RecordBatch) -> Result<usize> {
 }
 
 /// Each step of our record path timed alone, group by group (20 pages, as a fetcher commits),
-/// on one thread: µs per record. The steps are the ones `Prepared::process` runs, called
-/// through their public functions.
+/// on one thread: µs per record. The steps are the ones `Prepared::process_page` runs on a valid
+/// record, called through their public functions.
 async fn stages(prep: &Prepared, tokens: &Tokenizer, raw: &[RawPage]) -> Result<()> {
     use alkasba_records::validate::validate;
     const NAMES: [&str; 13] = [
-        "parse JSON into a Value tree",
+        "find the records (text) and their fields, parse the fields read into Values",
         "validate",
         "key and version",
         "tokens (subject and token fields)",
-        "split clear / sealed",
-        "serialise the sealed part",
+        "split clear / sealed (on the text)",
+        "the sealed part as JSON text",
         "seal (a key per new person, AES-GCM, base64)",
         "keyring rows to Parquet",
-        "nested clear fields to JSON text",
+        "typed cells from the fields read",
         "whole process_page (all of the above but the keyring)",
         "bronze batch from its builders (the appends are in process_page)",
         "bronze Arrow to Parquet",
@@ -328,21 +334,28 @@ async fn stages(prep: &Prepared, tokens: &Tokenizer, raw: &[RawPage]) -> Result<
                 t = Instant::now();
             }
         };
-        let mut records: Vec<Value> = Vec::new();
-        for (page, _, body) in group {
+        let mut pages = Vec::with_capacity(group.len());
+        for (page, url, body) in group {
             raw_bytes += body.len();
-            let v: Vec<Value> = serde_json::from_slice(body).with_context(|| format!("page {page}"))?;
-            records.extend(v);
+            pages.push(to_page(prep, *page, url, body)?);
+        }
+        let mut records = Vec::new();
+        for p in &pages {
+            for text in p.records() {
+                let top = alkasba_sources::raw::object(text).context("a record that is not an object")?;
+                let view = prep.view(&top).context("the stream reads records whole")?;
+                records.push((text, top, view));
+            }
         }
         n += records.len();
         lap(0, &mut secs);
-        invalid += records.iter().filter(|r| !validate(&prep.stream, r).is_empty()).count();
+        invalid += records.iter().filter(|(_, _, r)| !validate(&prep.stream, r).is_empty()).count();
         lap(1, &mut secs);
-        let keys: Vec<Option<String>> = records.iter().map(|r| prep.key(r)).collect();
-        std::hint::black_box(records.iter().filter(|r| prep.version_of(r).is_some()).count());
+        let keys: Vec<Option<String>> = records.iter().map(|(_, _, r)| prep.key(r)).collect();
+        std::hint::black_box(records.iter().filter(|(_, _, r)| prep.version_of(r).is_some()).count());
         lap(2, &mut secs);
         let mut subjects = Vec::with_capacity(records.len());
-        for r in &records {
+        for (_, _, r) in &records {
             let subject = prep.stream.subject.as_ref().and_then(|f| r.pointer(f)).and_then(Value::as_str).map(|s| tokens.token(s)).unwrap_or_default();
             for p in prep.stream.tokens.values() {
                 std::hint::black_box(r.pointer(p).and_then(Value::as_str).map(|s| tokens.token(s)));
@@ -350,9 +363,9 @@ async fn stages(prep: &Prepared, tokens: &Tokenizer, raw: &[RawPage]) -> Result<
             subjects.push(subject);
         }
         lap(3, &mut secs);
-        let hidden: Vec<_> = records.iter_mut().map(|r| prep.in_clear().split(r)).collect();
+        let splits: Vec<_> = records.iter().map(|(text, top, _)| prep.in_clear().split_text(text, top)).collect();
         lap(4, &mut secs);
-        let plain: Vec<String> = hidden.into_iter().map(|h| Value::Object(h).to_string()).collect();
+        let plain: Vec<String> = splits.iter().map(|s| s.sealed_json().unwrap_or_default()).collect();
         lap(5, &mut secs);
         let mut sealer = Sealer::new(Arc::new(LocalKeys::random()?), alkasba_pii::kms_context("bench", "orders"));
         lap(12, &mut secs); // the local key service's set-up (not ours to count): reset below
@@ -364,21 +377,20 @@ async fn stages(prep: &Prepared, tokens: &Tokenizer, raw: &[RawPage]) -> Result<
         persons += new_keys.len();
         keyring_bytes += parquet(&keyring_batch(&new_keys)?)?;
         lap(7, &mut secs);
-        for r in &records {
-            if let Value::Object(o) = r {
-                for v in o.values().filter(|v| v.is_array() || v.is_object()) {
-                    extra_bytes += v.to_string().len();
-                }
-            }
+        for (_, _, r) in &records {
+            std::hint::black_box(prep.cells(r));
         }
         lap(8, &mut secs);
+        for s in &splits {
+            extra_bytes += s.kept.iter().map(|(_, k)| k.json()).filter(|j| j.starts_with(['[', '{'])).map(str::len).sum::<usize>();
+        }
+        drop(splits);
         drop(records);
         let mut sealer = Sealer::new(Arc::new(LocalKeys::random()?), alkasba_pii::kms_context("bench", "orders"));
         let mut done = Processed::default();
         lap(12, &mut secs);
-        for (page, url, body) in group {
-            let body: Value = serde_json::from_slice(body)?;
-            prep.process_page(body, Origin { run_id: "floor", page: *page, url }, tokens, &mut sealer, &mut done).await?;
+        for (p, (page, url, _)) in pages.iter().zip(group) {
+            prep.process_page(p, Origin { run_id: "floor", page: *page, url }, tokens, &mut sealer, &mut done).await?;
         }
         lap(9, &mut secs);
         let batch = prep.bronze_rows_batch(done.rows, "floor", chrono::Utc::now())?;

@@ -107,7 +107,7 @@ async fn source_checks(stack: &str, name: &str, entry: &alkasba_ingest::catalog:
     let base = entry.source.base_url.as_str().trim_end_matches('/').to_string();
     match entry.http.fetch(stream, &url, deadline).await {
         Ok(f) => {
-            let records = f.page.records(stream).map(|r| r.len()).unwrap_or(0);
+            let records = f.page.len();
             out.push(check(format!("source {name}"), Status::Ok, format!("{base}: credentials accepted, {records} records on the first page of {}", prep.id), ""));
             let date = f.page.headers.iter().find(|(k, _)| k == "date").and_then(|(_, v)| chrono::DateTime::parse_from_rfc2822(v).ok());
             if let Some(d) = date {

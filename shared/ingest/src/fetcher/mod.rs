@@ -144,9 +144,8 @@ pub(crate) fn ms_since(t: std::time::Instant) -> u64 {
 }
 
 /// A group of pages on its way to one commit. Each page is processed as it joins (in page
-/// order) and its parsed body dropped then: a page's `serde_json::Value` tree is several times
-/// its JSON, and holding a whole group's trees until the commit is what bounded the group's size
-/// in memory (issue 20). Pages given up on wait here for their dead letters.
+/// order) and its body dropped then: holding a whole group's pages until the commit is what
+/// bounded the group's size in memory (issue 20). Pages given up on wait here for their dead letters.
 #[derive(Default)]
 struct Group {
     /// The group's last page so far.
@@ -183,7 +182,7 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
         }
         let url = fetched.page.url.to_string();
         let origin = alkasba_records::record::Origin { run_id: &run.task.run_id, page, url: &url };
-        run.prep.process_page(fetched.page.body, origin, &self.tokens, &mut run.sealer, &mut group.done).await?;
+        run.prep.process_page(&fetched.page, origin, &self.tokens, &mut run.sealer, &mut group.done).await?;
         group.urls.push((page, url));
         group.last = Some(page);
         group.process_ms += ms_since(t);

@@ -72,7 +72,7 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
             }
             Ok(fetched) => {
                 let stream = &run.prep.stream;
-                let empty = fetched.page.records(stream).map(|r| r.is_empty()).unwrap_or(true);
+                let empty = fetched.page.is_empty();
                 let total = total_pages(stream, &fetched.page).map(|t| t.min(alkasba_sources::MAX_PAGES));
                 let at_end = empty || total.is_some_and(|t| page >= t) || matches!(next_page(stream, &fetched.page), Ok(Next::Done));
                 if let Some(t) = total.filter(|_| scan.follow) {
