@@ -12,7 +12,7 @@ use alkasba_sources::{FieldType, Page, Rule, Stream, raw, top_level};
 use serde_json::Value;
 
 use crate::bronze::BronzeRows;
-use crate::clear::{ClearFields, Kept, SEALED};
+use crate::clear::{ClearFields, Kept, SEALED, TextSplit};
 use crate::validate::{decimal, timestamp_micros, validate};
 use crate::{Error, Result};
 
@@ -251,10 +251,26 @@ impl Prepared {
         Some(Value::Object(view))
     }
 
-    /// The typed cells of the stream's declared columns in `record` (its values as they are,
-    /// before any split).
-    pub fn cells(&self, record: &Value) -> Vec<Cell> {
-        self.columns.iter().map(|c| cell(c, record.get(&c.name))).collect()
+    /// The typed cells of the stream's declared columns of a record read from its text: from
+    /// its `view` ([`Prepared::view`]) and what its `split` kept in clear (a column whose field
+    /// was sealed is null; text and JSON columns hold the field's text as received, or as
+    /// rebuilt where parts were sealed).
+    pub fn cells(&self, view: &Value, split: &TextSplit<'_, '_>) -> Result<Vec<Cell>> {
+        let kept = |name: &str| split.kept.binary_search_by(|(k, _)| (*k).cmp(name)).ok().map(|i| &split.kept[i].1);
+        let mut cells = Vec::with_capacity(self.columns.len());
+        for c in &self.columns {
+            cells.push(match kept(&c.name) {
+                None | Some(Kept::Whole("null")) => Cell::Null,
+                Some(k) if matches!(c.ty, FieldType::String | FieldType::Json) => Cell::Str(raw::text(k.json()).into_owned()),
+                // Every declared column is read, so its value is in the view.
+                Some(Kept::Whole(_)) => cell(c, view.get(&c.name)),
+                Some(Kept::Rebuilt(t)) => {
+                    let v: Value = serde_json::from_str(t).map_err(|e| Error::Batch(format!("{}: column {} rebuilt as invalid JSON: {e}", self.id, c.name)))?;
+                    cell(c, Some(&v))
+                }
+            });
+        }
+        Ok(cells)
     }
 
     /// One record given as JSON text, as [`Prepared::process`] does it, and its cursor value.
@@ -292,18 +308,7 @@ impl Prepared {
             Some(plain) => Some(sealer.seal(&subject, &self.place(Some(&key), SEALED), plain.as_bytes()).await.map_err(Error::Pii)?),
             None => None,
         };
-        let kept = |name: &str| split.kept.binary_search_by(|(k, _)| (*k).cmp(name)).ok().map(|i| &split.kept[i].1);
-        let mut cells = Vec::with_capacity(self.columns.len());
-        for c in &self.columns {
-            cells.push(match kept(&c.name) {
-                None => Cell::Null,
-                Some(Kept::Whole("null")) => Cell::Null,
-                Some(k @ Kept::Rebuilt(_)) | Some(k @ Kept::Whole(_)) if matches!(c.ty, FieldType::String | FieldType::Json) => Cell::Str(raw::text(k.json()).into_owned()),
-                // Every declared column is read, so its value is in the view.
-                Some(Kept::Whole(_)) => cell(c, view.get(&c.name)),
-                Some(Kept::Rebuilt(t)) => cell(c, Some(&whole(t)?)),
-            });
-        }
+        let cells = self.cells(&view, &split)?;
         let extra = extra_columns(split.kept.iter().filter(|(k, v)| !self.declared.contains(*k) && v.json() != "null").map(|(k, v)| (column_name(k), raw::text(v.json()).into_owned())));
         Ok((Ok(Row { key, version, page: origin.page, cells, tokens: token_values, clear, extra, sealed }), cursor))
     }
