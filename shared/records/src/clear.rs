@@ -100,12 +100,7 @@ fn split_node(v: &mut Value, node: &Node, at: &mut String, out: &mut Map<String,
         (Value::Object(obj), any) if !node.children.is_empty() || any.is_some() => {
             obj.retain(|k, val| {
                 let len = at.len();
-                at.push('/');
-                if k.contains(['~', '/']) {
-                    at.push_str(&escape(k));
-                } else {
-                    at.push_str(k);
-                }
+                push_segment(at, k);
                 let moves = match node.child(k) {
                     Some(c) => split_node(val, c, at, out),
                     None => !is_empty(val),

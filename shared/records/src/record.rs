@@ -302,7 +302,7 @@ impl Prepared {
         };
         let token_values = self.token_values(&view, tokens);
         let subject = self.subject(&view, Some(&key), tokens, &token_values);
-        let clear: Vec<Option<String>> = self.stream.clear.values().map(|p| view.pointer(p).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string)).collect();
+        let clear = self.clear_values(&view);
         let split = self.in_clear.split_text(text, &top);
         let sealed = match split.sealed_json() {
             Some(plain) => Some(sealer.seal(&subject, &self.place(Some(&key), SEALED), plain.as_bytes()).await.map_err(Error::Pii)?),
@@ -383,6 +383,11 @@ impl Prepared {
         }
     }
 
+    /// The stream's `clear` fields of `record` (trimmed, empty as `None`), in its order.
+    fn clear_values(&self, record: &Value) -> Vec<Option<String>> {
+        self.stream.clear.values().map(|p| record.pointer(p).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string)).collect()
+    }
+
     /// The stream's tokens of `record`, in the order of its `tokens` table.
     fn token_values(&self, record: &Value, tokens: &Tokenizer) -> Vec<Option<String>> {
         self.stream.tokens.values().map(|p| record.pointer(p).and_then(Value::as_str).filter(|s| !s.trim().is_empty()).map(|s| tokens.token(s))).collect()
@@ -436,7 +441,7 @@ impl Prepared {
         let token_values = self.token_values(&record, tokens);
         let subject = self.subject(&record, key.as_deref(), tokens, &token_values);
         // Read before sealing: they sit inside sealed objects.
-        let clear: Vec<Option<String>> = self.stream.clear.values().map(|p| record.pointer(p).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string)).collect();
+        let clear = self.clear_values(&record);
         let version = match self.version_of(&record) {
             Some(c) => c.to_string(),
             // Without either a record's version is its content: a keyed hash, since the
