@@ -278,12 +278,16 @@ async fn build_inner(lake: &Lake, mart: &Mart, opens: &Opens) -> Result<MartStep
         }
     }
     step.mode = if full || matches!(mart.update, Update::Rebuild) { "full".into() } else { "incremental".into() };
+    // An unpartitioned mart updated by date keeps its current rows outside the touched dates
+    // and is written whole: one small overwrite instead of a `replaceWhere`, which scans the
+    // same file and checks each new row against the predicate (~10 ms more per build).
+    let whole = !full && mart.partition.is_none() && matches!(mart.update, Update::Dates { .. } | Update::From { .. });
+    if whole || (!full && matches!(mart.update, Update::Fold { .. })) {
+        let current = target.as_ref().ok_or_else(|| Error::query(mart.name, "an incremental build needs the mart's current rows"))?;
+        tables::register(&ctx, &format!("{}_current", mart.name), current).await?;
+    }
     let stages = match (full, mart.update) {
-        (false, Update::Fold { stages, .. }) => {
-            let current = target.as_ref().ok_or_else(|| Error::query(mart.name, "an incremental build needs the mart's current rows"))?;
-            tables::register(&ctx, &format!("{}_current", mart.name), current).await?;
-            stages.to_vec()
-        }
+        (false, Update::Fold { stages, .. }) => stages.to_vec(),
         _ => full_stages(mart),
     };
     tracing::debug!(mart = mart.name, millis = started.elapsed().as_millis() as u64, "gold inputs opened");
@@ -346,12 +350,31 @@ async fn build_inner(lake: &Lake, mart: &Mart, opens: &Opens) -> Result<MartStep
     };
     step.rows = batches.iter().map(RecordBatch::num_rows).sum();
     let started = std::time::Instant::now();
+    let (batches, predicate) = match predicate {
+        Some(p) if whole && !dates.is_empty() => (with_kept_rows(&ctx, mart.name, &schema, batches, &p).await?, None),
+        p => (batches, p),
+    };
     match tables::replace(lake, &target_uri, schema, batches, predicate.as_deref(), mart.partition, &markers).await? {
         Upserted::Committed { version, .. } => step.version = Some(version),
         Upserted::AlreadyDone => step.note = "a concurrent run already built it".into(),
     }
     tracing::debug!(mart = mart.name, millis = started.elapsed().as_millis() as u64, "gold write");
     Ok(step)
+}
+
+/// The whole table of an unpartitioned mart after an update: the new rows, then the current rows
+/// (`<mart>_current`) that `predicate` does not replace (those a `replaceWhere` would keep: the
+/// predicate not true), in the new rows' schema.
+async fn with_kept_rows(ctx: &SessionContext, mart: &str, schema: &SchemaRef, mut batches: Vec<RecordBatch>, predicate: &str) -> Result<Vec<RecordBatch>> {
+    let columns: Vec<String> = schema.fields().iter().map(|f| format!("\"{}\"", f.name())).collect();
+    let sql = format!("SELECT {} FROM \"{mart}_current\" WHERE ({predicate}) IS NOT TRUE", columns.join(", "));
+    let kept = ctx.sql(&sql).await.map_err(|e| Error::query(format!("{mart}: its current rows"), e))?.collect().await.map_err(|e| Error::query(format!("{mart}: its current rows"), e))?;
+    for b in kept {
+        let cast = b.columns().iter().zip(schema.fields()).map(|(c, f)| alkasba_lake::arrow::compute::cast(c, f.data_type())).collect::<std::result::Result<Vec<_>, _>>();
+        let batch = cast.and_then(|c| RecordBatch::try_new(schema.clone(), c)).map_err(|e| Error::query(format!("{mart}: its current rows in the new rows' schema"), e))?;
+        batches.push(batch);
+    }
+    Ok(batches)
 }
 
 /// The stages of a full build (or of a `Dates`, `From` or `Rebuild` update): the touched dates
