@@ -368,7 +368,7 @@ async fn build_inner(lake: &Lake, mart: &Mart, opens: &Opens) -> Result<MartStep
 async fn with_kept_rows(ctx: &SessionContext, mart: &str, schema: &SchemaRef, mut batches: Vec<RecordBatch>, predicate: &str) -> Result<Vec<RecordBatch>> {
     let columns: Vec<String> = schema.fields().iter().map(|f| format!("\"{}\"", f.name())).collect();
     let sql = format!("SELECT {} FROM \"{mart}_current\" WHERE ({predicate}) IS NOT TRUE", columns.join(", "));
-    let kept = ctx.sql(&sql).await.map_err(|e| Error::query(format!("{mart}: its current rows"), e))?.collect().await.map_err(|e| Error::query(format!("{mart}: its current rows"), e))?;
+    let (_, kept) = tables::query(ctx, &format!("{mart}: its current rows"), &sql).await?;
     for b in kept {
         let cast = b.columns().iter().zip(schema.fields()).map(|(c, f)| alkasba_lake::arrow::compute::cast(c, f.data_type())).collect::<std::result::Result<Vec<_>, _>>();
         let batch = cast.and_then(|c| RecordBatch::try_new(schema.clone(), c)).map_err(|e| Error::query(format!("{mart}: its current rows in the new rows' schema"), e))?;
