@@ -8,6 +8,7 @@ pub mod clear;
 mod error;
 pub mod record;
 pub mod validate;
+mod wanted;
 
 pub use bronze::BronzeRows;
 pub use clear::{ClearFields, SEALED, merge};

@@ -14,6 +14,7 @@ use serde_json::Value;
 use crate::bronze::BronzeRows;
 use crate::clear::{ClearFields, Kept, SEALED, TextSplit};
 use crate::validate::{decimal, timestamp_micros, validate};
+use crate::wanted::Wanted;
 use crate::{Error, Result};
 
 /// Bronze metadata columns (every other column comes from the records).
@@ -45,10 +46,10 @@ pub struct Prepared {
     declared: HashSet<String>,
     /// The single integer primary-key column, for pruned dedupe lookups.
     pub int_key_column: Option<String>,
-    /// The top-level fields the stream reads from a record (see [`Prepared::process_text`]);
-    /// `None` when records are processed as whole `Value`s: a pointer names the whole record,
-    /// or the stream has neither version nor cursor (a version is then a hash of the content).
-    read: Option<Vec<String>>,
+    /// What the stream reads of a record (see [`Prepared::process_text`]); `None` when records
+    /// are processed as whole `Value`s: a pointer names the whole record, or the stream has
+    /// neither version nor cursor (a version is then a hash of the content).
+    read: Option<Wanted>,
 }
 
 /// One cell of a typed column.
@@ -166,36 +167,39 @@ fn extra_columns(fields: impl Iterator<Item = (String, String)>) -> Vec<(String,
     out
 }
 
-/// The top-level field names every pointer the stream reads starts with (see
-/// [`Prepared::process_text`]).
-fn read_fields(stream: &Stream) -> Option<Vec<String>> {
+/// What the stream reads of a record (see [`Prepared::process_text`]): every pointer of its
+/// schema, rules, key, tokens, clear fields, subject, version and cursor, as a tree whose
+/// top-level fields are the ones parsed. `None` when a pointer names the whole record or an
+/// element of it (`*`), or the stream has neither version nor cursor: its records are read whole.
+fn read_fields(stream: &Stream) -> Option<Wanted> {
     if stream.version.is_none() && stream.cursor.is_none() {
         return None;
     }
     let rules = stream.rules.iter().flat_map(|r| match r {
         Rule::SumEquals { total, terms, .. } => std::iter::once(total).chain(terms.iter()),
     });
-    let pointers = stream
-        .schema
-        .keys()
-        .chain(rules)
-        .chain(&stream.primary_key)
-        .chain(stream.tokens.values())
-        .chain(stream.clear.values())
-        .chain(&stream.subject)
-        .chain(stream.version.iter())
-        .chain(stream.cursor.iter().map(|c| &c.field));
-    let mut names = Vec::new();
-    for p in pointers {
+    // A `json` field of the schema is only checked for being there and set: the fields below it
+    // that nothing reads need not be built.
+    let schema = stream.schema.iter().map(|(p, spec)| (p, spec.ty != FieldType::Json));
+    let pointers = schema.chain(
+        rules
+            .chain(&stream.primary_key)
+            .chain(stream.tokens.values())
+            .chain(stream.clear.values())
+            .chain(&stream.subject)
+            .chain(stream.version.iter())
+            .chain(stream.cursor.iter().map(|c| &c.field))
+            .map(|p| (p, true)),
+    );
+    let mut wanted = Wanted::default();
+    for (p, whole) in pointers {
         let first = p.strip_prefix('/')?.split('/').next()?;
         if first == "*" {
             return None;
         }
-        names.push(raw::unescape(first).into_owned());
+        wanted.add(p, whole);
     }
-    names.sort();
-    names.dedup();
-    Some(names)
+    Some(wanted)
 }
 
 fn text(v: &Value) -> String {
@@ -243,9 +247,9 @@ impl Prepared {
     /// field is not JSON (never, for fields of a [`Page`]'s record).
     pub fn view(&self, top: &raw::Object<'_>) -> Option<Value> {
         let mut view = serde_json::Map::new();
-        for name in self.read.as_ref()? {
+        for (name, wanted) in self.read.as_ref()?.fields() {
             if let Some(v) = top.get(name) {
-                view.insert(name.clone(), serde_json::from_str(v.get()).ok()?);
+                view.insert(name.clone(), wanted.parse(v.get()).ok()?);
             }
         }
         Some(Value::Object(view))

@@ -124,7 +124,35 @@ async fn the_text_path_makes_what_the_value_path_makes() {
         let twice = format!(r#"{}, "x\u0041": "a\"b", "id": 999999}}"#, text.trim().strip_suffix('}').unwrap());
         let mut invalid = record.clone();
         invalid["id"] = json!("not a number");
-        let body = format!("[{text}, {twice}, {invalid}, \"odd\"]");
+        // Nested fields the stream reads, changed: only those are parsed on the text path
+        // (`Wanted`), so every reason about them must still be found.
+        let mut nested = Vec::new();
+        for (pointer, value) in [
+            ("/line_items/0/quantity", json!(-1)),
+            ("/line_items/0/total", json!("x")),
+            ("/line_items/0/product_id", Value::Null),
+            ("/line_items", json!("")),
+            ("/line_items", Value::Null),
+            ("/line_items", json!({"0": {"quantity": 1}})),
+            ("/billing/email", json!("not-an-email")),
+            ("/billing/phone", json!("call me")),
+            ("/billing", json!([1, 2])),
+            ("/total", json!("1.00")),
+            ("/fee_lines", json!([{"total": "5.00"}, {"name": "no total"}])),
+        ] {
+            let mut r = record.clone();
+            // Its own key: a valid one must not be dropped as a copy of the record above.
+            r["id"] = json!(1_000 + nested.len());
+            if let Some(slot) = r.pointer_mut(pointer) {
+                *slot = value;
+                nested.push(r);
+            } else if let Some(obj) = r.as_object_mut() {
+                obj.insert(pointer.trim_start_matches('/').to_string(), value);
+                nested.push(r);
+            }
+        }
+        let nested: Vec<String> = nested.iter().map(Value::to_string).collect();
+        let body = format!("[{text}, {twice}, {invalid}, {}, \"odd\"]", nested.join(", "));
         let keys = Arc::new(LocalKeys::random().unwrap());
         let origin = Origin { run_id: "r", page: 1, url: "http://127.0.0.1/p" };
 

@@ -36,13 +36,21 @@ impl Page {
     /// as its text ([`Page::records`]).
     pub fn new(stream: &Stream, url: Url, headers: Vec<(String, String)>, body: String) -> Result<Self> {
         let mut page = Self { url, headers, body: String::new(), records: Vec::new() };
-        // Checks the whole body's syntax (every value under an object or array is scanned).
-        let whole: &RawValue = match serde_json::from_str(&body) {
-            Ok(v) => v,
-            Err(e) => return Err(page.err(stream, format!("malformed JSON ({e})"))),
+        // A body that is the array of records (WooCommerce's lists) is read in one pass, which
+        // checks its whole syntax; any other, or one that fails, goes the general way below,
+        // which names what is wrong.
+        let items = match stream.records.is_empty().then(|| serde_json::from_str::<Vec<&RawValue>>(&body)) {
+            Some(Ok(items)) => items,
+            _ => {
+                // Checks the whole body's syntax (every value under an object or array is scanned).
+                let whole: &RawValue = match serde_json::from_str(&body) {
+                    Ok(v) => v,
+                    Err(e) => return Err(page.err(stream, format!("malformed JSON ({e})"))),
+                };
+                let at = if stream.records.is_empty() { "the page body" } else { stream.records.as_str() };
+                raw::pointer(whole.get(), &stream.records).and_then(raw::array).ok_or_else(|| page.err(stream, format!("{at} is not an array of records")))?
+            }
         };
-        let at = if stream.records.is_empty() { "the page body" } else { stream.records.as_str() };
-        let items = raw::pointer(whole.get(), &stream.records).and_then(raw::array).ok_or_else(|| page.err(stream, format!("{at} is not an array of records")))?;
         let base = body.as_ptr() as usize;
         // Each element is a slice of `body`: its offset is where it starts.
         page.records = items.iter().map(|r| r.get().as_ptr() as usize - base).zip(items.iter().map(|r| r.get().len())).map(|(start, len)| start..start + len).collect();
@@ -399,6 +407,21 @@ paginator = {paginator}
         // A body that is not JSON at all: named as such.
         let e = Page::new(&st, url, vec![], r#"{"data": [{"id": 1},"#.into()).unwrap_err();
         assert!(e.is_retryable() && e.to_string().contains("malformed JSON"), "{e}");
+    }
+
+    #[test]
+    fn a_body_that_is_the_array_of_records_is_read_in_one_pass_with_the_same_errors() {
+        let (src, mut st) = stream(r#"{ type = "link_header" }"#);
+        st.records = String::new();
+        let url = first_url(&src, &st, None, day());
+        let p = Page::new(&st, url.clone(), vec![], r#" [ {"id": 1}, {"id": [2, {"x": "]"}]} ] "#.into()).unwrap();
+        assert_eq!(p.records().collect::<Vec<_>>(), vec![r#"{"id": 1}"#, r#"{"id": [2, {"x": "]"}]}"#]);
+        let e = Page::new(&st, url.clone(), vec![], r#"{"data": []}"#.into()).unwrap_err();
+        assert!(e.to_string().contains("the page body is not an array of records"), "{e}");
+        for bad in [r#"[{"id": 1},"#, r#"[{"id": 1}] x"#, "<html>"] {
+            let e = Page::new(&st, url.clone(), vec![], bad.into()).unwrap_err();
+            assert!(e.is_retryable() && e.to_string().contains("malformed JSON"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -301,8 +301,7 @@ async fn list(State(st): State<Arc<AppState>>, Path(resource): Path<String>, Que
     let (total, body) = {
         let store = st.store();
         let (total, ids) = store.list(resource, &q);
-        let items: Vec<Value> = ids.into_iter().map(|id| store.render(resource, id)).collect();
-        (total, serde_json::to_vec(&items).unwrap_or_default())
+        (total, store.page(resource, &ids))
     };
     page_response(body, total, q.per_page, q.page, &uri, &headers, fault)
 }

@@ -22,6 +22,7 @@ pub mod demand;
 pub mod faults;
 pub mod feeds;
 mod index;
+pub mod order_json;
 pub mod registered;
 pub mod store;
 pub mod webhooks;

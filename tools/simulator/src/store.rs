@@ -1,6 +1,7 @@
 //! The live store: generated history, indexes, mutations while clients read, rendering in the
 //! WooCommerce REST API v3 shape, injected invalid records, and the ground truth.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, NaiveDate};
@@ -9,6 +10,7 @@ use serde_json::{Value, json};
 
 use crate::data::{self, Currency, CustomerRec, OrderRec, ProductRec, RefundRec, STATUSES, Shape, Totals};
 use crate::index::ModIndex;
+use crate::order_json::{Address, CouponLine, LineItem, Money, OrderJson, OrderKey, RefundRef, ShippingLine, Sku, Stamp, TaxLine, Text, TransactionId};
 
 /// The resources the API lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -112,15 +114,14 @@ pub struct Store {
 }
 
 fn gmt(t: i64) -> String {
-    DateTime::from_timestamp(t, 0).unwrap_or_default().format("%Y-%m-%dT%H:%M:%S").to_string()
+    Stamp::gmt(t).to_string()
 }
 /// The store's local time (Africa/Casablanca, UTC+1).
 fn local(t: i64) -> String {
-    gmt(t + 3600)
+    Stamp::local(t).to_string()
 }
 fn money(cents: i64) -> String {
-    let sign = if cents < 0 { "-" } else { "" };
-    format!("{sign}{}.{:02}", cents.abs() / 100, cents.abs() % 100)
+    Money(cents).to_string()
 }
 
 impl Store {
@@ -250,11 +251,42 @@ impl Store {
         Some(kinds[(data::mix(self.shape.seed, id as u64, 0x2BAD) % kinds.len() as u64) as usize])
     }
 
+    /// One list page's body: the JSON array of the records `ids`, as the list endpoint sends it.
+    /// Orders are written straight from their records ([`OrderJson`]); the others through
+    /// [`Store::render`].
+    pub fn page(&self, r: Resource, ids: &[u32]) -> Vec<u8> {
+        if r != Resource::Orders {
+            let items: Vec<Value> = ids.iter().map(|id| self.render(r, *id)).collect();
+            return serde_json::to_vec(&items).unwrap_or_default();
+        }
+        let mut out = Vec::with_capacity(ids.len() * 2_200 + 2);
+        out.push(b'[');
+        for (i, id) in ids.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            let person = self.order_person(*id);
+            // Serialising these structs into a Vec cannot fail (no map with non-string keys,
+            // no I/O); an error would leave a short body, which clients reject as truncated.
+            if serde_json::to_writer(&mut out, &self.order_json(*id, &person)).is_err() {
+                break;
+            }
+        }
+        out.push(b']');
+        out
+    }
+
+    /// Record `id` as a JSON value (webhook bodies, single-record reads), with the invalid kind
+    /// it is served with applied.
     pub fn render(&self, r: Resource, id: u32) -> Value {
         let mut v = match r {
             Resource::Products => self.render_product(id),
             Resource::Customers => self.render_customer(id),
-            Resource::Orders => self.render_order(id),
+            Resource::Orders => {
+                let person = self.order_person(id);
+                // Orders carry their invalid kind already.
+                return serde_json::to_value(self.order_json(id, &person)).unwrap_or(Value::Null);
+            }
             Resource::Refunds => self.render_refund(id),
         };
         if let (Some(kind), Some(obj)) = (self.invalid(r, id), v.as_object_mut()) {
@@ -262,24 +294,13 @@ impl Store {
                 Invalid::MissingId => {
                     obj.remove("id");
                 }
-                Invalid::NegativeQuantity => {
-                    if let Some(q) = obj.get_mut("line_items").and_then(|l| l.get_mut(0)).and_then(|l| l.get_mut("quantity")) {
-                        *q = json!(-q.as_i64().unwrap_or(1));
-                    }
-                }
                 Invalid::BadEmail => {
-                    let email = if r == Resource::Orders { obj.get_mut("billing").and_then(|b| b.get_mut("email")) } else { obj.get_mut("email") };
-                    if let Some(e) = email {
+                    if let Some(e) = obj.get_mut("email") {
                         *e = json!(e.as_str().unwrap_or_default().replace('@', "_at_"));
                     }
                 }
-                Invalid::UnknownCurrency => {
-                    obj.insert("currency".into(), json!("XYZ"));
-                }
-                Invalid::TotalsMismatch => {
-                    let t = obj.get("total").and_then(Value::as_str).and_then(|t| t.parse::<f64>().ok()).unwrap_or(0.0);
-                    obj.insert("total".into(), json!(format!("{:.2}", t + 10.0)));
-                }
+                // Orders, the only records served with these, apply them in `order_json`.
+                Invalid::NegativeQuantity | Invalid::UnknownCurrency | Invalid::TotalsMismatch => {}
             }
         }
         v
@@ -351,87 +372,115 @@ impl Store {
         data::order_totals(self.shape.seed, o, price, &self.pcdf)
     }
 
-    fn render_order(&self, id: u32) -> Value {
+    /// The person on order `id` (its customer, or a guest of its own).
+    fn order_person(&self, id: u32) -> data::Person {
+        let o = &self.orders[id as usize - 1];
+        let key = if o.customer > 0 { o.customer as u64 } else { 1_000_000_000 + o.id as u64 };
+        data::person(self.shape.seed, key)
+    }
+
+    /// Order `id` as the API serialises it (`person` is [`Store::order_person`]'s), with the
+    /// invalid kind it is served with applied.
+    fn order_json<'a>(&self, id: u32, person: &'a data::Person) -> OrderJson<'a> {
         let o = &self.orders[id as usize - 1];
         let seed = self.shape.seed;
         let t = self.totals(o);
-        let key = if o.customer > 0 { o.customer as u64 } else { 1_000_000_000 + o.id as u64 };
-        let person = data::person(seed, key);
+        let invalid = self.invalid(Resource::Orders, id);
         let methods = [("cmi", "Carte bancaire (CMI)"), ("cod", "Paiement a la livraison"), ("paypal", "PayPal"), ("stripe", "Credit card")];
         let (pm, pm_title) = methods[(data::mix(seed, id as u64, 0x9A7) % 4) as usize];
         let paid = matches!(o.status, data::ST_PROCESSING | data::ST_COMPLETED | data::ST_REFUNDED);
-        let line_items: Vec<Value> = t
+        let completed = o.status == data::ST_COMPLETED;
+        let mut line_items: Vec<LineItem> = t
             .lines
             .iter()
             .enumerate()
             .map(|(i, (p, qty, unit, subtotal, total, tax))| {
                 let prod = &self.products[*p];
-                json!({
-                    "id": id as u64 * 10 + i as u64,
-                    "name": data::product_name(seed, prod),
-                    "product_id": prod.id,
-                    "variation_id": 0,
-                    "quantity": qty,
-                    "tax_class": "",
-                    "subtotal": money(*subtotal),
-                    "subtotal_tax": money((subtotal * 20 + 50) / 100),
-                    "total": money(*total),
-                    "total_tax": money(*tax),
-                    "sku": format!("ALK-{:05}", prod.id),
-                    "price": (*unit as f64) / 100.0,
-                })
+                LineItem {
+                    id: id as u64 * 10 + i as u64,
+                    name: data::product_name(seed, prod),
+                    price: (*unit as f64) / 100.0,
+                    product_id: prod.id,
+                    quantity: *qty,
+                    sku: Text(Sku(prod.id)),
+                    subtotal: Money(*subtotal),
+                    subtotal_tax: Money((subtotal * 20 + 50) / 100),
+                    tax_class: "",
+                    total: Money(*total),
+                    total_tax: Money(*tax),
+                    variation_id: 0,
+                }
             })
             .collect();
-        let refunds: Vec<Value> = self
+        if invalid == Some(Invalid::NegativeQuantity)
+            && let Some(first) = line_items.first_mut()
+        {
+            first.quantity = -first.quantity;
+        }
+        let refunds = self
             .refunds_by_order
             .get(&id)
             .into_iter()
             .flatten()
             .map(|rid| {
                 let r = &self.refunds[*rid as usize - 1];
-                json!({"id": r.id, "reason": if r.full { "Order cancelled by customer" } else { "Damaged item" }, "total": money(-r.amount)})
+                RefundRef { id: r.id, reason: if r.full { "Order cancelled by customer" } else { "Damaged item" }, total: Money(-r.amount) }
             })
             .collect();
-        json!({
-            "id": o.id,
-            "parent_id": 0,
-            "number": o.id.to_string(),
-            "order_key": format!("wc_order_{:012x}", data::mix(seed, id as u64, 0x0CE) & 0xFFFF_FFFF_FFFF),
-            "created_via": "checkout",
-            "status": STATUSES[o.status as usize],
-            "currency": o.currency().code(),
-            "date_created": local(o.created),
-            "date_created_gmt": gmt(o.created),
-            "date_modified": local(o.modified),
-            "date_modified_gmt": gmt(o.modified),
-            "discount_total": money(t.discount),
-            "discount_tax": "0.00",
-            "shipping_total": money(t.shipping),
-            "shipping_tax": "0.00",
-            "cart_tax": money(t.tax),
-            "total": money(t.total),
-            "total_tax": money(t.tax),
-            "prices_include_tax": false,
-            "customer_id": o.customer,
-            "customer_ip_address": person.ip,
-            "customer_user_agent": "Mozilla/5.0",
-            "customer_note": "",
-            "billing": Self::address(&person, true),
-            "shipping": Self::address(&person, false),
-            "payment_method": pm,
-            "payment_method_title": pm_title,
-            "transaction_id": if paid { format!("txn_{:016x}", data::mix(seed, id as u64, 0x7A)) } else { String::new() },
-            "date_paid": if paid { json!(local(o.created + 60)) } else { Value::Null },
-            "date_paid_gmt": if paid { json!(gmt(o.created + 60)) } else { Value::Null },
-            "date_completed": if o.status == data::ST_COMPLETED { json!(local(o.modified)) } else { Value::Null },
-            "date_completed_gmt": if o.status == data::ST_COMPLETED { json!(gmt(o.modified)) } else { Value::Null },
-            "line_items": line_items,
-            "tax_lines": [{"id": 1, "rate_code": "MA-TVA-1", "rate_id": 1, "label": "TVA", "compound": false,
-                           "tax_total": money(t.tax), "shipping_tax_total": "0.00", "rate_percent": 20}],
-            "shipping_lines": [{"id": 1, "method_title": "Flat rate", "method_id": "flat_rate", "total": money(t.shipping), "total_tax": "0.00"}],
-            "coupon_lines": if o.coupon { json!([{"id": 1, "code": "promo10", "discount": money(t.discount), "discount_tax": "0.00"}]) } else { json!([]) },
-            "refunds": refunds,
-        })
+        let address = |email: Option<Cow<'a, str>>| Address {
+            address_1: &person.street,
+            address_2: "",
+            city: person.city,
+            company: "",
+            country: person.country,
+            email,
+            first_name: person.first,
+            last_name: person.last,
+            phone: &person.phone,
+            postcode: person.postcode,
+            state: "",
+        };
+        let email = if invalid == Some(Invalid::BadEmail) { Cow::Owned(person.email.replace('@', "_at_")) } else { Cow::Borrowed(person.email.as_str()) };
+        OrderJson {
+            billing: address(Some(email)),
+            cart_tax: Money(t.tax),
+            coupon_lines: if o.coupon { vec![CouponLine { code: "promo10", discount: Money(t.discount), discount_tax: "0.00", id: 1 }] } else { Vec::new() },
+            created_via: "checkout",
+            currency: if invalid == Some(Invalid::UnknownCurrency) { "XYZ" } else { o.currency().code() },
+            customer_id: o.customer,
+            customer_ip_address: &person.ip,
+            customer_note: "",
+            customer_user_agent: "Mozilla/5.0",
+            date_completed: completed.then(|| Stamp::local(o.modified)),
+            date_completed_gmt: completed.then(|| Stamp::gmt(o.modified)),
+            date_created: Stamp::local(o.created),
+            date_created_gmt: Stamp::gmt(o.created),
+            date_modified: Stamp::local(o.modified),
+            date_modified_gmt: Stamp::gmt(o.modified),
+            date_paid: paid.then(|| Stamp::local(o.created + 60)),
+            date_paid_gmt: paid.then(|| Stamp::gmt(o.created + 60)),
+            discount_tax: "0.00",
+            discount_total: Money(t.discount),
+            id: (invalid != Some(Invalid::MissingId)).then_some(o.id),
+            line_items,
+            number: Text(o.id),
+            order_key: Text(OrderKey(data::mix(seed, id as u64, 0x0CE) & 0xFFFF_FFFF_FFFF)),
+            parent_id: 0,
+            payment_method: pm,
+            payment_method_title: pm_title,
+            prices_include_tax: false,
+            refunds,
+            shipping: address(None),
+            shipping_lines: [ShippingLine { id: 1, method_id: "flat_rate", method_title: "Flat rate", total: Money(t.shipping), total_tax: "0.00" }],
+            shipping_tax: "0.00",
+            shipping_total: Money(t.shipping),
+            status: STATUSES[o.status as usize],
+            tax_lines: [TaxLine { compound: false, id: 1, label: "TVA", rate_code: "MA-TVA-1", rate_id: 1, rate_percent: 20, shipping_tax_total: "0.00", tax_total: Money(t.tax) }],
+            // The injected `totals_mismatch`: ten units more than the lines add up to.
+            total: Money(if invalid == Some(Invalid::TotalsMismatch) { t.total + 1_000 } else { t.total }),
+            total_tax: Money(t.tax),
+            transaction_id: Text(TransactionId(paid.then(|| data::mix(seed, id as u64, 0x7A)))),
+        }
     }
 
     /// A refund as `GET /wc/v3/refunds` gives it (WooCommerce 9's refunds controller: the order
@@ -731,6 +780,23 @@ mod tests {
 
     fn q(per_page: usize, orderby: OrderBy) -> ListQuery {
         ListQuery { page: 1, per_page, orderby, desc: false, after: None, before: None, modified_after: None, modified_before: None, status: None }
+    }
+
+    #[test]
+    fn an_orders_page_is_the_json_of_its_records_with_sorted_keys() {
+        // `page` writes orders straight from their records; `render` goes through a `Value`,
+        // whose maps sort their keys. Equal bytes mean the structs declare their fields in that
+        // order (the wire format did not change when the tree went) and carry the same data.
+        let s = small(0.3);
+        let ids: Vec<u32> = (1..=400).collect();
+        let rendered: Vec<Value> = ids.iter().map(|id| s.render(Resource::Orders, *id)).collect();
+        assert_eq!(String::from_utf8(s.page(Resource::Orders, &ids)).unwrap(), serde_json::to_string(&rendered).unwrap());
+        let totals = rendered.iter().filter(|v| s.invalid(Resource::Orders, v["number"].as_str().unwrap().parse().unwrap()) == Some(Invalid::TotalsMismatch));
+        for v in totals {
+            let lines: f64 = v["line_items"].as_array().unwrap().iter().map(|l| l["total"].as_str().unwrap().parse::<f64>().unwrap()).sum();
+            let expected = lines + v["shipping_total"].as_str().unwrap().parse::<f64>().unwrap() + v["total_tax"].as_str().unwrap().parse::<f64>().unwrap();
+            assert!((v["total"].as_str().unwrap().parse::<f64>().unwrap() - expected - 10.0).abs() < 0.005, "{v}");
+        }
     }
 
     #[test]
