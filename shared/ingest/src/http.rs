@@ -141,18 +141,21 @@ impl HttpSource {
             Err(BodyError::Read(e)) => return Attempt::Retry { reason: format!("reading the body: {}", net_reason(&e)), status: Some(status.as_u16()), body: None, after: None },
         };
         if status.is_success() {
-            let text = match std::str::from_utf8(&body) {
-                Ok(t) => t.to_string(),
-                Err(e) => return Attempt::Retry { reason: format!("malformed JSON (not UTF-8: {e})"), status: Some(status.as_u16()), body: Some(body), after: None },
+            // The body becomes the page's text without a copy (`Vec::from` takes the buffer
+            // `read_body` filled); a bad page gives it back for its dead-letter record.
+            let retry = |reason: String, body: Vec<u8>| Attempt::Retry { reason, status: Some(status.as_u16()), body: Some(Bytes::from(body)), after: None };
+            let text = match String::from_utf8(Vec::from(body)) {
+                Ok(t) => t,
+                Err(e) => return retry(format!("malformed JSON (not UTF-8: {})", e.utf8_error()), e.into_bytes()),
             };
             // A page that is not JSON, or whose records or pagination cannot be read, is as
             // broken as a 500.
-            let page = match Page::new(stream, url.clone(), header_list(&headers), text) {
+            let page = match Page::parse(stream, url.clone(), header_list(&headers), text) {
                 Ok(p) => p,
-                Err(e) => return Attempt::Retry { reason: e.to_string(), status: Some(status.as_u16()), body: Some(body), after: None },
+                Err((e, text)) => return retry(e.to_string(), text.into_bytes()),
             };
             if check_next && let Err(e) = next_page(stream, &page) {
-                return Attempt::Retry { reason: e.to_string(), status: Some(status.as_u16()), body: Some(body), after: None };
+                return retry(e.to_string(), page.into_body().into_bytes());
             }
             return Attempt::Done(page);
         }
@@ -223,7 +226,10 @@ async fn read_body(mut resp: reqwest::Response, limit: u64) -> std::result::Resu
     if resp.content_length().is_some_and(|n| n > limit) {
         return Err(BodyError::TooBig(limit));
     }
-    let mut buf = bytes::BytesMut::new();
+    // Sized from the declared length: grown by doubling, a 200 KB page was copied about twice
+    // over, and each size's new pages were faulted in (the fetcher's allocator gives freed
+    // pages back at once).
+    let mut buf = bytes::BytesMut::with_capacity(resp.content_length().unwrap_or(0) as usize);
     while let Some(chunk) = resp.chunk().await.map_err(BodyError::Read)? {
         if buf.len() as u64 + chunk.len() as u64 > limit {
             return Err(BodyError::TooBig(limit));

@@ -30,32 +30,50 @@ pub enum Next {
     Url(Url),
 }
 
+/// Where each record of `body` is (byte ranges), or what is wrong with it.
+fn record_ranges(stream: &Stream, body: &str) -> std::result::Result<Vec<std::ops::Range<usize>>, String> {
+    // A body that is the array of records (WooCommerce's lists) is read in one pass, which
+    // checks its whole syntax; any other, or one that fails, goes the general way below, which
+    // names what is wrong.
+    let items = match stream.records.is_empty().then(|| serde_json::from_str::<Vec<&RawValue>>(body)) {
+        Some(Ok(items)) => items,
+        _ => {
+            // Checks the whole body's syntax (every value under an object or array is scanned).
+            let whole: &RawValue = serde_json::from_str(body).map_err(|e| format!("malformed JSON ({e})"))?;
+            let at = if stream.records.is_empty() { "the page body" } else { stream.records.as_str() };
+            raw::pointer(whole.get(), &stream.records).and_then(raw::array).ok_or_else(|| format!("{at} is not an array of records"))?
+        }
+    };
+    let base = body.as_ptr() as usize;
+    // Each element is a slice of `body`: its offset is where it starts.
+    Ok(items.iter().map(|r| r.get().as_ptr() as usize - base).zip(items.iter().map(|r| r.get().len())).map(|(start, len)| start..start + len).collect())
+}
+
 impl Page {
     /// A page of `stream` from its `body`: an error, naming the URL, when the body is not JSON
     /// or has no array of records where the stream says. Records are not parsed: each is kept
     /// as its text ([`Page::records`]).
     pub fn new(stream: &Stream, url: Url, headers: Vec<(String, String)>, body: String) -> Result<Self> {
+        Self::parse(stream, url, headers, body).map_err(|(e, _)| e)
+    }
+
+    /// [`Page::new`], giving the body back with the error (a fetcher keeps a bad page's body
+    /// for its dead-letter record without a copy of every good one).
+    pub fn parse(stream: &Stream, url: Url, headers: Vec<(String, String)>, body: String) -> std::result::Result<Self, (Error, String)> {
         let mut page = Self { url, headers, body: String::new(), records: Vec::new() };
-        // A body that is the array of records (WooCommerce's lists) is read in one pass, which
-        // checks its whole syntax; any other, or one that fails, goes the general way below,
-        // which names what is wrong.
-        let items = match stream.records.is_empty().then(|| serde_json::from_str::<Vec<&RawValue>>(&body)) {
-            Some(Ok(items)) => items,
-            _ => {
-                // Checks the whole body's syntax (every value under an object or array is scanned).
-                let whole: &RawValue = match serde_json::from_str(&body) {
-                    Ok(v) => v,
-                    Err(e) => return Err(page.err(stream, format!("malformed JSON ({e})"))),
-                };
-                let at = if stream.records.is_empty() { "the page body" } else { stream.records.as_str() };
-                raw::pointer(whole.get(), &stream.records).and_then(raw::array).ok_or_else(|| page.err(stream, format!("{at} is not an array of records")))?
+        match record_ranges(stream, &body) {
+            Ok(records) => {
+                page.records = records;
+                page.body = body;
+                Ok(page)
             }
-        };
-        let base = body.as_ptr() as usize;
-        // Each element is a slice of `body`: its offset is where it starts.
-        page.records = items.iter().map(|r| r.get().as_ptr() as usize - base).zip(items.iter().map(|r| r.get().len())).map(|(start, len)| start..start + len).collect();
-        page.body = body;
-        Ok(page)
+            Err(problem) => Err((page.err(stream, problem), body)),
+        }
+    }
+
+    /// The body as received, taken back.
+    pub fn into_body(self) -> String {
+        self.body
     }
 
     fn header(&self, name: &str) -> Option<&str> {
