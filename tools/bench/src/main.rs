@@ -106,6 +106,11 @@ struct IngestArgs {
     /// polite production setting that would cap ingestion at 5,000 records/s per fetcher).
     #[arg(long, default_value_t = 2_000)]
     store_rps: u32,
+    /// Milliseconds the store takes to answer every request (0: as fast as the simulator
+    /// renders). A real WooCommerce spends most of a page's time in PHP and MySQL; with this the
+    /// source, not the CPU, binds, for our run, the bare client and dlt alike.
+    #[arg(long, default_value_t = 0)]
+    store_latency_ms: u64,
     /// The SAM template the stack was deployed from.
     #[arg(long, default_value = "infra/template.yaml")]
     template: PathBuf,
@@ -230,6 +235,10 @@ async fn ingest(a: IngestArgs) -> Result<()> {
     let mut sim = SimConfig::small(42, a.orders);
     sim.shape.customers = (a.orders / 5).max(10);
     sim.invalid_rate = 0.01;
+    if a.store_latency_ms > 0 {
+        sim.faults.slow_rate = 1.0;
+        sim.faults.slow_ms = a.store_latency_ms;
+    }
     sim.credentials.consumer_key = field(&store_secret, "consumer_key")?;
     sim.credentials.consumer_secret = field(&store_secret, "consumer_secret")?;
     let (user, pass) = (sim.credentials.consumer_key.clone(), sim.credentials.consumer_secret.clone());
