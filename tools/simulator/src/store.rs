@@ -259,21 +259,9 @@ impl Store {
             let items: Vec<Value> = ids.iter().map(|id| self.render(r, *id)).collect();
             return serde_json::to_vec(&items).unwrap_or_default();
         }
-        let mut out = Vec::with_capacity(ids.len() * 2_200 + 2);
-        out.push(b'[');
-        for (i, id) in ids.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            let person = self.order_person(*id);
-            // Serialising these structs into a Vec cannot fail (no map with non-string keys,
-            // no I/O); an error would leave a short body, which clients reject as truncated.
-            if serde_json::to_writer(&mut out, &self.order_json(*id, &person)).is_err() {
-                break;
-            }
-        }
-        out.push(b']');
-        out
+        let persons: Vec<data::Person> = ids.iter().map(|id| self.order_person(*id)).collect();
+        let orders: Vec<OrderJson<'_>> = ids.iter().zip(&persons).map(|(id, person)| self.order_json(*id, person)).collect();
+        serde_json::to_vec(&orders).unwrap_or_default()
     }
 
     /// Record `id` as a JSON value (webhook bodies, single-record reads), with the invalid kind
