@@ -45,7 +45,7 @@ impl Typed {
             Self::Dec(b) => b.append_option(if let Cell::Dec(d) = cell { Some(*d) } else { None }),
             Self::Bool(b) => b.append_option(if let Cell::Bool(x) = cell { Some(*x) } else { None }),
             Self::Ts(b) => b.append_option(if let Cell::Ts(x) = cell { Some(*x) } else { None }),
-            Self::Str(b) => b.append_option(if let Cell::Str(s) = cell { Some(s.as_str()) } else { None }),
+            Self::Str(b) => b.append_option(if let Cell::Str(s) = cell { Some(s.as_ref()) } else { None }),
         }
     }
 
@@ -180,10 +180,10 @@ impl BronzeRows {
         let mut fields = extra.into_iter().peekable();
         let mut first_seen = Vec::new();
         for (name, builder) in b.extra.iter_mut() {
-            while let Some(f) = fields.next_if(|(n, _)| n < name) {
+            while let Some(f) = fields.next_if(|(n, _)| n.as_ref() < name.as_str()) {
                 first_seen.push(f);
             }
-            match fields.next_if(|(n, _)| n == name) {
+            match fields.next_if(|(n, _)| n.as_ref() == name.as_str()) {
                 Some((_, value)) => builder.append_value(value),
                 None => builder.append_null(),
             }
@@ -193,7 +193,7 @@ impl BronzeRows {
             let mut builder = StringBuilder::new();
             builder.append_nulls(before);
             builder.append_value(value);
-            b.extra.insert(name, builder);
+            b.extra.insert(name.into_owned(), builder);
         }
         Ok(())
     }

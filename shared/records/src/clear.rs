@@ -154,7 +154,7 @@ impl Kept<'_> {
 #[derive(Debug, Default)]
 pub struct TextSplit<'a, 'k> {
     /// The top-level fields kept (in part or whole), in name order.
-    pub kept: Vec<(&'k str, Kept<'a>)>,
+    pub kept: Vec<(&'k raw::Key<'a>, Kept<'a>)>,
     /// What is sealed: each value's text under its RFC 6901 pointer, in pointer order.
     pub sealed: Vec<(String, &'a str)>,
 }
@@ -196,7 +196,7 @@ impl ClearFields {
         let root = &self.root;
         let mut out = TextSplit::default();
         if root.whole || record.is_empty() {
-            out.kept = record.iter().map(|(k, v)| (&**k, Kept::Whole(v.get()))).collect();
+            out.kept = record.iter().map(|(k, v)| (k, Kept::Whole(v.get()))).collect();
             return out;
         }
         if root.children.is_empty() && root.any.is_none() {
@@ -208,7 +208,7 @@ impl ClearFields {
             let len = at.len();
             push_segment(&mut at, k);
             match split_text_node(v.get(), root.child(k), &mut at, &mut out.sealed) {
-                Part::Keep(kept) => out.kept.push((&**k, kept)),
+                Part::Keep(kept) => out.kept.push((k, kept)),
                 Part::Move => out.sealed.push((at.clone(), v.get())),
             }
             at.truncate(len);

@@ -17,6 +17,16 @@ use serde_json::value::RawValue;
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Key<'a>(pub Cow<'a, str>);
 
+impl<'a> Key<'a> {
+    /// The name, still borrowed from the text when it had no escapes (a copy otherwise).
+    pub fn to_cow(&self) -> Cow<'a, str> {
+        match &self.0 {
+            Cow::Borrowed(s) => Cow::Borrowed(s),
+            Cow::Owned(s) => Cow::Owned(s.clone()),
+        }
+    }
+}
+
 impl std::ops::Deref for Key<'_> {
     type Target = str;
     fn deref(&self) -> &str {
