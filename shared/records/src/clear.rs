@@ -6,6 +6,7 @@
 //! and names each by an RFC 6901 pointer so the sealed part merges back exactly; no JSON crate
 //! offers a projection by a path set with `*` for array elements.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -140,12 +141,21 @@ pub enum Kept<'a> {
     Rebuilt(String),
 }
 
-impl Kept<'_> {
+impl<'a> Kept<'a> {
     /// The JSON text.
     pub fn json(&self) -> &str {
         match self {
             Kept::Whole(t) => t,
             Kept::Rebuilt(t) => t,
+        }
+    }
+
+    /// A string's text (unescaped), another value's JSON text ([`raw::text`]): borrowed from the
+    /// record when kept whole, owned when rebuilt.
+    pub fn text(&self) -> Cow<'a, str> {
+        match self {
+            Kept::Whole(t) => raw::text(t),
+            Kept::Rebuilt(t) => Cow::Owned(raw::text(t).into_owned()),
         }
     }
 }

@@ -275,8 +275,7 @@ impl Prepared {
             let text = matches!(c.ty, FieldType::String | FieldType::Json);
             cells.push(match kept(&c.name) {
                 None | Some(Kept::Whole("null")) => Cell::Null,
-                Some(Kept::Whole(t)) if text => Cell::Str(raw::text(t)),
-                Some(Kept::Rebuilt(t)) if text => Cell::Str(Cow::Owned(raw::text(t).into_owned())),
+                Some(k) if text => Cell::Str(k.text()),
                 // Every declared column is read, so its value is in the view.
                 Some(Kept::Whole(_)) => cell(c, view.get(&c.name)),
                 Some(Kept::Rebuilt(t)) => {
@@ -330,13 +329,7 @@ impl Prepared {
             None => None,
         };
         let cells = self.cells(&view, &split)?;
-        let extra = extra_columns(split.kept.iter().filter(|(k, v)| !self.declared.contains(&***k) && v.json() != "null").map(|(k, v)| {
-            let value = match v {
-                Kept::Whole(t) => raw::text(t),
-                Kept::Rebuilt(t) => Cow::Owned(raw::text(t).into_owned()),
-            };
-            (column_name(k.to_cow()), value)
-        }));
+        let extra = extra_columns(split.kept.iter().filter(|(k, v)| !self.declared.contains(&***k) && v.json() != "null").map(|(k, v)| (column_name(k.to_cow()), v.text())));
         Ok((Ok(Row { key, version, page: origin.page, cells, tokens: token_values, clear, extra, sealed }), cursor))
     }
 
