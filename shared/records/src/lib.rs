@@ -6,6 +6,7 @@
 mod bronze;
 pub mod clear;
 mod error;
+mod pointer;
 pub mod record;
 pub mod validate;
 mod wanted;

@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use crate::bronze::BronzeRows;
 use crate::clear::{ClearFields, Kept, SEALED, TextSplit};
+use crate::pointer::pointer;
 use crate::validate::{decimal, timestamp_micros, validate};
 use crate::wanted::Wanted;
 use crate::{Error, Result};
@@ -367,7 +368,7 @@ impl Prepared {
     pub fn key(&self, record: &Value) -> Option<String> {
         let mut parts = Vec::with_capacity(self.stream.primary_key.len());
         for p in &self.stream.primary_key {
-            match record.pointer(p) {
+            match pointer(record, p) {
                 None | Some(Value::Null) => return None,
                 Some(v) => parts.push(text(v)),
             }
@@ -378,13 +379,13 @@ impl Prepared {
     /// The record's version as the stream declares it (its `version` field, else its cursor
     /// field), if the record has one.
     pub fn version_of<'a>(&self, record: &'a Value) -> Option<&'a str> {
-        let declared = self.stream.version.as_ref().and_then(|p| record.pointer(p)).and_then(Value::as_str).filter(|v| !v.is_empty());
+        let declared = self.stream.version.as_ref().and_then(|p| pointer(record, p)).and_then(Value::as_str).filter(|v| !v.is_empty());
         declared.or_else(|| self.cursor(record))
     }
 
     /// The record's cursor value, if the stream has a cursor.
     pub fn cursor<'a>(&self, record: &'a Value) -> Option<&'a str> {
-        self.stream.cursor.as_ref().and_then(|c| record.pointer(&c.field)).and_then(Value::as_str)
+        self.stream.cursor.as_ref().and_then(|c| pointer(record, &c.field)).and_then(Value::as_str)
     }
 
     /// Whose key seals a record: the person named by the stream's `subject`; the record itself
@@ -397,7 +398,7 @@ impl Prepared {
         if let Some(Some(t)) = self.stream.tokens.values().position(|p| p == field).and_then(|i| token_values.get(i)) {
             return t.clone();
         }
-        match record.pointer(field).and_then(Value::as_str).filter(|s| !s.trim().is_empty()) {
+        match pointer(record, field).and_then(Value::as_str).filter(|s| !s.trim().is_empty()) {
             Some(p) => tokens.token(p),
             None => format!("record:{}:{}", self.id, key.unwrap_or("-")),
         }
@@ -405,12 +406,12 @@ impl Prepared {
 
     /// The stream's `clear` fields of `record` (trimmed, empty as `None`), in its order.
     fn clear_values(&self, record: &Value) -> Vec<Option<String>> {
-        self.stream.clear.values().map(|p| record.pointer(p).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string)).collect()
+        self.stream.clear.values().map(|p| pointer(record, p).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string)).collect()
     }
 
     /// The stream's tokens of `record`, in the order of its `tokens` table.
     fn token_values(&self, record: &Value, tokens: &Tokenizer) -> Vec<Option<String>> {
-        self.stream.tokens.values().map(|p| record.pointer(p).and_then(Value::as_str).filter(|s| !s.trim().is_empty()).map(|s| tokens.token(s))).collect()
+        self.stream.tokens.values().map(|p| pointer(record, p).and_then(Value::as_str).filter(|s| !s.trim().is_empty()).map(|s| tokens.token(s))).collect()
     }
 
     /// Where a sealed value of this stream's record `key` (`-` for a record without a complete

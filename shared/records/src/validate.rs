@@ -7,6 +7,8 @@ use alkasba_sources::{FieldSpec, FieldType, Format, Rule, Stream};
 use rust_decimal::Decimal;
 use serde_json::Value;
 
+use crate::pointer::pointer;
+
 /// One step of a concrete path: a field (as written in the pointer, escaped) or an index.
 #[derive(Clone, Copy)]
 enum Seg<'p> {
@@ -183,7 +185,7 @@ pub fn validate(stream: &Stream, record: &Value) -> Vec<String> {
         return reasons;
     }
     for p in &stream.primary_key {
-        if matches!(record.pointer(p), None | Some(Value::Null)) {
+        if matches!(pointer(record, p), None | Some(Value::Null)) {
             reasons.push(format!("{p}: primary key is missing"));
         }
     }
@@ -211,7 +213,7 @@ pub fn validate(stream: &Stream, record: &Value) -> Vec<String> {
     }
     for rule in &stream.rules {
         let Rule::SumEquals { total, terms, tolerance } = rule;
-        let Some(t) = record.pointer(total).and_then(decimal) else { continue };
+        let Some(t) = pointer(record, total).and_then(decimal) else { continue };
         // Checked arithmetic: crafted amounts near Decimal's limit (about 7.9e28) must give a
         // reason, not a panic that dead-letters the page forever.
         let mut sum = Some(Decimal::ZERO);

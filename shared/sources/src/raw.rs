@@ -107,16 +107,17 @@ impl<'de: 'a, 'a> Deserialize<'de> for Object<'a> {
                 while let Some(entry) = m.next_entry()? {
                     fields.push(entry);
                 }
-                // Stable: of equal names the last given ends last, and is the one kept.
+                // Stable: of equal names the last given ends last, and is the one kept (in
+                // place: `dedup_by` keeps the first of a run, so the later entry is swapped in).
                 fields.sort_by(|a, b| a.0.cmp(&b.0));
-                let mut out: Vec<(Key<'de>, &'de RawValue)> = Vec::with_capacity(fields.len());
-                for f in fields {
-                    match out.last_mut() {
-                        Some(last) if last.0 == f.0 => *last = f,
-                        _ => out.push(f),
+                fields.dedup_by(|later, kept| {
+                    let same = later.0 == kept.0;
+                    if same {
+                        std::mem::swap(later, kept);
                     }
-                }
-                Ok(Object(out))
+                    same
+                });
+                Ok(Object(fields))
             }
         }
         d.deserialize_map(V)
@@ -223,6 +224,13 @@ mod tests {
         assert_eq!(o.get("b").unwrap().get(), "3");
         assert!(o.get("a").is_none() && o.len() == 2);
         assert!(object("[1]").is_none() && object("\"{\"").is_none() && array("{}").is_none());
+        // A name three times among others: the last, as `serde_json::Value` keeps it.
+        let text = r#"{"z": 0, "c": 1, "a": 2, "c": 3, "b": 4, "c": 5, "a": 6}"#;
+        let o = object(text).unwrap();
+        let whole: serde_json::Map<String, Value> = serde_json::from_str(text).unwrap();
+        let ours: Vec<(&str, &str)> = o.iter().map(|(k, v)| (&**k, v.get())).collect();
+        let theirs: Vec<(&str, String)> = whole.iter().map(|(k, v)| (k.as_str(), v.to_string())).collect();
+        assert_eq!(ours, theirs.iter().map(|(k, v)| (*k, v.as_str())).collect::<Vec<_>>());
     }
 
     #[test]
