@@ -256,13 +256,17 @@ impl Prepared {
     /// parsed, as an object; `None` when the stream reads records whole (see `read`), or a
     /// field is not JSON (never, for fields of a [`Page`]'s record).
     pub fn view(&self, top: &raw::Object<'_>) -> Option<Value> {
-        let mut view = serde_json::Map::new();
-        for (name, wanted) in self.read.as_ref()?.fields() {
-            if let Some(v) = top.get(name) {
-                view.insert(name.clone(), wanted.parse(v.get()).ok()?);
-            }
-        }
-        Some(Value::Object(view))
+        // Both lists are sorted by name: a merge join finds each field read (not a binary search
+        // each), and the map is built from its entries in order (not an insert each), which
+        // saves ~100 name comparisons per record (`memcmp`, issue 20).
+        let mut fields = top.iter().peekable();
+        let read = self.read.as_ref()?.fields().filter_map(|(name, wanted)| {
+            while fields.next_if(|(k, _)| ***k < **name).is_some() {}
+            let (_, v) = fields.next_if(|(k, _)| ***k == **name)?;
+            Some(wanted.parse(v.get()).ok().map(|v| (name.clone(), v)))
+        });
+        let view: Option<serde_json::Map<String, Value>> = read.collect();
+        Some(Value::Object(view?))
     }
 
     /// The typed cells of the stream's declared columns of a record read from its text: from
