@@ -83,10 +83,6 @@ fn escape(segment: &str) -> String {
     segment.replace('~', "~0").replace('/', "~1")
 }
 
-fn unescape(segment: &str) -> String {
-    segment.replace("~1", "/").replace("~0", "~")
-}
-
 impl ClearFields {
     /// The allow-list of `pointers` (`/id`, `/line_items/*/product_id`; `*` is every element of
     /// an array).
@@ -362,7 +358,7 @@ fn split_text_node<'a>(text: &'a str, node: Option<&Node>, at: &mut String, out:
 /// `record`. A container kept as JSON text (a bronze text column) is parsed to receive them.
 pub fn merge(record: &mut Value, sealed: Map<String, Value>) {
     for (pointer, value) in sealed {
-        let segs: Vec<String> = pointer.split('/').skip(1).map(unescape).collect();
+        let segs: Vec<String> = pointer.split('/').skip(1).map(|s| raw::unescape(s).into_owned()).collect();
         set(record, &segs, value);
     }
 }

@@ -6,7 +6,7 @@
 //! path's instructions (issue 20, callgrind on `alkasba-bench floor`). Same answers as
 //! `Value::pointer`, segments unescaped only where they hold a `~`.
 
-use alkasba_sources::raw::unescape;
+use alkasba_sources::raw::{index, unescape};
 use serde_json::Value;
 
 /// The value at `pointer` in `v`, as `v.pointer(pointer)` gives it.
@@ -19,14 +19,6 @@ pub fn pointer<'a>(v: &'a Value, pointer: &str) -> Option<&'a Value> {
         Value::Array(items) => index(&unescape(seg)).and_then(|i| items.get(i)),
         _ => None,
     })
-}
-
-/// An array index as `Value::pointer` reads one: decimal digits, no sign, no leading zero.
-fn index(seg: &str) -> Option<usize> {
-    if seg.starts_with('+') || (seg.starts_with('0') && seg.len() != 1) {
-        return None;
-    }
-    seg.parse().ok()
 }
 
 #[cfg(test)]

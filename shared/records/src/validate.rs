@@ -3,6 +3,7 @@
 
 use std::str::FromStr;
 
+use alkasba_sources::raw::unescape;
 use alkasba_sources::{FieldSpec, FieldType, Format, Rule, Stream};
 use rust_decimal::Decimal;
 use serde_json::Value;
@@ -57,7 +58,7 @@ fn walk<'a, 'p>(v: &'a Value, mut segs: std::str::Split<'p, char>, at: &mut Vec<
         }
         return;
     }
-    let child = if head.contains('~') { v.get(head.replace("~1", "/").replace("~0", "~").as_str()) } else { v.get(head) };
+    let child = v.get(&*unescape(head));
     at.push(Seg::Field(head));
     let last = segs.clone().next().is_none();
     match child {

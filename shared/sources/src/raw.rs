@@ -152,17 +152,21 @@ pub fn pointer<'a>(text: &'a str, pointer: &str) -> Option<&'a str> {
         at = if at.starts_with('{') {
             object(at)?.get(&seg)?.get()
         } else if at.starts_with('[') {
-            // As `Value::pointer`: a decimal index without a leading zero.
-            if seg.len() > 1 && seg.starts_with('0') || seg.starts_with('+') {
-                return None;
-            }
-            let i: usize = seg.parse().ok()?;
-            array(at)?.get(i)?.get()
+            array(at)?.get(index(&seg)?)?.get()
         } else {
             return None;
         };
     }
     Some(at)
+}
+
+/// An RFC 6901 segment as an array index, as `Value::pointer` reads one: decimal digits, no
+/// sign, no leading zero.
+pub fn index(seg: &str) -> Option<usize> {
+    if seg.starts_with('+') || (seg.starts_with('0') && seg.len() != 1) {
+        return None;
+    }
+    seg.parse().ok()
 }
 
 /// One RFC 6901 segment unescaped (`~1` is `/`, `~0` is `~`).
