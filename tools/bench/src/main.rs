@@ -99,6 +99,10 @@ struct IngestArgs {
     /// Pages one fetcher requests at once.
     #[arg(long, default_value_t = 4)]
     fetch_concurrency: usize,
+    /// Times each in-memory floor (ours, the bare libraries) runs after the end-to-end run,
+    /// alternated; the best of each is the figure (the host's speed drifts between runs).
+    #[arg(long, default_value_t = 3)]
+    floor_repeat: usize,
     /// Pages of the next group fetched while a group commits (the fetcher's FETCH_AHEAD_PAGES).
     #[arg(long, default_value_t = 10)]
     fetch_ahead_pages: u64,
@@ -380,8 +384,9 @@ async fn ingest(a: IngestArgs) -> Result<()> {
     let prep = Prepared::new("alkasba_store", orders);
     let tokens = Tokenizer::new(&token_key)?;
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let ours_floor = floor::ours(&prep, &tokens, &raw, a.pages_per_commit).await?;
-    let bare_floor = floor::bare(&raw, a.pages_per_commit).await?;
+    eprintln!("floors: ours and the bare libraries, alternated, {} times each", a.floor_repeat);
+    let floor_runs = floor::alternated(&prep, &tokens, &raw, a.pages_per_commit, a.floor_repeat, true).await?;
+    let (ours_floor, bare_floor) = (floor_runs.ours()?, floor_runs.bare()?);
     drop(raw);
     let (floor_records, floor_secs, floor_rate, parquet_bytes) = (ours_floor.records, ours_floor.seconds, ours_floor.rate(), ours_floor.parquet_bytes);
     let bare_rate = bare_floor.rate();
@@ -462,6 +467,7 @@ async fn ingest(a: IngestArgs) -> Result<()> {
         100.0 * floor_rate / bare_rate,
         100.0 * e2e_rate / bare_rate
     );
+    println!("floor runs      best of {} alternated runs each: {}", a.floor_repeat, floor_runs.spread());
     println!("KMS requests    {kms} for {fetched} records = {kms_per_1000:.2} per 1,000 records");
     println!("fetcher RSS     peak {max_rss} MB over {tasks} invocations (largest batch {max_task} records)");
     println!(
