@@ -1,7 +1,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use aws_lc_rs::aead::{Aad, LessSafeKey, NONCE_LEN, Nonce};
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD as B64;
@@ -75,12 +75,13 @@ const MAX_PLAINTEXT: u64 = 16 << 20;
 
 pub(crate) fn seal_with(key: &LessSafeKey, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
     let n = nonce(&SystemRandom::new())?;
-    let mut out = Vec::with_capacity(NONCE_LEN + plaintext.len() + 16);
+    // Encrypted where it lies after the nonce, the tag appended: one buffer, not a second one
+    // for the ciphertext copied back (issue 20: a seal per record).
+    let mut out = Vec::with_capacity(NONCE_LEN + plaintext.len() + AES_256_GCM.tag_len());
     out.extend_from_slice(&n);
     out.extend_from_slice(plaintext);
-    let mut tail = out.split_off(NONCE_LEN);
-    key.seal_in_place_append_tag(Nonce::assume_unique_for_key(n), Aad::from(aad), &mut tail).map_err(|_| Error::Crypto("AES-256-GCM seal failed".into()))?;
-    out.extend_from_slice(&tail);
+    let tag = key.seal_in_place_separate_tag(Nonce::assume_unique_for_key(n), Aad::from(aad), &mut out[NONCE_LEN..]).map_err(|_| Error::Crypto("AES-256-GCM seal failed".into()))?;
+    out.extend_from_slice(tag.as_ref());
     Ok(out)
 }
 
@@ -153,10 +154,12 @@ pub fn place(table: &str, key: &str, field: &str) -> String {
 /// ([`Sealer::take_new_keys`]) before anything sealed under them is committed.
 pub struct Sealer<K> {
     keys: Arc<K>,
-    context: KmsContext,
+    context: Arc<KmsContext>,
     rng: SystemRandom,
     data_key: Option<(DataKey, LessSafeKey)>,
-    persons: HashMap<String, (String, LessSafeKey)>,
+    /// By token; foldhash, not SipHash: tokens are HMACs under a secret key, which no sender
+    /// can steer into collisions, and this map takes an insert per new person (issue 20).
+    persons: HashMap<String, (String, LessSafeKey), foldhash::fast::RandomState>,
     new_rows: Vec<KeyringRow>,
     /// One zstd context for the session, not one per value (`zstd::bulk::compress` makes a
     /// context per call: 110 against 60 µs of CPU per order in `alkasba-bench ingest`'s
@@ -168,7 +171,7 @@ impl<K: KeyService> Sealer<K> {
     /// A session drawing its data key from `keys` under the encryption context `context`
     /// ([`crate::kms_context`]).
     pub fn new(keys: Arc<K>, context: KmsContext) -> Self {
-        Self { keys, context, rng: SystemRandom::new(), data_key: None, persons: HashMap::new(), new_rows: Vec::new(), compressor: None }
+        Self { keys, context: Arc::new(context), rng: SystemRandom::new(), data_key: None, persons: HashMap::default(), new_rows: Vec::new(), compressor: None }
     }
 
     /// The session's KMS encryption context.
@@ -190,16 +193,19 @@ impl<K: KeyService> Sealer<K> {
     /// not make it smaller.
     pub async fn seal(&mut self, subject: &str, place: &str, plaintext: &[u8]) -> Result<String> {
         if !self.persons.contains_key(subject) {
-            let mut raw = Zeroizing::new([0u8; 32]);
-            self.rng.fill(raw.as_mut()).map_err(|_| Error::Crypto("no system randomness".into()))?;
-            let mut id = [0u8; 16];
-            self.rng.fill(&mut id).map_err(|_| Error::Crypto("no system randomness".into()))?;
-            let key_id = crate::token::hex(&id);
+            // The person's key and its id drawn at once: each draw from the system generator
+            // costs a hardware random instruction or more (issue 20: a new person per record
+            // on a first load).
+            let mut drawn = Zeroizing::new([0u8; 48]);
+            self.rng.fill(drawn.as_mut()).map_err(|_| Error::Crypto("no system randomness".into()))?;
+            let (raw, id) = drawn.split_at(32);
+            let raw: &[u8; 32] = raw.try_into().map_err(|_| Error::Crypto("person key length".into()))?;
+            let key_id = crate::token::hex(id);
             let (dk, wrapper) = self.data_key().await?;
             let wrapped_key = seal_with(wrapper, &wrap_aad(&key_id, subject), raw.as_ref())?;
-            let row = KeyringRow { subject: subject.to_string(), key_id: key_id.clone(), wrapped_key, kms_blob: dk.blob.clone(), kms_context: self.context.clone(), created_at: Utc::now() };
+            let row = KeyringRow { subject: subject.to_string(), key_id: key_id.clone(), wrapped_key, kms_blob: dk.blob.clone(), kms_context: Arc::clone(&self.context), created_at: Utc::now() };
             self.new_rows.push(row);
-            self.persons.insert(subject.to_string(), (key_id, aes(&raw)?));
+            self.persons.insert(subject.to_string(), (key_id, aes(raw)?));
         }
         let (key_id, cipher) = self.persons.get(subject).ok_or_else(|| Error::Crypto("person key missing".into()))?;
         let compressed = compress(&mut self.compressor, plaintext);
@@ -207,7 +213,14 @@ impl<K: KeyService> Sealer<K> {
             Some(c) => (COMPRESSED, c.as_slice()),
             None => (Format::Plain, plaintext),
         };
-        Ok(format!("{}{key_id}:{}", format.prefix(), B64.encode(seal_with(cipher, &value_aad(format, key_id, place), body)?)))
+        let sealed = seal_with(cipher, &value_aad(format, key_id, place), body)?;
+        // Written into one string sized for it (not a base64 string, then a formatted copy).
+        let mut out = String::with_capacity(format.prefix().len() + key_id.len() + 1 + sealed.len().div_ceil(3) * 4);
+        out.push_str(format.prefix());
+        out.push_str(key_id);
+        out.push(':');
+        B64.encode_string(&sealed, &mut out);
+        Ok(out)
     }
 
     /// Keys created since the last call, to append to the keyring.
@@ -316,7 +329,7 @@ mod tests {
         assert!(is_sealed(&a1) && !a1.contains("alice"));
         let rows = s.take_new_keys();
         assert_eq!(rows.len(), 2, "one key per person");
-        assert!(rows.iter().all(|r| r.kms_context == ctx), "the rows carry their data key's context");
+        assert!(rows.iter().all(|r| *r.kms_context == ctx), "the rows carry their data key's context");
         assert_eq!(keys.requests(), 1, "one data key for the whole session");
         let blob = s.seal_blob("errors/x", b"raw page").await.unwrap();
         assert_eq!(open_blob(keys.as_ref(), "errors/x", &ctx, &blob).await.unwrap(), b"raw page");
@@ -335,7 +348,7 @@ mod tests {
 
         // A key whose row carries another context does not open: KMS refuses the data key.
         let mut wrong = rows.clone();
-        wrong.iter_mut().for_each(|r| r.kms_context = kms_context("shop", "orders"));
+        wrong.iter_mut().for_each(|r| r.kms_context = Arc::new(kms_context("shop", "orders")));
         assert!(matches!(Opener::new(keys.clone(), wrong).open(&pa, &a1).await, Err(Error::Kms { .. })));
 
         // Crypto-shredding: without alice's keyring row her values are gone, bob's are not; an

@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use alkasba_lake::arrow::array::{Array, ArrayRef, AsArray, BinaryArray, StringArray, TimestampMicrosecondArray};
+use alkasba_lake::arrow::array::{Array, ArrayRef, AsArray, BinaryArray, StringArray, StringBuilder, TimestampMicrosecondArray};
 use alkasba_lake::arrow::datatypes::{DataType, Field, Schema, TimeUnit, TimestampMicrosecondType};
 use alkasba_lake::arrow::record_batch::RecordBatch;
 use alkasba_lake::{StorageConfig, read};
@@ -23,8 +23,9 @@ pub struct KeyringRow {
     pub wrapped_key: Vec<u8>,
     /// The data key, encrypted by KMS.
     pub kms_blob: Vec<u8>,
-    /// The KMS encryption context the data key was made under (needed to decrypt it).
-    pub kms_context: KmsContext,
+    /// The KMS encryption context the data key was made under (needed to decrypt it); shared
+    /// by a session's rows, not copied into each.
+    pub kms_context: Arc<KmsContext>,
     /// When the key was made.
     pub created_at: DateTime<Utc>,
 }
@@ -50,13 +51,24 @@ pub fn keyring_schema() -> Arc<Schema> {
 
 /// Rows as one batch for appending.
 pub fn keyring_batch(rows: &[KeyringRow]) -> Result<RecordBatch> {
+    // A session's rows share its context: written as JSON once per run of equal contexts, not
+    // once per row (a row per new person: most records on a first load, issue 20).
+    let mut contexts = StringBuilder::with_capacity(rows.len(), 0);
+    let mut last: Option<(&Arc<KmsContext>, String)> = None;
+    for r in rows {
+        if last.as_ref().is_none_or(|(c, _)| !Arc::ptr_eq(c, &r.kms_context) && **c != r.kms_context) {
+            last = Some((&r.kms_context, serde_json::to_string(&r.kms_context).unwrap_or_default()));
+        }
+        contexts.append_value(last.as_ref().map(|(_, json)| json.as_str()).unwrap_or_default());
+    }
+    let contexts = contexts.finish();
     let cols: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.subject.as_str()))),
         Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.key_id.as_str()))),
         Arc::new(BinaryArray::from_iter_values(rows.iter().map(|r| r.wrapped_key.as_slice()))),
         Arc::new(BinaryArray::from_iter_values(rows.iter().map(|r| r.kms_blob.as_slice()))),
         Arc::new(TimestampMicrosecondArray::from_iter_values(rows.iter().map(|r| r.created_at.timestamp_micros())).with_timezone("UTC")),
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| serde_json::to_string(&r.kms_context).unwrap_or_default()))),
+        Arc::new(contexts),
     ];
     Ok(RecordBatch::try_new(keyring_schema(), cols).map_err(alkasba_lake::Error::from)?)
 }
@@ -87,7 +99,7 @@ pub async fn read_keyring(uri: &Url, storage: &StorageConfig, key_ids: Option<&[
                 key_id: key_id.value(i).to_string(),
                 wrapped_key: wrapped.value(i).to_vec(),
                 kms_blob: blob.value(i).to_vec(),
-                kms_context: context.as_ref().filter(|c| !c.is_null(i)).and_then(|c| serde_json::from_str(c.value(i)).ok()).unwrap_or_default(),
+                kms_context: Arc::new(context.as_ref().filter(|c| !c.is_null(i)).and_then(|c| serde_json::from_str(c.value(i)).ok()).unwrap_or_default()),
                 created_at: DateTime::from_timestamp_micros(created.value(i)).unwrap_or_default(),
             });
         }

@@ -116,7 +116,7 @@ impl From<&KeyringRow> for WireKey {
             key_id: r.key_id.clone(),
             wrapped_key: B64.encode(&r.wrapped_key),
             kms_blob: B64.encode(&r.kms_blob),
-            kms_context: r.kms_context.clone(),
+            kms_context: (*r.kms_context).clone(),
             created_at: r.created_at,
         }
     }
@@ -130,7 +130,7 @@ impl WireKey {
             key_id: self.key_id.clone(),
             wrapped_key: B64.decode(&self.wrapped_key).ok()?,
             kms_blob: B64.decode(&self.kms_blob).ok()?,
-            kms_context: self.kms_context.clone(),
+            kms_context: std::sync::Arc::new(self.kms_context.clone()),
             created_at: self.created_at,
         })
     }
