@@ -56,7 +56,7 @@ pub fn keyring_batch(rows: &[KeyringRow]) -> Result<RecordBatch> {
     let mut contexts = StringBuilder::with_capacity(rows.len(), 0);
     let mut last: Option<(&Arc<KmsContext>, String)> = None;
     for r in rows {
-        if last.as_ref().is_none_or(|(c, _)| !Arc::ptr_eq(c, &r.kms_context) && **c != r.kms_context) {
+        if last.as_ref().is_none_or(|(c, _)| **c != r.kms_context) {
             last = Some((&r.kms_context, serde_json::to_string(&r.kms_context).unwrap_or_default()));
         }
         contexts.append_value(last.as_ref().map(|(_, json)| json.as_str()).unwrap_or_default());

@@ -45,7 +45,9 @@ pub struct Prepared {
     columns: Vec<Column>,
     in_clear: ClearFields,
     /// The names of `columns`: a record's other fields are its extra columns.
-    declared: HashSet<String>,
+    /// Looked up for every field of every record (~50 per order); foldhash, not SipHash: a
+    /// fixed set of names from the config, which lookups cannot grow or steer (issue 20).
+    declared: HashSet<String, foldhash::fast::RandomState>,
     /// The single integer primary-key column, for pruned dedupe lookups.
     pub int_key_column: Option<String>,
     /// What the stream reads of a record (see [`Prepared::process_text`]); `None` when records

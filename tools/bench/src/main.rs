@@ -467,7 +467,7 @@ async fn ingest(a: IngestArgs) -> Result<()> {
         100.0 * floor_rate / bare_rate,
         100.0 * e2e_rate / bare_rate
     );
-    println!("floor runs      best of {} alternated runs each: {}", a.floor_repeat, floor_runs.spread());
+    println!("floor runs      best of {} alternated runs each: {}", floor_runs.ours.len(), floor_runs.spread());
     println!("KMS requests    {kms} for {fetched} records = {kms_per_1000:.2} per 1,000 records");
     println!("fetcher RSS     peak {max_rss} MB over {tasks} invocations (largest batch {max_task} records)");
     println!(

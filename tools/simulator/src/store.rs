@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::data::{self, Currency, CustomerRec, OrderRec, ProductRec, RefundRec, STATUSES, Shape, Totals};
 use crate::index::ModIndex;
-use crate::order_json::{Address, CouponLine, LineItem, Money, OrderJson, OrderKey, RefundRef, ShippingLine, Sku, Stamp, TaxLine, Text, TransactionId};
+use crate::order_json::{Address, CouponLine, LineItem, Money, Number, OrderJson, OrderKey, RefundRef, ShippingLine, Sku, Stamp, TaxLine, TransactionId};
 
 /// The resources the API lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -390,7 +390,7 @@ impl Store {
                     price: (*unit as f64) / 100.0,
                     product_id: prod.id,
                     quantity: *qty,
-                    sku: Text(Sku(prod.id)),
+                    sku: Sku(prod.id),
                     subtotal: Money(*subtotal),
                     subtotal_tax: Money((subtotal * 20 + 50) / 100),
                     tax_class: "",
@@ -451,8 +451,8 @@ impl Store {
             discount_total: Money(t.discount),
             id: (invalid != Some(Invalid::MissingId)).then_some(o.id),
             line_items,
-            number: Text(o.id),
-            order_key: Text(OrderKey(data::mix(seed, id as u64, 0x0CE) & 0xFFFF_FFFF_FFFF)),
+            number: Number(o.id),
+            order_key: OrderKey(data::mix(seed, id as u64, 0x0CE) & 0xFFFF_FFFF_FFFF),
             parent_id: 0,
             payment_method: pm,
             payment_method_title: pm_title,
@@ -467,7 +467,7 @@ impl Store {
             // The injected `totals_mismatch`: ten units more than the lines add up to.
             total: Money(if invalid == Some(Invalid::TotalsMismatch) { t.total + 1_000 } else { t.total }),
             total_tax: Money(t.tax),
-            transaction_id: Text(TransactionId(paid.then(|| data::mix(seed, id as u64, 0x7A)))),
+            transaction_id: TransactionId(paid.then(|| data::mix(seed, id as u64, 0x7A))),
         }
     }
 
