@@ -35,7 +35,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use alkasba_ingest::control::Control;
+use alkasba_ingest::control::{Control, LearnedPace};
 use alkasba_lake::Lake;
 use alkasba_lake::StorageConfig;
 use alkasba_lake::arrow::array::{Array, Int64Array, TimestampMicrosecondArray};
@@ -48,6 +48,9 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use deltalake::datafusion::prelude::{col, lit};
 use serde_json::{Value, json};
+
+/// The store's source, as `config/sources/alkasba_store.toml` names it.
+const STORE: &str = "alkasba_store";
 
 #[derive(Parser)]
 #[command(name = "alkasba-bench", about = "Benchmarks; record their output in docs/benchmarks.md")]
@@ -115,6 +118,12 @@ struct IngestArgs {
     /// source, not the CPU, binds, for our run, the bare client and dlt alike.
     #[arg(long, default_value_t = 0)]
     store_latency_ms: u64,
+    /// Open the run's fetchers at this pace (requests/s each) instead of in slow start, as a run
+    /// after an earlier one does: the bench records it as the store's learned pace, which the
+    /// planner hands to the tasks (a later run's fetchers open at what the last one reached).
+    /// Each run prints the pace its fetchers learned. 0: a first load, in slow start.
+    #[arg(long, default_value_t = 0.0)]
+    learned_pace: f64,
     /// The SAM template the stack was deployed from.
     #[arg(long, default_value = "infra/template.yaml")]
     template: PathBuf,
@@ -181,7 +190,7 @@ fn bench_sources(dir: &Path, rps: u32) -> Result<Vec<SourceFile>> {
         std::fs::write(dir.join(path.file_name().context("file name")?), text)?;
     }
     let files = alkasba_sources::load_dir(dir)?;
-    let store = files.iter().find(|f| f.source.name == "alkasba_store").context("no alkasba_store source")?;
+    let store = files.iter().find(|f| f.source.name == STORE).context("no alkasba_store source")?;
     if store.source.rate_limit.as_ref().map(|r| r.requests_per_second) != Some(rps) {
         bail!("could not set the store's rate limit in {}", dir.display());
     }
@@ -279,6 +288,16 @@ async fn ingest(a: IngestArgs) -> Result<()> {
     ] {
         cfg.extra_env.insert(k.into(), v);
     }
+    let control = Control::for_lake(&lake)?;
+    let opened_at = if a.learned_pace > 0.0 {
+        if !a.learned_pace.is_finite() {
+            bail!("--learned-pace {}: requests per second, a positive number", a.learned_pace);
+        }
+        control.put_pace(STORE, &LearnedPace { rate: a.learned_pace, at: chrono::Utc::now().to_rfc3339() }).await?;
+        format!("opened at the learned pace of {} requests/s per fetcher (--learned-pace)", a.learned_pace)
+    } else {
+        "a first load: the fetchers start slow (2 requests/s, doubling)".to_string()
+    };
     let cpu_before = cpu::Snapshot::now();
     let requests_before = requests::Mark::now(&a.localstack_log);
     let runner = Runner::start(cfg).await?;
@@ -289,8 +308,7 @@ async fn ingest(a: IngestArgs) -> Result<()> {
     let run_id = planned["planned"][0]["run_id"].as_str().with_context(|| format!("no run planned: {planned}"))?.to_string();
     let pages = planned["planned"][0]["pages"].as_u64().unwrap_or(0);
     eprintln!("run {run_id}: {pages} pages planned ({} tasks)", planned["planned"][0]["tasks"]);
-    let control = Control::for_lake(&lake)?;
-    let stream = [("alkasba_store".to_string(), "orders".to_string())];
+    let stream = [(STORE.to_string(), "orders".to_string())];
     let poll = Instant::now();
     let (completed_at, fetched, valid, quarantined) = loop {
         // The ledger row is the completion signal (its completed_at is the end time; polling
@@ -319,6 +337,7 @@ async fn ingest(a: IngestArgs) -> Result<()> {
     let cpu::Split { functions: functions_cpu, own: bench_cpu, localstack: ls_cpu } = cpu_before.split();
     let requests = requests_before.map(|m| m.since());
     runner.shutdown().await;
+    let learned = control.pace(STORE).await?.map(|p| p.rate);
 
     let (mut rss, mut inits, mut tasks) = (Vec::new(), Vec::new(), 0);
     while let Ok(r) = reports.try_recv() {
@@ -373,7 +392,7 @@ async fn ingest(a: IngestArgs) -> Result<()> {
     isolated.sort();
 
     // ------------------------------------------------------------------ in-memory floors
-    let store = files.iter().find(|f| f.source.name == "alkasba_store").context("store source")?;
+    let store = files.iter().find(|f| f.source.name == STORE).context("store source")?;
     let orders = store.streams.iter().find(|s| s.name == "orders").context("orders stream")?;
     let mut source = store.source.clone();
     source.base_url = url::Url::parse(&base)?;
@@ -381,7 +400,7 @@ async fn ingest(a: IngestArgs) -> Result<()> {
     let http = reqwest::Client::new();
     eprintln!("floors: fetching the {pages} pages again into memory (not timed)");
     let raw = floor::fetch_pages(&first, pages, &user, &pass).await?;
-    let prep = Prepared::new("alkasba_store", orders);
+    let prep = Prepared::new(STORE, orders);
     let tokens = Tokenizer::new(&token_key)?;
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     eprintln!("floors: ours and the bare libraries, alternated, {} times each", a.floor_repeat);
@@ -442,6 +461,7 @@ async fn ingest(a: IngestArgs) -> Result<()> {
         "                {} fetchers, {} pages/task, {} pages/commit ({} fetched ahead), {} pages in flight per fetcher, store limit {} req/s",
         a.fetchers, a.pages_per_task, a.pages_per_commit, a.fetch_ahead_pages, a.fetch_concurrency, a.store_rps
     );
+    println!("pace            {opened_at}; the fetchers ended at {} (a later run opens at it: --learned-pace)", learned.map_or("no recorded pace".to_string(), |r| format!("{r:.1} requests/s each")));
     println!("phases          summed over the fetchers' tasks: {phase_line}; commits with the next group's requests in flight beside them: {:.1} s", fetch_ahead_ms as f64 / 1e3);
     println!(
         "CPU             during the run ({e2e_secs:.1} s on {threads} cores = {:.1} CPU s available): fetchers and planner {functions_cpu:.1} s, simulator and runner (this process) {bench_cpu:.1} s, LocalStack {ls_cpu:.1} s",
