@@ -59,6 +59,15 @@ impl<const N: usize> Ascii<N> {
         }
     }
 
+    /// `prefix`, then `n` in decimal with at least `width` digits (a u32 and a prefix of up to
+    /// four bytes fit 14).
+    fn prefixed_decimal(prefix: &str, n: u32, width: usize) -> Self {
+        let mut out = Self::new();
+        out.decimal(n.into(), width);
+        out.text(prefix);
+        out
+    }
+
     fn text(&mut self, t: &str) {
         for b in t.bytes().rev() {
             self.push_front(b);
@@ -144,10 +153,8 @@ ascii_string!(Stamp);
 pub struct Number(pub u32);
 
 impl Number {
-    fn ascii(&self) -> Ascii<10> {
-        let mut out = Ascii::new();
-        out.decimal(self.0.into(), 1);
-        out
+    fn ascii(&self) -> Ascii<14> {
+        Ascii::prefixed_decimal("", self.0, 1)
     }
 }
 
@@ -158,10 +165,7 @@ pub struct Sku(pub u32);
 
 impl Sku {
     fn ascii(&self) -> Ascii<14> {
-        let mut out = Ascii::new();
-        out.decimal(self.0.into(), 5);
-        out.text("ALK-");
-        out
+        Ascii::prefixed_decimal("ALK-", self.0, 5)
     }
 }
 
