@@ -53,6 +53,9 @@ pub struct RateArgs {
     /// Pace tuning: growth per answer in slow start.
     #[arg(long)]
     slow_start_step: Option<f64>,
+    /// Pace tuning: the multiplier on the signal that ends slow start.
+    #[arg(long)]
+    slow_start_exit: Option<f64>,
 }
 
 #[derive(Default)]
@@ -84,7 +87,7 @@ async fn variant(base: &str, a: &RateArgs, tuning: Option<PaceTuning>, creds: &a
     let mut tasks = Vec::new();
     for f in 0..a.fetchers {
         // The anchor: a fixed pace at the configured rate (tuned so it never moves).
-        let tuning = tuning.unwrap_or(PaceTuning { initial: a.configured_rps as f64, decrease: 1.0, increase: 0.0, ..PaceTuning::default() });
+        let tuning = tuning.unwrap_or(PaceTuning { initial: a.configured_rps as f64, decrease: 1.0, slow_start_exit: 1.0, increase: 0.0, ..PaceTuning::default() });
         let http = Arc::new(HttpSource::new(&source, Some(("authorization".into(), format!("Basic {auth}"))))?.with_tuning(tuning));
         for c in 0..a.concurrency {
             let (http, stream, counts, base) = (http.clone(), stream.clone(), counts.clone(), base.to_string());
@@ -139,9 +142,13 @@ pub async fn run(a: RateArgs) -> Result<()> {
         decrease: a.decrease.unwrap_or(d.decrease),
         hold: a.hold_ms.map_or(d.hold, Duration::from_millis),
         slow_start_step: a.slow_start_step.unwrap_or(d.slow_start_step),
+        slow_start_exit: a.slow_start_exit.unwrap_or(d.slow_start_exit),
         ..d
     };
-    println!("adaptive tuning: increase {} per answer, slow start +{} per answer, decrease ×{}, hold {:?}", tuning.increase, tuning.slow_start_step, tuning.decrease, tuning.hold);
+    println!(
+        "adaptive tuning: increase {} per answer, slow start +{} per answer, ended ×{}, decrease ×{}, hold {:?}",
+        tuning.increase, tuning.slow_start_step, tuning.slow_start_exit, tuning.decrease, tuning.hold
+    );
     let adaptive = variant(&base, &a, Some(tuning), &creds).await?;
     println!(
         "adaptive pace: {:.1} pages/s = {:.1}% of the allowed rate, {:.2}% of {} requests answered 429",
