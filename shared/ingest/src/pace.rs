@@ -178,13 +178,21 @@ impl Pace {
     /// `true` when it took it.
     pub fn open_at(&self, rate: f64) -> bool {
         let mut s = self.lock();
-        let fresh = s.slow_start && s.smoothed.is_none() && s.throttled == 0;
-        if !fresh || !rate.is_finite() || rate <= s.rate {
+        if !Self::fresh(&s) || !rate.is_finite() || rate <= s.rate {
             return false;
         }
         s.rate = rate.min(self.ceiling);
         s.slow_start = false;
         true
+    }
+
+    /// Nothing learned yet: no answer, no signal, no rate opened at.
+    pub fn is_fresh(&self) -> bool {
+        Self::fresh(&self.lock())
+    }
+
+    fn fresh(s: &State) -> bool {
+        s.slow_start && s.smoothed.is_none() && s.throttled == 0
     }
 
     /// The rate now and the signals seen.
@@ -201,7 +209,9 @@ mod tests {
     #[test]
     fn a_learned_rate_opens_only_a_fresh_pace_and_never_above_the_ceiling() {
         let p = Pace::new(Some(20.0), PaceTuning::default());
+        assert!(p.is_fresh());
         assert!(p.open_at(50.0));
+        assert!(!p.is_fresh(), "opened: no longer fresh");
         assert_eq!(p.stats().rate, 20.0, "capped by the ceiling");
         let p = Pace::new(None, PaceTuning::default());
         assert!(p.open_at(50.0));

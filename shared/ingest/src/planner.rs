@@ -192,7 +192,7 @@ impl<Q: TaskQueue, K: alkasba_pii::KeyService> Ingest<Q, K> {
 impl<Q: TaskQueue, K: alkasba_pii::KeyService> Ingest<Q, K> {
     /// The pace a fetcher of `source` last reached, if recorded in the last day (older, the
     /// store may have changed: slow start). A read failure only costs the fetchers a slow start.
-    async fn learned_pace(&self, source: &str, now: DateTime<Utc>) -> Option<f64> {
+    pub(crate) async fn learned_pace(&self, source: &str, now: DateTime<Utc>) -> Option<f64> {
         let learned = match self.control.pace(source).await {
             Ok(p) => p?,
             Err(e) => {

@@ -122,6 +122,37 @@ async fn bronze_equals_the_truth_and_personal_data_is_sealed() {
     assert!(valid.is_subset(&set), "every current version present: missing {:?}", valid.difference(&set).take(5).collect::<Vec<_>>());
 }
 
+/// Issue 20: a sandbox that joins a first load (its task planned before any fetcher had learned
+/// a pace, so the task carries none) opens at the pace the run's earlier tasks recorded, not in
+/// slow start; its later answers only grow it additively.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sandbox_joining_a_first_load_opens_at_the_pace_recorded_since() {
+    let dir = tempfile::tempdir().unwrap();
+    let tuning = Tuning { pages_per_task: 2, pages_per_commit: 2, ..Tuning::default() };
+    let cfg = SimConfig::small(7, 500);
+    let creds = cfg.credentials.clone();
+    let local = testkit::local(cfg, dir.path(), tuning.clone()).await;
+    let ingest = &local.ingest;
+    for r in ingest.plan(Some(&["alkasba_store.orders".to_string()]), chrono::Utc::now()).await.unwrap() {
+        r.unwrap();
+    }
+    let tasks = ingest.queue.take_tasks();
+    assert!(tasks.len() >= 2 && tasks.iter().all(|t| t.pace.is_none()), "a first load plans no pace: {tasks:?}");
+    // What a fetcher in another sandbox recorded at the end of one of the run's tasks.
+    let recorded = alkasba_ingest::control::LearnedPace { rate: 40.0, at: chrono::Utc::now().to_rfc3339() };
+    ingest.control.put_pace("alkasba_store", &recorded).await.unwrap();
+    // A fetcher in a sandbox of its own (the planner's requests went through the other one).
+    let fetcher = testkit::against(&local.base, &creds, dir.path(), tuning).await;
+    let (entry, _) = fetcher.catalog.stream("alkasba_store", "orders").unwrap();
+    assert!(entry.http.pace().is_fresh(), "a cold sandbox");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(600);
+    let report = fetcher.run_task(&tasks[1], alkasba_ingest::Delivery::First, deadline).await.unwrap();
+    assert!(report.pages_committed >= 1, "{report:?}");
+    // Slow start from 2 requests/s would be at ~2 + 2 per answer here, far under 40.
+    let rate = entry.http.pace().stats().rate;
+    assert!((40.0..41.0).contains(&rate), "opened at the recorded pace: {rate}");
+}
+
 /// Issue 15: a page that fails more often than one round of retries allows comes back in a
 /// later round by itself, and the run completes; a page that fails every round is dead-lettered
 /// with its redrive, the run waits for it, and the letter moved back to the queue completes the

@@ -245,7 +245,16 @@ impl<Q: TaskQueue, K: KeyService> Ingest<Q, K> {
             )));
         }
         let deadline = work_deadline;
-        if let Some(rate) = task.pace
+        // A task planned before any fetcher of the source had learned a pace (a first load)
+        // carries none; a sandbox that joins such a run later (Lambda adds pollers while the
+        // queue stays deep) reads the pace the run's earlier tasks recorded instead of starting
+        // slow: one small GET, once per cold sandbox.
+        let pace = match task.pace {
+            Some(rate) => Some(rate),
+            None if entry.http.pace().is_fresh() => self.learned_pace(&task.source, Utc::now()).await,
+            None => None,
+        };
+        if let Some(rate) = pace
             && entry.http.pace().open_at(rate)
         {
             tracing::debug!(rate, "opening at the pace a fetcher of this source learned");
