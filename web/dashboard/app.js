@@ -28,7 +28,8 @@ const fmt = { mad: (v) => `${mad.format(v)} MAD`, mad2: (v) => `${mad2.format(v)
 
 function status(text) { document.getElementById("status").textContent = text; }
 
-async function api(name, extra = {}) {
+// One catalogue query's answer.
+async function answer(name, extra = {}) {
   const p = new URLSearchParams();
   for (const k of ["from", "to", "currency", "category", "grain", "product"]) if (state[k]) p.set(k, state[k]);
   for (const [k, v] of Object.entries(extra)) p.set(k, v);
@@ -36,6 +37,16 @@ async function api(name, extra = {}) {
   if (r.status === 401) { location.replace("/login"); throw new Error("signed out"); }
   const body = await r.json();
   if (!r.ok) { const e = new Error(body.error || r.statusText); e.code = body.code; throw e; }
+  return body;
+}
+
+// A render's query. An answer that arrives after the filters changed (a newer `show()` began)
+// is dropped: the older render would otherwise draw over the newer one's charts once its
+// queries came back last (show() ignores the rejection of a superseded render).
+async function api(name, extra = {}) {
+  const g = generation;
+  const body = await answer(name, extra);
+  if (g !== generation) throw new Error("superseded by a newer view");
   return body;
 }
 
@@ -297,7 +308,7 @@ async function init() {
     for (const row of rows(a)) { const o = document.createElement("option"); o.value = o.textContent = row[col]; sel.appendChild(o); }
   }
   // The forecast page appears once the forecast function has written its table.
-  api("forecast").then((f) => { document.querySelector('#nav a[data-page="forecast"]').hidden = !!f.missing || !f.rows.length; }).catch(() => {});
+  answer("forecast").then((f) => { document.querySelector('#nav a[data-page="forecast"]').hidden = !!f.missing || !f.rows.length; }).catch(() => {});
   f.addEventListener("change", (e) => navigate({ [e.target.name]: e.target.value, product: e.target.name === "category" ? "" : state.product }));
   document.getElementById("reset").addEventListener("click", () => navigate({ from: meta.from, to: meta.last, currency: "", category: "", grain: "day", product: "" }));
   document.getElementById("logout").addEventListener("click", async () => { await fetch("/api/logout", { method: "POST" }); location.replace("/login"); });
