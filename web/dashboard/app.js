@@ -298,7 +298,7 @@ function readHash() {
 }
 
 async function init() {
-  const [range, currencies, categories] = await Promise.all([api("range"), api("currencies"), api("categories")]);
+  const [range, currencies, categories] = await Promise.all([answer("range"), answer("currencies"), answer("categories")]);
   const r = rows(range)[0] || {};
   meta.last = r.last_day || new Date().toISOString().slice(0, 10);
   const from = new Date(Date.parse(meta.last) - 89 * 86400000).toISOString().slice(0, 10);

@@ -289,9 +289,9 @@ async fn ingest(a: IngestArgs) -> Result<()> {
         cfg.extra_env.insert(k.into(), v);
     }
     let control = Control::for_lake(&lake)?;
-    let opened_at = if a.learned_pace > 0.0 {
-        if !a.learned_pace.is_finite() {
-            bail!("--learned-pace {}: requests per second, a positive number", a.learned_pace);
+    let opened_at = if a.learned_pace != 0.0 {
+        if !(a.learned_pace.is_finite() && a.learned_pace > 0.0) {
+            bail!("--learned-pace {}: requests per second, a positive number (0: a first load)", a.learned_pace);
         }
         control.put_pace(STORE, &LearnedPace { rate: a.learned_pace, at: chrono::Utc::now().to_rfc3339() }).await?;
         format!("opened at the learned pace of {} requests/s per fetcher (--learned-pace)", a.learned_pace)
