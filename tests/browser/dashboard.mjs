@@ -25,7 +25,9 @@ const input = createInterface({ input: process.stdin });
 const lines = input[Symbol.asyncIterator]();
 
 const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", args: ["--no-sandbox"] });
-const context = await browser.newContext({ viewport: { width: 1366, height: 900 } });
+// Reduced motion: the charts are drawn without transitions, so a screenshot shows the final chart,
+// not the previous view's bars fading out behind it.
+const context = await browser.newContext({ viewport: { width: 1366, height: 900 }, reducedMotion: "reduce" });
 const page = await context.newPage();
 const requests = [], problems = [];
 page.on("request", (r) => requests.push(r.url()));
@@ -45,7 +47,7 @@ const snapshot = () => page.evaluate(() => {
     const c = echarts.getInstanceByDom(el);
     if (!c) return;
     const o = c.getOption();
-    charts[el.id] = { x: (o.xAxis || [])[0] && o.xAxis[0].data, y: (o.yAxis || [])[0] && o.yAxis[0].data, series: o.series.map((s) => ({ name: s.name, data: s.data })) };
+    charts[el.id] = { animation: o.animation, x: (o.xAxis || [])[0] && o.xAxis[0].data, y: (o.yAxis || [])[0] && o.yAxis[0].data, series: o.series.map((s) => ({ name: s.name, data: s.data })) };
   });
   const tables = {};
   document.querySelectorAll("section.page.active table").forEach((t) => {

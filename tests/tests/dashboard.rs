@@ -252,6 +252,13 @@ async fn the_dashboard_shows_what_duckdb_computes_filters_drill_down_and_goes_li
     assert_revenue_chart(by_currency, &root, "day");
     assert!(num(&by_currency["kpis"]["revenue_mad"]) < num(&sales["kpis"]["revenue_mad"]), "one currency is less than all");
     let monthly = &steps["sales_month"];
+    // The browser asked for reduced motion: every chart is drawn without transitions, so the
+    // screenshots show the month bars alone, not the day bars fading out behind them.
+    for (step, shown) in &steps {
+        for (id, c) in shown["charts"].as_object().into_iter().flatten() {
+            assert_eq!(c["animation"], json!(false), "{step}: {id} animates under prefers-reduced-motion");
+        }
+    }
     assert_kpis(monthly, &root);
     assert_revenue_chart(monthly, &root, "month");
     // The drill-down: a click on the first category bar opens the products of that category.
@@ -344,6 +351,13 @@ async fn the_dashboard_shows_what_duckdb_computes_filters_drill_down_and_goes_li
     }
     // Live: the page refreshed by itself after the events.
     assert!(num(&steps["live_after"]["kpis"]["orders_1h"]) > num(&steps["live"]["kpis"].get("orders_1h").cloned().unwrap_or(Value::Null)));
+    // Its best sellers are named (from the order lines of the deliveries), not shown by id.
+    let best = steps["live_after"]["tables"]["table-live-top"].as_array().unwrap();
+    assert!(!best.is_empty(), "no best sellers after the webhook events");
+    for r in best {
+        let name = r["product"].as_str().unwrap_or_default();
+        assert!(!name.is_empty() && !name.starts_with('#'), "a best seller shown without its name: {r}");
+    }
 
     let done = &steps["done"];
     assert_eq!(done["outside"], json!([]), "requests outside the deployment");

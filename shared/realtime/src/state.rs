@@ -48,6 +48,10 @@ impl Agg {
 /// What the state knows of one product.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Product {
+    /// Its name, from the latest product event or order line naming it (the live page shows
+    /// it; a product name is not personal data and travels in clear).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub category: Option<String>,
     /// Our current price (MAD), from product events.
@@ -146,6 +150,15 @@ fn money(v: Option<&Value>) -> Option<f64> {
         Value::String(s) => s.trim().parse().ok(),
         Value::Number(n) => n.as_f64(),
         _ => None,
+    }
+}
+
+/// A product's name as an event gives it (trimmed; an empty or missing one keeps the last).
+fn set_name(p: &mut Product, name: Option<&Value>) {
+    if let Some(n) = name.and_then(Value::as_str).map(str::trim).filter(|n| !n.is_empty())
+        && p.name.as_deref() != Some(n)
+    {
+        p.name = Some(n.to_string());
     }
 }
 
@@ -268,6 +281,7 @@ impl State {
                     pa.revenue.insert(currency.clone(), money(line.get("total")).unwrap_or(0.0));
                     let p = self.products.entry(pid).or_default();
                     p.minutes.entry(minute(t)).or_default().add(&pa);
+                    set_name(p, line.get("name"));
                     // The selling price (MAD, the store's currency) as of this order, until a
                     // product event says otherwise.
                     if currency == "MAD"
@@ -313,6 +327,7 @@ impl State {
                 if let Some(c) = r.pointer("/categories/0/name").and_then(Value::as_str) {
                     p.category = Some(c.to_string());
                 }
+                set_name(p, r.get("name"));
                 let stock = p.stock;
                 let top = self.top_sellers(rules.top_sellers);
                 for rule in &rules.rules {
@@ -446,10 +461,10 @@ impl State {
             .into_iter()
             .filter_map(|(id, units)| {
                 let p = self.products.get(&id)?;
-                Some(json!({"product_id": id, "units_1h": units, "stock": p.stock, "price": p.price, "category": p.category}))
+                Some(json!({"product_id": id, "name": p.name, "units_1h": units, "stock": p.stock, "price": p.price, "category": p.category}))
             })
             .collect();
-        let low_stock: Vec<Value> = self.products.iter().filter(|(_, p)| p.stock.is_some_and(|s| s <= 5)).map(|(id, p)| json!({"product_id": id, "stock": p.stock})).collect();
+        let low_stock: Vec<Value> = self.products.iter().filter(|(_, p)| p.stock.is_some_and(|s| s <= 5)).map(|(id, p)| json!({"product_id": id, "name": p.name, "stock": p.stock})).collect();
         json!({
             "updated_ms": updated_ms,
             "event_time": self.now,

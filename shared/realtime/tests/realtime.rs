@@ -553,3 +553,25 @@ async fn a_dead_instances_alerts_are_published_once_and_published_ones_never_aga
     e.flush().await.unwrap();
     assert_eq!(e.alerts.published.lock().unwrap().len(), 1);
 }
+
+#[test]
+fn the_live_view_names_best_sellers_from_order_lines_and_product_events() {
+    let mut f = Feed { next: 0, events: vec![] };
+    let line = |pid: u64, name: &str| json!({"product_id": pid, "name": name, "quantity": 2, "total": "40.00"});
+    f.push("order.created", T0, json!({"id": 1, "currency": "MAD", "total": "80.00", "line_items": [line(7, "Argan Oil"), line(8, "  ")]}), Some("c1"));
+    f.push("order.created", T0 + 1_000, json!({"id": 2, "currency": "MAD", "total": "40.00", "line_items": [line(7, "Argan Oil")]}), Some("c2"));
+    // A product event renames it; a later order line without a name keeps that name.
+    f.push("product.updated", T0 + 2_000, json!({"id": 7, "name": "Argan Oil 250 ml", "stock_quantity": 3}), None);
+    f.push("order.created", T0 + 3_000, json!({"id": 3, "currency": "MAD", "total": "20.00", "line_items": [{"product_id": 7, "quantity": 1, "total": "20.00"}]}), Some("c3"));
+    let mut state = alkasba_realtime::state::State::default();
+    state.apply(&f.events, &rules());
+    let view = state.live_view(&rules(), T0 + 3_000);
+    let top = view["top_products_1h"].as_array().unwrap();
+    assert_eq!(top[0]["product_id"], json!(7));
+    assert_eq!(top[0]["name"], json!("Argan Oil 250 ml"));
+    assert_eq!(top[0]["units_1h"], json!(5));
+    // A blank name is no name: the page shows the id.
+    assert_eq!(top[1]["product_id"], json!(8));
+    assert_eq!(top[1]["name"], Value::Null);
+    assert_eq!(view["low_stock"][0]["name"], json!("Argan Oil 250 ml"));
+}
