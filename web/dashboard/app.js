@@ -84,8 +84,9 @@ function kpis(id, items) {
   }));
 }
 
-// A table: columns are [key, label, format]; `onClick(row)` makes rows clickable.
-function table(id, data, columns, onClick) {
+// A table: columns are [key, label, format]; `onClick(row)` makes rows clickable; `empty`: what
+// an empty table says.
+function table(id, data, columns, onClick, empty = "No data for these filters.") {
   const t = document.getElementById(id);
   const head = `<thead><tr>${columns.map(([, l, f]) => `<th class="${f === "text" ? "" : "num"}">${l}</th>`).join("")}</tr></thead>`;
   t.innerHTML = head + "<tbody></tbody>";
@@ -104,7 +105,10 @@ function table(id, data, columns, onClick) {
     if (onClick) { tr.classList.add("clickable"); tr.addEventListener("click", () => onClick(r)); }
     tb.appendChild(tr);
   }
-  if (!data.length) tb.innerHTML = `<tr><td colspan="${columns.length}" class="note">No data for these filters.</td></tr>`;
+  if (!data.length) {
+    tb.innerHTML = `<tr><td colspan="${columns.length}" class="note"></td></tr>`;
+    tb.querySelector("td").textContent = empty;
+  }
 }
 
 const axisTooltip = { trigger: "axis", valueFormatter: (v) => (v == null ? "–" : mad2.format(v)) };
@@ -230,9 +234,9 @@ const render = {
       ]);
       // A product the real-time state has no name for yet (no order line or product event named
       // it) shows its id.
-      table("table-live-top", (live.top_products_1h || []).map((r) => ({ ...r, product: r.name ?? `#${r.product_id}` })), [["product", "Product", "text"], ["category", "Category", "text"], ["units_1h", "Units", "int"], ["stock", "Stock", "int"]]);
+      table("table-live-top", (live.top_products_1h || []).map((r) => ({ ...r, product: r.name ?? `#${r.product_id}` })), [["product", "Product", "text"], ["category", "Category", "text"], ["units_1h", "Units", "int"], ["stock", "Stock", "int"]], null, "No sales in the last hour.");
     }
-    table("table-alerts", rows(alerts), [["at", "At", "text"], ["severity", "Severity", "text"], ["rule", "Rule", "text"], ["subject", "Subject", "text"]]);
+    table("table-alerts", rows(alerts), [["at", "At", "text"], ["severity", "Severity", "text"], ["rule", "Rule", "text"], ["subject", "Subject", "text"]], null, "No alert raised yet.");
     return { alerts };
   },
   async health() {
