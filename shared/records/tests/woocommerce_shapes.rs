@@ -141,3 +141,40 @@ async fn a_custom_order_status_is_valid() {
     let p = prepared("orders").protect(order, &tokens, &mut sealer).await.unwrap();
     assert!(p.reasons.is_empty(), "{:?}", p.reasons);
 }
+
+/// The view parsed into the view of the record before ([`Prepared::view_into`], as a page's
+/// records are processed) is the record's own view, whether the fields read are the same, fewer,
+/// more or others, in any order of records.
+#[test]
+fn a_view_parsed_over_the_last_records_view_is_the_records_own() {
+    let prep = prepared("orders");
+    let order = fixture("order");
+    let mut variants = vec![order.clone()];
+    for (drop, add) in [(Some("currency"), None), (None, Some(("date_paid_gmt", Value::Null))), (Some("line_items"), Some(("unread_by_the_stream", Value::from(1)))), (Some("id"), None)] {
+        let mut v = order.clone();
+        let m = v.as_object_mut().unwrap();
+        if let Some(k) = drop {
+            assert!(m.remove(k).is_some(), "{k}");
+        }
+        if let Some((k, x)) = add {
+            m.insert(k.into(), x);
+        }
+        variants.push(v);
+    }
+    let mut changed = order.clone();
+    changed["total"] = Value::from("1.00");
+    changed["billing"]["email"] = Value::from("someone.else@example.com");
+    variants.push(changed);
+    let texts: Vec<String> = variants.iter().map(|v| serde_json::to_string(v).unwrap()).collect();
+    let mut view = Value::Null;
+    // Each variant after each other one (and itself).
+    for a in &texts {
+        for b in &texts {
+            for text in [a, b] {
+                let top = alkasba_sources::raw::object(text).unwrap();
+                prep.view_into(&top, &mut view).unwrap();
+                assert_eq!(Some(&view), prep.view(&top).as_ref(), "{text}");
+            }
+        }
+    }
+}
