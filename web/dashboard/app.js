@@ -55,7 +55,13 @@ function rows(answer) { return answer.rows.map((r) => Object.fromEntries(answer.
 // A reader who asked the system for reduced motion (prefers-reduced-motion: reduce) gets charts
 // drawn in their final state, without ECharts' transitions; so do the browser test's screenshots.
 const reducedMotion = window.matchMedia("(prefers-reduced-motion: reduce)");
-function motion() { return { animation: !reducedMotion.matches }; }
+
+// Chart `id` drawn anew with `option` (replacing the last one), honouring reduced motion.
+function draw(id, option) {
+  const c = chart(id);
+  c.setOption({ animation: !reducedMotion.matches, ...option }, true);
+  return c;
+}
 
 function chart(id) {
   const el = document.getElementById(id);
@@ -146,17 +152,16 @@ const render = {
     kpis("sales-kpis", items);
     const sr = rows(s);
     const rev = byCurrencySeries(sr, "revenue_mad");
-    chart("chart-sales").setOption({ ...motion(), tooltip: axisTooltip, legend: {}, grid: { left: 60, right: 10 }, xAxis: { type: "category", data: rev.periods }, yAxis: { type: "value", name: "MAD" }, dataZoom: [{ type: "inside" }], series: rev.series }, true);
+    draw("chart-sales", { tooltip: axisTooltip, legend: {}, grid: { left: 60, right: 10 }, xAxis: { type: "category", data: rev.periods }, yAxis: { type: "value", name: "MAD" }, dataZoom: [{ type: "inside" }], series: rev.series });
     const totals = rev.periods.map((p) => sr.filter((r) => r.period === p).reduce((a, r) => a + r.revenue_mad, 0));
     const growth = totals.map((v, i) => (i > 0 && totals[i - 1] > 0 ? ((v - totals[i - 1]) / totals[i - 1]) * 100 : null));
-    chart("chart-growth").setOption({ ...motion(), tooltip: { trigger: "axis", valueFormatter: (v) => (v == null ? "–" : `${v.toFixed(1)} %`) }, grid: { left: 50, right: 10 }, xAxis: { type: "category", data: rev.periods }, yAxis: { type: "value", name: "%" }, series: [{ name: "growth", type: "bar", data: growth }] }, true);
+    draw("chart-growth", { tooltip: { trigger: "axis", valueFormatter: (v) => (v == null ? "–" : `${v.toFixed(1)} %`) }, grid: { left: 50, right: 10 }, xAxis: { type: "category", data: rev.periods }, yAxis: { type: "value", name: "%" }, series: [{ name: "growth", type: "bar", data: growth }] });
     const cr = rows(c);
-    const cat = chart("chart-categories");
-    cat.setOption({ ...motion(), tooltip: axisTooltip, grid: { left: 130, right: 40, bottom: 50 }, xAxis: { type: "value", name: "MAD", nameLocation: "middle", nameGap: 28 }, yAxis: { type: "category", inverse: true, data: cr.map((r) => r.category) }, series: [{ name: "revenue", type: "bar", data: cr.map((r) => r.revenue_mad) }] }, true);
+    const cat = draw("chart-categories", { tooltip: axisTooltip, grid: { left: 130, right: 40, bottom: 50 }, xAxis: { type: "value", name: "MAD", nameLocation: "middle", nameGap: 28 }, yAxis: { type: "category", inverse: true, data: cr.map((r) => r.category) }, series: [{ name: "revenue", type: "bar", data: cr.map((r) => r.revenue_mad) }] });
     cat.off("click");
     cat.on("click", (e) => navigate({ category: e.name === "(none)" ? "" : e.name, page: "products" }));
     const refunds = byCurrencySeries(sr, "refunds_mad");
-    chart("chart-refunds").setOption({ ...motion(), tooltip: axisTooltip, legend: {}, grid: { left: 60, right: 10 }, xAxis: { type: "category", data: refunds.periods }, yAxis: { type: "value", name: "MAD" }, series: refunds.series.map((x) => ({ ...x, type: "line", stack: undefined })) }, true);
+    draw("chart-refunds", { tooltip: axisTooltip, legend: {}, grid: { left: 60, right: 10 }, xAxis: { type: "category", data: refunds.periods }, yAxis: { type: "value", name: "MAD" }, series: refunds.series.map((x) => ({ ...x, type: "line", stack: undefined })) });
     table("table-payments", rows(pm), [["payment_method", "Method", "text"], ["paid_orders", "Paid orders", "int"], ["revenue_mad", "Revenue", "mad"], ["discount_mad", "Discounts", "mad"], ["discount_share", "Discount share", "pct"], ["failed_orders", "Failed", "int"]]);
     return { sales_kpis: k, sales_series: s, category_sales: c, category_kpis: ck, payment_mix: pm };
   },
@@ -181,23 +186,23 @@ const render = {
     const [m, co, geo] = await Promise.all([api("customer_mix"), api("cohorts"), api("geography")]);
     table("table-geography", rows(geo), [["country", "Country", "text"], ["city", "City", "text"], ["paid_orders", "Paid orders", "int"], ["revenue_mad", "Revenue", "mad"], ["revenue_share", "Share", "pct"]]);
     const mr = rows(m);
-    chart("chart-customers").setOption({ ...motion(), tooltip: { trigger: "axis" }, legend: {}, grid: { left: 50, right: 10 }, xAxis: { type: "category", data: mr.map((r) => r.period) }, yAxis: { type: "value" }, series: [{ name: "new", type: "bar", stack: "c", data: mr.map((r) => r.new_customers) }, { name: "returning", type: "bar", stack: "c", data: mr.map((r) => r.returning_customers) }] }, true);
+    draw("chart-customers", { tooltip: { trigger: "axis" }, legend: {}, grid: { left: 50, right: 10 }, xAxis: { type: "category", data: mr.map((r) => r.period) }, yAxis: { type: "value" }, series: [{ name: "new", type: "bar", stack: "c", data: mr.map((r) => r.new_customers) }, { name: "returning", type: "bar", stack: "c", data: mr.map((r) => r.returning_customers) }] });
     const cr = rows(co);
     const cohorts = [...new Set(cr.map((r) => r.cohort_month))];
     const offsets = [...new Set(cr.map((r) => r.month_offset))].sort((a, b) => a - b);
-    chart("chart-cohorts").setOption({ ...motion(),
+    draw("chart-cohorts", {
       tooltip: { formatter: (p) => `${cohorts[p.value[1]]} + ${offsets[p.value[0]]} months: ${pct.format(p.value[2])} of ${int.format(cr.find((r) => r.cohort_month === cohorts[p.value[1]]).cohort_size)}` },
       grid: { left: 80, right: 10, bottom: 90 },
       xAxis: { type: "category", data: offsets, name: "months later", nameLocation: "middle", nameGap: 28 }, yAxis: { type: "category", data: cohorts, inverse: true },
       visualMap: { min: 0, max: 1, calculable: true, orient: "horizontal", left: "center", bottom: 0, formatter: (v) => pct.format(v) },
       series: [{ type: "heatmap", data: cr.map((r) => [offsets.indexOf(r.month_offset), cohorts.indexOf(r.cohort_month), r.retention]), label: { show: cohorts.length <= 12, formatter: (p) => pct.format(p.value[2]) } }],
-    }, true);
+    });
     return { customer_mix: m, cohorts: co, geography: geo };
   },
   async competition() {
     const [ix, u] = await Promise.all([api("price_index"), api("undercuts")]);
     const xr = rows(ix);
-    chart("chart-index").setOption({ ...motion(), tooltip: { trigger: "axis" }, legend: {}, grid: { left: 50, right: 50 }, xAxis: { type: "category", data: xr.map((r) => r.date) }, yAxis: [{ type: "value", name: "index", scale: true }, { type: "value", name: "undercut" }], series: [{ name: "price index", type: "line", data: xr.map((r) => r.avg_price_index) }, { name: "products undercut", type: "bar", yAxisIndex: 1, data: xr.map((r) => r.undercut) }] }, true);
+    draw("chart-index", { tooltip: { trigger: "axis" }, legend: {}, grid: { left: 50, right: 50 }, xAxis: { type: "category", data: xr.map((r) => r.date) }, yAxis: [{ type: "value", name: "index", scale: true }, { type: "value", name: "undercut" }], series: [{ name: "price index", type: "line", data: xr.map((r) => r.avg_price_index) }, { name: "products undercut", type: "bar", yAxisIndex: 1, data: xr.map((r) => r.undercut) }] });
     const ur = rows(u);
     table("table-undercuts", ur, [["product_name", "Product", "text"], ["our_price", "Ours", "mad2"], ["cheapest_competitor_price", "Cheapest", "mad2"], ["price_index", "Index", "num"]], (r) => navigate({ product: String(r.product_id) }));
     const product = state.product || (ur[0] && String(ur[0].product_id));
@@ -206,7 +211,7 @@ const render = {
       pp = await api("product_prices", { product });
       const pr = rows(pp);
       document.getElementById("product-prices-title").textContent = `Prices: ${pr[0] ? pr[0].product_name : `product ${product}`}`;
-      chart("chart-product-prices").setOption({ ...motion(), tooltip: axisTooltip, legend: {}, grid: { left: 60, right: 10 }, xAxis: { type: "category", data: pr.map((r) => r.date) }, yAxis: { type: "value", name: "MAD", scale: true }, series: [{ name: "ours", type: "line", step: "end", data: pr.map((r) => r.our_price) }, { name: "cheapest competitor", type: "line", step: "end", data: pr.map((r) => r.cheapest_competitor_price) }] }, true);
+      draw("chart-product-prices", { tooltip: axisTooltip, legend: {}, grid: { left: 60, right: 10 }, xAxis: { type: "category", data: pr.map((r) => r.date) }, yAxis: { type: "value", name: "MAD", scale: true }, series: [{ name: "ours", type: "line", step: "end", data: pr.map((r) => r.our_price) }, { name: "cheapest competitor", type: "line", step: "end", data: pr.map((r) => r.cheapest_competitor_price) }] });
     }
     return { price_index: ix, undercuts: u, product_prices: pp };
   },
@@ -262,7 +267,7 @@ const render = {
       { type: "line", stack: lo, data: at(fr, lo), lineStyle: { opacity: 0 }, symbol: "none", tooltip: { show: false } },
       { name: `${lo.slice(2)}% interval`, type: "line", stack: lo, data: dates.map((d, i) => { const r = fr.find((x) => x.date === d); return r ? r[hi] - r[lo] : null; }), lineStyle: { opacity: 0 }, areaStyle: { opacity: 0.2 }, symbol: "none" },
     ];
-    chart("chart-forecast").setOption({ ...motion(), tooltip: axisTooltip, legend: {}, grid: { left: 70, right: 10 }, xAxis: { type: "category", data: dates }, yAxis: { type: "value", name: "MAD" }, series: [...band("lo95", "hi95"), ...band("lo80", "hi80"), { name: "actual", type: "line", data: at(ar, "actual"), symbol: "none" }, { name: "forecast", type: "line", data: at(fr, "point"), lineStyle: { type: "dashed" } }] }, true);
+    draw("chart-forecast", { tooltip: axisTooltip, legend: {}, grid: { left: 70, right: 10 }, xAxis: { type: "category", data: dates }, yAxis: { type: "value", name: "MAD" }, series: [...band("lo95", "hi95"), ...band("lo80", "hi80"), { name: "actual", type: "line", data: at(ar, "actual"), symbol: "none" }, { name: "forecast", type: "line", data: at(fr, "point"), lineStyle: { type: "dashed" } }] });
     table("table-forecast-accuracy", rows(acc), [["series", "Series", "text"], ["model", "Model", "text"], ["mase", "MASE", "num"], ["naive_mase", "Naive MASE", "num"], ["gain", "Gain", "pct"], ["coverage80", "80% held", "pct"], ["coverage95", "95% held", "pct"]]);
     table("table-stockouts", rows(so), [["product_name", "Product", "text"], ["stock_quantity", "Stock", "int"], ["daily_units", "Units/day", "num"], ["stockout_date", "Runs out", "text"], ["days_to_stockout", "Days", "int"]]);
     return { forecast: f, forecast_actuals: act, forecast_accuracy: acc, stockouts: so };
