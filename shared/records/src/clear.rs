@@ -258,7 +258,7 @@ impl ClearFields {
         let root = &self.root;
         let mut out = TextSplit::default();
         if root.whole || record.is_empty() {
-            out.kept = record.iter().map(|(k, v)| (k, Kept::Whole(v.get()))).collect();
+            out.kept = record.iter().map(|(k, v)| (k, Kept::Whole(v))).collect();
             return out;
         }
         if root.children.is_empty() && root.any.is_none() {
@@ -270,9 +270,9 @@ impl ClearFields {
         for (k, v) in record.iter() {
             let len = at.len();
             push_segment(&mut at, k);
-            match split_text_node(v.get(), children.next(k), &mut at, &mut out.sealed) {
+            match split_text_node(v, children.next(k), &mut at, &mut out.sealed) {
                 Part::Keep(kept) => out.kept.push((k, kept)),
-                Part::Move => out.sealed.push(&at, v.get()),
+                Part::Move => out.sealed.push(&at, v),
             }
             at.truncate(len);
         }
@@ -306,13 +306,13 @@ fn split_text_node<'a>(text: &'a str, node: Option<&Node>, at: &mut String, out:
     let mut rebuilt = String::with_capacity(text.len());
     if text.starts_with('{') && (!node.children.is_empty() || node.any.is_some()) {
         // Valid JSON starting with `{` is an object; were it not, all of it is sealed.
-        let Some(obj) = raw::object(text) else { return Part::Move };
+        let Some(obj) = raw::valid_object(text) else { return Part::Move };
         rebuilt.push('{');
         let mut children = Children::of(node);
         for (k, v) in obj.iter() {
             let len = at.len();
             push_segment(at, k);
-            match split_text_node(v.get(), children.next(k), at, out) {
+            match split_text_node(v, children.next(k), at, out) {
                 Part::Keep(kept) => {
                     if rebuilt.len() > 1 {
                         rebuilt.push(',');
@@ -321,13 +321,13 @@ fn split_text_node<'a>(text: &'a str, node: Option<&Node>, at: &mut String, out:
                     rebuilt.push(':');
                     rebuilt.push_str(kept.json());
                 }
-                Part::Move => out.push(at, v.get()),
+                Part::Move => out.push(at, v),
             }
             at.truncate(len);
         }
         rebuilt.push('}');
     } else if let (true, Some(any)) = (text.starts_with('['), node.any.as_deref()) {
-        let Some(items) = raw::array(text) else { return Part::Move };
+        let Some(items) = raw::valid_array(text) else { return Part::Move };
         rebuilt.push('[');
         for (i, item) in items.iter().enumerate() {
             let len = at.len();
@@ -336,11 +336,11 @@ fn split_text_node<'a>(text: &'a str, node: Option<&Node>, at: &mut String, out:
             if i > 0 {
                 rebuilt.push(',');
             }
-            match split_text_node(item.get(), Some(any), at, out) {
+            match split_text_node(item, Some(any), at, out) {
                 Part::Keep(kept) => rebuilt.push_str(kept.json()),
                 // An element moved whole leaves a null, so the indices of the others hold.
                 Part::Move => {
-                    out.push(at, item.get());
+                    out.push(at, item);
                     rebuilt.push_str("null");
                 }
             }

@@ -256,20 +256,24 @@ impl Prepared {
         Ok(())
     }
 
-    /// The fields of a record (its top-level fields, from [`raw::object`]) the stream reads,
-    /// parsed, as an object; `None` when the stream reads records whole (see `read`), or a
-    /// field is not JSON (never, for fields of a [`Page`]'s record).
-    pub fn view(&self, top: &raw::Object<'_>) -> Option<Value> {
-        // Both lists are sorted by name: a merge join finds each field read (not a binary search
-        // each), and the map is built from its entries in order (not an insert each), which
-        // saves ~100 name comparisons per record (`memcmp`, issue 20).
+    /// The fields the stream reads that a record has (`top`: its top-level fields, from
+    /// [`raw::valid_object`]), in name order: each name, what is read below it, and its text.
+    /// Both lists are sorted by name: a merge join finds each field read (not a binary search
+    /// each), which saves ~100 name comparisons per record (`memcmp`, issue 20).
+    fn present<'s, 't>(read: &'s Wanted, top: &'s raw::Object<'t>) -> impl Iterator<Item = (&'s String, &'s Wanted, &'t str)> {
         let mut fields = top.iter().peekable();
-        let read = self.read.as_ref()?.fields().filter_map(|(name, wanted)| {
+        read.fields().filter_map(move |(name, wanted)| {
             while fields.next_if(|(k, _)| ***k < **name).is_some() {}
-            let (_, v) = fields.next_if(|(k, _)| ***k == **name)?;
-            Some(wanted.parse(v.get()).ok().map(|v| (name.clone(), v)))
-        });
-        let view: Option<serde_json::Map<String, Value>> = read.collect();
+            fields.next_if(|(k, _)| ***k == **name).map(|(_, v)| (name, wanted, v))
+        })
+    }
+
+    /// The fields of a record the stream reads ([`Prepared::present`]), parsed, as an object;
+    /// `None` when the stream reads records whole (see `read`), or a field is not JSON (never,
+    /// for fields of a [`Page`]'s record).
+    pub fn view(&self, top: &raw::Object<'_>) -> Option<Value> {
+        // Built from its entries in order (not an insert each).
+        let view: Option<serde_json::Map<String, Value>> = Self::present(self.read.as_ref()?, top).map(|(name, wanted, v)| wanted.parse(v).ok().map(|v| (name.clone(), v))).collect();
         Some(Value::Object(view?))
     }
 
@@ -283,13 +287,10 @@ impl Prepared {
         let read = self.read.as_ref()?;
         if let Value::Object(map) = view {
             let mut slots = map.iter_mut();
-            let mut fields = top.iter().peekable();
             let mut same = true;
-            for (name, wanted) in read.fields() {
-                while fields.next_if(|(k, _)| ***k < **name).is_some() {}
-                let Some((_, v)) = fields.next_if(|(k, _)| ***k == **name) else { continue };
+            for (name, wanted, v) in Self::present(read, top) {
                 match slots.next() {
-                    Some((k, slot)) if k == name => *slot = wanted.parse(v.get()).ok()?,
+                    Some((k, slot)) if k == name => *slot = wanted.parse(v).ok()?,
                     _ => {
                         same = false;
                         break;
@@ -345,7 +346,7 @@ impl Prepared {
         view: &mut Value,
     ) -> Result<(std::result::Result<Row<'a>, QuarantineRow>, Option<String>)> {
         let whole = |text: &str| serde_json::from_str::<Value>(text).map_err(|e| Error::Batch(format!("{}: a record of page {} is not JSON: {e}", self.id, origin.page)));
-        let top = match (&self.read, raw::object(text)) {
+        let top = match (&self.read, raw::valid_object(text)) {
             (Some(_), Some(top)) if !top.contains_key(SEALED) => top,
             _ => {
                 let record = whole(text)?;

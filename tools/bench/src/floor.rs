@@ -379,7 +379,7 @@ async fn stages(prep: &Prepared, tokens: &Tokenizer, raw: &[RawPage]) -> Result<
         let mut records = Vec::new();
         for p in &pages {
             for text in p.records() {
-                let top = alkasba_sources::raw::object(text).context("a record that is not an object")?;
+                let top = alkasba_sources::raw::valid_object(text).context("a record that is not an object")?;
                 let view = prep.view(&top).context("the stream reads records whole")?;
                 records.push((text, top, view));
             }
