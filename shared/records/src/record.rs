@@ -15,7 +15,7 @@ use serde_json::Value;
 use crate::bronze::BronzeRows;
 use crate::clear::{ClearFields, Kept, SEALED, TextSplit};
 use crate::pointer::pointer;
-use crate::validate::{decimal, timestamp_micros, validate};
+use crate::validate::{Validator, decimal, timestamp_micros};
 use crate::wanted::Wanted;
 use crate::{Error, Result};
 
@@ -54,6 +54,8 @@ pub struct Prepared {
     /// are processed as whole `Value`s: a pointer names the whole record, or the stream has
     /// neither version nor cursor (a version is then a hash of the content).
     read: Option<Wanted>,
+    /// The stream's schema and rules, their pointers split once.
+    validator: Validator,
 }
 
 /// One cell of a typed column.
@@ -359,7 +361,7 @@ impl Prepared {
         }
         let view = &*view;
         let cursor = self.cursor(view).map(str::to_string);
-        let reasons = validate(&self.stream, view);
+        let reasons = self.validator.validate(view);
         let (Some(key), Some(version), true) = (self.key(view), self.version_of(view).map(str::to_string), reasons.is_empty()) else {
             return Ok((self.process(whole(text)?, origin, tokens, sealer).await?, cursor));
         };
@@ -393,12 +395,17 @@ impl Prepared {
         };
         let declared = columns.iter().map(|c| c.name.clone()).collect();
         let read = read_fields(stream);
-        Self { id: format!("{source}.{}", stream.name), stream: stream.clone(), columns, in_clear, declared, int_key_column, read }
+        Self { id: format!("{source}.{}", stream.name), stream: stream.clone(), columns, in_clear, declared, int_key_column, read, validator: Validator::new(stream) }
     }
 
     /// The stream's typed columns (its declared top-level fields kept in clear).
     pub(crate) fn columns(&self) -> &[Column] {
         &self.columns
+    }
+
+    /// The stream's schema and rules as records are checked against them.
+    pub fn validator(&self) -> &Validator {
+        &self.validator
     }
 
     /// The stream's allow-list of fields kept in clear.
@@ -488,7 +495,7 @@ impl Prepared {
     /// Validates, tokenizes and seals one record as ingestion does, keeping it as JSON (the
     /// real-time path, which carries records on a queue rather than into Arrow).
     pub async fn protect<K: KeyService>(&self, mut record: Value, tokens: &Tokenizer, sealer: &mut Sealer<K>) -> Result<Protected> {
-        let reasons = validate(&self.stream, &record);
+        let reasons = self.validator.validate(&record);
         let key = self.key(&record);
         let values = self.token_values(&record, tokens);
         let subject = self.subject(&record, key.as_deref(), tokens, &values);
@@ -499,7 +506,7 @@ impl Prepared {
 
     /// Validates, tokenizes and seals one record. `Ok(Err(..))` is an invalid record.
     pub async fn process<K: KeyService>(&self, mut record: Value, origin: Origin<'_>, tokens: &Tokenizer, sealer: &mut Sealer<K>) -> Result<std::result::Result<Row<'static>, QuarantineRow>> {
-        let reasons = validate(&self.stream, &record);
+        let reasons = self.validator.validate(&record);
         let key = self.key(&record);
         let token_values = self.token_values(&record, tokens);
         let subject = self.subject(&record, key.as_deref(), tokens, &token_values);

@@ -30,41 +30,55 @@ fn path(at: &[Seg<'_>]) -> String {
     s
 }
 
-/// Calls `f` with every value at `pointer`, where `*` stands for each element of an array, and
-/// its concrete path; `None` when the path ends early (a missing field or a non-array under
-/// `*`); parents that are missing or null yield nothing below them. The path is only formatted
-/// when a reason needs it: validation runs on every record, and building a pointer
-/// string per value was a fifth of ingestion's CPU (issue 20, `alkasba-bench floor --stages`).
-/// `at` is the path's buffer, reused from one pointer to the next (a record is visited by ~25).
-fn visit<'a, 'p>(record: &'a Value, pointer: &'p str, at: &mut Vec<Seg<'p>>, f: &mut impl FnMut(&[Seg<'p>], Option<&'a Value>)) {
-    at.clear();
-    let mut segs = pointer.split('/');
-    segs.next();
-    walk(record, segs, at, f);
+/// One step of a pointer, split and unescaped once ([`Validator::new`]): a field, as written
+/// (for reasons) and as named (for lookups), or `*`, every element of an array.
+#[derive(Debug, Clone)]
+enum Step {
+    Field { escaped: String, name: String },
+    Each,
 }
 
-fn walk<'a, 'p>(v: &'a Value, mut segs: std::str::Split<'p, char>, at: &mut Vec<Seg<'p>>, f: &mut impl FnMut(&[Seg<'p>], Option<&'a Value>)) {
-    let Some(head) = segs.next() else {
+/// The steps of an RFC 6901 pointer with `*` for every element of an array ("" is the whole
+/// record).
+fn steps(pointer: &str) -> Vec<Step> {
+    pointer.split('/').skip(1).map(|seg| if seg == "*" { Step::Each } else { Step::Field { escaped: seg.to_string(), name: unescape(seg).into_owned() } }).collect()
+}
+
+/// Calls `f` with every value at the pointer split into `steps` and its concrete path; `None`
+/// when the path ends early (a missing field or a non-array under `*`); parents that are
+/// missing or null yield nothing below them. The path is only formatted when a reason needs
+/// it: validation runs on every record, and building a pointer string per value was a fifth of
+/// ingestion's CPU (issue 20, `alkasba-bench floor --stages`). `at` is the path's buffer,
+/// reused from one pointer to the next (a record is visited by ~25).
+fn visit<'a, 'p>(record: &'a Value, steps: &'p [Step], at: &mut Vec<Seg<'p>>, f: &mut impl FnMut(&[Seg<'p>], Option<&'a Value>)) {
+    at.clear();
+    walk(record, steps, at, f);
+}
+
+fn walk<'a, 'p>(v: &'a Value, steps: &'p [Step], at: &mut Vec<Seg<'p>>, f: &mut impl FnMut(&[Seg<'p>], Option<&'a Value>)) {
+    let Some((head, rest)) = steps.split_first() else {
         f(at, Some(v));
         return;
     };
-    if head == "*" {
-        if let Value::Array(items) = v {
-            for (i, item) in items.iter().enumerate() {
-                at.push(Seg::Index(i));
-                walk(item, segs.clone(), at, f);
-                at.pop();
+    let (escaped, name) = match head {
+        Step::Each => {
+            if let Value::Array(items) = v {
+                for (i, item) in items.iter().enumerate() {
+                    at.push(Seg::Index(i));
+                    walk(item, rest, at, f);
+                    at.pop();
+                }
             }
+            return;
         }
-        return;
-    }
-    let child = v.get(&*unescape(head));
-    at.push(Seg::Field(head));
-    let last = segs.clone().next().is_none();
+        Step::Field { escaped, name } => (escaped, name),
+    };
+    let child = v.get(name.as_str());
+    at.push(Seg::Field(escaped));
     match child {
-        Some(Value::Null) | None if !last => {}
+        Some(Value::Null) | None if !rest.is_empty() => {}
         Some(Value::Null) | None => f(at, None),
-        Some(child) => walk(child, segs, at, f),
+        Some(child) => walk(child, rest, at, f),
     }
     at.pop();
 }
@@ -178,63 +192,108 @@ fn check_value(at: &[Seg<'_>], spec: &FieldSpec, v: &Value, reasons: &mut Vec<St
     }
 }
 
-/// Checks `record` against `stream`'s schema and rules; empty when valid.
+/// Checks `record` against `stream`'s schema and rules; empty when valid. A stream's records
+/// are better checked by one [`Validator`], which splits the pointers once.
 pub fn validate(stream: &Stream, record: &Value) -> Vec<String> {
-    let mut reasons = Vec::new();
-    if !record.is_object() {
-        reasons.push("record is not a JSON object".to_string());
-        return reasons;
+    Validator::new(stream).validate(record)
+}
+
+/// A `sum_equals` rule with its pointers split and its tolerance read once.
+#[derive(Debug, Clone)]
+struct SumRule {
+    total: String,
+    terms: Vec<Vec<Step>>,
+    /// The terms' pointers as a reason names them (`/a + /b`).
+    shown: String,
+    tolerance: Decimal,
+}
+
+/// A stream's schema and rules ready to check records: every pointer split into its steps and
+/// every tolerance made a `Decimal` once, not per record (splitting and unescaping the ~25
+/// pointers of an order for each record was ~1.5% of a fetcher's CPU, and the tolerance's
+/// text ~0.3%: `perf record` during a 1,000,000-order load, issue 20).
+#[derive(Debug, Clone)]
+pub struct Validator {
+    primary_key: Vec<String>,
+    fields: Vec<(Vec<Step>, FieldSpec)>,
+    rules: Vec<SumRule>,
+}
+
+impl Validator {
+    pub fn new(stream: &Stream) -> Self {
+        let rules = stream
+            .rules
+            .iter()
+            .map(|rule| {
+                let Rule::SumEquals { total, terms, tolerance } = rule;
+                SumRule {
+                    total: total.clone(),
+                    terms: terms.iter().map(|t| steps(t)).collect(),
+                    shown: terms.join(" + "),
+                    // As written in the config: 0.01 is exactly a cent, not its binary neighbour.
+                    tolerance: Decimal::from_str(&tolerance.to_string()).unwrap_or(Decimal::ZERO),
+                }
+            })
+            .collect();
+        Self { primary_key: stream.primary_key.clone(), fields: stream.schema.iter().map(|(p, spec)| (steps(p), spec.clone())).collect(), rules }
     }
-    for p in &stream.primary_key {
-        if matches!(pointer(record, p), None | Some(Value::Null)) {
-            reasons.push(format!("{p}: primary key is missing"));
+
+    /// Checks `record`; empty when valid.
+    pub fn validate(&self, record: &Value) -> Vec<String> {
+        let mut reasons = Vec::new();
+        if !record.is_object() {
+            reasons.push("record is not a JSON object".to_string());
+            return reasons;
         }
-    }
-    let mut at = Vec::with_capacity(4);
-    for (pointer, spec) in &stream.schema {
-        visit(record, pointer, &mut at, &mut |at, v| {
-            // WooCommerce writes "" for a value that is not set (a variable product's price, an
-            // order's unset date): absent, for every type but text.
-            let unset = |v: &Value| matches!(v, Value::String(s) if s.is_empty()) && spec.ty != FieldType::String;
-            match v {
-                None | Some(Value::Null) => {
-                    let at = path(at);
-                    if spec.required && !reasons.iter().any(|r| r.starts_with(&format!("{at}: primary key"))) {
-                        reasons.push(format!("{at}: required"));
-                    }
-                }
-                Some(v) if unset(v) => {
-                    if spec.required {
-                        reasons.push(format!("{}: required", path(at)));
-                    }
-                }
-                Some(v) => check_value(at, spec, v, &mut reasons),
+        for p in &self.primary_key {
+            if matches!(pointer(record, p), None | Some(Value::Null)) {
+                reasons.push(format!("{p}: primary key is missing"));
             }
-        });
-    }
-    for rule in &stream.rules {
-        let Rule::SumEquals { total, terms, tolerance } = rule;
-        let Some(t) = pointer(record, total).and_then(decimal) else { continue };
-        // Checked arithmetic: crafted amounts near Decimal's limit (about 7.9e28) must give a
-        // reason, not a panic that dead-letters the page forever.
-        let mut sum = Some(Decimal::ZERO);
-        for term in terms {
-            visit(record, term, &mut at, &mut |_, v| {
-                if let Some(d) = v.and_then(decimal) {
-                    sum = sum.and_then(|s| s.checked_add(d));
+        }
+        let mut at = Vec::with_capacity(4);
+        for (steps, spec) in &self.fields {
+            visit(record, steps, &mut at, &mut |at, v| {
+                // WooCommerce writes "" for a value that is not set (a variable product's price,
+                // an order's unset date): absent, for every type but text.
+                let unset = |v: &Value| matches!(v, Value::String(s) if s.is_empty()) && spec.ty != FieldType::String;
+                match v {
+                    None | Some(Value::Null) => {
+                        let at = path(at);
+                        if spec.required && !reasons.iter().any(|r| r.starts_with(&format!("{at}: primary key"))) {
+                            reasons.push(format!("{at}: required"));
+                        }
+                    }
+                    Some(v) if unset(v) => {
+                        if spec.required {
+                            reasons.push(format!("{}: required", path(at)));
+                        }
+                    }
+                    Some(v) => check_value(at, spec, v, &mut reasons),
                 }
             });
         }
-        let Some(diff) = sum.and_then(|sum| t.checked_sub(sum)).map(|d| d.abs()) else {
-            reasons.push(format!("{total}: the sum of {} is out of range", terms.join(" + ")));
-            continue;
-        };
-        let tol = Decimal::from_str(&tolerance.to_string()).unwrap_or(Decimal::ZERO);
-        if diff > tol {
-            reasons.push(format!("{total}: differs from the sum of {} by {diff}", terms.join(" + ")));
+        for rule in &self.rules {
+            let Some(t) = pointer(record, &rule.total).and_then(decimal) else { continue };
+            // Checked arithmetic: crafted amounts near Decimal's limit (about 7.9e28) must give
+            // a reason, not a panic that dead-letters the page forever.
+            let mut sum = Some(Decimal::ZERO);
+            for term in &rule.terms {
+                visit(record, term, &mut at, &mut |_, v| {
+                    if let Some(d) = v.and_then(decimal) {
+                        sum = sum.and_then(|s| s.checked_add(d));
+                    }
+                });
+            }
+            let Some(diff) = sum.and_then(|sum| t.checked_sub(sum)).map(|d| d.abs()) else {
+                reasons.push(format!("{}: the sum of {} is out of range", rule.total, rule.shown));
+                continue;
+            };
+            if diff > rule.tolerance {
+                reasons.push(format!("{}: differs from the sum of {} by {diff}", rule.total, rule.shown));
+            }
         }
+        reasons
     }
-    reasons
 }
 
 #[cfg(test)]
@@ -337,6 +396,34 @@ terms = ["/lines/*/amount", "/shipping"]
             assert!(reasons.iter().any(|x| x == want), "want {want:?}, got {reasons:?}");
             assert!(!reasons.iter().any(|x| x.contains("ana") || x.contains("0612")), "{reasons:?}");
         }
+    }
+
+    #[test]
+    fn escaped_names_are_looked_up_unescaped_and_named_as_written() {
+        let f = alkasba_sources::parse(
+            "t.toml",
+            r#"
+[source]
+name = "s"
+base_url = "http://h/"
+auth = { type = "none" }
+[[stream]]
+name = "o"
+path = "/o"
+primary_key = ["/id"]
+in_clear = ["/id"]
+paginator = { type = "link_header" }
+[stream.schema]
+"/id" = { type = "integer", required = true }
+"/meta/a~1b" = { type = "integer", required = true }
+"/meta/m~0n/*/q" = { type = "integer" }
+"#,
+        )
+        .unwrap();
+        let v = Validator::new(&f.streams[0]);
+        assert!(v.validate(&json!({"id": 1, "meta": {"a/b": 2, "m~n": [{"q": 3}]}})).is_empty());
+        assert_eq!(v.validate(&json!({"id": 1, "meta": {"a/b": "x", "m~n": [{"q": 3}, {"q": "y"}]}})), ["/meta/a~1b: not an integer", "/meta/m~0n/1/q: not an integer"]);
+        assert_eq!(v.validate(&json!({"id": 1, "meta": {"ab": 2}})), ["/meta/a~1b: required"]);
     }
 
     #[test]

@@ -345,7 +345,6 @@ fn parquet(batch: &RecordBatch) -> Result<usize> {
 /// on one thread: µs per record. The steps are the ones `Prepared::process_page` runs on a valid
 /// record, called through their public functions.
 async fn stages(prep: &Prepared, tokens: &Tokenizer, raw: &[RawPage]) -> Result<()> {
-    use alkasba_records::validate::validate;
     const NAMES: [&str; 13] = [
         "find the records (text) and their fields, parse the fields read into Values",
         "validate",
@@ -386,7 +385,7 @@ async fn stages(prep: &Prepared, tokens: &Tokenizer, raw: &[RawPage]) -> Result<
         }
         n += records.len();
         lap(0, &mut secs);
-        invalid += records.iter().filter(|(_, _, r)| !validate(&prep.stream, r).is_empty()).count();
+        invalid += records.iter().filter(|(_, _, r)| !prep.validator().validate(r).is_empty()).count();
         lap(1, &mut secs);
         let keys: Vec<Option<String>> = records.iter().map(|(_, _, r)| prep.key(r)).collect();
         std::hint::black_box(records.iter().filter(|(_, _, r)| prep.version_of(r).is_some()).count());
