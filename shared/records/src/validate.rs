@@ -107,10 +107,29 @@ pub fn timestamp_micros(s: &str) -> Option<i64> {
     // way or neither (RFC 3339 requires the offset, `NaiveDateTime` rejects one), so the order
     // only saves the failed attempt. `FromStr` is `%Y-%m-%dT%H:%M:%S%.f` without re-reading a
     // format string per value.
+    if let Some(t) = plain_date_time(s) {
+        return Some(t);
+    }
     if let Ok(t) = s.parse::<chrono::NaiveDateTime>() {
         return Some(t.and_utc().timestamp_micros());
     }
     chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp_micros())
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` exactly (how WooCommerce writes every date), read without chrono's
+/// general parser: an order has eight dates, each read twice (validated, then made a cell),
+/// and `NaiveDateTime::from_str` was ~2% of the record path (`perf record` on `alkasba-bench
+/// floor --stages`, issue 20). `None` for anything else, which the general parser then reads
+/// (a leap second too: chrono's parser takes `:60`, `and_hms_opt` does not), so the result is
+/// always chrono's (`tests::plain_dates_read_as_chrono_reads_them`).
+fn plain_date_time(s: &str) -> Option<i64> {
+    let b: &[u8; 19] = s.as_bytes().try_into().ok()?;
+    let digits = |r: std::ops::Range<usize>| b[r].iter().try_fold(0u32, |n, c| c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0')));
+    if [b[4], b[7], b[10], b[13], b[16]] != [b'-', b'-', b'T', b':', b':'] {
+        return None;
+    }
+    let date = chrono::NaiveDate::from_ymd_opt(digits(0..4)? as i32, digits(5..7)?, digits(8..10)?)?;
+    Some(date.and_hms_opt(digits(11..13)?, digits(14..16)?, digits(17..19)?)?.and_utc().timestamp_micros())
 }
 
 /// A phone number as WooCommerce's checkout accepts one (`WC_Validation::is_phone`): digits,
@@ -449,6 +468,24 @@ paginator = { type = "link_header" }
             let mut r = good();
             r["billing"]["phone"] = json!(ok);
             assert!(validate(&stream(), &r).is_empty(), "{ok}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Strings shaped like WooCommerce's dates, in range and out of it, with any separator:
+        /// the fast path gives what chrono's parser gives.
+        #[test]
+        fn plain_dates_read_as_chrono_reads_them(y in 0u32..10000, mo in 0u32..14, d in 0u32..33, h in 0u32..26, mi in 0u32..62, sec in 0u32..62,
+                                                 seps in proptest::sample::select(vec!["--T::", "--t::", "-- ::", "/-T::", "--T:.", "--T::"])) {
+            let sep: Vec<char> = seps.chars().collect();
+            let s = format!("{y:04}{}{mo:02}{}{d:02}{}{h:02}{}{mi:02}{}{sec:02}", sep[0], sep[1], sep[2], sep[3], sep[4]);
+            let chrono = s.parse::<chrono::NaiveDateTime>().ok().map(|t| t.and_utc().timestamp_micros());
+            let fast = plain_date_time(&s);
+            proptest::prop_assert!(fast.is_none() || fast == chrono, "{s}: {fast:?} vs {chrono:?}");
+            proptest::prop_assert_eq!(timestamp_micros(&s), chrono.or_else(|| chrono::DateTime::parse_from_rfc3339(&s).ok().map(|t| t.timestamp_micros())), "{}", s);
+            if seps == "--T::" && chrono.is_some() && sec < 60 {
+                proptest::prop_assert_eq!(fast, chrono, "{}", s);
+            }
         }
     }
 
