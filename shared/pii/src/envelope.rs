@@ -74,7 +74,13 @@ const ZSTD_LEVEL: i32 = -1;
 const MAX_PLAINTEXT: u64 = 16 << 20;
 
 pub(crate) fn seal_with(key: &LessSafeKey, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
-    let n = nonce(&SystemRandom::new())?;
+    seal_with_nonce(key, nonce(&SystemRandom::new())?, aad, plaintext)
+}
+
+/// [`seal_with`] under the nonce `n`, which must be fresh from the system generator (a random
+/// nonce per value, as every seal here uses: never a counter, whose state a key reused across
+/// sessions could not keep).
+fn seal_with_nonce(key: &LessSafeKey, n: [u8; NONCE_LEN], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
     // Encrypted where it lies after the nonce, the tag appended: one buffer, not a second one
     // for the ciphertext copied back (issue 20: a seal per record).
     let mut out = Vec::with_capacity(NONCE_LEN + plaintext.len() + AES_256_GCM.tag_len());
@@ -192,28 +198,35 @@ impl<K: KeyService> Sealer<K> {
     /// `pii3:<key id>:<base64>` with the plaintext compressed, or `pii1:` when compressing does
     /// not make it smaller.
     pub async fn seal(&mut self, subject: &str, place: &str, plaintext: &[u8]) -> Result<String> {
-        if !self.persons.contains_key(subject) {
-            // The person's key and its id drawn at once: each draw from the system generator
-            // costs a hardware random instruction or more (issue 20: a new person per record
-            // on a first load).
-            let mut drawn = Zeroizing::new([0u8; 48]);
+        // A new person's key, its id, the nonce wrapping the key and the value's nonce drawn
+        // at once; a known person's value, its nonce alone. Each draw from the system
+        // generator costs a hardware random instruction or more (issue 20: a new person per
+        // record on a first load; three draws were ~1% of a fetcher's CPU, in `rdrand`).
+        let mut drawn = Zeroizing::new([0u8; 32 + 16 + 2 * NONCE_LEN]);
+        let value_nonce = if self.persons.contains_key(subject) {
+            nonce(&self.rng)?
+        } else {
             self.rng.fill(drawn.as_mut()).map_err(|_| Error::Crypto("no system randomness".into()))?;
-            let (raw, id) = drawn.split_at(32);
+            let (raw, rest) = drawn.split_at(32);
+            let (id, nonces) = rest.split_at(16);
+            let (wrap_nonce, value_nonce) = nonces.split_at(NONCE_LEN);
             let raw: &[u8; 32] = raw.try_into().map_err(|_| Error::Crypto("person key length".into()))?;
+            let as_nonce = |n: &[u8]| <[u8; NONCE_LEN]>::try_from(n).map_err(|_| Error::Crypto("nonce length".into()));
             let key_id = crate::token::hex(id);
             let (dk, wrapper) = self.data_key().await?;
-            let wrapped_key = seal_with(wrapper, &wrap_aad(&key_id, subject), raw.as_ref())?;
+            let wrapped_key = seal_with_nonce(wrapper, as_nonce(wrap_nonce)?, &wrap_aad(&key_id, subject), raw.as_ref())?;
             let row = KeyringRow { subject: subject.to_string(), key_id: key_id.clone(), wrapped_key, kms_blob: dk.blob.clone(), kms_context: Arc::clone(&self.context), created_at: Utc::now() };
             self.new_rows.push(row);
             self.persons.insert(subject.to_string(), (key_id, aes(raw)?));
-        }
+            as_nonce(value_nonce)?
+        };
         let (key_id, cipher) = self.persons.get(subject).ok_or_else(|| Error::Crypto("person key missing".into()))?;
         let compressed = compress(&mut self.compressor, plaintext);
         let (format, body) = match &compressed {
             Some(c) => (COMPRESSED, c.as_slice()),
             None => (Format::Plain, plaintext),
         };
-        let sealed = seal_with(cipher, &value_aad(format, key_id, place), body)?;
+        let sealed = seal_with_nonce(cipher, value_nonce, &value_aad(format, key_id, place), body)?;
         // Written into one string sized for it (not a base64 string, then a formatted copy).
         let mut out = String::with_capacity(format.prefix().len() + key_id.len() + 1 + sealed.len().div_ceil(3) * 4);
         out.push_str(format.prefix());
@@ -326,7 +339,12 @@ mod tests {
         let (pa, pb) = (place("shop.customers", "1", "_sealed"), place("shop.customers", "2", "_sealed"));
         let a1 = s.seal("alice", &pa, b"alice@example.ma").await.unwrap();
         let b1 = s.seal("bob", &pb, b"bob@example.ma").await.unwrap();
+        // A known person's value: her key again, a fresh nonce (a new person's nonces are drawn
+        // with their key, a known one's alone).
+        let a2 = s.seal("alice", &pa, b"alice@example.ma").await.unwrap();
         assert!(is_sealed(&a1) && !a1.contains("alice"));
+        assert_eq!(Opener::<LocalKeys>::key_id(&a1), Opener::<LocalKeys>::key_id(&a2));
+        assert_ne!(a1, a2, "the same value sealed twice differs: a nonce per value");
         let rows = s.take_new_keys();
         assert_eq!(rows.len(), 2, "one key per person");
         assert!(rows.iter().all(|r| *r.kms_context == ctx), "the rows carry their data key's context");
@@ -338,6 +356,7 @@ mod tests {
 
         let mut o = Opener::new(keys.clone(), rows.clone());
         assert_eq!(o.open(&pa, &a1).await.unwrap(), b"alice@example.ma");
+        assert_eq!(o.open(&pa, &a2).await.unwrap(), b"alice@example.ma");
         // One ciphertext character changed (mid-payload: the last base64 character may carry
         // only padding bits, and replacing it with 'A' changed nothing when it already was one).
         let at = b1.rfind(':').unwrap() + 1 + (b1.len() - b1.rfind(':').unwrap()) / 2;
