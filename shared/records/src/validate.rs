@@ -320,15 +320,15 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// The one stream of a source file whose `[[stream]]` table is `stream`.
+    fn one_stream(stream: &str) -> Stream {
+        let file = format!("[source]\nname = \"s\"\nbase_url = \"http://h/\"\nauth = {{ type = \"none\" }}\n[[stream]]\n{stream}");
+        alkasba_sources::parse("t.toml", &file).unwrap().streams[0].clone()
+    }
+
     fn stream() -> Stream {
-        let f = alkasba_sources::parse(
-            "t.toml",
+        one_stream(
             r#"
-[source]
-name = "s"
-base_url = "http://h/"
-auth = { type = "none" }
-[[stream]]
 name = "orders"
 path = "/o"
 primary_key = ["/id"]
@@ -349,8 +349,6 @@ total = "/total"
 terms = ["/lines/*/amount", "/shipping"]
 "#,
         )
-        .unwrap();
-        f.streams[0].clone()
     }
 
     fn good() -> Value {
@@ -419,14 +417,8 @@ terms = ["/lines/*/amount", "/shipping"]
 
     #[test]
     fn escaped_names_are_looked_up_unescaped_and_named_as_written() {
-        let f = alkasba_sources::parse(
-            "t.toml",
+        let stream = one_stream(
             r#"
-[source]
-name = "s"
-base_url = "http://h/"
-auth = { type = "none" }
-[[stream]]
 name = "o"
 path = "/o"
 primary_key = ["/id"]
@@ -437,9 +429,8 @@ paginator = { type = "link_header" }
 "/meta/a~1b" = { type = "integer", required = true }
 "/meta/m~0n/*/q" = { type = "integer" }
 "#,
-        )
-        .unwrap();
-        let v = Validator::new(&f.streams[0]);
+        );
+        let v = Validator::new(&stream);
         assert!(v.validate(&json!({"id": 1, "meta": {"a/b": 2, "m~n": [{"q": 3}]}})).is_empty());
         assert_eq!(v.validate(&json!({"id": 1, "meta": {"a/b": "x", "m~n": [{"q": 3}, {"q": "y"}]}})), ["/meta/a~1b: not an integer", "/meta/m~0n/1/q: not an integer"]);
         assert_eq!(v.validate(&json!({"id": 1, "meta": {"ab": 2}})), ["/meta/a~1b: required"]);
