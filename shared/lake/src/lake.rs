@@ -307,18 +307,29 @@ impl Lake {
     /// cache is as fresh as a request would be. Without it, always a request (what tells a table
     /// deleted and created again).
     async fn commit_tag(&self, table: &DeltaTable, kept: bool) -> std::result::Result<Option<Option<String>>, DeltaTableError> {
-        use deltalake::logstore::object_store::{self, ObjectStoreExt};
         let Some(v) = table.version() else { return Ok(None) };
-        let file = format!("_delta_log/{v:020}.json");
         if kept
             && let Some(cache) = self.log_cache.get()
-            && let Ok(dir) = object_store::path::Path::from_url_path(table.table_url().path())
-            && let Some(tag) = cache.kept_tag(&object_store::path::Path::from(format!("{dir}/{file}")))
+            && let Some(path) = Self::commit_path(table, v)
+            && let Some(tag) = cache.kept_tag(&path)
         {
             return Ok(Some(tag));
         }
+        Self::head_tag(table, v).await
+    }
+
+    /// The store path of `table`'s commit file of `version` (as the log cache names it).
+    fn commit_path(table: &DeltaTable, version: u64) -> Option<deltalake::logstore::object_store::path::Path> {
+        use deltalake::logstore::object_store::path::Path;
+        let dir = Path::from_url_path(table.table_url().path()).ok()?;
+        Some(Path::from(format!("{dir}/_delta_log/{version:020}.json")))
+    }
+
+    /// The e-tag of `table`'s commit file of `version`, asked of the store (`None`: gone).
+    async fn head_tag(table: &DeltaTable, version: u64) -> std::result::Result<Option<Option<String>>, DeltaTableError> {
+        use deltalake::logstore::object_store::{self, ObjectStoreExt};
         let store = table.log_store().object_store(None);
-        match store.head(&object_store::path::Path::from(file)).await {
+        match store.head(&object_store::path::Path::from(format!("_delta_log/{version:020}.json"))).await {
             Ok(meta) => Ok(Some(meta.e_tag)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(DeltaTableError::ObjectStore { source: e }),
@@ -328,14 +339,31 @@ impl Lake {
     /// `cached` brought up to date, `None` if the commit it stands on is gone or is not the one
     /// it read: a table deleted and created again must not be written as if it still had the
     /// old log.
+    ///
+    /// The update lists the log from its last checkpoint, and the log cache notes each listed
+    /// commit file's e-tag: when that listing showed the commit `cached` stands on, its e-tag
+    /// there answers, and no request of its own is made (it was a HEAD per refresh: 4 of a
+    /// fetcher task's ~35 requests to S3, issue 20). When it did not (the commit is the
+    /// checkpoint's own, or gone), the store is asked, as before. What the update read from a
+    /// replaced log is dropped with `cached`: the table is opened afresh.
     async fn refreshed(&self, mut cached: Cached) -> std::result::Result<Option<Cached>, DeltaTableError> {
-        match self.commit_tag(&cached.table, false).await? {
-            Some(tag) if tag == cached.tag => {}
-            _ => return Ok(None),
+        let Some(before) = cached.table.version() else { return Ok(None) };
+        let cache = self.log_cache.get();
+        let path = Self::commit_path(&cached.table, before);
+        // Forget what an earlier listing showed: only this update's listing counts.
+        if let (Some(cache), Some(path)) = (cache, &path) {
+            cache.take_listed(path);
         }
-        let before = cached.table.version();
         cached.table.update_incremental(None).await?;
-        if cached.table.version() != before {
+        let listed = cache.zip(path.as_ref()).and_then(|(cache, path)| cache.take_listed(path));
+        let stood_on = match listed {
+            Some(tag) => Some(tag),
+            None => Self::head_tag(&cached.table, before).await?,
+        };
+        if stood_on.as_ref() != Some(&cached.tag) {
+            return Ok(None);
+        }
+        if cached.table.version() != Some(before) {
             match self.commit_tag(&cached.table, true).await? {
                 Some(tag) => cached.tag = tag,
                 None => return Ok(None),

@@ -23,7 +23,7 @@ mod select;
 mod storage;
 mod table;
 mod write;
-pub use write::parquet_properties;
+pub use write::{encode as encode_parquet, parquet_properties};
 
 pub use error::{Error, Result};
 pub use lake::{Append, Attempt, Lake, Pending, Written, commit_properties};

@@ -9,7 +9,8 @@
 //! once (put-if-absent) and never change, so what was read stays true, with one exception: a
 //! table deleted and created again reuses the names. A listing of the log (which every table
 //! update makes before reading) carries each file's e-tag, and an entry whose listed e-tag
-//! differs is dropped. Checkpoints are read in ranges (the Parquet footer, then its row groups),
+//! differs is dropped; the listed e-tags of commit files are also noted, so the lake can tell a
+//! cached table was not replaced from the listing its own update made, without a HEAD. Checkpoints are read in ranges (the Parquet footer, then its row groups),
 //! again on every marker lookup of an application id the log tail does not hold: the first
 //! ranged read of one reads it whole and later ranges are cut from memory. Hand-written:
 //! object_store has no read cache, and a general one could not know which files never change.
@@ -38,6 +39,9 @@ const MAX_BYTES: usize = 32 << 20;
 struct Kept {
     files: HashMap<Path, (ObjectMeta, bytes::Bytes)>,
     bytes: usize,
+    /// The e-tag of each commit file as a listing last showed it, kept or not, until taken
+    /// ([`LogCache::take_listed`]); emptied past [`MAX_FILES`] entries.
+    listed: HashMap<Path, Option<String>>,
 }
 
 type Files = Arc<Mutex<Kept>>;
@@ -126,6 +130,15 @@ impl LogCache {
         self.cached(path).map(|(meta, _)| meta.e_tag)
     }
 
+    /// The e-tag a listing showed for commit file `path` since the last call for it, taken
+    /// (`Some(None)`: the store gave none); `None` when no listing has shown it since. A table
+    /// update lists its log from the last checkpoint: a caller that takes the entry before the
+    /// update and again after learns whether that listing saw the file, and as what, without a
+    /// request of its own.
+    pub(crate) fn take_listed(&self, path: &Path) -> Option<Option<String>> {
+        self.files.lock().unwrap_or_else(std::sync::PoisonError::into_inner).listed.remove(path)
+    }
+
     /// The whole of `location` (a checkpoint), kept or read now and kept.
     async fn whole(&self, location: &Path) -> Result<(ObjectMeta, bytes::Bytes)> {
         if let Some(kept) = self.cached(location) {
@@ -139,12 +152,20 @@ impl LogCache {
     }
 }
 
-/// Drops the entry of a listed commit file or checkpoint whose e-tag or size is not the one kept.
+/// Drops the entry of a listed commit file or checkpoint whose e-tag or size is not the one
+/// kept, and notes a listed commit file's e-tag ([`LogCache::take_listed`]).
 fn check(files: &Files, listed: &ObjectMeta) {
-    if !(is_commit(&listed.location) || is_checkpoint(&listed.location)) {
+    let commit = is_commit(&listed.location);
+    if !(commit || is_checkpoint(&listed.location)) {
         return;
     }
     let mut kept = files.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if commit {
+        if kept.listed.len() >= MAX_FILES {
+            kept.listed.clear();
+        }
+        kept.listed.insert(listed.location.clone(), listed.e_tag.clone());
+    }
     if let Some((meta, _)) = kept.files.get(&listed.location)
         && (meta.e_tag != listed.e_tag || meta.size != listed.size)
         && let Some((_, old)) = kept.files.remove(&listed.location)
@@ -258,6 +279,12 @@ mod tests {
         let listed: Vec<ObjectMeta> = cache.list(Some(&Path::from("t/_delta_log"))).try_collect().await.unwrap();
         assert_eq!(listed.len(), 2);
         assert_eq!(read(&cache, &commit).await, "v0 again", "dropped by the listing, read again");
+        // What the listing showed of the commit file, once; nothing of other files.
+        let tag = inner.head(&commit).await.unwrap().e_tag;
+        assert!(tag.is_some());
+        assert_eq!(cache.take_listed(&commit), Some(tag), "as listed");
+        assert_eq!(cache.take_listed(&commit), None, "taken: no listing since");
+        assert_eq!(cache.take_listed(&other), None, "not a commit file");
         // A commit written through the cache (put if absent) is kept as sent.
         let next = Path::from("t/_delta_log/00000000000000000001.json");
         cache.put_opts(&next, PutPayload::from_static(b"v1"), PutOptions { mode: PutMode::Create, ..Default::default() }).await.unwrap();

@@ -334,8 +334,9 @@ const ROW_GROUP_ROWS: usize = 4096;
 /// The largest buffer [`encode`] reserves ahead; a larger file grows from there.
 const MAX_PRESIZED: usize = 256 << 20;
 
-/// One Parquet file in memory ([`parquet_properties`]).
-fn encode(uri: &str, batch: &RecordBatch) -> Result<Vec<u8>> {
+/// One Parquet file in memory ([`parquet_properties`]), as the lake's appends write it; `uri`
+/// names the table in the error. Public so the benchmark's floor encodes as a fetcher does.
+pub fn encode(uri: &str, batch: &RecordBatch) -> Result<Vec<u8>> {
     let props = parquet_properties(batch);
     let failed = |e: deltalake::parquet::errors::ParquetError| Error::Query { uri: uri.to_string(), reason: format!("encoding Parquet: {e}") };
     // The file's buffer sized once for the largest it can be in practice (the batch's Arrow

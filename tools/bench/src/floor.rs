@@ -24,7 +24,6 @@ use alkasba_sim::{SimConfig, serve};
 use alkasba_sources::{Page, first_url, with_param};
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use deltalake::parquet::arrow::ArrowWriter;
 use futures::StreamExt;
 use serde_json::Value;
 
@@ -334,11 +333,9 @@ fn to_page(prep: &Prepared, page: u64, url: &str, body: &[u8]) -> Result<Page> {
     Ok(Page::new(&prep.stream, url::Url::parse(url)?, Vec::new(), text)?)
 }
 
-/// The batch as a Parquet file in memory, encoded as the lake's appends encode it.
+/// The batch as a Parquet file in memory, encoded by the lake's appends' own function.
 fn parquet(batch: &RecordBatch) -> Result<usize> {
-    let mut w = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(alkasba_lake::parquet_properties(batch)))?;
-    w.write(batch)?;
-    Ok(w.into_inner()?.len())
+    Ok(alkasba_lake::encode_parquet("floor", batch)?.len())
 }
 
 /// Each step of our record path timed alone, group by group (20 pages, as a fetcher commits),
