@@ -343,7 +343,7 @@ impl Lake {
     /// The update lists the log from its last checkpoint, and the log cache notes each listed
     /// commit file's e-tag: when that listing showed the commit `cached` stands on, its e-tag
     /// there answers, and no request of its own is made (it was a HEAD per refresh: 4 of a
-    /// fetcher task's ~35 requests to S3, issue 20). When it did not (the commit is the
+    /// fetcher task's ~33 requests to S3, issue 20). When it did not (the commit is the
     /// checkpoint's own, or gone), the store is asked, as before. What the update read from a
     /// replaced log is dropped with `cached`: the table is opened afresh.
     async fn refreshed(&self, mut cached: Cached) -> std::result::Result<Option<Cached>, DeltaTableError> {

@@ -10,10 +10,11 @@
 //! table deleted and created again reuses the names. A listing of the log (which every table
 //! update makes before reading) carries each file's e-tag, and an entry whose listed e-tag
 //! differs is dropped; the listed e-tags of commit files are also noted, so the lake can tell a
-//! cached table was not replaced from the listing its own update made, without a HEAD. Checkpoints are read in ranges (the Parquet footer, then its row groups),
-//! again on every marker lookup of an application id the log tail does not hold: the first
-//! ranged read of one reads it whole and later ranges are cut from memory. Hand-written:
-//! object_store has no read cache, and a general one could not know which files never change.
+//! cached table was not replaced from the listing its own update made, without a HEAD.
+//! Checkpoints are read in ranges (the Parquet footer, then its row groups), again on every
+//! marker lookup of an application id the log tail does not hold: the first ranged read of one
+//! reads it whole and later ranges are cut from memory. Hand-written: object_store has no read
+//! cache, and a general one could not know which files never change.
 
 use std::collections::HashMap;
 use std::ops::Range;
