@@ -318,18 +318,23 @@ impl Lake {
         Self::head_tag(table, v).await
     }
 
+    /// A commit file's name under the table's root.
+    fn commit_file(version: u64) -> String {
+        format!("_delta_log/{version:020}.json")
+    }
+
     /// The store path of `table`'s commit file of `version` (as the log cache names it).
     fn commit_path(table: &DeltaTable, version: u64) -> Option<deltalake::logstore::object_store::path::Path> {
         use deltalake::logstore::object_store::path::Path;
         let dir = Path::from_url_path(table.table_url().path()).ok()?;
-        Some(Path::from(format!("{dir}/_delta_log/{version:020}.json")))
+        Some(Path::from(format!("{dir}/{}", Self::commit_file(version))))
     }
 
     /// The e-tag of `table`'s commit file of `version`, asked of the store (`None`: gone).
     async fn head_tag(table: &DeltaTable, version: u64) -> std::result::Result<Option<Option<String>>, DeltaTableError> {
         use deltalake::logstore::object_store::{self, ObjectStoreExt};
         let store = table.log_store().object_store(None);
-        match store.head(&object_store::path::Path::from(format!("_delta_log/{version:020}.json"))).await {
+        match store.head(&object_store::path::Path::from(Self::commit_file(version))).await {
             Ok(meta) => Ok(Some(meta.e_tag)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(DeltaTableError::ObjectStore { source: e }),
@@ -348,14 +353,12 @@ impl Lake {
     /// replaced log is dropped with `cached`: the table is opened afresh.
     async fn refreshed(&self, mut cached: Cached) -> std::result::Result<Option<Cached>, DeltaTableError> {
         let Some(before) = cached.table.version() else { return Ok(None) };
-        let cache = self.log_cache.get();
-        let path = Self::commit_path(&cached.table, before);
+        let watched = self.log_cache.get().zip(Self::commit_path(&cached.table, before));
+        let take_listed = || watched.as_ref().and_then(|(cache, path)| cache.take_listed(path));
         // Forget what an earlier listing showed: only this update's listing counts.
-        if let (Some(cache), Some(path)) = (cache, &path) {
-            cache.take_listed(path);
-        }
+        take_listed();
         cached.table.update_incremental(None).await?;
-        let listed = cache.zip(path.as_ref()).and_then(|(cache, path)| cache.take_listed(path));
+        let listed = take_listed();
         let stood_on = match listed {
             Some(tag) => Some(tag),
             None => Self::head_tag(&cached.table, before).await?,
