@@ -6,6 +6,8 @@ use alkasba_runtime::{BatchFailures, deadline};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent};
 
+// A multi-thread runtime, as the lake needs (`alkasba_lake::Lake`): on a current-thread one
+// delta-rs's checkpoint writer blocks the only thread and the fetcher hangs (issue 20).
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     alkasba_telemetry::init();

@@ -49,6 +49,15 @@ pub const KEYRING_PROPERTIES: [(&str, &str); 5] = [
 ];
 
 /// Where everything lives. Clones share the cache of opened tables.
+///
+/// On S3 it needs a multi-thread Tokio runtime (`#[tokio::main]`'s default). On a current-thread
+/// one, delta-rs (deltalake-core 1.1) writes a checkpoint with the kernel's synchronous writer on
+/// the runtime's only thread, the one that drives the S3 connections its requests wait on: the
+/// tenth commit of a table never returned. With the checkpoint moved to a blocking thread, the
+/// next fault showed: there each engine delta-rs builds runs a runtime of its own on a thread
+/// that ends with the engine (`get_engine`, `TokioBackgroundExecutor`), and pooled S3
+/// connections opened on it die with it, so later requests that reuse them fail with "error
+/// sending request" (16 tasks retried in a 1M-order run; issue 20, docs/benchmarks.md).
 #[derive(Debug, Clone)]
 pub struct Lake {
     root: Url,
